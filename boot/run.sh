@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# QEMU runner for every kernel image (cargo's `runner` for the i686-probe target).
+#
+#   boot/run.sh [runner flags] KERNEL.elf [kernel words...]
+#
+# Cargo calls it with the ELF first; words after `--` in `cargo run -- ...`
+# or `cargo test -- ...` follow. Runner flags may stand anywhere:
+#   --icount      add -icount shift=0,sleep=off (one TSC tick per instruction)
+#   --gdb         start QEMU's gdb stub on :1234 and wait for a debugger
+#   --iso         boot through GRUB from an ISO (default for `cargo run`)
+#   --direct      boot the ELF with -kernel (Multiboot1; default for tests)
+#   --timeout=S   give up after S seconds (default 120; 3600 for `shell`)
+# Other words go on the kernel command line. For test kernels a bare word is
+# a test filter (`cargo test -- NAME` becomes `test=NAME`).
+#
+# Exit status: 0 the kernel passed, 1 it reported failure, 2 it hung
+# (timeout), 3 triple fault or reset, 4 QEMU failed.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+
+elf="" ; words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s=""
+for arg in "$@"; do
+    case "$arg" in
+        --icount) icount=1 ;;
+        --gdb) gdb=1 ;;
+        --iso) boot=iso ;;
+        --direct) boot=direct ;;
+        --timeout=*) timeout_s=${arg#--timeout=} ;;
+        --nocapture|--quiet|-q|--test-threads=*|--color=*) ;; # libtest flags: meaningless here
+        *) if [ -z "$elf" ]; then elf=$arg; else words+=("$arg"); fi ;;
+    esac
+done
+[ -n "$elf" ] || { echo "usage: $0 [--icount] [--gdb] [--iso|--direct] KERNEL [words...]" >&2; exit 4; }
+
+is_test=0
+case "$elf" in */deps/*) is_test=1 ;; esac
+name=$(basename "$elf"); name=${name%-*}
+[ "$is_test" = 1 ] && [ "$name" = probe_kernel ] && name="probe_kernel (unit tests)"
+
+cmdline=()
+for w in ${words[@]+"${words[@]}"}; do
+    if [ "$is_test" = 1 ] && [[ "$w" != *=* ]]; then cmdline+=("test=$w"); else cmdline+=("$w"); fi
+done
+cmdline_text="${cmdline[*]-}"
+[ -n "$boot" ] || { [ "$is_test" = 1 ] && boot=direct || boot=iso; }
+if [ -z "$timeout_s" ]; then
+    timeout_s=120
+    [[ " $cmdline_text " == *" shell "* ]] && timeout_s=3600
+fi
+
+# Fill the kernel's symbol table (.ksyms) from the ELF's own symbols.
+python3 "$root/tools/ksyms.py" "$elf" || { echo "run.sh: could not embed symbols into $elf" >&2; exit 4; }
+
+qemu_args=(-m 128M -display none -serial stdio -monitor none -no-reboot
+           -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+[ "$icount" = 1 ] && qemu_args+=(-icount shift=0,sleep=off)
+[ "$gdb" = 1 ] && { qemu_args+=(-s -S); echo "run.sh: gdb stub on localhost:1234; in gdb: target remote :1234 (symbols: $elf)" >&2; }
+
+if [ "$boot" = iso ]; then
+    target_dir=$(dirname "$elf")
+    iso_root="$target_dir/iso"
+    iso="$target_dir/probe-kernel.iso"
+    rm -rf "$iso_root"; mkdir -p "$iso_root/boot/grub"
+    strip --strip-debug -o "$iso_root/boot/kernel.elf" "$elf"
+    sed "s|@CMDLINE@|$cmdline_text|" "$here/grub.cfg" > "$iso_root/boot/grub/grub.cfg"
+    if ! grub-mkrescue -o "$iso" "$iso_root" >"$target_dir/grub-mkrescue.log" 2>&1; then
+        cat "$target_dir/grub-mkrescue.log" >&2; echo "run.sh: grub-mkrescue failed" >&2; exit 4
+    fi
+    echo "run.sh: ISO at $iso (boot it on any PC or VM)" >&2
+    qemu_args+=(-cdrom "$iso" -boot d)
+else
+    qemu_args+=(-kernel "$elf" -append "$cmdline_text")
+fi
+
+log=$(mktemp)
+timeout --foreground "$timeout_s" qemu-system-i386 "${qemu_args[@]}" | tee "$log"
+status=${PIPESTATUS[0]}
+case "$status" in
+    33) verdict=passed; rc=0 ;;
+    35) verdict=failed; rc=1 ;;
+    124) verdict="HUNG: no verdict after ${timeout_s}s"; rc=2 ;;
+    0) verdict="TRIPLE FAULT or reset (QEMU exited 0 under -no-reboot)"; rc=3 ;;
+    *) verdict="QEMU ERROR (exit status $status)"; rc=4 ;;
+esac
+[ "$rc" -ge 2 ] && echo "run.sh: $name: $verdict" >&2
+
+# Test kernels: record this kernel's counts for the aggregate (boot/test-all.sh).
+if [ "$is_test" = 1 ]; then
+    summary=$(tr -d '\r' < "$log" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    if [ -n "$summary" ]; then
+        passed=${summary%% passed*}; failed=${summary#*, }; failed=${failed%% failed*}
+    else
+        passed=$(tr -d '\r' < "$log" | grep -c ' \.\.\. ok$'); failed=0
+    fi
+    # A kernel that did not pass counts at least one failure.
+    [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1
+    results=${PROBE_TEST_RESULTS:-$(dirname "$(dirname "$elf")")/test-results.txt}
+    echo "$name $passed $failed $verdict" >> "$results"
+    echo "run.sh: $name: $passed passed, $failed failed ($verdict)" >&2
+fi
+rm -f "$log"
+exit "$rc"

@@ -1,0 +1,43 @@
+//! From the loader's jump to the kernel's main: the boot order in one place.
+//!
+//! `boot/entry.S` sets up a stack and calls [`kernel_boot_entry`] with the
+//! loader's magic and info address. Order matters: serial first (so anything
+//! after can report), then our own GDT and IDT (GRUB's are not to be trusted),
+//! boot information (copied out before any memory is used), paging, heap,
+//! symbols, tasks, timer, and only then interrupts.
+use crate::boot_info;
+
+core::arch::global_asm!(include_str!("../../../boot/entry.S"));
+
+unsafe extern "Rust" {
+    /// Defined by [`crate::entry_point!`] in the kernel binary or test kernel.
+    fn __kernel_main(boot: &'static boot_info::BootInfo) -> !;
+}
+
+/// The first Rust code to run, on the boot stack, interrupts off.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
+    super::serial::init();
+    // SAFETY: boot runs once, single-threaded, interrupts off; each init is
+    // called in the order its `# Safety` section asks for.
+    unsafe {
+        super::gdt::init(super::trap::double_fault_task_entry);
+        super::idt::init();
+    }
+    let boot = boot_info::parse(magic, info_address);
+    // SAFETY: as above; boot information has been copied out, so paging may
+    // leave the loader's structures unmapped.
+    unsafe { super::paging::init() };
+    crate::memory::init();
+    crate::symbols::init();
+    crate::task::init();
+    // SAFETY: the IDT has gates for the PIC vectors; interrupts are still off.
+    unsafe {
+        super::pic::init();
+        super::pit::init();
+    }
+    crate::kprobes::init();
+    super::cpu::enable_interrupts();
+    // SAFETY: the symbol is provided by `entry_point!` in every kernel image.
+    unsafe { __kernel_main(boot) }
+}

@@ -1,0 +1,15 @@
+//! i386 support: boot, descriptor tables, traps, interrupts, paging, text patching.
+//!
+//! Routing only; each concern lives in its own file.
+pub mod boot;
+pub mod context;
+pub mod cpu;
+pub mod gdt;
+pub mod idt;
+pub mod paging;
+pub mod patch;
+pub mod pic;
+pub mod pit;
+pub mod qemu;
+pub mod serial;
+pub mod trap;

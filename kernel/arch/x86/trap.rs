@@ -1,0 +1,341 @@
+//! Trap entry and exit: naked stubs that save every register into one
+//! [`TrapFrame`], the dispatcher, and the exception table.
+//!
+//! Everything here lives in `.kprobes.text`, the section probe registration
+//! refuses: the engine cannot probe the code that runs it.
+//!
+//! Stack on entry to `trap_common` (kernel-mode trap: the CPU pushes no
+//! ESP/SS, so the interrupted ESP is the address just above EFLAGS):
+//!
+//! ```text
+//!   interrupted ESP ->  ...........      (caller's stack)
+//!                       EFLAGS           \
+//!                       CS                } pushed by the CPU
+//!                       EIP              /
+//!                       error code       pushed by the CPU, or 0 by the stub
+//!           ESP ->      vector           pushed by the stub
+//! ```
+//!
+//! `trap_common` then `pushad`s, which completes a `TrapFrame`; it stores the
+//! interrupted ESP into the frame's `esp` slot (pushad's own copy is useless)
+//! and calls [`trap_dispatch`] with a pointer to the frame. On the way out,
+//! `trap_return` honours a handler's change of `esp` by moving the whole frame
+//! so that the final `iretd` leaves ESP exactly where the handler asked.
+use core::arch::naked_asm;
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Every register of the interrupted code, as the trap stubs saved it.
+///
+/// Handlers may change any field; the exit path writes them all back,
+/// including `eip`, `eflags` and `esp` (the interrupted stack pointer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapFrame {
+    pub edi: u32,
+    pub esi: u32,
+    pub ebp: u32,
+    /// ESP of the interrupted code: the address just above the saved EFLAGS.
+    pub esp: u32,
+    pub ebx: u32,
+    pub edx: u32,
+    pub ecx: u32,
+    pub eax: u32,
+    /// Interrupt vector (0–31 exceptions, 32–47 PIC IRQs; see [`vector`]).
+    pub vector: u32,
+    /// The CPU's error code, or 0 for vectors without one.
+    pub error_code: u32,
+    pub eip: u32,
+    pub cs: u32,
+    pub eflags: u32,
+}
+
+/// Size of [`TrapFrame`]; the asm derives offsets from the type itself.
+pub const FRAME_SIZE: usize = size_of::<TrapFrame>();
+const _: () = assert!(FRAME_SIZE == 13 * 4);
+const _: () = assert!(offset_of!(TrapFrame, edi) == 0); // pushad's last push
+const _: () = assert!(offset_of!(TrapFrame, eax) == 28); // pushad's first push
+const _: () = assert!(offset_of!(TrapFrame, vector) == 32);
+const _: () = assert!(offset_of!(TrapFrame, eip) == 40);
+const _: () = assert!(offset_of!(TrapFrame, eflags) == FRAME_SIZE - 4);
+
+/// What a trap hook did with a trap.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapOutcome {
+    /// The hook dealt with it; resume the (possibly modified) frame.
+    Handled,
+    /// Not this hook's business; try the next one.
+    NotMine,
+}
+
+/// Vector numbers with names.
+pub mod vector {
+    pub const DIVIDE_ERROR: u8 = 0;
+    pub const DEBUG: u8 = 1;
+    pub const BREAKPOINT: u8 = 3;
+    pub const INVALID_OPCODE: u8 = 6;
+    pub const DOUBLE_FAULT: u8 = 8;
+    pub const GENERAL_PROTECTION: u8 = 13;
+    pub const PAGE_FAULT: u8 = 14;
+    /// First PIC IRQ after remapping.
+    pub const IRQ_BASE: u8 = 32;
+    /// Number of PIC IRQ lines.
+    pub const IRQ_COUNT: u8 = 16;
+}
+
+/// What the SDM says of each exception vector.
+#[derive(Clone, Copy, Debug)]
+pub struct ExceptionInfo {
+    pub mnemonic: &'static str,
+    pub name: &'static str,
+    pub has_error_code: bool,
+}
+
+const fn info(mnemonic: &'static str, name: &'static str, has_error_code: bool) -> ExceptionInfo {
+    ExceptionInfo { mnemonic, name, has_error_code }
+}
+
+/// Exception metadata, indexed by vector.
+pub static EXCEPTIONS: [ExceptionInfo; 32] = [
+    info("#DE", "divide error", false),
+    info("#DB", "debug", false),
+    info("NMI", "non-maskable interrupt", false),
+    info("#BP", "breakpoint", false),
+    info("#OF", "overflow", false),
+    info("#BR", "bound range exceeded", false),
+    info("#UD", "invalid opcode", false),
+    info("#NM", "device not available", false),
+    info("#DF", "double fault", true),
+    info("#CSO", "coprocessor segment overrun", false),
+    info("#TS", "invalid TSS", true),
+    info("#NP", "segment not present", true),
+    info("#SS", "stack-segment fault", true),
+    info("#GP", "general protection", true),
+    info("#PF", "page fault", true),
+    info("#15", "reserved", false),
+    info("#MF", "x87 floating-point error", false),
+    info("#AC", "alignment check", true),
+    info("#MC", "machine check", false),
+    info("#XM", "SIMD floating-point", false),
+    info("#VE", "virtualization", false),
+    info("#CP", "control protection", true),
+    info("#22", "reserved", false),
+    info("#23", "reserved", false),
+    info("#24", "reserved", false),
+    info("#25", "reserved", false),
+    info("#26", "reserved", false),
+    info("#27", "reserved", false),
+    info("#HV", "hypervisor injection", false),
+    info("#VC", "VMM communication", true),
+    info("#SX", "security", true),
+    info("#31", "reserved", false),
+];
+
+/// A hook that tests (or a user's kernel) can place behind the probe engine.
+pub type TrapHook = fn(&mut TrapFrame) -> TrapOutcome;
+
+/// Hooks consulted after the probe engine and before the fatal default.
+/// Stored as addresses so the trap path reads them without a lock.
+static BREAKPOINT_HOOK: AtomicUsize = AtomicUsize::new(0);
+static DEBUG_HOOK: AtomicUsize = AtomicUsize::new(0);
+static EXCEPTION_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Which hook slot to set.
+#[derive(Clone, Copy, Debug)]
+pub enum HookKind {
+    /// `#BP` traps the probe engine did not claim.
+    Breakpoint,
+    /// `#DB` traps the probe engine did not claim (DR6 is in [`last_dr6`]).
+    Debug,
+    /// Any other exception the probe engine did not claim.
+    Exception,
+}
+
+fn hook_slot(kind: HookKind) -> &'static AtomicUsize {
+    match kind {
+        HookKind::Breakpoint => &BREAKPOINT_HOOK,
+        HookKind::Debug => &DEBUG_HOOK,
+        HookKind::Exception => &EXCEPTION_HOOK,
+    }
+}
+
+/// Installs (or with `None`, removes) the hook for `kind`.
+pub fn set_hook(kind: HookKind, hook: Option<TrapHook>) {
+    hook_slot(kind).store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+#[unsafe(link_section = ".kprobes.text")]
+fn run_hook(kind: HookKind, frame: &mut TrapFrame) -> TrapOutcome {
+    let address = hook_slot(kind).load(Ordering::SeqCst);
+    if address == 0 {
+        return TrapOutcome::NotMine;
+    }
+    // SAFETY: the slot only ever holds 0 or a `TrapHook` stored by `set_hook`.
+    let hook: TrapHook = unsafe { core::mem::transmute::<usize, TrapHook>(address) };
+    hook(frame)
+}
+
+static LAST_DR6: AtomicUsize = AtomicUsize::new(0);
+
+/// DR6 as read at the most recent debug trap (it is cleared after reading).
+pub fn last_dr6() -> u32 {
+    LAST_DR6.load(Ordering::SeqCst) as u32
+}
+
+/// The one Rust entry for every vector. Order follows Linux's `do_int3`: the
+/// probe engine first, then installed hooks, then the default.
+#[unsafe(link_section = ".kprobes.text")]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    let outcome = match vector {
+        vector::BREAKPOINT => match crate::kprobes::int3_handler(frame) {
+            TrapOutcome::Handled => TrapOutcome::Handled,
+            TrapOutcome::NotMine => run_hook(HookKind::Breakpoint, frame),
+        },
+        vector::DEBUG => {
+            let dr6 = super::cpu::dr6();
+            super::cpu::clear_dr6();
+            LAST_DR6.store(dr6 as usize, Ordering::SeqCst);
+            match crate::kprobes::debug_handler(frame, dr6) {
+                TrapOutcome::Handled => TrapOutcome::Handled,
+                TrapOutcome::NotMine => run_hook(HookKind::Debug, frame),
+            }
+        }
+        v if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&v) => {
+            super::pic::handle_irq(v - vector::IRQ_BASE, frame);
+            TrapOutcome::Handled
+        }
+        _ => match crate::kprobes::fault_handler(frame) {
+            TrapOutcome::Handled => TrapOutcome::Handled,
+            TrapOutcome::NotMine => run_hook(HookKind::Exception, frame),
+        },
+    };
+    if outcome == TrapOutcome::NotMine {
+        crate::fatal::exception(frame);
+    }
+}
+
+/// Common body of every stub: completes the frame, calls the dispatcher,
+/// and falls into [`trap_return`].
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn trap_common() {
+    naked_asm!(
+        "pushad",
+        "lea ecx, [esp + {size}]",    // interrupted ESP
+        "mov [esp + {esp}], ecx",
+        "cld",
+        "mov eax, esp",
+        "push eax",                   // &mut TrapFrame
+        "call {dispatch}",
+        ".global trap_common_return_site",
+        "trap_common_return_site:",
+        "add esp, 4",
+        "jmp {exit}",
+        size = const FRAME_SIZE,
+        esp = const offset_of!(TrapFrame, esp),
+        dispatch = sym trap_dispatch,
+        exit = sym trap_return,
+    );
+}
+
+/// Restores a [`TrapFrame`] at ESP and returns to it with `iretd`.
+///
+/// Also the exit of the kretprobe trampoline, which builds the same frame.
+/// If the handler changed `esp`, the frame is first moved (memmove semantics)
+/// so that it ends where the new ESP begins.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn trap_return() {
+    naked_asm!(
+        "mov eax, [esp + {esp}]",
+        "lea ecx, [esp + {size}]",
+        "cmp eax, ecx",
+        "jne 3f",
+        "2:",
+        "popad",
+        "add esp, 8",                 // vector, error code
+        "iretd",
+        "3:",                          // move the frame to end at the new ESP
+        "sub eax, {size}",
+        "mov esi, esp",
+        "mov edi, eax",
+        "mov ecx, {words}",
+        "cmp edi, esi",
+        "jb 4f",
+        "lea esi, [esi + {size} - 4]", // moving up: copy from the top down
+        "lea edi, [edi + {size} - 4]",
+        "std",
+        "rep movsd",
+        "cld",
+        "jmp 5f",
+        "4:",
+        "rep movsd",
+        "5:",
+        "mov esp, eax",
+        "jmp 2b",
+        size = const FRAME_SIZE,
+        words = const FRAME_SIZE / 4,
+        esp = const offset_of!(TrapFrame, esp),
+    );
+}
+
+macro_rules! trap_stubs {
+    ($( $name:ident = $vector:literal $(, $error:ident)? ;)*) => {
+        $(
+            #[unsafe(naked)]
+            #[unsafe(link_section = ".kprobes.text")]
+            unsafe extern "C" fn $name() {
+                naked_asm!(
+                    trap_stubs!(@push_error $($error)?),
+                    "push {vector}",
+                    "jmp {common}",
+                    vector = const $vector,
+                    common = sym trap_common,
+                );
+            }
+        )*
+
+        /// Entry stubs in vector order (0–47), for the IDT.
+        pub static STUBS: [unsafe extern "C" fn(); 48] = [$($name),*];
+    };
+    (@push_error error) => { "" };
+    (@push_error) => { "push 0" };
+}
+
+trap_stubs! {
+    stub_0 = 0; stub_1 = 1; stub_2 = 2; stub_3 = 3; stub_4 = 4; stub_5 = 5;
+    stub_6 = 6; stub_7 = 7; stub_8 = 8, error; stub_9 = 9; stub_10 = 10, error;
+    stub_11 = 11, error; stub_12 = 12, error; stub_13 = 13, error; stub_14 = 14, error;
+    stub_15 = 15; stub_16 = 16; stub_17 = 17, error; stub_18 = 18; stub_19 = 19;
+    stub_20 = 20; stub_21 = 21, error; stub_22 = 22; stub_23 = 23; stub_24 = 24;
+    stub_25 = 25; stub_26 = 26; stub_27 = 27; stub_28 = 28; stub_29 = 29, error;
+    stub_30 = 30, error; stub_31 = 31;
+    stub_32 = 32; stub_33 = 33; stub_34 = 34; stub_35 = 35; stub_36 = 36; stub_37 = 37;
+    stub_38 = 38; stub_39 = 39; stub_40 = 40; stub_41 = 41; stub_42 = 42; stub_43 = 43;
+    stub_44 = 44; stub_45 = 45; stub_46 = 46; stub_47 = 47;
+}
+
+/// The return address inside `trap_common` of its call to the dispatcher:
+/// the unwinder recognises it and continues through the saved [`TrapFrame`].
+pub fn dispatcher_return_site() -> usize {
+    unsafe extern "C" {
+        static trap_common_return_site: u8;
+    }
+    &raw const trap_common_return_site as usize
+}
+
+/// The double-fault task's entry. The CPU switched tasks (new stack, state
+/// of the faulting code saved in the main TSS) and pushed an error code.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn double_fault_task_entry() -> ! {
+    naked_asm!(
+        "xor ebp, ebp",
+        "call {report}",             // the error code is its stack argument
+        "2: hlt",
+        "jmp 2b",
+        report = sym crate::fatal::double_fault,
+    );
+}

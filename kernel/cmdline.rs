@@ -1,0 +1,43 @@
+//! The kernel command line: what the kernel does at boot.
+//!
+//! Words: `demo` (default), `bench`, `shell`, `test=NAME` (run only tests whose
+//! name contains NAME). Unknown words are reported and ignored.
+
+/// What the kernel binary does after boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Show probes at work, then exit.
+    Demo,
+    /// Measure probe overhead in instructions (meant for `-icount`).
+    Bench,
+    /// An interactive console for defining probes at run time.
+    Shell,
+}
+
+/// The parsed command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandLine<'a> {
+    /// The selected mode.
+    pub mode: Mode,
+    /// `test=NAME`: the test filter, if any.
+    pub test_filter: Option<&'a str>,
+}
+
+/// Parses `text`, calling `unknown` for each word it does not understand.
+pub fn parse<'a>(text: &'a str, mut unknown: impl FnMut(&'a str)) -> CommandLine<'a> {
+    let mut line = CommandLine { mode: Mode::Demo, test_filter: None };
+    for word in text.split_ascii_whitespace() {
+        match word {
+            "demo" => line.mode = Mode::Demo,
+            "bench" => line.mode = Mode::Bench,
+            "shell" => line.mode = Mode::Shell,
+            _ => match word.strip_prefix("test=") {
+                Some(filter) => line.test_filter = Some(filter),
+                // The loader may pass the kernel's own path as the first word.
+                None if word.contains('/') => {}
+                None => unknown(word),
+            },
+        }
+    }
+    line
+}

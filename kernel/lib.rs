@@ -1,0 +1,67 @@
+//! probe-kernel: a tiny i386 kernel that hosts a complete kprobes engine.
+//!
+//! The kernel exists to carry Linux's dynamic-instrumentation design —
+//! breakpoint probes with out-of-line single-step, multiprobes, jprobes and
+//! function-return probes — in a form small enough to read in an afternoon and
+//! to measure instruction by instruction under QEMU.
+//!
+//! Design principles, in the order they win arguments:
+//! - **Static configuration.** Every table the trap path touches (probe sites,
+//!   instruction slots, kretprobe instances, tasks) has a fixed size known at
+//!   build time. Nothing on a trap path allocates, decodes or takes a lock that
+//!   interrupted code may hold.
+//! - **Decide at registration.** Instructions are decoded and classified once,
+//!   when a probe is registered; the trap path only follows the decision.
+//! - **Generic engine, narrow arch interface.** `kprobes` knows nothing of
+//!   opcodes; `arch::x86` alone touches asm, ports and control registers.
+//! - **Safe code by default.** Every `unsafe` block states why it is sound.
+//!
+//! Entry: a kernel binary (or test kernel) names its main function with
+//! [`entry_point!`]; the boot code in `arch::x86::boot` brings the machine up
+//! and calls it with the parsed [`boot_info::BootInfo`].
+#![no_std]
+#![cfg_attr(test, no_main)]
+#![feature(custom_test_frameworks)]
+#![test_runner(crate::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot_info;
+pub mod cmdline;
+pub mod console;
+pub mod fatal;
+pub mod kprobes;
+pub mod memory;
+pub mod symbols;
+pub mod task;
+pub mod testing;
+pub mod unwind;
+
+/// Names the function the boot code calls once the machine is up.
+///
+/// ```ignore
+/// probe_kernel::entry_point!(main);
+/// fn main(boot: &'static probe_kernel::boot_info::BootInfo) -> ! { loop {} }
+/// ```
+#[macro_export]
+macro_rules! entry_point {
+    ($path:path) => {
+        #[unsafe(no_mangle)]
+        pub extern "Rust" fn __kernel_main(boot: &'static $crate::boot_info::BootInfo) -> ! {
+            let main: fn(&'static $crate::boot_info::BootInfo) -> ! = $path;
+            main(boot)
+        }
+    };
+}
+
+#[cfg(test)]
+entry_point!(test_kernel_main);
+
+#[cfg(test)]
+fn test_kernel_main(_boot: &'static boot_info::BootInfo) -> ! {
+    test_main();
+    testing::finish()
+}

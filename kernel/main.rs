@@ -1,0 +1,31 @@
+//! The probe kernel binary: boots, shows what it booted with, and runs the
+//! mode the command line selects (demo, bench or shell).
+#![no_std]
+#![no_main]
+
+use probe_kernel::arch::qemu::{self, ExitCode};
+use probe_kernel::boot_info::BootInfo;
+use probe_kernel::cmdline::{self, Mode};
+use probe_kernel::println;
+
+probe_kernel::entry_point!(main);
+
+fn main(boot: &'static BootInfo) -> ! {
+    println!("probe-kernel {}: an i386 kprobes engine", env!("CARGO_PKG_VERSION"));
+    println!("booted by {} via {:?}, command line \"{}\"",
+        boot.bootloader_name(), boot.protocol, boot.command_line());
+    let line = cmdline::parse(boot.command_line(), |word| {
+        println!("unknown command-line word \"{word}\" (known: demo, bench, shell, test=NAME); using the default");
+    });
+    println!("memory map ({} KiB available):", boot.available_memory() / 1024);
+    for region in boot.memory_map() {
+        println!("  {:#010x}..{:#010x} {:?}", region.start, region.start + region.length, region.kind);
+    }
+    println!("boot information reserved at {:#x}..{:#x}", boot.info_range.start, boot.info_range.end);
+    match line.mode {
+        Mode::Demo => println!("demo: (no probes yet)"),
+        Mode::Bench => println!("bench: (not yet)"),
+        Mode::Shell => println!("shell: (not yet)"),
+    }
+    qemu::exit(ExitCode::Success)
+}

@@ -1,0 +1,135 @@
+//! Frame-pointer backtraces that see through traps and kretprobes.
+//!
+//! The kernel keeps frame pointers (`frame-pointer: always` in the target),
+//! so each frame is `[ebp] = caller's ebp, [ebp+4] = return address`. Two
+//! kinds of return address need help to tell the truth:
+//! - the return site of `trap_common`'s call to the dispatcher: the frame
+//!   above is a [`TrapFrame`]; the walk continues at the interrupted EIP/EBP
+//!   (and, at a function's first instruction, the return address at ESP);
+//! - the kretprobe trampoline: the walk asks the kretprobe engine for the
+//!   real return address that the trampoline replaced.
+use crate::arch::TrapFrame;
+use crate::println;
+
+/// How many frames a backtrace shows at most.
+pub const MAX_DEPTH: usize = 32;
+
+/// One step of a walk: a code address and the frame pointer to go on with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// A code address: the faulting EIP for the first frame, then return addresses.
+    pub address: usize,
+    /// The frame pointer belonging to this frame's function.
+    pub frame_pointer: usize,
+}
+
+fn readable(address: usize) -> bool {
+    address >= 0x1000 && address % 4 == 0 && crate::task::stack_of_address(address).is_some()
+}
+
+fn read(address: usize) -> usize {
+    // SAFETY: callers check `readable(address)`: the word lies in a mapped
+    // kernel stack.
+    unsafe { core::ptr::read_volatile(address as *const usize) }
+}
+
+/// Walks the frame chain starting at `frame_pointer`, calling `visit` with
+/// each return address (resolved through kretprobes), innermost first.
+/// Stops after [`MAX_DEPTH`] frames, at EBP 0, or at anything not on a stack.
+pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
+    let mut depth = 0;
+    while depth < MAX_DEPTH && readable(frame_pointer) && readable(frame_pointer + 4) {
+        let slot = frame_pointer + 4;
+        let mut address = read(slot);
+        if address == 0 {
+            break;
+        }
+        address = crate::kprobes::kretprobe::resolve_return_address(slot, address);
+        let next = read(frame_pointer);
+        if address == crate::arch::x86::trap::dispatcher_return_site()
+            || crate::kprobes::kretprobe::is_dispatcher_return_site(address)
+        {
+            // The dispatcher's first argument is the trap frame.
+            visit(Frame { address, frame_pointer: next });
+            depth += 1;
+            let frame_address = read(frame_pointer + 8);
+            // SAFETY: the dispatcher's argument is a live `TrapFrame` on this stack.
+            let frame = unsafe { &*(frame_address as *const TrapFrame) };
+            depth += walk_trap_frame(frame, &mut visit);
+            frame_pointer = frame.ebp as usize;
+            continue;
+        }
+        visit(Frame { address, frame_pointer: next });
+        depth += 1;
+        if next <= frame_pointer {
+            break; // stacks grow down: a caller's frame is always above
+        }
+        frame_pointer = next;
+    }
+}
+
+/// Visits the interrupted EIP of a trap frame, and at a function's first
+/// instruction (before `push ebp`) also the return address at its ESP, which
+/// the frame chain would otherwise skip. Returns how many frames it visited.
+fn walk_trap_frame(frame: &TrapFrame, visit: &mut impl FnMut(Frame)) -> usize {
+    visit(Frame { address: frame.eip as usize, frame_pointer: frame.ebp as usize });
+    let at_entry = crate::symbols::lookup_address(frame.eip as usize).is_some_and(|s| s.offset == 0);
+    if at_entry && readable(frame.esp as usize) {
+        let slot = frame.esp as usize;
+        let address = crate::kprobes::kretprobe::resolve_return_address(slot, read(slot));
+        visit(Frame { address, frame_pointer: frame.ebp as usize });
+        return 2;
+    }
+    1
+}
+
+fn print_frame(index: usize, address: usize) {
+    println!("  #{index:<2} {address:#010x} {}", crate::symbols::Describe(address));
+}
+
+/// Prints a backtrace: `first` (if non-zero) and then the chain from `frame_pointer`.
+pub fn print_backtrace(first: usize, frame_pointer: usize) {
+    println!("backtrace:");
+    let mut index = 0;
+    if first != 0 {
+        print_frame(index, first);
+        index += 1;
+    }
+    walk(frame_pointer, |frame| {
+        print_frame(index, frame.address);
+        index += 1;
+    });
+}
+
+/// Prints a backtrace of the code a trap interrupted.
+pub fn print_backtrace_from_frame(frame: &TrapFrame) {
+    println!("backtrace:");
+    let mut index = 0;
+    let mut visit = |frame: Frame| {
+        print_frame(index, frame.address);
+        index += 1;
+    };
+    walk_trap_frame(frame, &mut visit);
+    walk(frame.ebp as usize, visit);
+}
+
+/// The return address `level` frames up from the caller of this function,
+/// with kretprobe trampolines resolved to the real return address: level 0 is
+/// what `__builtin_return_address(0)` gives in the calling function.
+#[inline(never)]
+pub fn return_address(level: usize) -> Option<usize> {
+    // Our own frame's saved EBP is the caller's frame pointer.
+    let own = crate::arch::cpu::frame_pointer();
+    if !readable(own) {
+        return None;
+    }
+    let mut result = None;
+    let mut seen = 0;
+    walk(read(own), |frame| {
+        if seen == level {
+            result = Some(frame.address);
+        }
+        seen += 1;
+    });
+    result
+}
