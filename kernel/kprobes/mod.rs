@@ -23,3 +23,5 @@ pub fn fault_handler(_frame: &mut TrapFrame) -> TrapOutcome {
     TrapOutcome::NotMine
 }
 pub fn report_context() {}
+/// Called by the scheduler when task `id` exits (reclaims its kretprobe instances).
+pub fn task_exited(_id: usize) {}
