@@ -33,9 +33,11 @@ for arg in "$@"; do
 done
 [ -n "$elf" ] || { echo "usage: $0 [--icount] [--gdb] [--iso|--direct] KERNEL [words...]" >&2; exit 4; }
 
+# The main kernel is target/<target>/<profile>/probe-kernel; every other
+# image cargo hands us is a test kernel (`name-hash`).
+name=$(basename "$elf")
 is_test=0
-case "$elf" in */deps/*) is_test=1 ;; esac
-name=$(basename "$elf"); name=${name%-*}
+[ "$name" != probe-kernel ] && { is_test=1; name=${name%-*}; }
 [ "$is_test" = 1 ] && [ "$name" = probe_kernel ] && name="probe_kernel (unit tests)"
 
 cmdline=()
@@ -43,7 +45,10 @@ for w in ${words[@]+"${words[@]}"}; do
     if [ "$is_test" = 1 ] && [[ "$w" != *=* ]]; then cmdline+=("test=$w"); else cmdline+=("$w"); fi
 done
 cmdline_text="${cmdline[*]-}"
-[ -n "$boot" ] || { [ "$is_test" = 1 ] && boot=direct || boot=iso; }
+# Tests boot fast with -kernel, except boot_grub* kernels, which test the ISO path.
+if [ -z "$boot" ]; then
+    case "$is_test:$name" in 1:boot_grub*) boot=iso ;; 1:*) boot=direct ;; *) boot=iso ;; esac
+fi
 if [ -z "$timeout_s" ]; then
     timeout_s=120
     [[ " $cmdline_text " == *" shell "* ]] && timeout_s=3600
@@ -95,8 +100,7 @@ if [ "$is_test" = 1 ]; then
     fi
     # A kernel that did not pass counts at least one failure.
     [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1
-    results=${PROBE_TEST_RESULTS:-$(dirname "$(dirname "$elf")")/test-results.txt}
-    echo "$name $passed $failed $verdict" >> "$results"
+    [ -n "${PROBE_TEST_RESULTS:-}" ] && echo "$name $passed $failed $verdict" >> "$PROBE_TEST_RESULTS"
     echo "run.sh: $name: $passed passed, $failed failed ($verdict)" >&2
 fi
 rm -f "$log"

@@ -41,3 +41,24 @@ pub fn parse<'a>(text: &'a str, mut unknown: impl FnMut(&'a str)) -> CommandLine
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test_case]
+    fn words_select_mode_and_filter() {
+        let mut unknown = 0;
+        let line = parse("/boot/kernel.elf bench test=kprobes", |_| unknown += 1);
+        assert_eq!(line, CommandLine { mode: Mode::Bench, test_filter: Some("kprobes") });
+        assert_eq!(unknown, 0);
+    }
+
+    #[test_case]
+    fn unknown_words_are_reported_and_the_default_kept() {
+        let mut unknown = None;
+        let line = parse("frobnicate", |w| unknown = Some(w));
+        assert_eq!(line.mode, Mode::Demo);
+        assert_eq!(unknown, Some("frobnicate"));
+    }
+}

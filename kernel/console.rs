@@ -149,3 +149,67 @@ pub fn read_line(buffer: &mut [u8]) -> &str {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test_case]
+    fn line_editor_echoes_erases_and_finishes() {
+        let mut buffer = [0u8; 8];
+        let mut editor = LineEditor::new(&mut buffer);
+        assert_eq!(editor.feed(b'a'), LineEvent::Echo(b'a'));
+        assert_eq!(editor.feed(b'b'), LineEvent::Echo(b'b'));
+        assert_eq!(editor.feed(0x7f), LineEvent::Erase);
+        assert_eq!(editor.feed(b'c'), LineEvent::Echo(b'c'));
+        assert_eq!(editor.feed(0x01), LineEvent::Ignored);
+        assert_eq!(editor.line(), "ac");
+        assert_eq!(editor.feed(b'\r'), LineEvent::Done);
+    }
+
+    #[test_case]
+    fn line_editor_ignores_backspace_at_start_and_overflow() {
+        let mut buffer = [0u8; 2];
+        let mut editor = LineEditor::new(&mut buffer);
+        assert_eq!(editor.feed(0x08), LineEvent::Ignored);
+        editor.feed(b'x');
+        editor.feed(b'y');
+        assert_eq!(editor.feed(b'z'), LineEvent::Ignored);
+        assert_eq!(editor.into_line(), "xy");
+    }
+
+    #[test_case]
+    fn read_line_takes_serial_input_with_backspace() {
+        // The UART's loopback receives what we send: type "pro<BS>be\r".
+        let mut received = [0u8; 32];
+        let mut count = 0;
+        serial::set_loopback(true);
+        for &byte in b"pro\x7fbe\r" {
+            serial::write_byte(byte);
+        }
+        // Read back exactly what was typed, before any echo can loop back.
+        while count < 7 {
+            if let Some(byte) = serial::try_read_byte() {
+                received[count] = byte;
+                count += 1;
+            }
+        }
+        serial::set_loopback(false);
+        let mut buffer = [0u8; 16];
+        let mut editor = LineEditor::new(&mut buffer);
+        let mut done = false;
+        for &byte in &received[..count] {
+            done |= editor.feed(byte) == LineEvent::Done;
+        }
+        assert!(done);
+        assert_eq!(editor.line(), "prbe");
+    }
+
+    #[test_case]
+    fn capture_records_printed_bytes() {
+        capture_begin();
+        crate::print!("abc{}", 42);
+        let mut buffer = [0u8; 16];
+        assert_eq!(capture_end(&mut buffer), b"abc42");
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test kernel (the library's unit tests and each tests/*.rs) and
+# prints the aggregate over all of them as the last line:
+#   N passed, N failed
+# Exits non-zero if any kernel failed, hung, triple-faulted, or did not build.
+# Arguments are a test filter passed to every kernel (test=NAME).
+set -u
+cd "$(dirname "$0")/.."
+target_dir=${CARGO_TARGET_DIR:-target}
+export PROBE_TEST_RESULTS="$PWD/$target_dir/test-results.txt"
+mkdir -p "$target_dir"; rm -f "$PROBE_TEST_RESULTS"
+
+cargo test --no-fail-fast -- "$@"
+cargo_status=$?
+
+passed=0; failed=0; kernels=0
+if [ -f "$PROBE_TEST_RESULTS" ]; then
+    while read -r name p f verdict; do
+        kernels=$((kernels + 1)); passed=$((passed + p)); failed=$((failed + f))
+        [ "$f" != 0 ] && echo "FAILED kernel: $name ($verdict)"
+    done < "$PROBE_TEST_RESULTS"
+fi
+if [ "$cargo_status" != 0 ] && [ "$failed" = 0 ]; then
+    echo "cargo test failed before running every kernel (build error?)"
+    failed=$((failed + 1))
+fi
+echo "$kernels test kernels"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$cargo_status" = 0 ]

@@ -1,0 +1,51 @@
+//! Booting through GRUB from the ISO (Multiboot2): the runner boots every
+//! `boot_grub*` test kernel this way. Checks what the kernel learned.
+#![no_std]
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(probe_kernel::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+
+use probe_kernel::boot_info::{self, Protocol, RegionKind};
+
+probe_kernel::entry_point!(main);
+
+fn main(_boot: &'static boot_info::BootInfo) -> ! {
+    test_main();
+    probe_kernel::testing::finish()
+}
+
+#[test_case]
+fn booted_by_grub_via_multiboot2() {
+    let boot = boot_info::get().unwrap();
+    assert_eq!(boot.protocol, Protocol::Multiboot2);
+    assert!(boot.bootloader_name().starts_with("GRUB"), "loader: {}", boot.bootloader_name());
+}
+
+#[test_case]
+fn memory_map_covers_the_kernel() {
+    let boot = boot_info::get().unwrap();
+    let image = probe_kernel::arch::x86::paging::kernel_image();
+    let holds_kernel = boot.memory_map().iter().any(|r| {
+        r.kind == RegionKind::Available && r.start <= image.start as u64 && image.end as u64 <= r.start + r.length
+    });
+    assert!(holds_kernel, "no available region holds the kernel image {image:x?}");
+    // QEMU is started with -m 128M: between 126 and 128 MiB are usable.
+    let available = boot.available_memory();
+    assert!((126 << 20..=128 << 20).contains(&available), "{available} bytes available");
+}
+
+#[test_case]
+fn info_structure_is_recorded_and_copied() {
+    let boot = boot_info::get().unwrap();
+    assert!(boot.info_range.end > boot.info_range.start);
+    assert!(!boot.memory_map().is_empty());
+}
+
+#[test_case]
+fn boot_information_is_not_in_the_heap() {
+    let boot = boot_info::get().unwrap();
+    let heap = probe_kernel::memory::heap_range();
+    assert!(boot.info_range.end <= heap.start || boot.info_range.start >= heap.end,
+        "info {:x?} overlaps heap {heap:x?}", boot.info_range);
+}
