@@ -1,45 +1,31 @@
-//! Kernel threads. STUB: replaced by the scheduler.
-use crate::arch::TrapFrame;
-use core::ops::Range;
-use core::sync::atomic::{AtomicU64, Ordering};
+//! Kernel threads: a static task table and a preemptive round-robin scheduler.
+//!
+//! The probe engine has to be exercised by code that is interrupted at
+//! arbitrary instructions, and has to know when no preempted thread is still
+//! inside an instruction slot; that needs real threads that the timer can
+//! switch between. Everything is static (no heap): [`MAX_TASKS`] slots, one of
+//! them the boot task that runs the kernel's main on the boot stack.
+//!
+//! Routing only; each concern lives in its own file:
+//! - `stacks`: the stack memory, its guard pages and "which stack is this";
+//! - `table`: the task table, its states and introspection;
+//! - `scheduler`: the tick, time slices, the context switch, sleeping;
+//! - `lifecycle`: spawn, exit and join.
+mod lifecycle;
+mod scheduler;
+mod stacks;
+mod table;
 
-/// A task's index in the static task table.
+pub use lifecycle::{exit, join, spawn, spawn_named, SpawnError};
+pub use scheduler::{preempted_in, sleep, ticks, timer_tick, yield_now, TIME_SLICE_TICKS};
+pub use stacks::{guard_pages, stack_of_address, task_stack, GUARD_SIZE, STACK_SIZE};
+pub use table::{current_id, for_each_task, state, task_name, TaskInfo, TaskState, MAX_TASKS};
+
+/// A task's index in the static task table (0 is the boot task).
 pub type TaskId = usize;
 
-static TICKS: AtomicU64 = AtomicU64::new(0);
-
-/// Sets up the task table. Called once by boot.
-pub fn init() {}
-
-/// Guard pages below every task stack (unmapped by paging).
-pub fn guard_pages() -> impl Iterator<Item = usize> {
-    core::iter::empty()
-}
-
-/// Timer IRQ: counts a tick.
-pub fn timer_tick(_frame: &mut TrapFrame) {
-    TICKS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Timer ticks since boot.
-pub fn ticks() -> u64 {
-    TICKS.load(Ordering::Relaxed)
-}
-
-/// The running task.
-pub fn current_id() -> TaskId {
-    0
-}
-
-/// Lets other tasks run.
-pub fn yield_now() {}
-
-/// The stack holding `address`, if it is on a kernel stack.
-pub fn stack_of_address(address: usize) -> Option<Range<usize>> {
-    unsafe extern "C" {
-        static boot_stack_bottom: u8;
-        static boot_stack_top: u8;
-    }
-    let boot = (&raw const boot_stack_bottom as usize)..(&raw const boot_stack_top as usize);
-    boot.contains(&address).then_some(boot)
+/// Sets up the task table: the code running now becomes task 0, "boot".
+/// Called once by boot, before interrupts are enabled.
+pub fn init() {
+    table::init_boot_task();
 }

@@ -47,9 +47,26 @@ pub unsafe extern "C" fn switch_context(save_esp: *mut usize, next_esp: usize) {
 /// Lays out a fresh stack so that switching to it calls `start` with
 /// interrupts off, EBP 0 (the end of the frame chain). Returns the ESP to
 /// switch to.
+///
+/// The i386 System V ABI wants ESP 16-byte aligned at every `call`, i.e.
+/// `ESP + 4` aligned on a function's first instruction (our code generation
+/// only relies on 4-byte alignment today, but a first frame laid out by the
+/// ABI costs nothing). The "return" into `start` therefore leaves ESP at
+/// `top - 4`, pointing at `start`'s fake return address:
+///
+/// ```text
+///   top      ->  (16-byte aligned, nothing stored here)
+///   top - 4      0          fake return address of `start` (ends backtraces)
+///   top - 8      start      "return" address popped by `switch_context`
+///   top - 12     0          EBP
+///   top - 16     0          EBX
+///   top - 20     0          ESI
+///   top - 24     0          EDI
+///   top - 28     0x2        EFLAGS (IF clear)   <- returned ESP
+/// ```
 pub fn prepare_stack(stack: &mut [u8], start: extern "C" fn() -> !) -> usize {
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !0xf;
-    let words: [usize; 8] = [
+    let words: [usize; 7] = [
         0x2,                  // EFLAGS: IF clear
         0,                    // EDI
         0,                    // ESI
@@ -57,10 +74,11 @@ pub fn prepare_stack(stack: &mut [u8], start: extern "C" fn() -> !) -> usize {
         0,                    // EBP
         start as usize,       // "return" address
         0,                    // fake return address of `start`
-        0,                    // padding
     ];
     let esp = top - words.len() * 4;
-    // SAFETY: [esp, top) lies inside `stack`, which we borrow mutably.
+    assert!(esp >= stack.as_mut_ptr() as usize, "stack too small for a first frame");
+    // SAFETY: [esp, top) lies inside `stack` (checked above), which we borrow
+    // mutably; `esp` is 4-byte aligned because `top` is 16-byte aligned.
     unsafe { core::ptr::copy_nonoverlapping(words.as_ptr(), esp as *mut usize, words.len()) };
     esp
 }
