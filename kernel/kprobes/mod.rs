@@ -1,27 +1,51 @@
-//! The kprobes engine. STUB.
-use crate::arch::{TrapFrame, TrapOutcome};
+//! The kprobes engine: breakpoint probes, multiprobes, jprobes, kretprobes.
+//!
+//! Linux's semantics (see `Documentation/trace/kprobes.rst`), in Rust types.
+//! This module and its files are architecture-neutral; everything that knows
+//! opcodes or asm is behind `arch::x86::kprobes` (prepare, arm, disarm,
+//! single-step set-up and fix-up, the return trampoline).
+//!
+//! - [`Kprobe`]: a breakpoint on one instruction with pre-, post- and
+//!   fault-handlers. Several probes may share an address.
+//! - [`Jprobe`]: a handler with the probed function's signature.
+//! - [`Kretprobe`]: a handler when a function returns.
+//!
+//! Probes are `static`s (they must outlive their registration); every
+//! registration checks the address and decodes the instruction once, so the
+//! trap path only looks things up. Registration functions may not be called
+//! from probe handlers ([`KprobeError::InProbeHandler`]).
+mod control;
+mod error;
+mod handler;
+mod instances;
+mod jprobe;
+pub mod kretprobe;
+mod probe;
+mod registry;
 
-pub mod kretprobe {
-    /// Real return address for a stack slot holding the trampoline.
-    pub fn resolve_return_address(_slot: usize, value: usize) -> usize {
-        value
-    }
-    /// Whether `address` is the return site of the trampoline's dispatcher call.
-    pub fn is_dispatcher_return_site(_address: usize) -> bool {
-        false
-    }
+pub use control::in_probe_context;
+pub use error::KprobeError;
+pub use handler::{debug_handler, fault_handler, int3_handler, report_context};
+pub use instances::{arena_used as kretprobe_arena_used, KretprobeInstance};
+pub use jprobe::{jprobe_return, register_jprobe, unregister_jprobe, Jprobe};
+pub use kretprobe::{
+    disable_kretprobe, enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value,
+    unregister_kretprobe, unregister_kretprobes, EntryAction, EntryHandler, Kretprobe, ReturnHandler,
+    DEFAULT_MAXACTIVE, MAX_DATA_SIZE,
+};
+pub use probe::{FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler, PtRegs};
+pub use registry::{
+    can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,
+    unregister_kprobe, unregister_kprobes, MAX_SITES,
+};
+
+/// Prepares the engine at boot: builds iced-x86's decoder tables now, on the
+/// heap, so no registration is the first to pay for them.
+pub fn init() {
+    crate::arch::x86::kprobes::decode::warm_up();
 }
 
-pub fn init() {}
-pub fn int3_handler(_frame: &mut TrapFrame) -> TrapOutcome {
-    TrapOutcome::NotMine
-}
-pub fn debug_handler(_frame: &mut TrapFrame, _dr6: u32) -> TrapOutcome {
-    TrapOutcome::NotMine
-}
-pub fn fault_handler(_frame: &mut TrapFrame) -> TrapOutcome {
-    TrapOutcome::NotMine
-}
-pub fn report_context() {}
 /// Called by the scheduler when task `id` exits (reclaims its kretprobe instances).
-pub fn task_exited(_id: usize) {}
+pub fn task_exited(id: usize) {
+    kretprobe::task_exited(id);
+}

@@ -9,9 +9,10 @@
 //! collected on a later allocation, as Linux's `collect_garbage_slots` does.
 use spin::Mutex;
 
-/// Bytes per slot: the longest i386 instruction (15) plus a `jmp rel32` (5),
-/// rounded up for alignment.
-pub const SLOT_SIZE: usize = 32;
+/// Bytes per slot: room for two copies of a probed instruction, one for
+/// single-stepping (up to 15 bytes) and one relocated for boosting with its
+/// jump back (up to 15 + 5 bytes); see `arch::x86::kprobes::slot`.
+pub const SLOT_SIZE: usize = 48;
 /// Number of slots.
 pub const SLOT_COUNT: usize = 256;
 

@@ -44,7 +44,7 @@ use super::TaskId;
 use crate::arch::x86::context::switch_context;
 use crate::arch::{cpu, TrapFrame};
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Timer ticks a task may run before the timer hands the CPU to the next
 /// runnable task: 3 ticks = 12 ms at `pit::HZ` = 250.
@@ -54,6 +54,16 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Set while some task waits for an interrupt in the scheduler loop because
 /// nothing is runnable; the timer must not switch away from under it then.
 static IDLE: AtomicBool = AtomicBool::new(false);
+
+/// A function every timer tick calls (interrupt context, interrupts off).
+static TICK_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs (or with `None`, removes) a function the timer interrupt calls
+/// on every tick, before scheduling: ordinary, probeable code that runs in
+/// interrupt context (the probe tests hit probes from there).
+pub fn set_tick_hook(hook: Option<fn()>) {
+    TICK_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
 
 /// Timer ticks since interrupts were enabled (`pit::HZ` per second).
 pub fn ticks() -> u64 {
@@ -67,6 +77,12 @@ pub fn ticks() -> u64 {
 #[unsafe(link_section = ".kprobes.text")]
 pub fn timer_tick(frame: &mut TrapFrame) {
     let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+    let hook = TICK_HOOK.load(Ordering::SeqCst);
+    if hook != 0 {
+        // SAFETY: TICK_HOOK only ever holds 0 or an `fn()` from `set_tick_hook`.
+        let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+        hook();
+    }
     let current = current_id();
     let idle = IDLE.load(Ordering::Relaxed);
     let preempt = with_tasks(|tasks| {

@@ -6,6 +6,7 @@ pub mod context;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+pub mod kprobes;
 pub mod paging;
 pub mod patch;
 pub mod pic;

@@ -1,0 +1,199 @@
+//! Decoding and classifying a probed instruction (registration time only).
+//!
+//! The instruction is decoded once with iced-x86 and reduced to a [`Fixup`]:
+//! what must be repaired after its copy ran in a slot instead of at its own
+//! address. The trap path never decodes. Instructions that cannot be run out
+//! of line are refused here with the reason.
+use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+
+/// The longest x86 instruction.
+pub const MAX_INSN_LEN: usize = 15;
+
+/// How to resume after the copy of the instruction ran in a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fixup {
+    /// No control transfer: continue after the original instruction.
+    Plain,
+    /// `jmp rel8/rel32`.
+    RelativeJump { target: u32 },
+    /// `jcc rel8/rel32`; `condition` is the low nibble of the opcode.
+    ConditionalJump { target: u32, condition: u8 },
+    /// `loop`, `loope`, `loopne`, `jecxz`: relative, rel8 only.
+    LoopOrJecxz,
+    /// `call rel32`: the pushed return address must name the original.
+    RelativeCall { target: u32 },
+    /// `call r/m32`: absolute target, pushed return address to repair.
+    IndirectCall,
+    /// `jmp r/m32`: absolute target, nothing to repair.
+    IndirectJump,
+    /// `ret`, `ret imm16`: absolute target, nothing to repair.
+    Return,
+    /// `pushfd`: the pushed TF/IF must be the original code's.
+    PushFlags,
+    /// `popfd`, `cli`, `sti`: they decide IF themselves.
+    InterruptFlagWriter,
+    /// A `rep`-prefixed string instruction: traps once per iteration.
+    RepeatedString,
+}
+
+impl Fixup {
+    /// Whether EIP after the single-step is relative to the slot (and must be
+    /// moved back to the original address), as opposed to absolute.
+    pub const fn slot_relative(self) -> bool {
+        !matches!(self, Fixup::IndirectCall | Fixup::IndirectJump | Fixup::Return)
+    }
+
+    /// Whether the instruction pushes a return address.
+    pub const fn pushes_return_address(self) -> bool {
+        matches!(self, Fixup::RelativeCall { .. } | Fixup::IndirectCall)
+    }
+
+    /// Whether the instruction can run "boosted": as a relocated copy
+    /// followed by a jump back, with no debug trap.
+    pub const fn boostable(self) -> bool {
+        !matches!(self, Fixup::IndirectCall | Fixup::LoopOrJecxz | Fixup::InterruptFlagWriter)
+    }
+}
+
+/// A decoded, accepted instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    /// The original bytes (only `length` are meaningful).
+    pub bytes: [u8; MAX_INSN_LEN],
+    /// Instruction length.
+    pub length: usize,
+    /// What to repair after running it out of line.
+    pub fixup: Fixup,
+    /// The mnemonic, for messages.
+    pub mnemonic: Mnemonic,
+}
+
+/// Why an instruction cannot be probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The bytes do not decode.
+    Invalid,
+    /// The address falls inside an instruction.
+    NotBoundary,
+    /// The instruction cannot be run out of line; the text says why.
+    Unsupported(&'static str),
+}
+
+/// Walks `code` (the function's original bytes, starting at `start`) to
+/// `address`, which must be an instruction boundary, and classifies the
+/// instruction there.
+pub fn decode_at(code: &[u8], start: usize, address: usize) -> Result<Insn, Refusal> {
+    let mut decoder = Decoder::with_ip(32, code, start as u64, DecoderOptions::NONE);
+    let mut insn = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut insn);
+        let ip = insn.ip() as usize;
+        if ip == address {
+            if insn.is_invalid() {
+                return Err(Refusal::Invalid);
+            }
+            return classify(&insn, &code[ip - start..ip - start + insn.len()]);
+        }
+        if ip > address || insn.is_invalid() {
+            break;
+        }
+        if ip + insn.len() > address {
+            return Err(Refusal::NotBoundary);
+        }
+    }
+    Err(Refusal::NotBoundary)
+}
+
+/// Decodes a lone instruction at the start of `code` (placed at `address`).
+pub fn decode_one(code: &[u8], address: usize) -> Result<Insn, Refusal> {
+    decode_at(code, address, address)
+}
+
+fn has_operand_size_prefix(bytes: &[u8]) -> bool {
+    bytes.iter().take_while(|b| matches!(b, 0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0x66 | 0x67 | 0xf0 | 0xf2 | 0xf3)).any(|&b| b == 0x66)
+}
+
+fn condition_nibble(bytes: &[u8]) -> u8 {
+    let opcode = bytes.iter().position(|b| !matches!(b, 0x2e | 0x3e)).unwrap_or(0);
+    match bytes[opcode] {
+        0x0f => bytes[opcode + 1] & 0xf,
+        short => short & 0xf,
+    }
+}
+
+fn classify(insn: &Instruction, bytes: &[u8]) -> Result<Insn, Refusal> {
+    use Refusal::Unsupported;
+    let code = insn.code();
+    let mnemonic = insn.mnemonic();
+    match mnemonic {
+        Mnemonic::Int3 | Mnemonic::Int | Mnemonic::Into | Mnemonic::Int1 => {
+            return Err(Unsupported("software interrupt: it would trap from the slot"))
+        }
+        Mnemonic::Iret | Mnemonic::Iretd => return Err(Unsupported("iret changes privilege state and cannot be stepped out of line")),
+        Mnemonic::Hlt => return Err(Unsupported("hlt would stop the CPU inside the single-step")),
+        Mnemonic::Retf => return Err(Unsupported("far return")),
+        Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2 => return Err(Unsupported("undefined opcode by design")),
+        Mnemonic::Sysenter | Mnemonic::Sysexit | Mnemonic::Syscall | Mnemonic::Sysret => {
+            return Err(Unsupported("system call instructions change privilege level"))
+        }
+        Mnemonic::Lss => return Err(Unsupported("loading SS inhibits the single-step trap")),
+        _ => {}
+    }
+    if code.is_jmp_far() || code.is_jmp_far_indirect() || code.is_call_far() || code.is_call_far_indirect() {
+        return Err(Unsupported("far jump or call"));
+    }
+    let writes_ss = (mnemonic == Mnemonic::Mov || mnemonic == Mnemonic::Pop)
+        && insn.op_count() > 0
+        && insn.op_kind(0) == OpKind::Register
+        && insn.op_register(0) == Register::SS;
+    if writes_ss {
+        return Err(Unsupported("loading SS inhibits the single-step trap"));
+    }
+    match insn.flow_control() {
+        FlowControl::Interrupt | FlowControl::Exception => return Err(Unsupported("raises an exception by design")),
+        FlowControl::XbeginXabortXend => return Err(Unsupported("transactional memory")),
+        _ => {}
+    }
+    let is_branch = insn.flow_control() != FlowControl::Next;
+    if is_branch && has_operand_size_prefix(bytes) {
+        return Err(Unsupported("16-bit operand-size branch truncates EIP"));
+    }
+
+    let target = insn.near_branch_target() as u32;
+    let fixup = if code.is_jmp_short_or_near() {
+        Fixup::RelativeJump { target }
+    } else if code.is_jcc_short_or_near() {
+        Fixup::ConditionalJump { target, condition: condition_nibble(bytes) }
+    } else if code.is_loop() || code.is_loopcc() || code.is_jcx_short() {
+        Fixup::LoopOrJecxz
+    } else if code.is_call_near() {
+        Fixup::RelativeCall { target }
+    } else if code.is_call_near_indirect() {
+        Fixup::IndirectCall
+    } else if code.is_jmp_near_indirect() {
+        Fixup::IndirectJump
+    } else if mnemonic == Mnemonic::Ret {
+        Fixup::Return
+    } else if code == Code::Pushfw {
+        return Err(Unsupported("16-bit pushf: the flags fix-up assumes a 32-bit push"));
+    } else if code == Code::Pushfd {
+        Fixup::PushFlags
+    } else if matches!(mnemonic, Mnemonic::Popf | Mnemonic::Popfd | Mnemonic::Cli | Mnemonic::Sti) {
+        Fixup::InterruptFlagWriter
+    } else if code.is_string_instruction() && (insn.has_rep_prefix() || insn.has_repe_prefix() || insn.has_repne_prefix()) {
+        Fixup::RepeatedString
+    } else if is_branch {
+        return Err(Unsupported("control transfer the engine does not know how to relocate"));
+    } else {
+        Fixup::Plain
+    };
+    let mut copy = [0u8; MAX_INSN_LEN];
+    copy[..bytes.len()].copy_from_slice(bytes);
+    Ok(Insn { bytes: copy, length: bytes.len(), fixup, mnemonic })
+}
+
+/// Decodes one instruction at boot so iced-x86 builds its tables on the
+/// heap then, never first on a registration made from a constrained context.
+pub fn warm_up() {
+    let _ = decode_one(&[0x55, 0x89, 0xe5], 0x100000);
+}

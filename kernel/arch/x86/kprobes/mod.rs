@@ -1,0 +1,36 @@
+//! The x86 half of the kprobes engine: the narrow interface the generic
+//! engine calls.
+//!
+//! - [`prepare`]: decode and classify the instruction at a probe address
+//!   (registration time, with iced-x86), copy it into an instruction slot.
+//! - [`arm`] / [`disarm`]: write or restore the `int3` byte.
+//! - [`setup_single_step`] / [`resume_after_single_step`]: the trap-path
+//!   halves of running the copy out of line, and the fix-ups afterwards.
+//! - [`trampoline`]: the kretprobe return trampoline.
+pub mod decode;
+pub mod slot;
+pub mod step;
+pub mod trampoline;
+
+pub use decode::{Fixup, Insn};
+pub use slot::{prepare, release, ArchSite};
+pub use step::{resume_after_single_step, setup_boost, setup_single_step, StepProgress, StepState};
+
+use super::patch::{text_poke, PatchError};
+
+/// The breakpoint opcode.
+pub const BREAKPOINT_INSTRUCTION: u8 = 0xcc;
+
+/// Writes `int3` over the first byte of the probed instruction.
+pub fn arm(site: &ArchSite) -> Result<(), PatchError> {
+    // SAFETY: one byte at an instruction boundary (checked at `prepare`)
+    // becomes int3; every other instruction stays intact, and a task that
+    // is preempted before this instruction will trap on it and be handled.
+    unsafe { text_poke(site.address, &[BREAKPOINT_INSTRUCTION]) }
+}
+
+/// Restores the original first byte of the probed instruction.
+pub fn disarm(site: &ArchSite) -> Result<(), PatchError> {
+    // SAFETY: puts back exactly the byte `prepare` saved from this address.
+    unsafe { text_poke(site.address, &site.insn.bytes[..1]) }
+}

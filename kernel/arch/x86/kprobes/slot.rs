@@ -1,0 +1,130 @@
+//! Instruction slots for probed instructions: what goes into one.
+//!
+//! Each slot holds two versions of the probed instruction:
+//!
+//! ```text
+//!   slot + 0:   the original bytes, unchanged      (single-stepped with TF;
+//!               relative targets are fixed up afterwards from EIP)
+//!   slot + 16:  the boosted version: the instruction relocated to run at
+//!               this address, followed by `jmp` back to the next original
+//!               instruction — no trap needed
+//! ```
+//!
+//! Relocation for boosting: `jmp`/`jcc` are re-encoded with rel32 to the
+//! original target; `call rel32` becomes `push <original return>; jmp target`,
+//! so the stacked return address is the true one.
+use super::decode::{self, Fixup, Insn, Refusal, MAX_INSN_LEN};
+use crate::memory::slots::{self, SLOT_SIZE};
+use core::ops::Range;
+
+/// Offset of the boosted version inside a slot.
+pub const BOOST_OFFSET: usize = 16;
+const _: () = assert!(BOOST_OFFSET >= MAX_INSN_LEN && BOOST_OFFSET + MAX_INSN_LEN + 5 <= SLOT_SIZE);
+
+/// Everything the trap path needs to know about one probed address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArchSite {
+    /// The probed address.
+    pub address: usize,
+    /// The decoded original instruction.
+    pub insn: Insn,
+    /// The slot's address.
+    pub slot: usize,
+}
+
+impl ArchSite {
+    /// Where the single-step copy starts.
+    pub fn single_step_entry(&self) -> usize {
+        self.slot
+    }
+
+    /// Where the boosted version starts.
+    pub fn boost_entry(&self) -> usize {
+        self.slot + BOOST_OFFSET
+    }
+
+    /// The address after the original instruction.
+    pub fn next_address(&self) -> usize {
+        self.address + self.insn.length
+    }
+
+    /// The slot's bytes.
+    pub fn slot_range(&self) -> Range<usize> {
+        self.slot..self.slot + SLOT_SIZE
+    }
+}
+
+/// Why `prepare` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrepareError {
+    /// The instruction cannot be probed.
+    Refused(Refusal),
+    /// Every slot is taken.
+    NoSlot,
+}
+
+fn rel32(next_instruction: usize, target: u32) -> [u8; 4] {
+    target.wrapping_sub(next_instruction as u32).to_le_bytes()
+}
+
+/// Appends `jmp rel32 target` at `code[at..]`, for code placed at `base`.
+fn jump(code: &mut [u8], at: usize, base: usize, target: u32) -> usize {
+    code[at] = 0xe9;
+    code[at + 1..at + 5].copy_from_slice(&rel32(base + at + 5, target));
+    at + 5
+}
+
+/// The boosted version of `insn` (original at `address`) to run at `base`.
+/// Returns the code and its length.
+fn boost_code(insn: &Insn, address: usize, base: usize) -> ([u8; SLOT_SIZE - BOOST_OFFSET], usize) {
+    let mut code = [0xcc; SLOT_SIZE - BOOST_OFFSET];
+    let next = (address + insn.length) as u32;
+    let len = match insn.fixup {
+        Fixup::RelativeJump { target } => jump(&mut code, 0, base, target),
+        Fixup::ConditionalJump { target, condition } => {
+            code[0] = 0x0f;
+            code[1] = 0x80 | condition;
+            code[2..6].copy_from_slice(&rel32(base + 6, target));
+            jump(&mut code, 6, base, next)
+        }
+        Fixup::RelativeCall { target } => {
+            code[0] = 0x68; // push imm32: the original return address
+            code[1..5].copy_from_slice(&next.to_le_bytes());
+            jump(&mut code, 5, base, target)
+        }
+        _ => {
+            code[..insn.length].copy_from_slice(&insn.bytes[..insn.length]);
+            jump(&mut code, insn.length, base, next)
+        }
+    };
+    (code, len)
+}
+
+/// Decodes the instruction at `address` (inside `function`, whose original
+/// bytes `read_original` gives — armed breakpoints already undone), takes a
+/// slot and fills it. Registration time only.
+pub fn prepare(
+    address: usize,
+    function: Range<usize>,
+    read_original: impl Fn(usize) -> u8,
+    slot_in_use: impl Fn(Range<usize>) -> bool,
+) -> Result<ArchSite, PrepareError> {
+    // Decode from the function's start up to (and including) the probed
+    // instruction; a copy with armed probes' original bytes restored.
+    let end = (address + MAX_INSN_LEN).min(function.end.max(address + 1));
+    let code: alloc::vec::Vec<u8> = (function.start..end).map(&read_original).collect();
+    let insn = decode::decode_at(&code, function.start, address).map_err(PrepareError::Refused)?;
+    let slot = slots::allocate(slot_in_use).ok_or(PrepareError::NoSlot)?;
+    let (boosted, boosted_len) = boost_code(&insn, address, slot + BOOST_OFFSET);
+    let mut image = [0xcc; SLOT_SIZE];
+    image[..insn.length].copy_from_slice(&insn.bytes[..insn.length]);
+    image[BOOST_OFFSET..BOOST_OFFSET + boosted_len].copy_from_slice(&boosted[..boosted_len]);
+    // SAFETY: the slot was just allocated to us; nobody executes it yet.
+    unsafe { slots::write(slot, &image) };
+    Ok(ArchSite { address, insn, slot })
+}
+
+/// Gives the slot back (it is reused only once no task can be running in it).
+pub fn release(site: &ArchSite, slot_in_use: impl Fn(Range<usize>) -> bool) {
+    slots::free(site.slot, slot_in_use);
+}

@@ -1,0 +1,81 @@
+//! Running a probed instruction out of line, and repairing what the
+//! different address broke (the trap-path half; decisions come from `decode`).
+//!
+//! Single-step: EIP goes to the slot copy with TF set and IF clear, so the
+//! copy runs alone and traps right after. Then, from the [`Fixup`] decided at
+//! registration:
+//! - EIP is moved back from the slot to the original code, unless the
+//!   instruction jumped to an absolute target (`ret`, `jmp`/`call` through a
+//!   register or memory);
+//! - a `call` pushed a return address into the slot: it becomes the address
+//!   after the original instruction;
+//! - `pushfd` pushed TF set and IF clear: they become the original code's;
+//! - TF and IF go back to what the probed code had, except that `popfd`,
+//!   `cli` and `sti` keep the IF they produced;
+//! - a `rep` string instruction traps after every iteration with EIP still
+//!   at the copy: it is simply stepped again.
+//!
+//! Boost: EIP goes to the relocated version, which ends in a jump back; no
+//! trap follows.
+use super::decode::Fixup;
+use super::slot::ArchSite;
+use crate::arch::cpu::{EFLAGS_IF, EFLAGS_TF};
+use crate::arch::TrapFrame;
+
+/// What the trap path keeps between the breakpoint and the single-step trap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepState {
+    /// TF and IF as the probed code had them.
+    pub saved_flags: u32,
+}
+
+/// Sends the trapped code to single-step the slot copy of `site`.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn setup_single_step(frame: &mut TrapFrame, site: &ArchSite) -> StepState {
+    let saved_flags = frame.eflags & (EFLAGS_TF | EFLAGS_IF);
+    frame.eflags = (frame.eflags | EFLAGS_TF) & !EFLAGS_IF;
+    frame.eip = site.single_step_entry() as u32;
+    StepState { saved_flags }
+}
+
+/// Sends the trapped code to the boosted version of `site` (no trap after).
+#[unsafe(link_section = ".kprobes.text")]
+pub fn setup_boost(frame: &mut TrapFrame, site: &ArchSite) {
+    frame.eip = site.boost_entry() as u32;
+}
+
+/// Whether the single-step finished the instruction.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepProgress {
+    /// Done; the frame now continues in the original code.
+    Finished,
+    /// A `rep` string instruction has iterations left; step again.
+    Again,
+}
+
+/// Repairs the frame after the copy of `site` was single-stepped.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn resume_after_single_step(frame: &mut TrapFrame, site: &ArchSite, state: StepState) -> StepProgress {
+    let fixup = site.insn.fixup;
+    if fixup == Fixup::RepeatedString && frame.eip as usize == site.single_step_entry() {
+        return StepProgress::Again;
+    }
+    let stack_top = frame.esp as *mut u32;
+    if fixup.pushes_return_address() {
+        // SAFETY: the call just pushed its return address at ESP.
+        unsafe { stack_top.write(site.next_address() as u32) };
+    }
+    if fixup == Fixup::PushFlags {
+        // SAFETY: pushfd just pushed EFLAGS at ESP.
+        unsafe { stack_top.write((stack_top.read() & !(EFLAGS_TF | EFLAGS_IF)) | state.saved_flags) };
+    }
+    if fixup.slot_relative() {
+        frame.eip = (frame.eip as usize - site.single_step_entry() + site.address) as u32;
+    }
+    frame.eflags = (frame.eflags & !EFLAGS_TF) | (state.saved_flags & EFLAGS_TF);
+    if fixup != Fixup::InterruptFlagWriter {
+        frame.eflags = (frame.eflags & !EFLAGS_IF) | (state.saved_flags & EFLAGS_IF);
+    }
+    StepProgress::Finished
+}

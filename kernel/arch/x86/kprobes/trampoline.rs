@@ -1,0 +1,72 @@
+//! The kretprobe return trampoline.
+//!
+//! A kretprobe's entry handler replaces the probed function's stacked return
+//! address with [`kretprobe_trampoline`]'s. The function's `ret` lands here
+//! with ESP just above that slot. The trampoline builds the same
+//! [`TrapFrame`] a trap would (so handlers get an ordinary `PtRegs`), calls
+//! the generic dispatcher with interrupts off, and leaves through the common
+//! trap exit: `iretd` to the EIP the dispatcher wrote (the real return
+//! address), with every register and EFLAGS as the function left them.
+//!
+//! ```text
+//!   slot + 4 ->  (caller's stack)          = frame.esp
+//!                EFLAGS   pushfd           (before cli: the function's IF)
+//!                CS
+//!                EIP      0, then the real return address (dispatcher)
+//!                error    0
+//!                vector   KRETPROBE_VECTOR
+//!                pushad   EAX..EDI
+//!        ESP ->  &TrapFrame argument
+//! ```
+use crate::arch::x86::gdt::KERNEL_CODE;
+use crate::arch::x86::trap::{trap_return, TrapFrame, FRAME_SIZE};
+use core::arch::naked_asm;
+use core::mem::offset_of;
+
+/// The vector number a trampoline frame carries (no real vector has it).
+pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
+
+/// Where probed functions return to while a kretprobe instance is active.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn kretprobe_trampoline() {
+    naked_asm!(
+        "pushfd",
+        "push {cs}",
+        "push 0",
+        "push 0",
+        "push {vector}",
+        "pushad",
+        "cli",
+        "lea ecx, [esp + {size}]",
+        "mov [esp + {esp}], ecx",
+        "cld",
+        "mov eax, esp",
+        "push eax",
+        "call {dispatch}",
+        ".global kretprobe_dispatch_return_site",
+        "kretprobe_dispatch_return_site:",
+        "add esp, 4",
+        "jmp {exit}",
+        cs = const KERNEL_CODE as u32,
+        vector = const KRETPROBE_VECTOR,
+        size = const FRAME_SIZE,
+        esp = const offset_of!(TrapFrame, esp),
+        dispatch = sym crate::kprobes::kretprobe::trampoline_dispatch,
+        exit = sym trap_return,
+    );
+}
+
+/// The trampoline's address (what replaced return addresses hold).
+pub fn address() -> usize {
+    kretprobe_trampoline as *const () as usize
+}
+
+/// The return address of the trampoline's call to the dispatcher; the
+/// unwinder continues through the trampoline's frame from there.
+pub fn dispatch_return_site() -> usize {
+    unsafe extern "C" {
+        static kretprobe_dispatch_return_site: u8;
+    }
+    &raw const kretprobe_dispatch_return_site as usize
+}

@@ -1,0 +1,69 @@
+//! Why a registration (or enable/disable) was refused.
+//!
+//! Every refusal leaves the engine exactly as it was.
+use core::fmt;
+
+/// One error type for the whole probe API; each variant says what is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KprobeError {
+    /// Neither an address nor a symbol was given.
+    NoLocation,
+    /// Both an address and a symbol were given.
+    AddressAndSymbol,
+    /// No function has this name.
+    UnknownSymbol,
+    /// The offset lies at or beyond the end of the function.
+    OffsetPastFunction { size: usize },
+    /// The address is not in kernel text.
+    OutsideKernelText,
+    /// The address is in no known function, so its instruction boundaries
+    /// cannot be checked.
+    NotInFunction,
+    /// The address falls inside an instruction of its function.
+    NotInstructionBoundary,
+    /// The address is part of the engine's own trap path (or the trap entry
+    /// code), which cannot be probed.
+    Blacklisted,
+    /// The instruction cannot be run out of line; the text says why.
+    UnsupportedInstruction(&'static str),
+    /// The bytes at the address do not decode as an instruction.
+    InvalidInstruction,
+    /// This probe is already registered.
+    AlreadyRegistered,
+    /// This probe is not registered.
+    NotRegistered,
+    /// A fixed table is full (probe sites, instruction slots, instances).
+    TableFull(&'static str),
+    /// Called from a probe handler, where the registry may be in use.
+    InProbeHandler,
+    /// Return probes and jprobes go on a function's first instruction.
+    NotFunctionEntry,
+    /// A jprobe is already registered at this address (one per address).
+    JprobeExists,
+    /// A kretprobe asked for more private data than an instance holds.
+    DataTooLarge { max: usize },
+}
+
+impl fmt::Display for KprobeError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            KprobeError::NoLocation => write!(f, "no address or symbol given"),
+            KprobeError::AddressAndSymbol => write!(f, "both an address and a symbol given"),
+            KprobeError::UnknownSymbol => write!(f, "no such symbol"),
+            KprobeError::OffsetPastFunction { size } => write!(f, "offset past the function's end ({size:#x} bytes)"),
+            KprobeError::OutsideKernelText => write!(f, "address outside kernel text"),
+            KprobeError::NotInFunction => write!(f, "address in no known function"),
+            KprobeError::NotInstructionBoundary => write!(f, "not an instruction boundary"),
+            KprobeError::Blacklisted => write!(f, "address in the probe engine's own trap path"),
+            KprobeError::UnsupportedInstruction(why) => write!(f, "instruction cannot be probed: {why}"),
+            KprobeError::InvalidInstruction => write!(f, "invalid instruction"),
+            KprobeError::AlreadyRegistered => write!(f, "probe already registered"),
+            KprobeError::NotRegistered => write!(f, "probe not registered"),
+            KprobeError::TableFull(what) => write!(f, "no free {what}"),
+            KprobeError::InProbeHandler => write!(f, "not allowed from a probe handler"),
+            KprobeError::NotFunctionEntry => write!(f, "must be at a function's first instruction"),
+            KprobeError::JprobeExists => write!(f, "a jprobe is already registered at this address"),
+            KprobeError::DataTooLarge { max } => write!(f, "private data larger than {max} bytes"),
+        }
+    }
+}

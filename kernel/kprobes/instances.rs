@@ -1,0 +1,238 @@
+//! Kretprobe instance pools: fixed-capacity free lists carved at registration.
+//!
+//! Each registration of a kretprobe gets one pool of `maxactive` instances
+//! (each with `data_size` private bytes) from a static arena reserved for
+//! pools. The trap path takes and returns instances in O(1) with interrupts
+//! off (this kernel has one CPU, so that makes get and put atomic against
+//! every interrupt). A pool whose kretprobe was unregistered while instances
+//! were still out is *retired*: it is freed once the last instance comes back,
+//! by the next registration (never on the trap path, which must not take the
+//! arena's lock).
+use super::kretprobe::Kretprobe;
+use crate::arch::cpu::without_interrupts;
+use crate::task::TaskId;
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
+use linked_list_allocator::Heap;
+
+/// Bytes reserved for all kretprobe instance pools together.
+pub const ARENA_SIZE: usize = 1 << 20;
+
+#[repr(C, align(4096))]
+struct Arena([u8; ARENA_SIZE]);
+
+static mut ARENA: Arena = Arena([0; ARENA_SIZE]);
+static ALLOCATOR: spin::Mutex<Option<Heap>> = spin::Mutex::new(None);
+
+/// One active (or free) return-probe instance.
+#[repr(C)]
+pub struct KretprobeInstance {
+    pub(crate) pool: *mut Pool,
+    /// Next free instance, or next older active instance of the same task.
+    pub(crate) next: *mut KretprobeInstance,
+    pub(crate) return_address: usize,
+    pub(crate) stack_slot: usize,
+    pub(crate) task: TaskId,
+    pub(crate) data: *mut u8,
+    pub(crate) data_len: usize,
+}
+
+impl KretprobeInstance {
+    /// The real return address (where the probed function returns to).
+    pub fn ret_addr(&self) -> usize {
+        self.return_address
+    }
+
+    /// The task that made this call.
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+
+    /// The stack slot whose return address was replaced.
+    pub fn stack_slot(&self) -> usize {
+        self.stack_slot
+    }
+
+    /// The kretprobe this instance belongs to, unless it was unregistered.
+    pub fn kretprobe(&self) -> Option<&'static Kretprobe> {
+        // SAFETY: an instance's pool outlives the instance; its `owner` is a
+        // `&'static Kretprobe` or null.
+        unsafe { (*self.pool).owner.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// The private data (`data_size` bytes), written at entry, read at return.
+    pub fn data(&mut self) -> &mut [u8] {
+        // SAFETY: `data` points at this instance's own `data_len` bytes.
+        unsafe { core::slice::from_raw_parts_mut(self.data, self.data_len) }
+    }
+
+    /// Stores a value at the start of the private data.
+    ///
+    /// Panics if `data_size` is smaller than `T`.
+    pub fn store<T: Copy>(&mut self, value: T) {
+        assert!(core::mem::size_of::<T>() <= self.data_len, "kretprobe data_size too small");
+        // SAFETY: checked to fit; unaligned write of a Copy value.
+        unsafe { ptr::write_unaligned(self.data as *mut T, value) }
+    }
+
+    /// Loads a value stored with [`store`](Self::store).
+    pub fn load<T: Copy>(&self) -> T {
+        assert!(core::mem::size_of::<T>() <= self.data_len, "kretprobe data_size too small");
+        // SAFETY: checked to fit; the bytes were written by `store` (or are
+        // zero, a valid bit pattern for the plain types kretprobes store).
+        unsafe { ptr::read_unaligned(self.data as *const T) }
+    }
+}
+
+/// The instances of one registration.
+pub(crate) struct Pool {
+    pub owner: AtomicPtr<Kretprobe>,
+    free: *mut KretprobeInstance,
+    pub out: usize,
+    layout: Layout,
+    next_retired: AtomicPtr<Pool>,
+}
+
+static RETIRED: AtomicPtr<Pool> = AtomicPtr::new(ptr::null_mut());
+
+fn arena() -> spin::MutexGuard<'static, Option<Heap>> {
+    let mut guard = ALLOCATOR.lock();
+    if guard.is_none() {
+        let mut heap = Heap::empty();
+        // SAFETY: the arena is static, used by nothing else, and initialised
+        // once (under this lock).
+        unsafe { heap.init((&raw mut ARENA) as *mut u8, ARENA_SIZE) };
+        *guard = Some(heap);
+    }
+    guard
+}
+
+/// Frees retired pools whose instances have all come back.
+fn collect_retired(heap: &mut Heap) {
+    without_interrupts(|| {
+        let mut link = &RETIRED;
+        loop {
+            let pool = link.load(Ordering::Acquire);
+            if pool.is_null() {
+                return;
+            }
+            // SAFETY: retired pools stay allocated until freed right here.
+            let (out, next, layout) = unsafe { ((*pool).out, (*pool).next_retired.load(Ordering::Acquire), (*pool).layout) };
+            if out == 0 {
+                link.store(next, Ordering::Release);
+                // SAFETY: allocated from this heap with this layout; no
+                // instance is out, and it is no longer on any list.
+                unsafe { heap.deallocate(NonNull::new_unchecked(pool as *mut u8), layout) };
+            } else {
+                // SAFETY: as above.
+                link = unsafe { &(*pool).next_retired };
+            }
+        }
+    })
+}
+
+/// Allocates a pool of `count` instances with `data_size` bytes each.
+pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) -> Option<*mut Pool> {
+    let mut guard = arena();
+    let heap = guard.as_mut().expect("arena initialised");
+    collect_retired(heap);
+    let header = Layout::new::<Pool>();
+    let (with_instances, instances_at) = header.extend(Layout::array::<KretprobeInstance>(count).ok()?).ok()?;
+    let (layout, data_at) = with_instances.extend(Layout::array::<u8>(count * data_size).ok()?).ok()?;
+    let base = heap.allocate_first_fit(layout.pad_to_align()).ok()?.as_ptr();
+    // SAFETY: `base` is a fresh allocation of `layout`: header, then the
+    // instances, then their data, at the offsets `extend` computed.
+    unsafe {
+        let pool = base as *mut Pool;
+        let instances = base.add(instances_at) as *mut KretprobeInstance;
+        let data = base.add(data_at);
+        ptr::write_bytes(data, 0, count * data_size);
+        let mut free = ptr::null_mut();
+        for i in (0..count).rev() {
+            let instance = instances.add(i);
+            instance.write(KretprobeInstance {
+                pool,
+                next: free,
+                return_address: 0,
+                stack_slot: 0,
+                task: 0,
+                data: data.add(i * data_size),
+                data_len: data_size,
+            });
+            free = instance;
+        }
+        pool.write(Pool {
+            owner: AtomicPtr::new(owner as *const Kretprobe as *mut Kretprobe),
+            free,
+            out: 0,
+            layout: layout.pad_to_align(),
+            next_retired: AtomicPtr::new(ptr::null_mut()),
+        });
+        Some(pool)
+    }
+}
+
+/// Detaches a pool from its kretprobe: instances still out run no handler,
+/// and the memory is freed once they are all back.
+pub(crate) fn retire(pool: *mut Pool) {
+    let mut guard = arena();
+    let heap = guard.as_mut().expect("arena initialised");
+    without_interrupts(|| {
+        // SAFETY: the pool is live (owned by the registration being undone).
+        unsafe {
+            (*pool).owner.store(ptr::null_mut(), Ordering::Release);
+            (*pool).next_retired.store(RETIRED.load(Ordering::Acquire), Ordering::Release);
+        }
+        RETIRED.store(pool, Ordering::Release);
+    });
+    collect_retired(heap);
+}
+
+/// Takes a free instance, or `None` if all are out. O(1), trap path.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn get(pool: *mut Pool) -> Option<&'static mut KretprobeInstance> {
+    without_interrupts(|| {
+        // SAFETY: the pool is live while its kretprobe is registered, and
+        // its lists change only here and in `put`, with interrupts off.
+        unsafe {
+            let instance = (*pool).free.as_mut()?;
+            (*pool).free = instance.next;
+            (*pool).out += 1;
+            instance.next = ptr::null_mut();
+            Some(instance)
+        }
+    })
+}
+
+/// Returns an instance to its pool. O(1), trap path.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn put(instance: &mut KretprobeInstance) {
+    without_interrupts(|| {
+        let pool = instance.pool;
+        // SAFETY: an instance's pool outlives it (a retired pool is freed
+        // only once `out` reaches 0).
+        unsafe {
+            instance.next = (*pool).free;
+            (*pool).free = instance;
+            (*pool).out -= 1;
+        }
+    })
+}
+
+/// Bytes of the pool arena in use (for tests and the shell).
+pub fn arena_used() -> usize {
+    arena().as_ref().map_or(0, |h| h.used())
+}
+
+/// Whether `pool` was retired and is still waiting for instances.
+pub(crate) fn retired_pools() -> usize {
+    let mut count = 0;
+    let mut pool = RETIRED.load(Ordering::Acquire);
+    while !pool.is_null() {
+        count += 1;
+        // SAFETY: retired pools stay allocated while on the list.
+        pool = unsafe { (*pool).next_retired.load(Ordering::Acquire) };
+    }
+    count
+}

@@ -1,0 +1,151 @@
+//! jprobes: a handler with the probed function's own signature, run at the
+//! function's entry with its arguments in place (Linux ≤ 4.14).
+//!
+//! At the hit, the engine saves the registers and the top of the stack (the
+//! arguments), and sends the CPU to the handler with the probed function's
+//! stack: the handler's `extern "C"` parameters *are* the probed function's
+//! arguments. The handler ends with [`jprobe_return`], which puts ESP back
+//! and executes `int3`; the engine restores the saved stack and registers
+//! and carries on with the probed instruction. Interrupts stay off while the
+//! handler runs, and any probe it hits counts a miss.
+use super::control::{self, JPROBE_STACK_COPY};
+use super::error::KprobeError;
+use super::handler;
+use super::probe::{Kprobe, ProbeKind, PtRegs};
+use super::registry::{self, register_kprobe, unregister_kprobe};
+use crate::arch::cpu::EFLAGS_IF;
+use crate::arch::x86::kprobes::BREAKPOINT_INSTRUCTION;
+use crate::arch::TrapOutcome;
+use core::arch::naked_asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// A jump probe: `entry` is an `extern "C"` function with the probed
+/// function's signature that ends by calling [`jprobe_return`].
+///
+/// ```ignore
+/// use probe_kernel::kprobes::{jprobe_return, register_jprobe, Jprobe};
+///
+/// extern "C" fn seen(a: u32, b: u32) -> u32 {
+///     probe_kernel::println!("work({a}, {b})");
+///     jprobe_return()
+/// }
+///
+/// static JP: Jprobe = Jprobe::new(seen as *const ()).symbol("my_crate::work");
+/// register_jprobe(&JP).expect("jprobe refused");
+/// ```
+pub struct Jprobe {
+    /// The underlying breakpoint probe (on the function's first instruction).
+    pub kp: Kprobe,
+    entry: *const (),
+}
+
+// SAFETY: `entry` is a code address, never dereferenced as data.
+unsafe impl Sync for Jprobe {}
+
+impl Jprobe {
+    /// A jprobe whose handler is `entry`.
+    pub const fn new(entry: *const ()) -> Self {
+        Jprobe { kp: Kprobe::new().with_kind(ProbeKind::Jprobe), entry }
+    }
+
+    /// On the function called `name`.
+    pub const fn symbol(mut self, name: &'static str) -> Self {
+        self.kp = self.kp.symbol(name, 0);
+        self
+    }
+
+    /// On the function at `address`.
+    pub const fn address(mut self, address: *const ()) -> Self {
+        self.kp = self.kp.address(address);
+        self
+    }
+}
+
+/// Registers a jprobe (at most one per function).
+pub fn register_jprobe(jprobe: &'static Jprobe) -> Result<(), KprobeError> {
+    jprobe.kp.owner.store(jprobe as *const Jprobe as *mut (), Ordering::Release);
+    register_kprobe(&jprobe.kp)
+}
+
+/// Unregisters a jprobe.
+pub fn unregister_jprobe(jprobe: &'static Jprobe) -> Result<(), KprobeError> {
+    unregister_kprobe(&jprobe.kp)
+}
+
+/// The stack pointer `jprobe_return` restores (the probed function's ESP).
+static SAVED_ESP: AtomicUsize = AtomicUsize::new(0);
+
+/// Ends a jprobe handler: never returns to it; execution continues with the
+/// probed function as if the handler had not run.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub extern "C" fn jprobe_return() -> ! {
+    naked_asm!(
+        "mov esp, dword ptr [{saved}]",
+        ".global jprobe_return_breakpoint",
+        "jprobe_return_breakpoint: int3",
+        "ud2",
+        saved = sym SAVED_ESP,
+    );
+}
+
+fn return_breakpoint() -> usize {
+    unsafe extern "C" {
+        static jprobe_return_breakpoint: u8;
+    }
+    &raw const jprobe_return_breakpoint as usize
+}
+
+/// The jprobe's part of a hit: save state, go to the handler.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn setjmp(probe: &'static Kprobe, regs: &mut PtRegs) {
+    // SAFETY: registration stored the owning `&'static Jprobe`.
+    let jprobe = unsafe { &*(probe.owner.load(Ordering::Acquire) as *const Jprobe) };
+    let esp = regs.esp as usize;
+    let stack_end = crate::task::stack_of_address(esp).map_or(esp + JPROBE_STACK_COPY, |s| s.end);
+    let len = JPROBE_STACK_COPY.min(stack_end - esp);
+    control::with(|kcb| {
+        kcb.jprobe.active = true;
+        kcb.jprobe.regs = *regs;
+        kcb.jprobe.stack_len = len;
+        // SAFETY: [esp, esp+len) is the live stack of the probed code.
+        unsafe { core::ptr::copy_nonoverlapping(esp as *const u8, kcb.jprobe.stack.as_mut_ptr(), len) };
+    });
+    SAVED_ESP.store(esp, Ordering::SeqCst);
+    regs.eip = jprobe.entry as u32;
+    regs.eflags &= !EFLAGS_IF;
+}
+
+/// An `int3` at no registered site: `jprobe_return`'s, a probe removed
+/// while its trap was in flight, or not ours.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn breakpoint(regs: &mut PtRegs, address: usize) -> TrapOutcome {
+    if address == return_breakpoint() {
+        let saved = control::with(|kcb| kcb.jprobe.active.then_some((kcb.jprobe.regs, kcb.current.site)));
+        let Some((saved_regs, site)) = saved else {
+            return TrapOutcome::NotMine;
+        };
+        control::with(|kcb| {
+            kcb.jprobe.active = false;
+            // SAFETY: restores the stack bytes saved at the hit; the current
+            // trap frame lies below them (jprobe_return reset ESP first).
+            unsafe {
+                core::ptr::copy_nonoverlapping(kcb.jprobe.stack.as_ptr(), saved_regs.esp as *mut u8, kcb.jprobe.stack_len)
+            };
+        });
+        *regs = saved_regs;
+        // SAFETY: the site was live when the jprobe hit, and cannot be
+        // unregistered while its handlers run (registration refuses).
+        let site = unsafe { &*site };
+        handler::run_instruction(regs, site);
+        return TrapOutcome::Handled;
+    }
+    // SAFETY: EIP-1 of an int3 trap is mapped code.
+    let byte = unsafe { core::ptr::read_volatile(address as *const u8) };
+    if byte != BREAKPOINT_INSTRUCTION && registry::lookup(address).is_none() {
+        // The breakpoint was removed after it trapped: run the original.
+        regs.eip = address as u32;
+        return TrapOutcome::Handled;
+    }
+    TrapOutcome::NotMine
+}

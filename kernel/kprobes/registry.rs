@@ -1,0 +1,451 @@
+//! The registry: probe sites (one per probed address), their probe lists,
+//! and registration, unregistration, enabling and disabling.
+//!
+//! A site is the aggregate of every probe at one address (Linux's
+//! "aggr_kprobe"): one breakpoint, one instruction slot, a list of probes in
+//! registration order (a jprobe always last). Sites live in a static table
+//! with an open-addressing index, so the trap path finds a site in O(1)
+//! with a few atomic loads and no lock.
+//!
+//! Writers (registration) are serialized by a lock the trap path never
+//! takes, and publish with release stores in an order that keeps every state
+//! a nested trap could observe consistent: a site is filled before it is
+//! indexed, a probe is linked before the breakpoint is armed, and the
+//! breakpoint is removed before the site is unindexed.
+use super::control;
+use super::error::KprobeError;
+use super::probe::{Kprobe, KprobeFlags, Location, ProbeKind};
+use crate::arch::x86::kprobes::{self as arch, ArchSite};
+use crate::arch::x86::kprobes::decode::Refusal;
+use crate::arch::x86::kprobes::slot::PrepareError;
+use crate::arch::x86::paging;
+use core::cell::UnsafeCell;
+use core::ops::Range;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicUsize, Ordering};
+
+/// Number of distinct probed addresses at once.
+pub const MAX_SITES: usize = 128;
+const INDEX_SIZE: usize = 256;
+const _: () = assert!(INDEX_SIZE.is_power_of_two() && INDEX_SIZE >= 2 * MAX_SITES);
+const _: () = assert!(MAX_SITES <= crate::memory::slots::SLOT_COUNT);
+const EMPTY: u16 = 0;
+const TOMBSTONE: u16 = u16::MAX;
+
+/// Functions outside `.kprobes.text` that the trap path calls anyway
+/// (compiler builtins for copies) or that run before the engine exists.
+const BLACKLIST: &[&str] = &["memcpy", "memmove", "memset", "memcmp", "bcmp", "_start", "kernel_boot_entry"];
+
+/// All probes at one address.
+pub(crate) struct Site {
+    address: AtomicUsize,
+    arch: UnsafeCell<Option<ArchSite>>,
+    head: AtomicPtr<Kprobe>,
+    armed: AtomicBool,
+    boosted: AtomicBool,
+}
+
+// SAFETY: `arch` is written only by registration (under REGISTRY, while the
+// site is not indexed) and read by the trap path only once indexed.
+unsafe impl Sync for Site {}
+
+impl Site {
+    const fn empty() -> Self {
+        Site {
+            address: AtomicUsize::new(0),
+            arch: UnsafeCell::new(None),
+            head: AtomicPtr::new(ptr::null_mut()),
+            armed: AtomicBool::new(false),
+            boosted: AtomicBool::new(false),
+        }
+    }
+
+    /// The probed address.
+    pub fn address(&self) -> usize {
+        self.address.load(Ordering::Acquire)
+    }
+
+    /// The decoded instruction and its slot.
+    #[unsafe(link_section = ".kprobes.text")]
+    pub fn arch(&self) -> &ArchSite {
+        // SAFETY: only called on indexed sites, whose `arch` is set and not
+        // written again until the site is unindexed (see `Sync` above).
+        unsafe { (*self.arch.get()).as_ref().expect("probe site without instruction") }
+    }
+
+    /// Whether hits run the boosted copy (no post handlers, boostable insn).
+    #[unsafe(link_section = ".kprobes.text")]
+    pub fn boosted(&self) -> bool {
+        self.boosted.load(Ordering::Acquire)
+    }
+
+    /// The probes here, in the order their handlers run.
+    #[unsafe(link_section = ".kprobes.text")]
+    pub fn probes(&self) -> Probes {
+        Probes { next: self.head.load(Ordering::Acquire) }
+    }
+
+    /// Counts a missed hit on every probe here.
+    #[unsafe(link_section = ".kprobes.text")]
+    pub fn count_miss(&self) {
+        for probe in self.probes() {
+            probe.missed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Iterator over the probes of a site.
+pub(crate) struct Probes {
+    next: *mut Kprobe,
+}
+
+impl Iterator for Probes {
+    type Item = &'static Kprobe;
+    #[unsafe(link_section = ".kprobes.text")]
+    fn next(&mut self) -> Option<&'static Kprobe> {
+        // SAFETY: list nodes are `&'static Kprobe`s linked by registration.
+        let probe = unsafe { self.next.as_ref()? };
+        self.next = probe.next.load(Ordering::Acquire);
+        Some(probe)
+    }
+}
+
+static SITES: [Site; MAX_SITES] = [const { Site::empty() }; MAX_SITES];
+static INDEX: [AtomicU16; INDEX_SIZE] = [const { AtomicU16::new(EMPTY) }; INDEX_SIZE];
+static REGISTRY: spin::Mutex<()> = spin::Mutex::new(());
+
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn bucket(address: usize) -> usize {
+    (address.wrapping_mul(0x9e37_79b9) >> 24) & (INDEX_SIZE - 1)
+}
+
+/// The site at `address`, if one is registered. Trap path: O(1), no lock.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn lookup(address: usize) -> Option<&'static Site> {
+    let mut index = bucket(address);
+    for _ in 0..INDEX_SIZE {
+        match INDEX[index].load(Ordering::Acquire) {
+            EMPTY => return None,
+            TOMBSTONE => {}
+            entry => {
+                let site = &SITES[entry as usize - 1];
+                if site.address() == address {
+                    return Some(site);
+                }
+            }
+        }
+        index = (index + 1) & (INDEX_SIZE - 1);
+    }
+    None
+}
+
+/// The site whose slot contains `eip`, if any (fault reports only: O(n)).
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn site_of_slot(eip: usize) -> Option<&'static Site> {
+    SITES.iter().find(|site| site.address() != 0 && site.arch().slot_range().contains(&eip))
+}
+
+fn index_insert(site_number: usize, address: usize) {
+    let mut index = bucket(address);
+    loop {
+        let entry = INDEX[index].load(Ordering::Acquire);
+        if entry == EMPTY || entry == TOMBSTONE {
+            INDEX[index].store(site_number as u16 + 1, Ordering::Release);
+            return;
+        }
+        index = (index + 1) & (INDEX_SIZE - 1);
+    }
+}
+
+fn index_remove(site_number: usize) {
+    if let Some(slot) = INDEX.iter().find(|e| e.load(Ordering::Acquire) == site_number as u16 + 1) {
+        slot.store(TOMBSTONE, Ordering::Release);
+    }
+}
+
+/// Holds the registration lock, yielding (not spinning with interrupts off)
+/// while another task holds it.
+fn lock() -> spin::MutexGuard<'static, ()> {
+    loop {
+        if let Some(guard) = REGISTRY.try_lock() {
+            return guard;
+        }
+        crate::task::yield_now();
+    }
+}
+
+/// The byte at `address` as the original code has it (an armed breakpoint undone).
+fn original_byte(address: usize) -> u8 {
+    match lookup(address) {
+        Some(site) if site.armed.load(Ordering::Acquire) => site.arch().insn.bytes[0],
+        // SAFETY: callers pass addresses inside kernel text, which is mapped.
+        _ => unsafe { core::ptr::read_volatile(address as *const u8) },
+    }
+}
+
+fn slot_in_use(range: Range<usize>) -> bool {
+    crate::task::preempted_in(range)
+}
+
+/// Where `probe` goes, checked against the symbol table and the blacklist.
+/// Returns the address and the function containing it.
+pub(crate) fn resolve(probe: &Kprobe) -> Result<(usize, Range<usize>), KprobeError> {
+    let address = match probe.location() {
+        Location::Unset => return Err(KprobeError::NoLocation),
+        Location::Both => return Err(KprobeError::AddressAndSymbol),
+        Location::Address(address) => address as usize,
+        Location::Symbol(name, offset) => {
+            let symbol = crate::symbols::lookup_name(name).ok_or(KprobeError::UnknownSymbol)?;
+            if offset >= symbol.size {
+                return Err(KprobeError::OffsetPastFunction { size: symbol.size });
+            }
+            symbol.address + offset
+        }
+    };
+    if !paging::kernel_text().contains(&address) {
+        return Err(KprobeError::OutsideKernelText);
+    }
+    if paging::kprobes_text().contains(&address) {
+        return Err(KprobeError::Blacklisted);
+    }
+    let function = crate::symbols::lookup_address(address).ok_or(KprobeError::NotInFunction)?;
+    if BLACKLIST.contains(&function.name) {
+        return Err(KprobeError::Blacklisted);
+    }
+    if matches!(probe.kind, ProbeKind::Jprobe | ProbeKind::Kretprobe) && function.offset != 0 {
+        return Err(KprobeError::NotFunctionEntry);
+    }
+    Ok((address, function.address..function.address + function.size))
+}
+
+fn prepare_error(error: PrepareError) -> KprobeError {
+    match error {
+        PrepareError::NoSlot => KprobeError::TableFull("instruction slots"),
+        PrepareError::Refused(Refusal::Invalid) => KprobeError::InvalidInstruction,
+        PrepareError::Refused(Refusal::NotBoundary) => KprobeError::NotInstructionBoundary,
+        PrepareError::Refused(Refusal::Unsupported(why)) => KprobeError::UnsupportedInstruction(why),
+    }
+}
+
+/// Re-decides arming and boosting of `site` after its probe set changed.
+fn refresh(site: &Site) {
+    let mut any_enabled = false;
+    let mut post_handlers = false;
+    for probe in site.probes() {
+        if probe.is_enabled() {
+            any_enabled = true;
+            post_handlers |= probe.post_handler.is_some();
+        }
+    }
+    let boost = any_enabled && !post_handlers && site.arch().insn.fixup.boostable();
+    site.boosted.store(boost, Ordering::Release);
+    for probe in site.probes() {
+        probe.set_flag(KprobeFlags::BOOSTED, boost);
+    }
+    let armed = site.armed.load(Ordering::Acquire);
+    if any_enabled && !armed {
+        arch::arm(site.arch()).expect("probe address left kernel text");
+        site.armed.store(true, Ordering::Release);
+    } else if !any_enabled && armed {
+        arch::disarm(site.arch()).expect("probe address left kernel text");
+        site.armed.store(false, Ordering::Release);
+    }
+}
+
+/// Links `probe` into `site`'s list: at the end, but before a jprobe.
+fn link(site: &Site, probe: &'static Kprobe) {
+    let node = probe as *const Kprobe as *mut Kprobe;
+    let mut link = &site.head;
+    loop {
+        let next = link.load(Ordering::Acquire);
+        // SAFETY: list nodes are `&'static Kprobe`s.
+        let stop = next.is_null() || unsafe { (*next).kind == ProbeKind::Jprobe };
+        if stop {
+            probe.next.store(next, Ordering::Release);
+            link.store(node, Ordering::Release);
+            return;
+        }
+        // SAFETY: as above.
+        link = unsafe { &(*next).next };
+    }
+}
+
+fn unlink(site: &Site, probe: &Kprobe) {
+    let mut link = &site.head;
+    loop {
+        let next = link.load(Ordering::Acquire);
+        if next.is_null() {
+            return;
+        }
+        if ptr::eq(next, probe) {
+            link.store(probe.next.load(Ordering::Acquire), Ordering::Release);
+            return;
+        }
+        // SAFETY: list nodes are `&'static Kprobe`s.
+        link = unsafe { &(*next).next };
+    }
+}
+
+/// Registers one probe; the caller holds the registration lock.
+fn register_locked(probe: &'static Kprobe) -> Result<(), KprobeError> {
+    if !probe.flags().contains(KprobeFlags::GONE) {
+        return Err(KprobeError::AlreadyRegistered);
+    }
+    let (address, function) = resolve(probe)?;
+    let site = match lookup(address) {
+        Some(site) => {
+            if probe.kind == ProbeKind::Jprobe && site.probes().any(|p| p.kind == ProbeKind::Jprobe) {
+                return Err(KprobeError::JprobeExists);
+            }
+            site
+        }
+        None => {
+            let number = SITES.iter().position(|s| s.address() == 0).ok_or(KprobeError::TableFull("probe sites"))?;
+            let arch_site = arch::prepare(address, function, original_byte, slot_in_use).map_err(prepare_error)?;
+            let site = &SITES[number];
+            // SAFETY: the site is free and not indexed: nobody reads `arch`.
+            unsafe { *site.arch.get() = Some(arch_site) };
+            site.head.store(ptr::null_mut(), Ordering::Release);
+            site.armed.store(false, Ordering::Release);
+            site.address.store(address, Ordering::Release);
+            index_insert(number, address);
+            site
+        }
+    };
+    crate::arch::cpu::without_interrupts(|| {
+        probe.missed.store(0, Ordering::Relaxed);
+        probe.address.store(address, Ordering::Release);
+        probe.set_flag(KprobeFlags::DISABLED, false);
+        probe.set_flag(KprobeFlags::GONE, false);
+        link(site, probe);
+        refresh(site);
+    });
+    Ok(())
+}
+
+/// Unregisters one probe; the caller holds the registration lock.
+fn unregister_locked(probe: &'static Kprobe) -> Result<(), KprobeError> {
+    if probe.flags().contains(KprobeFlags::GONE) {
+        return Err(KprobeError::NotRegistered);
+    }
+    let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
+    crate::arch::cpu::without_interrupts(|| {
+        probe.set_flag(KprobeFlags::GONE, true);
+        probe.set_flag(KprobeFlags::BOOSTED, false);
+        unlink(site, probe);
+        refresh(site);
+        if site.head.load(Ordering::Acquire).is_null() {
+            let number = SITES.iter().position(|s| ptr::eq(s, site)).expect("site outside the table");
+            index_remove(number);
+            site.address.store(0, Ordering::Release);
+        }
+        probe.address.store(0, Ordering::Release);
+    });
+    if site.address() == 0 {
+        // SAFETY: unindexed above; no trap can reach this site any more.
+        let arch_site = unsafe { (*site.arch.get()).take() }.expect("site without instruction");
+        arch::release(&arch_site, slot_in_use);
+    }
+    Ok(())
+}
+
+fn refuse_in_handler() -> Result<(), KprobeError> {
+    if control::in_probe_context() {
+        return Err(KprobeError::InProbeHandler);
+    }
+    Ok(())
+}
+
+/// Registers a probe: checks the address, decodes the instruction, arms
+/// the breakpoint. On error nothing changed.
+pub fn register_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
+    refuse_in_handler()?;
+    let _guard = lock();
+    register_locked(probe)
+}
+
+/// Unregisters a probe; the original instruction is restored once no probe
+/// remains at its address.
+pub fn unregister_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
+    refuse_in_handler()?;
+    let _guard = lock();
+    unregister_locked(probe)
+}
+
+/// Registers every probe or none: on the first failure the ones already
+/// registered are unregistered again, and that error is returned.
+pub fn register_kprobes(probes: &[&'static Kprobe]) -> Result<(), KprobeError> {
+    refuse_in_handler()?;
+    let _guard = lock();
+    for (done, probe) in probes.iter().enumerate() {
+        if let Err(error) = register_locked(probe) {
+            for registered in &probes[..done] {
+                let _ = unregister_locked(registered);
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Unregisters every probe in `probes` that is registered.
+pub fn unregister_kprobes(probes: &[&'static Kprobe]) {
+    if refuse_in_handler().is_err() {
+        return;
+    }
+    let _guard = lock();
+    for probe in probes {
+        let _ = unregister_locked(probe);
+    }
+}
+
+fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError> {
+    refuse_in_handler()?;
+    let _guard = lock();
+    if probe.flags().contains(KprobeFlags::GONE) {
+        return Err(KprobeError::NotRegistered);
+    }
+    let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
+    crate::arch::cpu::without_interrupts(|| {
+        probe.set_flag(KprobeFlags::DISABLED, !enabled);
+        refresh(site);
+    });
+    Ok(())
+}
+
+/// Re-enables a disabled probe.
+pub fn enable_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
+    set_enabled(probe, true)
+}
+
+/// Disables a probe without unregistering it: its handlers stop running;
+/// the breakpoint goes away once every probe at the address is disabled.
+pub fn disable_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
+    set_enabled(probe, false)
+}
+
+/// What registering a plain probe at `address` would say, without
+/// registering anything: the address checks and the instruction decode
+/// (no slot is taken). `Ok` carries the instruction's fix-up class.
+pub fn can_probe(address: *const ()) -> Result<crate::arch::x86::kprobes::Fixup, KprobeError> {
+    let probe = Kprobe::new().address(address);
+    let (address, function) = resolve(&probe)?;
+    let end = (address + crate::arch::x86::kprobes::decode::MAX_INSN_LEN).min(function.end.max(address + 1));
+    let code: alloc::vec::Vec<u8> = (function.start..end).map(original_byte).collect();
+    crate::arch::x86::kprobes::decode::decode_at(&code, function.start, address)
+        .map(|insn| insn.fixup)
+        .map_err(|refusal| prepare_error(PrepareError::Refused(refusal)))
+}
+
+/// Number of probed addresses (sites) in use.
+pub fn site_count() -> usize {
+    SITES.iter().filter(|s| s.address() != 0).count()
+}
+
+/// The bytes currently at `address` with any armed breakpoint undone.
+pub fn original_bytes(address: usize, out: &mut [u8]) {
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = original_byte(address + i);
+    }
+}
