@@ -1,0 +1,106 @@
+//! Test kernel: frame-pointer backtraces resolve to the right function names.
+//!
+//! A backtrace is only as useful as its names: this walks the frame chain
+//! from three nested, never-inlined functions (kernel/unwind.rs) and resolves
+//! each return address through the symbol table (kernel/symbols.rs), so a
+//! wrong frame, an off-by-one return address or a wrong size shows up here.
+#![no_std]
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(probe_kernel::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use alloc::format;
+use core::hint::black_box;
+use probe_kernel::symbols;
+use probe_kernel::unwind;
+
+probe_kernel::entry_point!(main);
+
+fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
+    test_main();
+    probe_kernel::testing::finish()
+}
+
+/// What `inner` saw of its callers.
+#[derive(Default)]
+struct Trace {
+    frames: [usize; 16],
+    len: usize,
+    level0: Option<usize>,
+    level1: Option<usize>,
+}
+
+#[inline(never)]
+fn inner(trace: &mut Trace) -> u32 {
+    unwind::walk(probe_kernel::arch::cpu::frame_pointer(), |frame| {
+        if trace.len < trace.frames.len() {
+            trace.frames[trace.len] = frame.address;
+            trace.len += 1;
+        }
+    });
+    trace.level0 = unwind::return_address(0);
+    trace.level1 = unwind::return_address(1);
+    black_box(1)
+}
+
+// Each caller uses the result after the call, so no call becomes a tail jump.
+#[inline(never)]
+fn middle(trace: &mut Trace) -> u32 {
+    black_box(inner(black_box(trace))) + 1
+}
+
+#[inline(never)]
+fn outer(trace: &mut Trace) -> u32 {
+    black_box(middle(black_box(trace))) + 1
+}
+
+/// The function containing `address`, by name.
+fn name_of(address: usize) -> &'static str {
+    symbols::lookup_address(address).map_or("?", |s| s.name)
+}
+
+#[inline(never)]
+#[test_case]
+fn walk_names_the_callers() {
+    let mut trace = Trace::default();
+    assert_eq!(black_box(outer(black_box(&mut trace))), 3);
+    assert!(trace.len >= 3, "only {} frames", trace.len);
+    let names = [name_of(trace.frames[0]), name_of(trace.frames[1]), name_of(trace.frames[2])];
+    assert_eq!(names, ["backtrace::middle", "backtrace::outer", "backtrace::walk_names_the_callers"]);
+    // Return addresses point past a call, strictly inside the caller.
+    for &address in &trace.frames[..3] {
+        let symbol = symbols::lookup_address(address).unwrap();
+        assert!(symbol.offset > 0 && symbol.offset < symbol.size, "{}", symbols::Describe(address));
+    }
+    // The walk goes on through the harness and the boot path down to
+    // `_start` (whose EBP 0 ends the chain). Deeper calls may be a function's
+    // last instruction (calls that never return), so their return address
+    // can be the first byte after it: the call itself is at `address - 1`.
+    assert!(trace.len < trace.frames.len(), "the walk did not end");
+    let callers = trace.frames[3..trace.len].iter().map(|&address| name_of(address - 1));
+    let mut seen_boot_entry = false;
+    for (depth, name) in callers.enumerate() {
+        assert_ne!(name, "?", "frame {} ({:#x}) has no symbol", depth + 3, trace.frames[depth + 3]);
+        seen_boot_entry |= name == "kernel_boot_entry";
+    }
+    assert!(seen_boot_entry, "kernel_boot_entry is not on the chain");
+    assert_eq!(name_of(trace.frames[trace.len - 1] - 1), "_start");
+}
+
+#[inline(never)]
+#[test_case]
+fn return_address_levels() {
+    let mut trace = Trace::default();
+    assert_eq!(black_box(outer(black_box(&mut trace))), 3);
+    let level0 = trace.level0.expect("return_address(0)");
+    let level1 = trace.level1.expect("return_address(1)");
+    assert_eq!(name_of(level0), "backtrace::middle");
+    assert_eq!(name_of(level1), "backtrace::outer");
+    // The same addresses the walk saw.
+    assert_eq!((level0, level1), (trace.frames[0], trace.frames[1]));
+    let described = format!("{}", symbols::Describe(level0));
+    assert!(described.starts_with("backtrace::middle+0x"), "{described}");
+}
