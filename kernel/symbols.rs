@@ -337,3 +337,25 @@ impl fmt::Display for Describe {
         }
     }
 }
+
+/// Formats a return address as `name+0xoff/0xsize`, naming the function
+/// that made the call: the lookup uses `address - 1`, since a call that is
+/// a function's last instruction returns to the first byte after it.
+pub struct DescribeReturn(pub usize);
+
+impl fmt::Display for DescribeReturn {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match lookup_return_address(self.0) {
+            Some(s) => write!(f, "{}+{:#x}/{:#x}", s.name, s.offset, s.size),
+            None => write!(f, "?"),
+        }
+    }
+}
+
+/// The function that contains the call returning to `address` (looked up at
+/// `address - 1`); the offset is that of `address` itself.
+pub fn lookup_return_address(address: usize) -> Option<Symbol> {
+    let mut symbol = lookup_address(address.checked_sub(1)?)?;
+    symbol.offset += 1;
+    Some(symbol)
+}

@@ -21,6 +21,20 @@ pub struct Frame {
     pub address: usize,
     /// The frame pointer belonging to this frame's function.
     pub frame_pointer: usize,
+    /// Whether `address` is a return address (the call is just before it)
+    /// rather than the address of an interrupted instruction.
+    pub is_return: bool,
+}
+
+impl Frame {
+    /// The function this frame is in (return addresses looked up at `address - 1`).
+    pub fn symbol(&self) -> Option<crate::symbols::Symbol> {
+        if self.is_return {
+            crate::symbols::lookup_return_address(self.address)
+        } else {
+            crate::symbols::lookup_address(self.address)
+        }
+    }
 }
 
 fn readable(address: usize) -> bool {
@@ -50,7 +64,7 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
             || crate::kprobes::kretprobe::is_dispatcher_return_site(address)
         {
             // The dispatcher's first argument is the trap frame.
-            visit(Frame { address, frame_pointer: next });
+            visit(Frame { address, frame_pointer: next, is_return: true });
             depth += 1;
             let frame_address = read(frame_pointer + 8);
             // SAFETY: the dispatcher's argument is a live `TrapFrame` on this stack.
@@ -59,7 +73,7 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
             frame_pointer = frame.ebp as usize;
             continue;
         }
-        visit(Frame { address, frame_pointer: next });
+        visit(Frame { address, frame_pointer: next, is_return: true });
         depth += 1;
         if next <= frame_pointer {
             break; // stacks grow down: a caller's frame is always above
@@ -72,19 +86,23 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
 /// instruction (before `push ebp`) also the return address at its ESP, which
 /// the frame chain would otherwise skip. Returns how many frames it visited.
 fn walk_trap_frame(frame: &TrapFrame, visit: &mut impl FnMut(Frame)) -> usize {
-    visit(Frame { address: frame.eip as usize, frame_pointer: frame.ebp as usize });
+    visit(Frame { address: frame.eip as usize, frame_pointer: frame.ebp as usize, is_return: false });
     let at_entry = crate::symbols::lookup_address(frame.eip as usize).is_some_and(|s| s.offset == 0);
     if at_entry && readable(frame.esp as usize) {
         let slot = frame.esp as usize;
         let address = crate::kprobes::kretprobe::resolve_return_address(slot, read(slot));
-        visit(Frame { address, frame_pointer: frame.ebp as usize });
+        visit(Frame { address, frame_pointer: frame.ebp as usize, is_return: true });
         return 2;
     }
     1
 }
 
-fn print_frame(index: usize, address: usize) {
-    println!("  #{index:<2} {address:#010x} {}", crate::symbols::Describe(address));
+fn print_frame(index: usize, frame: Frame) {
+    if frame.is_return {
+        println!("  #{index:<2} {:#010x} {}", frame.address, crate::symbols::DescribeReturn(frame.address));
+    } else {
+        println!("  #{index:<2} {:#010x} {}", frame.address, crate::symbols::Describe(frame.address));
+    }
 }
 
 /// Prints a backtrace: `first` (if non-zero) and then the chain from `frame_pointer`.
@@ -92,11 +110,11 @@ pub fn print_backtrace(first: usize, frame_pointer: usize) {
     println!("backtrace:");
     let mut index = 0;
     if first != 0 {
-        print_frame(index, first);
+        print_frame(index, Frame { address: first, frame_pointer, is_return: false });
         index += 1;
     }
     walk(frame_pointer, |frame| {
-        print_frame(index, frame.address);
+        print_frame(index, frame);
         index += 1;
     });
 }
@@ -106,7 +124,7 @@ pub fn print_backtrace_from_frame(frame: &TrapFrame) {
     println!("backtrace:");
     let mut index = 0;
     let mut visit = |frame: Frame| {
-        print_frame(index, frame.address);
+        print_frame(index, frame);
         index += 1;
     };
     walk_trap_frame(frame, &mut visit);

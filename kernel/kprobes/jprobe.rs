@@ -81,19 +81,26 @@ static SAVED_ESP: AtomicUsize = AtomicUsize::new(0);
 #[unsafe(link_section = ".kprobes.text")]
 pub extern "C" fn jprobe_return() -> ! {
     naked_asm!(
-        "mov esp, dword ptr [{saved}]",
-        ".global jprobe_return_breakpoint",
-        "jprobe_return_breakpoint: int3",
+        "mov esp, dword ptr [{saved}]", // 6 bytes: 8B 25 imm32
+        "int3",
         "ud2",
         saved = sym SAVED_ESP,
     );
 }
 
+/// Offset of the `int3` in [`jprobe_return`] (checked at boot by [`check_layout`]).
+const RETURN_BREAKPOINT_OFFSET: usize = 6;
+
+#[unsafe(link_section = ".kprobes.text")]
 fn return_breakpoint() -> usize {
-    unsafe extern "C" {
-        static jprobe_return_breakpoint: u8;
-    }
-    &raw const jprobe_return_breakpoint as usize
+    jprobe_return as *const () as usize + RETURN_BREAKPOINT_OFFSET
+}
+
+/// Checks that [`jprobe_return`]'s `int3` is where the trap path expects it.
+pub(crate) fn check_layout() {
+    // SAFETY: reads one byte of kernel text.
+    let byte = unsafe { core::ptr::read_volatile(return_breakpoint() as *const u8) };
+    assert_eq!(byte, BREAKPOINT_INSTRUCTION, "jprobe_return's int3 moved");
 }
 
 /// The jprobe's part of a hit: save state, go to the handler.

@@ -43,6 +43,7 @@ pub use registry::{
 /// heap, so no registration is the first to pay for them.
 pub fn init() {
     crate::arch::x86::kprobes::decode::warm_up();
+    jprobe::check_layout();
 }
 
 /// Called by the scheduler when task `id` exits (reclaims its kretprobe instances).
