@@ -32,6 +32,7 @@ pub mod arch;
 pub mod boot_info;
 pub mod cmdline;
 pub mod console;
+pub mod demo;
 pub mod fatal;
 pub mod kprobes;
 pub mod memory;

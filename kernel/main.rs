@@ -23,7 +23,9 @@ fn main(boot: &'static BootInfo) -> ! {
     }
     println!("boot information reserved at {:#x}..{:#x}", boot.info_range.start, boot.info_range.end);
     match line.mode {
-        Mode::Demo => println!("demo: (no probes yet)"),
+        Mode::Demo => {
+            probe_kernel::demo::run();
+        }
         Mode::Bench => println!("bench: (not yet)"),
         Mode::Shell => println!("shell: (not yet)"),
     }
