@@ -9,13 +9,17 @@
 
 ARGS ?=
 
-.PHONY: run test setup iso clean
+.PHONY: run test bench setup clean
 
 run: setup
 	cargo run -- $(ARGS)
 
 test: setup
 	boot/test-all.sh $(ARGS)
+
+# Guest instructions per probe hit, deterministic under -icount.
+bench: setup
+	cargo run --release -- --direct --icount bench
 
 setup:
 	@boot/setup.sh

@@ -29,6 +29,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod bench;
 pub mod boot_info;
 pub mod cmdline;
 pub mod console;

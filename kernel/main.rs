@@ -26,7 +26,9 @@ fn main(boot: &'static BootInfo) -> ! {
         Mode::Demo => {
             probe_kernel::demo::run();
         }
-        Mode::Bench => println!("bench: (not yet)"),
+        Mode::Bench => {
+            probe_kernel::bench::run();
+        }
         Mode::Shell => println!("shell: (not yet)"),
     }
     qemu::exit(ExitCode::Success)
