@@ -38,7 +38,7 @@ done
 name=$(basename "$elf")
 is_test=0
 [ "$name" != probe-kernel ] && { is_test=1; name=${name%-*}; }
-[ "$is_test" = 1 ] && [ "$name" = probe_kernel ] && name="probe_kernel (unit tests)"
+[ "$is_test" = 1 ] && [ "$name" = probe_kernel ] && name="probe_kernel[unit-tests]"
 
 cmdline=()
 for w in ${words[@]+"${words[@]}"}; do
