@@ -37,6 +37,7 @@ pub mod demo;
 pub mod fatal;
 pub mod kprobes;
 pub mod memory;
+pub mod shell;
 pub mod symbols;
 pub mod task;
 pub mod testing;

@@ -29,7 +29,7 @@ fn main(boot: &'static BootInfo) -> ! {
         Mode::Bench => {
             probe_kernel::bench::run();
         }
-        Mode::Shell => println!("shell: (not yet)"),
+        Mode::Shell => probe_kernel::shell::run(),
     }
     qemu::exit(ExitCode::Success)
 }
