@@ -30,8 +30,12 @@ pub enum Fixup {
     Return,
     /// `pushfd`: the pushed TF/IF must be the original code's.
     PushFlags,
-    /// `popfd`, `cli`, `sti`: they decide IF themselves.
+    /// `popfd`, `cli`: they decide IF themselves.
     InterruptFlagWriter,
+    /// `sti`: emulated. Its interrupt shadow also holds back the single-step
+    /// trap, which would then come one instruction late, inside the slot; so
+    /// the slot steps a `nop` and the fix-up sets IF (as modern Linux does).
+    EnableInterrupts,
     /// A `rep`-prefixed string instruction: traps once per iteration.
     RepeatedString,
 }
@@ -51,7 +55,7 @@ impl Fixup {
     /// Whether the instruction can run "boosted": as a relocated copy
     /// followed by a jump back, with no debug trap.
     pub const fn boostable(self) -> bool {
-        !matches!(self, Fixup::IndirectCall | Fixup::LoopOrJecxz | Fixup::InterruptFlagWriter)
+        !matches!(self, Fixup::IndirectCall | Fixup::LoopOrJecxz | Fixup::InterruptFlagWriter | Fixup::EnableInterrupts)
     }
 }
 
@@ -178,7 +182,9 @@ fn classify(insn: &Instruction, bytes: &[u8]) -> Result<Insn, Refusal> {
         return Err(Unsupported("16-bit pushf: the flags fix-up assumes a 32-bit push"));
     } else if code == Code::Pushfd {
         Fixup::PushFlags
-    } else if matches!(mnemonic, Mnemonic::Popf | Mnemonic::Popfd | Mnemonic::Cli | Mnemonic::Sti) {
+    } else if mnemonic == Mnemonic::Sti {
+        Fixup::EnableInterrupts
+    } else if matches!(mnemonic, Mnemonic::Popf | Mnemonic::Popfd | Mnemonic::Cli) {
         Fixup::InterruptFlagWriter
     } else if code.is_string_instruction() && (insn.has_rep_prefix() || insn.has_repe_prefix() || insn.has_repne_prefix()) {
         Fixup::RepeatedString

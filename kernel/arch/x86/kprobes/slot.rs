@@ -17,6 +17,8 @@ use super::decode::{self, Fixup, Insn, Refusal, MAX_INSN_LEN};
 use crate::memory::slots::{self, SLOT_SIZE};
 use core::ops::Range;
 
+const NOP: u8 = 0x90;
+
 /// Offset of the boosted version inside a slot.
 pub const BOOST_OFFSET: usize = 16;
 const _: () = assert!(BOOST_OFFSET >= MAX_INSN_LEN && BOOST_OFFSET + MAX_INSN_LEN + 5 <= SLOT_SIZE);
@@ -118,6 +120,9 @@ pub fn prepare(
     let (boosted, boosted_len) = boost_code(&insn, address, slot + BOOST_OFFSET);
     let mut image = [0xcc; SLOT_SIZE];
     image[..insn.length].copy_from_slice(&insn.bytes[..insn.length]);
+    if insn.fixup == Fixup::EnableInterrupts {
+        image[..insn.length].fill(NOP); // emulated: see `Fixup::EnableInterrupts`
+    }
     image[BOOST_OFFSET..BOOST_OFFSET + boosted_len].copy_from_slice(&boosted[..boosted_len]);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
     unsafe { slots::write(slot, &image) };

@@ -10,8 +10,9 @@
 //! - a `call` pushed a return address into the slot: it becomes the address
 //!   after the original instruction;
 //! - `pushfd` pushed TF set and IF clear: they become the original code's;
-//! - TF and IF go back to what the probed code had, except that `popfd`,
-//!   `cli` and `sti` keep the IF they produced;
+//! - TF and IF go back to what the probed code had, except that `popfd`
+//!   and `cli` keep the IF they produced, and `sti` (stepped as a `nop`)
+//!   sets it;
 //! - a `rep` string instruction traps after every iteration with EIP still
 //!   at the copy: it is simply stepped again.
 //!
@@ -71,11 +72,15 @@ pub fn resume_after_single_step(frame: &mut TrapFrame, site: &ArchSite, state: S
         unsafe { stack_top.write((stack_top.read() & !(EFLAGS_TF | EFLAGS_IF)) | state.saved_flags) };
     }
     if fixup.slot_relative() {
-        frame.eip = (frame.eip as usize - site.single_step_entry() + site.address) as u32;
+        // Wrapping: a target below the slot (a backward branch, a call to
+        // lower text) makes `eip - slot` negative.
+        frame.eip = frame.eip.wrapping_sub(site.single_step_entry() as u32).wrapping_add(site.address as u32);
     }
     frame.eflags = (frame.eflags & !EFLAGS_TF) | (state.saved_flags & EFLAGS_TF);
-    if fixup != Fixup::InterruptFlagWriter {
-        frame.eflags = (frame.eflags & !EFLAGS_IF) | (state.saved_flags & EFLAGS_IF);
+    match fixup {
+        Fixup::InterruptFlagWriter => {}
+        Fixup::EnableInterrupts => frame.eflags |= EFLAGS_IF,
+        _ => frame.eflags = (frame.eflags & !EFLAGS_IF) | (state.saved_flags & EFLAGS_IF),
     }
     StepProgress::Finished
 }
