@@ -86,6 +86,14 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
 /// instruction (before `push ebp`) also the return address at its ESP, which
 /// the frame chain would otherwise skip. Returns how many frames it visited.
 fn walk_trap_frame(frame: &TrapFrame, visit: &mut impl FnMut(Frame)) -> usize {
+    let frame_at = frame as *const TrapFrame as usize;
+    if let Some(real) = crate::kprobes::kretprobe::resolve_trampoline_trap(frame.eip as usize, frame.esp as usize, frame_at) {
+        // Caught inside the kretprobe trampoline before it ran: the call
+        // has returned, so the code is logically at its real return address
+        // (and EBP is already the caller's).
+        visit(Frame { address: real, frame_pointer: frame.ebp as usize, is_return: true });
+        return 1;
+    }
     visit(Frame { address: frame.eip as usize, frame_pointer: frame.ebp as usize, is_return: false });
     let at_entry = crate::symbols::lookup_address(frame.eip as usize).is_some_and(|s| s.offset == 0);
     if at_entry && readable(frame.esp as usize) {

@@ -139,7 +139,7 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
     collect_retired(heap);
     let header = Layout::new::<Pool>();
     let (with_instances, instances_at) = header.extend(Layout::array::<KretprobeInstance>(count).ok()?).ok()?;
-    let (layout, data_at) = with_instances.extend(Layout::array::<u8>(count * data_size).ok()?).ok()?;
+    let (layout, data_at) = with_instances.extend(Layout::array::<u8>(count.checked_mul(data_size)?).ok()?).ok()?;
     let base = heap.allocate_first_fit(layout.pad_to_align()).ok()?.as_ptr();
     // SAFETY: `base` is a fresh allocation of `layout`: header, then the
     // instances, then their data, at the offsets `extend` computed.

@@ -305,6 +305,28 @@ pub(crate) fn on_entry(probe: &'static Kprobe, regs: &mut PtRegs) {
     ACTIVE[task].store(instance, Ordering::Release);
 }
 
+/// The newest instance of the call that just returned into the trampoline,
+/// whose ESP is now `esp`. A plain `ret` leaves ESP just above the replaced
+/// slot, but `ret imm16` (a callee that pops its own arguments, such as the
+/// hidden struct-return pointer on i386) leaves it up to 65535 bytes higher:
+/// then the returning call is the task's newest instance below `esp`.
+#[unsafe(link_section = ".kprobes.text")]
+fn returning_instance(task: TaskId, esp: usize) -> Option<&'static mut KretprobeInstance> {
+    let plain = esp.wrapping_sub(4);
+    if let Some(instance) = find(task, plain) {
+        return Some(instance);
+    }
+    let mut node = ACTIVE.get(task)?.load(Ordering::Acquire);
+    // SAFETY: list nodes are live instances.
+    while let Some(instance) = unsafe { node.as_mut() } {
+        if instance.stack_slot < plain && plain - instance.stack_slot <= 0xffff {
+            return Some(instance);
+        }
+        node = instance.next;
+    }
+    None
+}
+
 /// Called by the trampoline (interrupts off) with the frame it built.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
@@ -316,11 +338,12 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
         outer
     });
     let task = crate::task::current_id();
-    let slot = regs.esp as usize - 4;
-    let Some(first) = find(task, slot) else {
-        crate::println!("\n!!! kretprobe trampoline: no instance for task {task} slot {slot:#x}");
+    let Some(first) = returning_instance(task, regs.esp as usize) else {
+        let esp = regs.esp;
+        crate::println!("\n!!! kretprobe trampoline: no instance for task {task} below esp {esp:#x}");
         crate::fatal::exception(regs);
     };
+    let slot = first.stack_slot;
     // Handlers and unwinders see the real return address from the start.
     regs.eip = first.return_address as u32;
     while let Some(instance) = find(task, slot) {
@@ -344,6 +367,32 @@ pub fn resolve_return_address(slot: usize, value: usize) -> usize {
         return value;
     }
     find(crate::task::current_id(), slot).map_or(value, |instance| instance.return_address)
+}
+
+/// For the unwinder: the real return address of the call that a trap caught
+/// inside the trampoline before its dispatcher ran (`eip` between the
+/// trampoline's entry and its call to the dispatcher, `esp` the interrupted
+/// ESP, `frame_at` the trap frame's own address). That call's instance is
+/// still active: the newest one of this task whose slot lies between the
+/// trap frame (calls made by the trap's own handlers have slots below it)
+/// and what the trampoline can have pushed so far above `esp`. `None` if
+/// `eip` is elsewhere or no instance matches.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn resolve_trampoline_trap(eip: usize, esp: usize, frame_at: usize) -> Option<usize> {
+    if !(trampoline::address()..trampoline::dispatch_return_site()).contains(&eip) {
+        return None;
+    }
+    // Pushed by the trampoline before its call: a trap frame and its address.
+    let highest = esp + crate::arch::x86::trap::FRAME_SIZE + 4;
+    let mut node = ACTIVE.get(crate::task::current_id())?.load(Ordering::Acquire);
+    // SAFETY: list nodes are live instances.
+    while let Some(instance) = unsafe { node.as_ref() } {
+        if instance.stack_slot > frame_at && instance.stack_slot < highest {
+            return Some(instance.return_address);
+        }
+        node = instance.next;
+    }
+    None
 }
 
 /// Whether `address` is where the trampoline's call to the dispatcher

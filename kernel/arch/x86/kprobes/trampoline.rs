@@ -10,7 +10,7 @@
 //!
 //! ```text
 //!   slot + 4 ->  (caller's stack)          = frame.esp
-//!                EFLAGS   pushfd           (before cli: the function's IF)
+//!                EFLAGS   pushfd           (then cli: the frame keeps the function's IF)
 //!                CS
 //!                EIP      0, then the real return address (dispatcher)
 //!                error    0
@@ -32,12 +32,12 @@ pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
 pub unsafe extern "C" fn kretprobe_trampoline() {
     naked_asm!(
         "pushfd",
+        "cli",                       // after pushfd: the frame keeps the function's IF
         "push {cs}",
         "push 0",
         "push 0",
         "push {vector}",
         "pushad",
-        "cli",
         "lea ecx, [esp + {size}]",
         "mov [esp + {esp}], ecx",
         "cld",
