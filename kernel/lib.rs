@@ -60,11 +60,19 @@ macro_rules! entry_point {
     };
 }
 
-#[cfg(test)]
-entry_point!(test_kernel_main);
+/// The main function of a test kernel: runs the harness's `test_main` and
+/// ends the run with the summary line. Use after the crate's
+/// `#![reexport_test_harness_main = "test_main"]`.
+#[macro_export]
+macro_rules! test_kernel_main {
+    () => {
+        $crate::entry_point!(__test_kernel_main);
+        fn __test_kernel_main(_boot: &'static $crate::boot_info::BootInfo) -> ! {
+            test_main();
+            $crate::testing::finish()
+        }
+    };
+}
 
 #[cfg(test)]
-fn test_kernel_main(_boot: &'static boot_info::BootInfo) -> ! {
-    test_main();
-    testing::finish()
-}
+test_kernel_main!();

@@ -17,12 +17,7 @@ use core::hint::black_box;
 use probe_kernel::symbols;
 use probe_kernel::unwind;
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 /// What `inner` saw of its callers.
 #[derive(Default)]

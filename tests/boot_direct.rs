@@ -8,12 +8,7 @@
 
 use probe_kernel::boot_info::{self, Protocol, RegionKind};
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 #[test_case]
 fn booted_by_qemu_via_multiboot1() {

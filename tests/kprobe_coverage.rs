@@ -37,12 +37,7 @@ use probe_kernel::kprobes::{
 use probe_kernel::symbols::{self, Symbol};
 use probe_kernel::{println, task};
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 /// Timer ticks per second (the PIT runs at 250 Hz).
 const HZ: u64 = 250;

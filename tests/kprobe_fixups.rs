@@ -34,12 +34,7 @@ use probe_kernel::kprobes::{
     can_probe, register_kprobe, unregister_kprobe, Kprobe, KprobeFlags, PreAction, PtRegs,
 };
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 /// EFLAGS.CF.
 const EFLAGS_CF: u32 = 1 << 0;
@@ -1513,7 +1508,7 @@ fn flag_writer(routine: Routine, at: fn() -> usize, next: fn() -> Vec<usize>, es
         argument: 0,
         interrupts: Some(interrupts),
         at,
-        fixup: if routine as usize == fx_sti as usize { || Fixup::EnableInterrupts } else { || Fixup::InterruptFlagWriter },
+        fixup: if routine as *const () == fx_sti as *const () { || Fixup::EnableInterrupts } else { || Fixup::InterruptFlagWriter },
         boostable: false,
         continues: next,
         esp_delta,

@@ -12,12 +12,7 @@ use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
 use probe_kernel::kprobes::*;
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 // ---------------------------------------------------------------- targets
 

@@ -22,12 +22,7 @@ use probe_kernel::kprobes::*;
 use probe_kernel::task::{self, TaskState};
 use probe_kernel::{symbols, unwind};
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 fn load(a: &AtomicUsize) -> usize {
     a.load(SeqCst)

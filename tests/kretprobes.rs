@@ -23,12 +23,7 @@ use probe_kernel::kprobes::kretprobe::{active_instances, retired_pools};
 use probe_kernel::kprobes::*;
 use probe_kernel::{symbols, task, unwind};
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 // ---------------------------------------------------------------- helpers
 

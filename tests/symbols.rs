@@ -17,12 +17,7 @@ use alloc::format;
 use core::hint::black_box;
 use probe_kernel::symbols::{self, Describe, Symbol};
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 /// A function with a known name, big enough that offset 3 lies inside it.
 #[inline(never)]

@@ -15,12 +15,7 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use probe_kernel::task::{self, SpawnError, TaskState, MAX_TASKS};
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 /// Spins (without yielding) until the tick counter moves past `after`.
 fn spin_past_tick(after: u64) -> u64 {

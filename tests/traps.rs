@@ -15,12 +15,7 @@ use probe_kernel::arch::x86::trap::{last_dr6, set_hook, HookKind};
 use probe_kernel::arch::{cpu, TrapFrame, TrapOutcome};
 use probe_kernel::console;
 
-probe_kernel::entry_point!(main);
-
-fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    test_main();
-    probe_kernel::testing::finish()
-}
+probe_kernel::test_kernel_main!();
 
 /// What the last hook saw.
 static SEEN_VECTOR: AtomicU32 = AtomicU32::new(u32::MAX);
