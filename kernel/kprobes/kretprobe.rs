@@ -8,7 +8,7 @@
 //! instance the call runs normally and counts in `nmissed`.
 //!
 //! Return: the function's `ret` lands in the trampoline, which calls
-//! [`trampoline_dispatch`]: it takes, from the current task's list of active
+//! `trampoline_dispatch`: it takes, from the current task's list of active
 //! instances (newest first), every instance that replaced this very stack
 //! slot — several kretprobes on one function share one trampoline pass — runs
 //! their handlers newest first, and resumes at the real return address.

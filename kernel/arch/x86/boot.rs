@@ -1,6 +1,6 @@
 //! From the loader's jump to the kernel's main: the boot order in one place.
 //!
-//! `boot/entry.S` sets up a stack and calls [`kernel_boot_entry`] with the
+//! `boot/entry.S` sets up a stack and calls `kernel_boot_entry` with the
 //! loader's magic and info address. Order matters: serial first (so anything
 //! after can report), then our own GDT and IDT (GRUB's are not to be trusted),
 //! boot information (copied out before any memory is used), paging, heap,

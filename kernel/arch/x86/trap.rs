@@ -18,7 +18,7 @@
 //!
 //! `trap_common` then `pushad`s, which completes a `TrapFrame`; it stores the
 //! interrupted ESP into the frame's `esp` slot (pushad's own copy is useless)
-//! and calls [`trap_dispatch`] with a pointer to the frame. On the way out,
+//! and calls `trap_dispatch` with a pointer to the frame. On the way out,
 //! `trap_return` honours a handler's change of `esp` by moving the whole frame
 //! so that the final `iretd` leaves ESP exactly where the handler asked.
 use core::arch::naked_asm;
