@@ -63,15 +63,19 @@ qemu_args=(-m 128M -display none -serial stdio -monitor none -no-reboot
 [ "$gdb" = 1 ] && { qemu_args+=(-s -S); echo "run.sh: gdb stub on localhost:1234; in gdb: target remote :1234 (symbols: $elf)" >&2; }
 
 if [ "$boot" = iso ]; then
+    # Staged privately and renamed into place, so runs in parallel never
+    # boot each other's half-written ISO.
     target_dir=$(dirname "$elf")
-    iso_root="$target_dir/iso"
     iso="$target_dir/probe-kernel.iso"
-    rm -rf "$iso_root"; mkdir -p "$iso_root/boot/grub"
+    iso_root=$(mktemp -d)
+    mkdir -p "$iso_root/boot/grub"
     strip --strip-debug -o "$iso_root/boot/kernel.elf" "$elf"
     sed "s|@CMDLINE@|$cmdline_text|" "$here/grub.cfg" > "$iso_root/boot/grub/grub.cfg"
-    if ! grub-mkrescue -o "$iso" "$iso_root" >"$target_dir/grub-mkrescue.log" 2>&1; then
-        cat "$target_dir/grub-mkrescue.log" >&2; echo "run.sh: grub-mkrescue failed" >&2; exit 4
+    if ! grub-mkrescue -o "$iso.$$" "$iso_root" >"$iso_root/grub-mkrescue.log" 2>&1; then
+        cat "$iso_root/grub-mkrescue.log" >&2; echo "run.sh: grub-mkrescue failed" >&2; rm -rf "$iso_root"; exit 4
     fi
+    rm -rf "$iso_root"
+    mv -f "$iso.$$" "$iso"
     echo "run.sh: ISO at $iso (boot it on any PC or VM)" >&2
     qemu_args+=(-cdrom "$iso" -boot d)
 else
