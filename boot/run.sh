@@ -71,10 +71,11 @@ if [ "$boot" = iso ]; then
     mkdir -p "$iso_root/boot/grub"
     strip --strip-debug -o "$iso_root/boot/kernel.elf" "$elf"
     sed "s|@CMDLINE@|$cmdline_text|" "$here/grub.cfg" > "$iso_root/boot/grub/grub.cfg"
-    if ! grub-mkrescue -o "$iso.$$" "$iso_root" >"$iso_root/grub-mkrescue.log" 2>&1; then
-        cat "$iso_root/grub-mkrescue.log" >&2; echo "run.sh: grub-mkrescue failed" >&2; rm -rf "$iso_root"; exit 4
+    mkrescue_log=$(mktemp)
+    if ! grub-mkrescue -o "$iso.$$" "$iso_root" >"$mkrescue_log" 2>&1; then
+        cat "$mkrescue_log" >&2; echo "run.sh: grub-mkrescue failed" >&2; rm -rf "$iso_root" "$mkrescue_log"; exit 4
     fi
-    rm -rf "$iso_root"
+    rm -rf "$iso_root" "$mkrescue_log"
     mv -f "$iso.$$" "$iso"
     echo "run.sh: ISO at $iso (boot it on any PC or VM)" >&2
     qemu_args+=(-cdrom "$iso" -boot d)
