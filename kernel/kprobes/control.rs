@@ -73,22 +73,23 @@ static BLOCK: Cell = Cell(UnsafeCell::new(ControlBlock {
     jprobe: JprobeSave { active: false, regs: TrapFrame { edi: 0, esi: 0, ebp: 0, esp: 0, ebx: 0, edx: 0, ecx: 0, eax: 0, vector: 0, error_code: 0, eip: 0, cs: 0, eflags: 0 }, stack: [0; JPROBE_STACK_COPY], stack_len: 0 },
 }));
 
-/// Runs `f` on the control block. Never call a user handler inside `f`.
+/// Runs `f` on the control block. Trap path only: interrupts must be off
+/// (they always are there, and re-checking them on every access costs the
+/// hot path). Never call a user handler inside `f`.
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
 pub(crate) fn with<R>(f: impl FnOnce(&mut ControlBlock) -> R) -> R {
-    crate::arch::cpu::without_interrupts(|| {
-        // SAFETY: interrupts are off and no other borrow is live: borrows
-        // are confined to `f`, which by contract calls no handler, and a
-        // trap cannot nest inside engine code (it is not probeable).
-        f(unsafe { &mut *BLOCK.0.get() })
-    })
+    debug_assert!(!crate::arch::cpu::interrupts_enabled(), "probe control block touched with interrupts on");
+    // SAFETY: interrupts are off and no other borrow is live: borrows are
+    // confined to `f`, which by contract calls no handler, and a trap cannot
+    // nest inside engine code (it is not probeable).
+    f(unsafe { &mut *BLOCK.0.get() })
 }
 
-/// The current status.
+/// The current status (from any context).
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn status() -> Status {
-    with(|kcb| kcb.current.status)
+    crate::arch::cpu::without_interrupts(|| with(|kcb| kcb.current.status))
 }
 
 /// Whether probe handling of any kind is in progress (handlers or a step).

@@ -189,35 +189,34 @@ pub(crate) fn retire(pool: *mut Pool) {
     collect_retired(heap);
 }
 
-/// Takes a free instance, or `None` if all are out. O(1), trap path.
+/// Takes a free instance, or `None` if all are out. O(1); interrupts off
+/// (the trap path).
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn get(pool: *mut Pool) -> Option<&'static mut KretprobeInstance> {
-    without_interrupts(|| {
-        // SAFETY: the pool is live while its kretprobe is registered, and
-        // its lists change only here and in `put`, with interrupts off.
-        unsafe {
-            let instance = (*pool).free.as_mut()?;
-            (*pool).free = instance.next;
-            (*pool).out += 1;
-            instance.next = ptr::null_mut();
-            Some(instance)
-        }
-    })
+    debug_assert!(!crate::arch::cpu::interrupts_enabled(), "instance taken with interrupts on");
+    // SAFETY: the pool is live while its kretprobe is registered, and its
+    // lists change only here and in `put`, with interrupts off.
+    unsafe {
+        let instance = (*pool).free.as_mut()?;
+        (*pool).free = instance.next;
+        (*pool).out += 1;
+        instance.next = ptr::null_mut();
+        Some(instance)
+    }
 }
 
-/// Returns an instance to its pool. O(1), trap path.
+/// Returns an instance to its pool. O(1); interrupts off.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn put(instance: &mut KretprobeInstance) {
-    without_interrupts(|| {
-        let pool = instance.pool;
-        // SAFETY: an instance's pool outlives it (a retired pool is freed
-        // only once `out` reaches 0).
-        unsafe {
-            instance.next = (*pool).free;
-            (*pool).free = instance;
-            (*pool).out -= 1;
-        }
-    })
+    debug_assert!(!crate::arch::cpu::interrupts_enabled(), "instance returned with interrupts on");
+    let pool = instance.pool;
+    // SAFETY: an instance's pool outlives it (a retired pool is freed only
+    // once `out` reaches 0); interrupts are off, so nothing interleaves.
+    unsafe {
+        instance.next = (*pool).free;
+        (*pool).free = instance;
+        (*pool).out -= 1;
+    }
 }
 
 /// Bytes of the pool arena in use (for tests and the shell).
