@@ -34,6 +34,11 @@ pub enum FaultAction {
 }
 
 /// Runs before the probed instruction. `regs.eip` is the probe address.
+///
+/// Every handler (pre, post, fault, jprobe, kretprobe) runs in trap context
+/// with interrupts off: it must not sleep, yield, allocate, or take a lock
+/// that the interrupted code may hold. It may print (the console takes no
+/// lock) and may call probed code: those hits count as misses.
 pub type PreHandler = fn(&Kprobe, &mut PtRegs) -> PreAction;
 /// Runs after the probed instruction. `regs.eip` is where execution goes on.
 pub type PostHandler = fn(&Kprobe, &mut PtRegs);
