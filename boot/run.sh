@@ -93,7 +93,13 @@ case "$status" in
     0) verdict="TRIPLE FAULT or reset (QEMU exited 0 under -no-reboot)"; rc=3 ;;
     *) verdict="QEMU ERROR (exit status $status)"; rc=4 ;;
 esac
-[ "$rc" -ge 2 ] && echo "run.sh: $name: $verdict" >&2
+if [ "$rc" -ge 2 ]; then
+    # Name the test that was running: the last "name ... " line without its "ok".
+    running=$(tr -d '\r' < "$log" | grep -aoE '^[^ ]+ \.\.\. ' | tail -n 1)
+    last_line=$(tr -d '\r' < "$log" | grep -aE '^[^ ]+ \.\.\. ' | tail -n 1)
+    [ -n "$running" ] && [[ "$last_line" != *" ok" ]] && verdict="$verdict, in test ${running% ... }"
+    echo "run.sh: $name: $verdict" >&2
+fi
 
 # Test kernels: record this kernel's counts for the aggregate (boot/test-all.sh).
 if [ "$is_test" = 1 ]; then
