@@ -329,12 +329,16 @@ pub fn lookup_address(address: usize) -> Option<Symbol> {
 /// Formats an address as `name+0xoff/0xsize`.
 pub struct Describe(pub usize);
 
+fn write_symbol(f: &mut fmt::Formatter, symbol: Option<Symbol>) -> fmt::Result {
+    match symbol {
+        Some(s) => write!(f, "{}+{:#x}/{:#x}", s.name, s.offset, s.size),
+        None => write!(f, "?"),
+    }
+}
+
 impl fmt::Display for Describe {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match lookup_address(self.0) {
-            Some(s) => write!(f, "{}+{:#x}/{:#x}", s.name, s.offset, s.size),
-            None => write!(f, "?"),
-        }
+        write_symbol(f, lookup_address(self.0))
     }
 }
 
@@ -345,10 +349,7 @@ pub struct DescribeReturn(pub usize);
 
 impl fmt::Display for DescribeReturn {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match lookup_return_address(self.0) {
-            Some(s) => write!(f, "{}+{:#x}/{:#x}", s.name, s.offset, s.size),
-            None => write!(f, "?"),
-        }
+        write_symbol(f, lookup_return_address(self.0))
     }
 }
 

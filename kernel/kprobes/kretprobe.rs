@@ -200,15 +200,9 @@ pub fn unregister_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
 
 /// Registers every return probe or none.
 pub fn register_kretprobes(rps: &[&'static Kretprobe]) -> Result<(), KprobeError> {
-    for (done, rp) in rps.iter().enumerate() {
-        if let Err(error) = register_kretprobe(rp) {
-            for registered in &rps[..done] {
-                let _ = unregister_kretprobe(registered);
-            }
-            return Err(error);
-        }
-    }
-    Ok(())
+    registry::register_all(rps, |rp| register_kretprobe(rp), |rp| {
+        let _ = unregister_kretprobe(rp);
+    })
 }
 
 /// Unregisters every registered return probe in `rps`.

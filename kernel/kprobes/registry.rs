@@ -373,20 +373,31 @@ pub fn unregister_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
     unregister_locked(probe)
 }
 
+/// Registers each of `items` with `register`, or none: on the first failure
+/// the ones already registered are undone with `unregister`, and that error
+/// is returned. The batch forms of every probe kind share this.
+pub(crate) fn register_all<T>(
+    items: &[T],
+    register: impl Fn(&T) -> Result<(), KprobeError>,
+    unregister: impl Fn(&T),
+) -> Result<(), KprobeError> {
+    for (done, item) in items.iter().enumerate() {
+        if let Err(error) = register(item) {
+            items[..done].iter().for_each(&unregister);
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
 /// Registers every probe or none: on the first failure the ones already
 /// registered are unregistered again, and that error is returned.
 pub fn register_kprobes(probes: &[&'static Kprobe]) -> Result<(), KprobeError> {
     refuse_in_handler()?;
     let _guard = lock();
-    for (done, probe) in probes.iter().enumerate() {
-        if let Err(error) = register_locked(probe) {
-            for registered in &probes[..done] {
-                let _ = unregister_locked(registered);
-            }
-            return Err(error);
-        }
-    }
-    Ok(())
+    register_all(probes, |probe| register_locked(probe), |probe| {
+        let _ = unregister_locked(probe);
+    })
 }
 
 /// Unregisters every probe in `probes` that is registered.
