@@ -259,3 +259,70 @@ fn trap_handler_prints_while_interrupted_code_prints() {
     set_hook(HookKind::Breakpoint, None);
     assert_eq!(core::str::from_utf8(captured).unwrap(), "outer-begin [inner]outer-end\n");
 }
+
+#[unsafe(naked)]
+unsafe extern "C" fn raise_esp_site() -> u32 {
+    naked_asm!(
+        "push 0x1111",
+        "push 0x2222",
+        "int3",          // the hook raises ESP by 8: both pushes are gone
+        "mov eax, 0x600d",
+        "ret",           // returns to the caller only if ESP really moved
+    );
+}
+
+fn raise_esp_hook(frame: &mut TrapFrame) -> TrapOutcome {
+    frame.esp += 8;
+    TrapOutcome::Handled
+}
+
+#[test_case]
+fn a_handler_can_raise_the_interrupted_esp() {
+    set_hook(HookKind::Breakpoint, Some(raise_esp_hook));
+    // SAFETY: the hook drops exactly the two words the site pushed.
+    let value = unsafe { raise_esp_site() };
+    set_hook(HookKind::Breakpoint, None);
+    assert_eq!(value, 0x600d);
+}
+
+#[unsafe(naked)]
+unsafe extern "C" fn lower_esp_site() -> u32 {
+    naked_asm!(
+        "int3",          // the hook lowers ESP by 4 and fills the new top word
+        "pop eax",       // the word the hook left there
+        "ret",
+    );
+}
+
+fn lower_esp_hook(frame: &mut TrapFrame) -> TrapOutcome {
+    // The new top of stack lies inside this very frame (its EFLAGS slot):
+    // the exit path moves the frame below the new ESP, and the word at the
+    // new ESP is what the frame's EFLAGS field held.
+    frame.esp -= 4;
+    frame.ebx = frame.eflags; // the value the caller expects to pop
+    TrapOutcome::Handled
+}
+
+#[unsafe(naked)]
+unsafe extern "C" fn lower_esp_caller() -> u64 {
+    naked_asm!(
+        "push ebx",
+        "xor ebx, ebx",
+        "call {site}",
+        "mov edx, ebx",  // EDX: what the hook predicted, EAX: what was popped
+        "pop ebx",
+        "ret",
+        site = sym lower_esp_site,
+    );
+}
+
+#[test_case]
+fn a_handler_can_lower_the_interrupted_esp() {
+    set_hook(HookKind::Breakpoint, Some(lower_esp_hook));
+    // SAFETY: the hook lowers ESP by one word, which the site pops again.
+    let both = unsafe { lower_esp_caller() };
+    set_hook(HookKind::Breakpoint, None);
+    let (popped, predicted) = (both as u32, (both >> 32) as u32);
+    assert_eq!(popped, predicted, "the word at the new ESP is the frame's EFLAGS");
+    assert_ne!(predicted, 0);
+}
