@@ -234,34 +234,43 @@ static ACTIVE: [AtomicPtr<KretprobeInstance>; MAX_TASKS] = [const { AtomicPtr::n
 /// The newest active instance of `task` that replaced `slot`.
 #[unsafe(link_section = ".kprobes.text")]
 fn find(task: TaskId, slot: usize) -> Option<&'static mut KretprobeInstance> {
-    let mut node = ACTIVE.get(task)?.load(Ordering::Acquire);
-    // SAFETY: list nodes are live instances (removed before they are freed).
-    while let Some(instance) = unsafe { node.as_mut() } {
-        if instance.stack_slot == slot {
-            return Some(instance);
-        }
-        node = instance.next;
+    active(task).find(|instance| instance.stack_slot == slot)
+}
+
+/// Walks a list of active instances, newest first. Each instance's `next`
+/// is read before the instance is yielded, so the caller may put it back
+/// into its pool.
+struct ActiveList {
+    next: *mut KretprobeInstance,
+}
+
+impl Iterator for ActiveList {
+    type Item = &'static mut KretprobeInstance;
+    #[unsafe(link_section = ".kprobes.text")]
+    fn next(&mut self) -> Option<Self::Item> {
+        // SAFETY: list nodes are live instances (unlinked before they are freed).
+        let instance = unsafe { self.next.as_mut()? };
+        self.next = instance.next;
+        Some(instance)
     }
-    None
+}
+
+/// `task`'s active instances, newest first (none for an unknown task).
+#[unsafe(link_section = ".kprobes.text")]
+fn active(task: TaskId) -> ActiveList {
+    ActiveList { next: ACTIVE.get(task).map_or(ptr::null_mut(), |head| head.load(Ordering::Acquire)) }
 }
 
 /// Removes `instance` from `task`'s active list.
 #[unsafe(link_section = ".kprobes.text")]
 fn unlink(task: TaskId, instance: &mut KretprobeInstance) {
-    let mut link = &ACTIVE[task];
-    loop {
-        let node = link.load(Ordering::Acquire);
-        if node.is_null() {
-            return;
-        }
-        if ptr::eq(node, instance) {
-            link.store(instance.next, Ordering::Release);
-            instance.next = ptr::null_mut();
-            return;
-        }
-        // SAFETY: list nodes are live instances.
-        link = unsafe { &*(&raw const (*node).next as *const AtomicPtr<KretprobeInstance>) };
+    let head = &ACTIVE[task];
+    if ptr::eq(head.load(Ordering::Acquire), instance) {
+        head.store(instance.next, Ordering::Release);
+    } else if let Some(previous) = active(task).find(|node| ptr::eq(node.next, instance)) {
+        previous.next = instance.next;
     }
+    instance.next = ptr::null_mut();
 }
 
 /// The entry probe's part of a hit (called by the trap path with the
@@ -310,15 +319,7 @@ fn returning_instance(task: TaskId, esp: usize) -> Option<&'static mut Kretprobe
     if let Some(instance) = find(task, plain) {
         return Some(instance);
     }
-    let mut node = ACTIVE.get(task)?.load(Ordering::Acquire);
-    // SAFETY: list nodes are live instances.
-    while let Some(instance) = unsafe { node.as_mut() } {
-        if instance.stack_slot < plain && plain - instance.stack_slot <= 0xffff {
-            return Some(instance);
-        }
-        node = instance.next;
-    }
-    None
+    active(task).find(|instance| instance.stack_slot < plain && plain - instance.stack_slot <= 0xffff)
 }
 
 /// Called by the trampoline (interrupts off) with the frame it built.
@@ -378,15 +379,9 @@ pub fn resolve_trampoline_trap(eip: usize, esp: usize, frame_at: usize) -> Optio
     }
     // Pushed by the trampoline before its call: a trap frame and its address.
     let highest = esp + crate::arch::x86::trap::FRAME_SIZE + 4;
-    let mut node = ACTIVE.get(crate::task::current_id())?.load(Ordering::Acquire);
-    // SAFETY: list nodes are live instances.
-    while let Some(instance) = unsafe { node.as_ref() } {
-        if instance.stack_slot > frame_at && instance.stack_slot < highest {
-            return Some(instance.return_address);
-        }
-        node = instance.next;
-    }
-    None
+    active(crate::task::current_id())
+        .find(|instance| instance.stack_slot > frame_at && instance.stack_slot < highest)
+        .map(|instance| instance.return_address)
 }
 
 /// Whether `address` is where the trampoline's call to the dispatcher
@@ -401,25 +396,14 @@ pub fn task_exited(task: TaskId) {
         return;
     }
     crate::arch::cpu::without_interrupts(|| {
-        let mut node = ACTIVE[task].swap(ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: list nodes are live instances.
-        while let Some(instance) = unsafe { node.as_mut() } {
-            node = instance.next;
-            instances::put(instance);
-        }
+        let list = ActiveList { next: ACTIVE[task].swap(ptr::null_mut(), Ordering::AcqRel) };
+        list.for_each(instances::put);
     });
 }
 
 /// Active instances of `task` (for tests and the shell).
 pub fn active_instances(task: TaskId) -> usize {
-    let mut count = 0;
-    let mut node = ACTIVE.get(task).map_or(ptr::null_mut(), |head| head.load(Ordering::Acquire));
-    // SAFETY: list nodes are live instances.
-    while let Some(instance) = unsafe { node.as_ref() } {
-        count += 1;
-        node = instance.next;
-    }
-    count
+    crate::arch::cpu::without_interrupts(|| active(task).count())
 }
 
 /// Kretprobe pools unregistered but still waiting for in-flight calls.
