@@ -18,7 +18,7 @@ use super::probe::{FaultAction, Kprobe, PreAction, ProbeKind, PtRegs};
 use super::registry::{self, Site};
 use super::{jprobe, kretprobe};
 use crate::arch::cpu::{DR6_SINGLE_STEP, EFLAGS_IF, EFLAGS_TF};
-use crate::arch::x86::kprobes::{self as arch, StepProgress};
+use crate::arch::x86::kprobes::{self as arch, StepProgress, BREAKPOINT_INSTRUCTION};
 use crate::arch::TrapOutcome;
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -45,7 +45,7 @@ fn set_running(probe: &Kprobe) {
 pub fn int3_handler(regs: &mut PtRegs) -> TrapOutcome {
     let address = regs.eip as usize - 1;
     let Some(site) = registry::lookup(address) else {
-        return jprobe::breakpoint(regs, address);
+        return not_a_site(regs, address);
     };
     let outer = control::with(|kcb| kcb.current);
     match outer.status {
@@ -86,6 +86,23 @@ pub fn int3_handler(regs: &mut PtRegs) -> TrapOutcome {
     }
     run_instruction(regs, site);
     TrapOutcome::Handled
+}
+
+/// An `int3` at no registered site: `jprobe_return`'s, a probe removed
+/// while its trap was in flight, or not ours.
+#[unsafe(link_section = ".kprobes.text")]
+fn not_a_site(regs: &mut PtRegs, address: usize) -> TrapOutcome {
+    if jprobe::is_return_breakpoint(address) {
+        return jprobe::longjmp(regs);
+    }
+    // SAFETY: EIP-1 of an int3 trap is mapped code.
+    let byte = unsafe { core::ptr::read_volatile(address as *const u8) };
+    if byte != BREAKPOINT_INSTRUCTION {
+        // The breakpoint was removed after it trapped: run the original.
+        regs.eip = address as u32;
+        return TrapOutcome::Handled;
+    }
+    TrapOutcome::NotMine
 }
 
 /// After the pre-handlers: boost or single-step the probed instruction.
@@ -180,9 +197,11 @@ pub fn fault_handler(regs: &mut PtRegs) -> TrapOutcome {
             TrapOutcome::NotMine
         }
         _ => {
-            if let Some(site) = crate::memory::slots::region().contains(&(regs.eip as usize)).then(|| registry::site_of_slot(regs.eip as usize)).flatten() {
+            let eip = regs.eip as usize;
+            let in_slot = crate::memory::slots::region().contains(&eip); // cheap filter first
+            if let Some(site) = in_slot.then(|| registry::site_of_slot(eip)).flatten() {
                 // A boosted copy faulted: report it at the original address.
-                if regs.eip as usize == site.arch().boost_entry() {
+                if eip == site.arch().boost_entry() {
                     regs.eip = site.address() as u32;
                 }
                 note(NOTE_IN_BOOST, site.address());

@@ -12,7 +12,7 @@ use super::control::{self, JPROBE_STACK_COPY};
 use super::error::KprobeError;
 use super::handler;
 use super::probe::{Kprobe, ProbeKind, PtRegs};
-use super::registry::{self, register_kprobe, unregister_kprobe};
+use super::registry::{register_kprobe, unregister_kprobe};
 use crate::arch::cpu::EFLAGS_IF;
 use crate::arch::x86::kprobes::BREAKPOINT_INSTRUCTION;
 use crate::arch::TrapOutcome;
@@ -123,36 +123,32 @@ pub(crate) fn setjmp(probe: &'static Kprobe, regs: &mut PtRegs) {
     regs.eflags &= !EFLAGS_IF;
 }
 
-/// An `int3` at no registered site: `jprobe_return`'s, a probe removed
-/// while its trap was in flight, or not ours.
+/// Whether an `int3` at `address` is `jprobe_return`'s.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn breakpoint(regs: &mut PtRegs, address: usize) -> TrapOutcome {
-    if address == return_breakpoint() {
-        let saved = control::with(|kcb| kcb.jprobe.active.then_some((kcb.jprobe.regs, kcb.current.site)));
-        let Some((saved_regs, site)) = saved else {
-            return TrapOutcome::NotMine;
+pub(crate) fn is_return_breakpoint(address: usize) -> bool {
+    address == return_breakpoint()
+}
+
+/// `jprobe_return`'s `int3`: restore the stack and registers saved at the
+/// hit, then carry on with the probed instruction.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn longjmp(regs: &mut PtRegs) -> TrapOutcome {
+    let saved = control::with(|kcb| kcb.jprobe.active.then_some((kcb.jprobe.regs, kcb.current.site)));
+    let Some((saved_regs, site)) = saved else {
+        return TrapOutcome::NotMine;
+    };
+    control::with(|kcb| {
+        kcb.jprobe.active = false;
+        // SAFETY: restores the stack bytes saved at the hit; the current
+        // trap frame lies below them (jprobe_return reset ESP first).
+        unsafe {
+            core::ptr::copy_nonoverlapping(kcb.jprobe.stack.as_ptr(), saved_regs.esp as *mut u8, kcb.jprobe.stack_len)
         };
-        control::with(|kcb| {
-            kcb.jprobe.active = false;
-            // SAFETY: restores the stack bytes saved at the hit; the current
-            // trap frame lies below them (jprobe_return reset ESP first).
-            unsafe {
-                core::ptr::copy_nonoverlapping(kcb.jprobe.stack.as_ptr(), saved_regs.esp as *mut u8, kcb.jprobe.stack_len)
-            };
-        });
-        *regs = saved_regs;
-        // SAFETY: the site was live when the jprobe hit, and cannot be
-        // unregistered while its handlers run (registration refuses).
-        let site = unsafe { &*site };
-        handler::run_instruction(regs, site);
-        return TrapOutcome::Handled;
-    }
-    // SAFETY: EIP-1 of an int3 trap is mapped code.
-    let byte = unsafe { core::ptr::read_volatile(address as *const u8) };
-    if byte != BREAKPOINT_INSTRUCTION && registry::lookup(address).is_none() {
-        // The breakpoint was removed after it trapped: run the original.
-        regs.eip = address as u32;
-        return TrapOutcome::Handled;
-    }
-    TrapOutcome::NotMine
+    });
+    *regs = saved_regs;
+    // SAFETY: the site was live when the jprobe hit, and cannot be
+    // unregistered while its handlers run (registration refuses).
+    let site = unsafe { &*site };
+    handler::run_instruction(regs, site);
+    TrapOutcome::Handled
 }

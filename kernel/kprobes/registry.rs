@@ -442,9 +442,7 @@ pub fn disable_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
 pub fn can_probe(address: *const ()) -> Result<crate::arch::x86::kprobes::Fixup, KprobeError> {
     let probe = Kprobe::new().address(address);
     let (address, function) = resolve(&probe)?;
-    let end = (address + crate::arch::x86::kprobes::decode::MAX_INSN_LEN).min(function.end.max(address + 1));
-    let code: alloc::vec::Vec<u8> = (function.start..end).map(original_byte).collect();
-    crate::arch::x86::kprobes::decode::decode_at(&code, function.start, address)
+    crate::arch::x86::kprobes::decode::decode_in_function(address, function, original_byte)
         .map(|insn| insn.fixup)
         .map_err(|refusal| prepare_error(PrepareError::Refused(refusal)))
 }

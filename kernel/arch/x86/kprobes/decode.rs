@@ -108,6 +108,19 @@ pub fn decode_at(code: &[u8], start: usize, address: usize) -> Result<Insn, Refu
     Err(Refusal::NotBoundary)
 }
 
+/// Decodes the instruction at `address` inside `function`, walking from the
+/// function's start over its original bytes as `read_original` gives them
+/// (armed breakpoints undone). Registration time only: it allocates.
+pub fn decode_in_function(
+    address: usize,
+    function: core::ops::Range<usize>,
+    read_original: impl Fn(usize) -> u8,
+) -> Result<Insn, Refusal> {
+    let end = (address + MAX_INSN_LEN).min(function.end.max(address + 1));
+    let code: alloc::vec::Vec<u8> = (function.start..end).map(read_original).collect();
+    decode_at(&code, function.start, address)
+}
+
 /// Decodes a lone instruction at the start of `code` (placed at `address`).
 pub fn decode_one(code: &[u8], address: usize) -> Result<Insn, Refusal> {
     decode_at(code, address, address)

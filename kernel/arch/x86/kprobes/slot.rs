@@ -111,11 +111,7 @@ pub fn prepare(
     read_original: impl Fn(usize) -> u8,
     slot_in_use: impl Fn(Range<usize>) -> bool,
 ) -> Result<ArchSite, PrepareError> {
-    // Decode from the function's start up to (and including) the probed
-    // instruction; a copy with armed probes' original bytes restored.
-    let end = (address + MAX_INSN_LEN).min(function.end.max(address + 1));
-    let code: alloc::vec::Vec<u8> = (function.start..end).map(&read_original).collect();
-    let insn = decode::decode_at(&code, function.start, address).map_err(PrepareError::Refused)?;
+    let insn = decode::decode_in_function(address, function, read_original).map_err(PrepareError::Refused)?;
     let slot = slots::allocate(slot_in_use).ok_or(PrepareError::NoSlot)?;
     let (boosted, boosted_len) = boost_code(&insn, address, slot + BOOST_OFFSET);
     let mut image = [0xcc; SLOT_SIZE];
