@@ -66,8 +66,16 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
             // The dispatcher's first argument is the trap frame.
             visit(Frame { address, frame_pointer: next, is_return: true });
             depth += 1;
+            if !readable(frame_pointer + 8) {
+                break;
+            }
             let frame_address = read(frame_pointer + 8);
-            // SAFETY: the dispatcher's argument is a live `TrapFrame` on this stack.
+            let frame_end = frame_address + core::mem::size_of::<TrapFrame>() - 4;
+            if !readable(frame_address) || !readable(frame_end) {
+                break; // a corrupt chain must not fault the report that walks it
+            }
+            // SAFETY: the dispatcher's argument is a live `TrapFrame`, and
+            // both its ends were checked to lie on a kernel stack.
             let frame = unsafe { &*(frame_address as *const TrapFrame) };
             depth += walk_trap_frame(frame, &mut visit);
             frame_pointer = frame.ebp as usize;
