@@ -9,9 +9,10 @@
 //! summary gives hits and misses.
 use crate::arch::cpu::rdtsc;
 use crate::kprobes::{
-    register_kprobe, register_kretprobe, regs_return_value, unregister_kprobe, unregister_kretprobe,
-    EntryAction, Kprobe, KretprobeInstance, PreAction, PtRegs, Kretprobe,
+    register_kprobe, register_kretprobe, regs_get_kernel_argument, regs_return_value, unregister_kprobe,
+    unregister_kretprobe, CallingConvention, EntryAction, Kprobe, KretprobeInstance, Kretprobe, PreAction, PtRegs,
 };
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -21,8 +22,10 @@ pub const CALLS_PER_TASK: usize = 3;
 pub const TASKS: usize = 3;
 
 /// A checksum over a few bytes: the function the kprobe watches.
+/// `extern "C"` so probes know where its argument is (see
+/// [`CallingConvention`]).
 #[inline(never)]
-pub fn checksum(seed: u32) -> u32 {
+pub extern "C" fn checksum(seed: u32) -> u32 {
     let mut sum = core::hint::black_box(seed);
     for byte in 0..64u32 {
         sum = sum.rotate_left(5) ^ byte.wrapping_mul(0x9e37_79b9);
@@ -33,7 +36,7 @@ pub fn checksum(seed: u32) -> u32 {
 /// Work whose length depends on `n`, sleeping in the middle so calls from
 /// different tasks overlap: the function the kretprobe watches.
 #[inline(never)]
-pub fn slow_square(n: u32) -> u32 {
+pub extern "C" fn slow_square(n: u32) -> u32 {
     crate::task::sleep(5 + n as u64 % 3);
     core::hint::black_box(n) * n
 }
@@ -61,20 +64,29 @@ static CHECKSUM_PROBE: Kprobe = Kprobe::new()
     .pre_handler(handler_pre)
     .post_handler(handler_post);
 
+/// What the kretprobe's entry handler keeps for the return (the instance's
+/// private data; zerocopy's derives check it has no padding and that any
+/// bytes are a valid value).
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+#[repr(C)]
+struct CallStart {
+    timestamp: u64,
+    argument: u32,
+    _reserved: u32,
+}
+
 fn entry_handler(instance: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
-    // SAFETY: at the function's entry ESP points at the return address and
-    // the first (cdecl/Rust on i386: stack) argument is right above it.
-    let argument = unsafe { *((regs.esp + 4) as *const u32) };
-    instance.store((rdtsc(), argument));
+    let argument = regs_get_kernel_argument(regs, 0, CallingConvention::C).unwrap_or(u32::MAX);
+    instance.store(CallStart { timestamp: rdtsc(), argument, _reserved: 0 });
     EntryAction::Report
 }
 
 fn return_handler(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
-    let (start, argument): (u64, u32) = instance.load();
+    let start: CallStart = instance.load();
     RETURNS.fetch_add(1, Ordering::Relaxed);
     println!(
-        "  slow_square({argument}) returned {} and took {} cycles (task {}, back to {})",
-        regs_return_value(regs), rdtsc() - start, instance.task(),
+        "  slow_square({}) returned {} and took {} cycles (task {}, back to {})",
+        start.argument, regs_return_value(regs), rdtsc() - start.timestamp, instance.task(),
         crate::symbols::DescribeReturn(instance.ret_addr())
     );
 }
@@ -83,7 +95,7 @@ static SQUARE_PROBE: Kretprobe = Kretprobe::new()
     .symbol("probe_kernel::demo::slow_square")
     .entry_handler(entry_handler)
     .handler(return_handler)
-    .data_size(core::mem::size_of::<(u64, u32)>())
+    .data_size(core::mem::size_of::<CallStart>())
     .maxactive(2);
 
 fn worker(first: usize) -> usize {

@@ -8,6 +8,7 @@ use crate::arch::qemu::{self, ExitCode};
 use crate::arch::x86::gdt::Tss;
 use crate::arch::x86::trap::{vector, EXCEPTIONS};
 use crate::arch::{cpu, TrapFrame};
+use crate::kprobes::ProbeFault;
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -52,9 +53,10 @@ pub fn print_registers(frame: &TrapFrame) {
 }
 
 /// Reports an exception that nothing handled, then ends the run.
+/// `probe_fault` says which probe's handling it happened in, if any.
 #[unsafe(link_section = ".kprobes.text")]
-pub fn exception(frame: &mut TrapFrame) -> ! {
-    cpu::disable_interrupts();
+pub fn exception(frame: &mut TrapFrame, probe_fault: Option<ProbeFault>) -> ! {
+    let context = crate::kprobes::begin_report();
     let vector_number = frame.vector as usize;
     let cr2 = if frame.vector == vector::PAGE_FAULT as u32 { cpu::cr2() } else { 0 };
     let (mnemonic, name) = EXCEPTIONS.get(vector_number).map_or(("?", "unknown"), |i| (i.mnemonic, i.name));
@@ -66,9 +68,41 @@ pub fn exception(frame: &mut TrapFrame) -> ! {
         println!("  cr2={cr2:#010x} ({})", page_fault_cause(frame.error_code));
     }
     print_registers(frame);
-    crate::kprobes::report_context();
+    match probe_fault {
+        Some(probe_fault) => println!("  {probe_fault}"),
+        None => context.print(),
+    }
     crate::unwind::print_backtrace_from_frame(frame);
     finish(&Fatal::Exception { frame, cr2 })
+}
+
+/// The kretprobe trampoline was entered by a return that no active
+/// instance of the current task accounts for: the engine's bookkeeping was
+/// broken (for example by code that rewrote a return slot behind its back).
+/// `listed` holds up to the first few of the task's `count` active
+/// instances as (stack slot, real return address).
+#[unsafe(link_section = ".kprobes.text")]
+pub fn kretprobe_lost(frame: &mut TrapFrame, task: usize, listed: &[(usize, usize)], count: usize) -> ! {
+    let context = crate::kprobes::begin_report();
+    let slot = (frame.esp as usize).wrapping_sub(4);
+    println!(
+        "\n!!! kretprobe trampoline at {:#010x} entered by a return that no active instance accounts for",
+        crate::arch::x86::kprobes::trampoline::address()
+    );
+    println!("  task {task} ({}) returned from the call whose return slot was {slot:#010x}; its real return address is unknown",
+        crate::task::task_name(task).unwrap_or("?"));
+    println!("  the task has {count} active kretprobe instances{}", if count == 0 { "" } else { ", newest first:" });
+    for (slot, return_address) in listed {
+        println!("    slot {slot:#010x} -> {return_address:#010x} {}", crate::symbols::DescribeReturn(*return_address));
+    }
+    if count > listed.len() {
+        println!("    ... and {} more", count - listed.len());
+    }
+    frame.eip = crate::arch::x86::kprobes::trampoline::address() as u32;
+    print_registers(frame);
+    context.print();
+    crate::unwind::print_backtrace_from_frame(frame);
+    finish(&Fatal::Exception { frame, cr2: 0 })
 }
 
 fn page_fault_cause(error_code: u32) -> &'static str {
@@ -83,6 +117,7 @@ fn page_fault_cause(error_code: u32) -> &'static str {
 /// Body of the double-fault task (see `trap::double_fault_task_entry`).
 #[unsafe(link_section = ".kprobes.text")]
 pub extern "C" fn double_fault(error_code: u32) -> ! {
+    let _ = crate::kprobes::begin_report();
     let state = crate::arch::x86::gdt::interrupted_task_state();
     println!(
         "\n!!! unexpected exception #DF (double fault), vector 8, error code {error_code:#x}, at {:#010x} {}",
@@ -106,12 +141,12 @@ pub extern "C" fn double_fault(error_code: u32) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    cpu::disable_interrupts();
+    let context = crate::kprobes::begin_report();
     println!("\n!!! kernel panic: {}", info.message());
     if let Some(location) = info.location() {
         println!("  at {}:{}:{}", location.file(), location.line(), location.column());
     }
-    crate::kprobes::report_context();
+    context.print();
     crate::unwind::print_backtrace(0, cpu::frame_pointer());
     finish(&Fatal::Panic(info))
 }

@@ -4,8 +4,14 @@
 //! Both are static regions inside the kernel image, so nothing is carved out
 //! of firmware memory and the loader's info structure can never be handed
 //! out. The heap serves iced-x86's decoder tables and registration-time
-//! bookkeeping; no trap path allocates (the allocator takes a lock).
-use linked_list_allocator::LockedHeap;
+//! bookkeeping. No trap path allocates, and the allocator enforces it: it
+//! panics, with a message saying why, when called in probe context (a
+//! handler, a step, the trampoline) or when its lock is held with
+//! interrupts off (interrupt context that interrupted an allocation — the
+//! call could only deadlock).
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+use linked_list_allocator::Heap;
 
 /// Heap size: iced-x86's decoder tables need about 190 KiB.
 pub const HEAP_SIZE: usize = 2 << 20;
@@ -15,8 +21,45 @@ struct Arena([u8; HEAP_SIZE]);
 
 static mut HEAP_ARENA: Arena = Arena([0; HEAP_SIZE]);
 
+/// The kernel heap: a first-fit heap behind a lock, with the trap-path rule
+/// checked on every call.
+struct KernelHeap(spin::Mutex<Heap>);
+
 #[global_allocator]
-static ALLOCATOR: LockedHeap = LockedHeap::empty();
+static ALLOCATOR: KernelHeap = KernelHeap(spin::Mutex::new(Heap::empty()));
+
+impl KernelHeap {
+    /// The heap, or a panic naming the broken rule.
+    fn lock(&self, what: &str) -> spin::MutexGuard<'_, Heap> {
+        if crate::kprobes::in_probe_context() {
+            panic!("heap {what} in probe context: probe handlers and the trap path must not allocate");
+        }
+        loop {
+            if let Some(heap) = self.0.try_lock() {
+                return heap;
+            }
+            if !crate::arch::cpu::interrupts_enabled() {
+                panic!("heap {what} with interrupts off while the heap lock is held: interrupt context may not allocate");
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
+// SAFETY: every call goes to one `linked_list_allocator::Heap` under its
+// lock; `Heap` hands out disjoint blocks of at least the layout's size and
+// alignment and takes back exactly what it handed out.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.lock("allocation").allocate_first_fit(layout).map_or(core::ptr::null_mut(), |block| block.as_ptr())
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller passes a block this allocator returned for
+        // `layout` (GlobalAlloc's contract), so it is non-null and ours.
+        unsafe { self.lock("deallocation").deallocate(NonNull::new_unchecked(ptr), layout) }
+    }
+}
 
 /// The heap's address range.
 pub fn heap_range() -> core::ops::Range<usize> {
@@ -26,14 +69,14 @@ pub fn heap_range() -> core::ops::Range<usize> {
 
 /// Bytes of heap in use.
 pub fn heap_used() -> usize {
-    ALLOCATOR.lock().used()
+    ALLOCATOR.0.lock().used()
 }
 
 /// Sets up the heap. Called once by boot, before anything allocates.
 pub fn init() {
     // SAFETY: called once at boot; the arena is static, unused by anything
     // else, and lives for the whole run.
-    unsafe { ALLOCATOR.lock().init((&raw mut HEAP_ARENA) as *mut u8, HEAP_SIZE) };
+    unsafe { ALLOCATOR.0.lock().init((&raw mut HEAP_ARENA) as *mut u8, HEAP_SIZE) };
 }
 
 pub mod slots;

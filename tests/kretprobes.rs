@@ -1217,12 +1217,12 @@ fn quad_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
     let esp = regs.esp as usize;
     let (value, depth) = (stack_word(esp + 8) as u32, stack_word(esp + 12) as u32);
     QUAD_ENTRIES.push(depth as usize);
-    ri.store((value, depth));
+    ri.store([value, depth]);
     EntryAction::Report
 }
 
 fn quad_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
-    let (value, depth): (u32, u32) = ri.load();
+    let [value, depth]: [u32; 2] = ri.load();
     QUAD_REPORTS.push(depth as usize);
     // EAX holds the result pointer; `ret 4` popped it, so ESP is 8 above the slot.
     // SAFETY: the caller's result slot, just written by the probed function.

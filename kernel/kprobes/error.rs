@@ -36,6 +36,13 @@ pub enum KprobeError {
     TableFull(&'static str),
     /// Called from a probe handler, where the registry may be in use.
     InProbeHandler,
+    /// Called with interrupts off (interrupt context, or code that disabled
+    /// them), where the interrupted code may hold the registry's or the
+    /// heap's lock.
+    InterruptsDisabled,
+    /// The entry probe of a kretprobe or jprobe was passed to a plain-kprobe
+    /// function; register or unregister its owner instead.
+    NotAPlainKprobe,
     /// Return probes and jprobes go on a function's first instruction.
     NotFunctionEntry,
     /// A jprobe is already registered at this address (one per address).
@@ -61,6 +68,10 @@ impl fmt::Display for KprobeError {
             KprobeError::NotRegistered => write!(f, "probe not registered"),
             KprobeError::TableFull(what) => write!(f, "no free {what}"),
             KprobeError::InProbeHandler => write!(f, "not allowed from a probe handler"),
+            KprobeError::InterruptsDisabled => write!(f, "not allowed with interrupts off or in interrupt context"),
+            KprobeError::NotAPlainKprobe => {
+                write!(f, "this kprobe belongs to a kretprobe or jprobe; use that probe's own functions")
+            }
             KprobeError::NotFunctionEntry => write!(f, "must be at a function's first instruction"),
             KprobeError::JprobeExists => write!(f, "a jprobe is already registered at this address"),
             KprobeError::DataTooLarge { max } => write!(f, "private data larger than {max} bytes"),

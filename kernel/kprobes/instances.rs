@@ -15,6 +15,8 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use linked_list_allocator::Heap;
+use super::control::TrapContext;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Bytes reserved for all kretprobe instance pools together.
 pub const ARENA_SIZE: usize = 1 << 20;
@@ -67,21 +69,32 @@ impl KretprobeInstance {
         unsafe { core::slice::from_raw_parts_mut(self.data, self.data_len) }
     }
 
-    /// Stores a value at the start of the private data.
+    /// Stores `value` at the start of the private data.
     ///
-    /// Panics if `data_size` is smaller than `T`.
-    pub fn store<T: Copy>(&mut self, value: T) {
-        assert!(core::mem::size_of::<T>() <= self.data_len, "kretprobe data_size too small");
-        // SAFETY: checked to fit; unaligned write of a Copy value.
-        unsafe { ptr::write_unaligned(self.data as *mut T, value) }
+    /// Only types without padding or interior mutability can be stored
+    /// (zerocopy's `IntoBytes` and `Immutable`; derive them for your own
+    /// `#[repr(C)]` structs). Panics if `data_size` is smaller than `T`.
+    pub fn store<T: IntoBytes + Immutable>(&mut self, value: T) {
+        let data = self.data();
+        assert!(core::mem::size_of::<T>() <= data.len(), "kretprobe data_size too small");
+        data[..core::mem::size_of::<T>()].copy_from_slice(value.as_bytes());
     }
 
-    /// Loads a value stored with [`store`](Self::store).
-    pub fn load<T: Copy>(&self) -> T {
-        assert!(core::mem::size_of::<T>() <= self.data_len, "kretprobe data_size too small");
-        // SAFETY: checked to fit; the bytes were written by `store` (or are
-        // zero, a valid bit pattern for the plain types kretprobes store).
-        unsafe { ptr::read_unaligned(self.data as *const T) }
+    /// Loads a value from the start of the private data (as [`store`](Self::store)
+    /// left it, or zero bytes if nothing was stored).
+    ///
+    /// Only types for which every byte pattern is valid can be loaded
+    /// (zerocopy's `FromBytes`: integers, arrays of them, `#[repr(C)]`
+    /// structs of them), so no bytes can make an invalid `bool`, `char`,
+    /// enum or reference. Panics if `data_size` is smaller than `T`.
+    pub fn load<T: FromBytes>(&self) -> T {
+        // SAFETY: `data` points at this instance's own `data_len` bytes,
+        // borrowed shared for as long as `self` is.
+        let data = unsafe { core::slice::from_raw_parts(self.data, self.data_len) };
+        match T::read_from_prefix(data) {
+            Ok((value, _)) => value,
+            Err(_) => panic!("kretprobe data_size too small"),
+        }
     }
 }
 
@@ -189,31 +202,30 @@ pub(crate) fn retire(pool: *mut Pool) {
     collect_retired(heap);
 }
 
-/// Takes a free instance, or `None` if all are out. O(1); interrupts off
-/// (the trap path).
+/// Takes a free instance, or `None` if all are out. O(1); trap path only.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn get(pool: *mut Pool) -> Option<&'static mut KretprobeInstance> {
-    debug_assert!(!crate::arch::cpu::interrupts_enabled(), "instance taken with interrupts on");
+pub(crate) fn get(_cx: &mut TrapContext, pool: *mut Pool) -> Option<NonNull<KretprobeInstance>> {
     // SAFETY: the pool is live while its kretprobe is registered, and its
-    // lists change only here and in `put`, with interrupts off.
+    // lists change only here and in `put`, under the token (interrupts off).
     unsafe {
-        let instance = (*pool).free.as_mut()?;
-        (*pool).free = instance.next;
+        let instance = NonNull::new((*pool).free)?;
+        (*pool).free = (*instance.as_ptr()).next;
         (*pool).out += 1;
-        instance.next = ptr::null_mut();
+        (*instance.as_ptr()).next = ptr::null_mut();
         Some(instance)
     }
 }
 
-/// Returns an instance to its pool. O(1); interrupts off.
+/// Returns an instance to its pool. O(1); trap path only.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn put(instance: &mut KretprobeInstance) {
-    debug_assert!(!crate::arch::cpu::interrupts_enabled(), "instance returned with interrupts on");
-    let pool = instance.pool;
+pub(crate) fn put(_cx: &mut TrapContext, instance: NonNull<KretprobeInstance>) {
+    let instance = instance.as_ptr();
     // SAFETY: an instance's pool outlives it (a retired pool is freed only
-    // once `out` reaches 0); interrupts are off, so nothing interleaves.
+    // once `out` reaches 0); the token means nothing interleaves, and no
+    // reference to the instance is live (callers pass it by pointer).
     unsafe {
-        instance.next = (*pool).free;
+        let pool = (*instance).pool;
+        (*instance).next = (*pool).free;
         (*pool).free = instance;
         (*pool).out -= 1;
     }

@@ -8,11 +8,11 @@
 //! and executes `int3`; the engine restores the saved stack and registers
 //! and carries on with the probed instruction. Interrupts stay off while the
 //! handler runs, and any probe it hits counts a miss.
-use super::control::{self, JPROBE_STACK_COPY};
+use super::control::{self, TrapContext, JPROBE_STACK_COPY};
 use super::error::KprobeError;
 use super::handler;
-use super::probe::{Kprobe, ProbeKind, PtRegs};
-use super::registry::{register_kprobe, unregister_kprobe};
+use super::probe::{Kprobe, KprobeFlags, ProbeKind, PtRegs};
+use super::registry;
 use crate::arch::cpu::EFLAGS_IF;
 use crate::arch::x86::kprobes::BREAKPOINT_INSTRUCTION;
 use crate::arch::TrapOutcome;
@@ -63,13 +63,18 @@ impl Jprobe {
 
 /// Registers a jprobe (at most one per function).
 pub fn register_jprobe(jprobe: &'static Jprobe) -> Result<(), KprobeError> {
-    jprobe.kp.owner.store(jprobe as *const Jprobe as *mut (), Ordering::Release);
-    register_kprobe(&jprobe.kp)
+    let registry = registry::lock()?;
+    if jprobe.kp.flags().contains(KprobeFlags::GONE) {
+        // Linked before the probe can be armed; never changed while registered.
+        jprobe.kp.owner.store(jprobe as *const Jprobe as *mut (), Ordering::Release);
+    }
+    registry::register_locked(&registry, &jprobe.kp)
 }
 
 /// Unregisters a jprobe.
 pub fn unregister_jprobe(jprobe: &'static Jprobe) -> Result<(), KprobeError> {
-    unregister_kprobe(&jprobe.kp)
+    let registry = registry::lock()?;
+    registry::unregister_locked(&registry, &jprobe.kp)
 }
 
 /// The stack pointer `jprobe_return` restores (the probed function's ESP).
@@ -105,13 +110,13 @@ pub(crate) fn check_layout() {
 
 /// The jprobe's part of a hit: save state, go to the handler.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn setjmp(probe: &'static Kprobe, regs: &mut PtRegs) {
+pub(crate) fn setjmp(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut PtRegs) {
     // SAFETY: registration stored the owning `&'static Jprobe`.
     let jprobe = unsafe { &*(probe.owner.load(Ordering::Acquire) as *const Jprobe) };
     let esp = regs.esp as usize;
     let stack_end = crate::task::stack_of_address(esp).map_or(esp + JPROBE_STACK_COPY, |s| s.end);
     let len = JPROBE_STACK_COPY.min(stack_end - esp);
-    control::with(|kcb| {
+    control::with(cx, |kcb| {
         kcb.jprobe.active = true;
         kcb.jprobe.regs = *regs;
         kcb.jprobe.stack_len = len;
@@ -132,12 +137,12 @@ pub(crate) fn is_return_breakpoint(address: usize) -> bool {
 /// `jprobe_return`'s `int3`: restore the stack and registers saved at the
 /// hit, then carry on with the probed instruction.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn longjmp(regs: &mut PtRegs) -> TrapOutcome {
-    let saved = control::with(|kcb| kcb.jprobe.active.then_some((kcb.jprobe.regs, kcb.current.site)));
+pub(crate) fn longjmp(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
+    let saved = control::with(cx, |kcb| kcb.jprobe.active.then_some((kcb.jprobe.regs, kcb.current.site)));
     let Some((saved_regs, site)) = saved else {
         return TrapOutcome::NotMine;
     };
-    control::with(|kcb| {
+    control::with(cx, |kcb| {
         kcb.jprobe.active = false;
         // SAFETY: restores the stack bytes saved at the hit; the current
         // trap frame lies below them (jprobe_return reset ESP first).
@@ -149,6 +154,6 @@ pub(crate) fn longjmp(regs: &mut PtRegs) -> TrapOutcome {
     // SAFETY: the site was live when the jprobe hit, and cannot be
     // unregistered while its handlers run (registration refuses).
     let site = unsafe { &*site };
-    handler::run_instruction(regs, site);
+    handler::run_instruction(cx, regs, site);
     TrapOutcome::Handled
 }

@@ -23,14 +23,14 @@
 //! - unregistering while calls are in flight is safe: they return normally,
 //!   their handlers do not run, and the instance memory is reused only
 //!   once they are back.
-use super::control::{self, Active, Status};
+use super::control::{self, Active, TrapContext};
 use super::error::KprobeError;
 use super::instances::{self, KretprobeInstance, Pool};
 use super::probe::{Kprobe, KprobeFlags, ProbeKind, PtRegs};
 use super::registry;
 use crate::arch::x86::kprobes::trampoline;
 use crate::task::{TaskId, MAX_TASKS};
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// Most private bytes an instance can hold.
@@ -162,11 +162,15 @@ impl Default for Kretprobe {
 }
 
 /// Registers a return probe: allocates its `maxactive` instances, then its
-/// entry probe. On error nothing changed.
+/// entry probe, all under the registration lock (so two tasks registering
+/// the same kretprobe cannot both get past the checks). On error nothing
+/// changed.
 pub fn register_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
-    if control::in_probe_context() {
-        return Err(KprobeError::InProbeHandler);
-    }
+    let registry = registry::lock()?;
+    register_locked(&registry, rp)
+}
+
+fn register_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result<(), KprobeError> {
     if rp.data_size > MAX_DATA_SIZE {
         return Err(KprobeError::DataTooLarge { max: MAX_DATA_SIZE });
     }
@@ -176,10 +180,11 @@ pub fn register_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
     registry::resolve(&rp.kp)?;
     let pool = instances::create(rp, rp.effective_maxactive(), rp.data_size)
         .ok_or(KprobeError::TableFull("kretprobe instance memory"))?;
-    rp.missed.store(0, Ordering::Relaxed);
-    rp.pool.store(pool, Ordering::Release);
     rp.kp.owner.store(rp as *const Kretprobe as *mut (), Ordering::Release);
-    if let Err(error) = registry::register_kprobe(&rp.kp) {
+    rp.pool.store(pool, Ordering::Release);
+    // Reset before the entry probe is armed: a hit may come right after.
+    rp.missed.store(0, Ordering::Relaxed);
+    if let Err(error) = registry::register_locked(registry, &rp.kp) {
         rp.pool.store(ptr::null_mut(), Ordering::Release);
         instances::retire(pool);
         return Err(error);
@@ -190,7 +195,12 @@ pub fn register_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
 /// Unregisters a return probe. Calls in flight return normally to their
 /// callers without running the handler.
 pub fn unregister_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
-    registry::unregister_kprobe(&rp.kp)?;
+    let registry = registry::lock()?;
+    unregister_locked(&registry, rp)
+}
+
+fn unregister_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result<(), KprobeError> {
+    registry::unregister_locked(registry, &rp.kp)?;
     let pool = rp.pool.swap(ptr::null_mut(), Ordering::AcqRel);
     if !pool.is_null() {
         instances::retire(pool);
@@ -200,15 +210,17 @@ pub fn unregister_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
 
 /// Registers every return probe or none.
 pub fn register_kretprobes(rps: &[&'static Kretprobe]) -> Result<(), KprobeError> {
-    registry::register_all(rps, |rp| register_kretprobe(rp), |rp| {
-        let _ = unregister_kretprobe(rp);
+    let registry = registry::lock()?;
+    registry::register_all(rps, |rp| register_locked(&registry, rp), |rp| {
+        let _ = unregister_locked(&registry, rp);
     })
 }
 
 /// Unregisters every registered return probe in `rps`.
 pub fn unregister_kretprobes(rps: &[&'static Kretprobe]) {
+    let Ok(registry) = registry::lock() else { return };
     for rp in rps {
-        let _ = unregister_kretprobe(rp);
+        let _ = unregister_locked(&registry, rp);
     }
 }
 
@@ -228,59 +240,88 @@ pub fn regs_return_value(regs: &PtRegs) -> u32 {
     regs.eax
 }
 
-/// Each task's active instances, newest first.
+/// Each task's active instances, newest first. Changed only with a
+/// [`TrapContext`] (interrupts off).
 static ACTIVE: [AtomicPtr<KretprobeInstance>; MAX_TASKS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_TASKS];
 
-/// The newest active instance of `task` that replaced `slot`.
-#[unsafe(link_section = ".kprobes.text")]
-fn find(task: TaskId, slot: usize) -> Option<&'static mut KretprobeInstance> {
-    active(task).find(|instance| instance.stack_slot == slot)
-}
-
-/// Walks a list of active instances, newest first. Each instance's `next`
-/// is read before the instance is yielded, so the caller may put it back
-/// into its pool.
+/// Walks a list of active instances, newest first, as raw pointers: no
+/// reference to an instance outlives the step that uses it, so the walk
+/// never hands out two aliasing `&mut`. Each `next` is read before the
+/// instance is yielded, so the caller may unlink it and put it back.
 struct ActiveList {
     next: *mut KretprobeInstance,
 }
 
 impl Iterator for ActiveList {
-    type Item = &'static mut KretprobeInstance;
+    type Item = NonNull<KretprobeInstance>;
     #[unsafe(link_section = ".kprobes.text")]
     fn next(&mut self) -> Option<Self::Item> {
-        // SAFETY: list nodes are live instances (unlinked before they are freed).
-        let instance = unsafe { self.next.as_mut()? };
-        self.next = instance.next;
+        let instance = NonNull::new(self.next)?;
+        // SAFETY: list nodes are live instances (unlinked before they are
+        // put back); reading one field through the raw pointer makes no reference.
+        self.next = unsafe { (*instance.as_ptr()).next };
         Some(instance)
     }
 }
 
 /// `task`'s active instances, newest first (none for an unknown task).
 #[unsafe(link_section = ".kprobes.text")]
-fn active(task: TaskId) -> ActiveList {
+fn active(_cx: &TrapContext, task: TaskId) -> ActiveList {
     ActiveList { next: ACTIVE.get(task).map_or(ptr::null_mut(), |head| head.load(Ordering::Acquire)) }
+}
+
+/// A field of an active instance, read through its pointer.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn slot_of(instance: NonNull<KretprobeInstance>) -> usize {
+    // SAFETY: `instance` comes from an active list (a live instance).
+    unsafe { (*instance.as_ptr()).stack_slot }
+}
+
+/// The newest active instance of `task` that replaced `slot`.
+#[unsafe(link_section = ".kprobes.text")]
+fn find(cx: &TrapContext, task: TaskId, slot: usize) -> Option<NonNull<KretprobeInstance>> {
+    active(cx, task).find(|&instance| slot_of(instance) == slot)
+}
+
+/// The real return address `instance` saved.
+#[unsafe(link_section = ".kprobes.text")]
+fn return_address_of(instance: NonNull<KretprobeInstance>) -> usize {
+    // SAFETY: as in `slot_of`.
+    unsafe { (*instance.as_ptr()).return_address }
 }
 
 /// Removes `instance` from `task`'s active list.
 #[unsafe(link_section = ".kprobes.text")]
-fn unlink(task: TaskId, instance: &mut KretprobeInstance) {
+fn unlink(cx: &mut TrapContext, task: TaskId, instance: NonNull<KretprobeInstance>) {
+    let target = instance.as_ptr();
+    // SAFETY: `instance` is on `task`'s list; the token gives this code the
+    // lists to itself, and no reference to any node is live.
+    let after = unsafe { (*target).next };
     let head = &ACTIVE[task];
-    if ptr::eq(head.load(Ordering::Acquire), instance) {
-        head.store(instance.next, Ordering::Release);
-    } else if let Some(previous) = active(task).find(|node| ptr::eq(node.next, instance)) {
-        previous.next = instance.next;
+    if ptr::eq(head.load(Ordering::Acquire), target) {
+        head.store(after, Ordering::Release);
+    } else if let Some(previous) = active(cx, task).find(|node| {
+        // SAFETY: as above.
+        ptr::eq(unsafe { (*node.as_ptr()).next }, target)
+    }) {
+        // SAFETY: as above.
+        unsafe { (*previous.as_ptr()).next = after };
     }
-    instance.next = ptr::null_mut();
+    // SAFETY: as above.
+    unsafe { (*target).next = ptr::null_mut() };
 }
 
 /// The entry probe's part of a hit (called by the trap path with the
 /// function's registers; interrupts off).
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn on_entry(probe: &'static Kprobe, regs: &mut PtRegs) {
-    // SAFETY: registration stored the owning `&'static Kretprobe`.
+pub(crate) fn on_entry(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut PtRegs) {
+    // SAFETY: registration stored the owning `&'static Kretprobe` before the
+    // entry probe could be armed (a plain kprobe can never be registered as
+    // one: `register_kprobe` refuses other kinds).
     let rp = unsafe { &*(probe.owner.load(Ordering::Acquire) as *const Kretprobe) };
     let pool = rp.pool.load(Ordering::Acquire);
-    let Some(instance) = (!pool.is_null()).then(|| instances::get(pool)).flatten() else {
+    let Some(instance) = (!pool.is_null()).then(|| instances::get(cx, pool)).flatten() else {
         rp.missed.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -288,24 +329,30 @@ pub(crate) fn on_entry(probe: &'static Kprobe, regs: &mut PtRegs) {
     let slot = regs.esp as usize;
     // SAFETY: at a function's first instruction ESP points at the return address.
     let stacked = unsafe { ptr::read(slot as *const usize) };
-    instance.return_address = if stacked == trampoline::address() {
+    let return_address = if stacked == trampoline::address() {
         // Another kretprobe on this function already swapped this call.
-        find(task, slot).map_or(stacked, |other| other.return_address)
+        find(cx, task, slot).map_or(stacked, return_address_of)
     } else {
         stacked
     };
-    instance.stack_slot = slot;
-    instance.task = task;
-    if let Some(entry) = rp.entry_handler {
-        if entry(instance, regs) == EntryAction::Skip {
-            instances::put(instance);
-            return;
+    {
+        // SAFETY: the instance was just taken from its pool: nothing else
+        // refers to it until it is linked below.
+        let instance = unsafe { &mut *instance.as_ptr() };
+        instance.return_address = return_address;
+        instance.stack_slot = slot;
+        instance.task = task;
+        if let Some(entry) = rp.entry_handler {
+            if entry(instance, regs) == EntryAction::Skip {
+                instances::put(cx, NonNull::from(instance));
+                return;
+            }
         }
+        instance.next = ACTIVE[task].load(Ordering::Acquire);
     }
     // SAFETY: as above; the slot now sends the return to the trampoline.
     unsafe { ptr::write(slot as *mut usize, trampoline::address()) };
-    instance.next = ACTIVE[task].load(Ordering::Acquire);
-    ACTIVE[task].store(instance, Ordering::Release);
+    ACTIVE[task].store(instance.as_ptr(), Ordering::Release);
 }
 
 /// The newest instance of the call that just returned into the trampoline,
@@ -314,44 +361,64 @@ pub(crate) fn on_entry(probe: &'static Kprobe, regs: &mut PtRegs) {
 /// hidden struct-return pointer on i386) leaves it up to 65535 bytes higher:
 /// then the returning call is the task's newest instance below `esp`.
 #[unsafe(link_section = ".kprobes.text")]
-fn returning_instance(task: TaskId, esp: usize) -> Option<&'static mut KretprobeInstance> {
+fn returning_instance(cx: &TrapContext, task: TaskId, esp: usize) -> Option<NonNull<KretprobeInstance>> {
     let plain = esp.wrapping_sub(4);
-    if let Some(instance) = find(task, plain) {
+    if let Some(instance) = find(cx, task, plain) {
         return Some(instance);
     }
-    active(task).find(|instance| instance.stack_slot < plain && plain - instance.stack_slot <= 0xffff)
+    active(cx, task).find(|&instance| slot_of(instance) < plain && plain - slot_of(instance) <= 0xffff)
 }
 
 /// Called by the trampoline (interrupts off) with the frame it built.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
+    // SAFETY: the trampoline runs with interrupts off (it executed `cli`
+    // after saving the flags) and is the engine's own trap entry.
+    let mut cx = unsafe { TrapContext::enter() };
+    let cx = &mut cx;
     // Probe hits from here on (handlers, or functions this code calls)
     // are reentries: they count misses instead of recursing.
-    let outer = control::with(|kcb| {
-        let outer = kcb.current;
-        kcb.current = Active { status: Status::Handlers, site: ptr::null(), running: ptr::null(), step: Default::default() };
-        outer
-    });
+    let outer = control::with(cx, |kcb| core::mem::replace(&mut kcb.current, Active::handlers(ptr::null())));
     let task = crate::task::current_id();
-    let Some(first) = returning_instance(task, regs.esp as usize) else {
-        let esp = regs.esp;
-        crate::println!("\n!!! kretprobe trampoline: no instance for task {task} below esp {esp:#x}");
-        crate::fatal::exception(regs);
+    let Some(first) = returning_instance(cx, task, regs.esp as usize) else {
+        let mut listed = [(0, 0); 8];
+        let count = active(cx, task).enumerate().fold(0, |_, (n, i)| {
+            if let Some(entry) = listed.get_mut(n) {
+                *entry = (slot_of(i), return_address_of(i));
+            }
+            n + 1
+        });
+        crate::fatal::kretprobe_lost(regs, task, &listed[..count.min(listed.len())], count);
     };
-    let slot = first.stack_slot;
+    let slot = slot_of(first);
     // Handlers and unwinders see the real return address from the start.
-    regs.eip = first.return_address as u32;
-    while let Some(instance) = find(task, slot) {
-        unlink(task, instance);
-        if let Some(rp) = instance.kretprobe() {
+    regs.eip = return_address_of(first) as u32;
+    while let Some(instance) = find(cx, task, slot) {
+        unlink(cx, task, instance);
+        // SAFETY: unlinked above, so this is the only reference to the
+        // instance until it goes back to its pool.
+        let instance_ref = unsafe { &mut *instance.as_ptr() };
+        if let Some(rp) = instance_ref.kretprobe() {
             if let Some(handler) = rp.handler {
-                control::with(|kcb| kcb.current.running = &rp.kp);
-                handler(instance, regs);
+                control::with(cx, |kcb| kcb.current.running = &rp.kp);
+                handler(instance_ref, regs);
             }
         }
-        instances::put(instance);
+        instances::put(cx, instance);
     }
-    control::with(|kcb| kcb.current = outer);
+    control::with(cx, |kcb| kcb.current = outer);
+}
+
+/// Runs `f` with a token for reading the instance lists from outside the
+/// trap path (the unwinder, task exit, tests): interrupts off meanwhile.
+#[unsafe(link_section = ".kprobes.text")]
+fn with_lists<R>(f: impl FnOnce(&mut TrapContext) -> R) -> R {
+    crate::arch::cpu::without_interrupts(|| {
+        // SAFETY: interrupts are off for the whole of `f`; this is engine
+        // code in `.kprobes.text`, and `f` only walks or edits the lists.
+        let mut cx = unsafe { TrapContext::enter() };
+        f(&mut cx)
+    })
 }
 
 /// The real return address for a stack slot holding the trampoline's
@@ -361,7 +428,7 @@ pub fn resolve_return_address(slot: usize, value: usize) -> usize {
     if value != trampoline::address() {
         return value;
     }
-    find(crate::task::current_id(), slot).map_or(value, |instance| instance.return_address)
+    with_lists(|cx| find(cx, crate::task::current_id(), slot).map_or(value, return_address_of))
 }
 
 /// For the unwinder: the real return address of the call that a trap caught
@@ -379,9 +446,11 @@ pub fn resolve_trampoline_trap(eip: usize, esp: usize, frame_at: usize) -> Optio
     }
     // Pushed by the trampoline before its call: a trap frame and its address.
     let highest = esp + crate::arch::x86::trap::FRAME_SIZE + 4;
-    active(crate::task::current_id())
-        .find(|instance| instance.stack_slot > frame_at && instance.stack_slot < highest)
-        .map(|instance| instance.return_address)
+    with_lists(|cx| {
+        active(cx, crate::task::current_id())
+            .find(|&instance| slot_of(instance) > frame_at && slot_of(instance) < highest)
+            .map(return_address_of)
+    })
 }
 
 /// Whether `address` is where the trampoline's call to the dispatcher
@@ -391,19 +460,20 @@ pub fn is_dispatcher_return_site(address: usize) -> bool {
 }
 
 /// A task exited: its active instances go back to their pools.
+#[unsafe(link_section = ".kprobes.text")]
 pub fn task_exited(task: TaskId) {
     if task >= MAX_TASKS {
         return;
     }
-    crate::arch::cpu::without_interrupts(|| {
+    with_lists(|cx| {
         let list = ActiveList { next: ACTIVE[task].swap(ptr::null_mut(), Ordering::AcqRel) };
-        list.for_each(instances::put);
+        list.for_each(|instance| instances::put(cx, instance));
     });
 }
 
 /// Active instances of `task` (for tests and the shell).
 pub fn active_instances(task: TaskId) -> usize {
-    crate::arch::cpu::without_interrupts(|| active(task).count())
+    with_lists(|cx| active(cx, task).count())
 }
 
 /// Kretprobe pools unregistered but still waiting for in-flight calls.

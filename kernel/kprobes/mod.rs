@@ -14,6 +14,7 @@
 //! registration checks the address and decodes the instruction once, so the
 //! trap path only looks things up. Registration functions may not be called
 //! from probe handlers ([`KprobeError::InProbeHandler`]).
+mod blacklist;
 mod control;
 mod error;
 mod handler;
@@ -23,9 +24,12 @@ pub mod kretprobe;
 mod probe;
 mod registry;
 
-pub use control::in_probe_context;
+pub use blacklist::functions as blacklisted_functions;
+pub use control::{in_probe_context, TrapContext};
 pub use error::KprobeError;
-pub use handler::{debug_handler, fault_handler, int3_handler, report_context};
+pub use handler::{
+    begin_report, debug_handler, fault_handler, int3_handler, FaultOutcome, FaultPlace, ProbeFault, ReportContext,
+};
 pub use instances::{arena_used as kretprobe_arena_used, KretprobeInstance};
 pub use jprobe::{jprobe_return, register_jprobe, unregister_jprobe, Jprobe};
 pub use kretprobe::{
@@ -33,7 +37,10 @@ pub use kretprobe::{
     unregister_kretprobe, unregister_kretprobes, EntryAction, EntryHandler, Kretprobe, ReturnHandler,
     DEFAULT_MAXACTIVE, MAX_DATA_SIZE,
 };
-pub use probe::{FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler, PtRegs};
+pub use probe::{
+    regs_get_kernel_argument, CallingConvention, FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler,
+    PreAction, PreHandler, PtRegs,
+};
 pub use registry::{
     can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,
     unregister_kprobe, unregister_kprobes, MAX_SITES,

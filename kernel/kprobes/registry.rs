@@ -12,6 +12,7 @@
 //! a nested trap could observe consistent: a site is filled before it is
 //! indexed, a probe is linked before the breakpoint is armed, and the
 //! breakpoint is removed before the site is unindexed.
+use super::blacklist;
 use super::control;
 use super::error::KprobeError;
 use super::probe::{Kprobe, KprobeFlags, Location, ProbeKind};
@@ -30,7 +31,6 @@ const INDEX_SIZE: usize = 256;
 const _: () = assert!(INDEX_SIZE.is_power_of_two() && INDEX_SIZE >= 2 * MAX_SITES);
 const _: () = assert!(MAX_SITES <= crate::memory::slots::SLOT_COUNT);
 const EMPTY: u16 = 0;
-const TOMBSTONE: u16 = u16::MAX;
 
 /// Functions outside `.kprobes.text` that the trap path calls anyway
 /// (compiler builtins for copies) or that run before the engine exists.
@@ -121,13 +121,16 @@ fn bucket(address: usize) -> usize {
 }
 
 /// The site at `address`, if one is registered. Trap path: O(1), no lock.
+///
+/// Linear probing without tombstones: a lookup stops at the first empty
+/// bucket, so its cost depends only on how full the index is now, never on
+/// how many sites came and went before.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn lookup(address: usize) -> Option<&'static Site> {
     let mut index = bucket(address);
     for _ in 0..INDEX_SIZE {
         match INDEX[index].load(Ordering::Acquire) {
             EMPTY => return None,
-            TOMBSTONE => {}
             entry => {
                 let site = &SITES[entry as usize - 1];
                 if site.address() == address {
@@ -140,36 +143,78 @@ pub(crate) fn lookup(address: usize) -> Option<&'static Site> {
     None
 }
 
-/// The site whose slot contains `eip`, if any (fault reports only: O(n)).
+/// The site whose boosted copy starts at `eip`, if any (the fault path
+/// only: O(sites), no lock).
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn site_of_slot(eip: usize) -> Option<&'static Site> {
-    SITES.iter().find(|site| site.address() != 0 && site.arch().slot_range().contains(&eip))
+pub(crate) fn site_of_boost_entry(eip: usize) -> Option<&'static Site> {
+    if !crate::memory::slots::region().contains(&eip) {
+        return None; // cheap filter: most faults are nowhere near a slot
+    }
+    SITES.iter().find(|site| site.address() != 0 && site.arch().boost_entry() == eip)
 }
 
+/// Indexes site `site_number` under `address`.
+#[unsafe(link_section = ".kprobes.text")]
 fn index_insert(site_number: usize, address: usize) {
     let mut index = bucket(address);
-    loop {
-        let entry = INDEX[index].load(Ordering::Acquire);
-        if entry == EMPTY || entry == TOMBSTONE {
-            INDEX[index].store(site_number as u16 + 1, Ordering::Release);
-            return;
-        }
+    while INDEX[index].load(Ordering::Acquire) != EMPTY {
         index = (index + 1) & (INDEX_SIZE - 1);
     }
+    INDEX[index].store(site_number as u16 + 1, Ordering::Release);
 }
 
+/// Unindexes site `site_number` by backward-shift deletion (Knuth's
+/// Algorithm R): later entries of the same probe run move into the hole, so
+/// no tombstone is left behind.
+///
+/// Every intermediate state keeps every other site findable by a lookup
+/// running at the same time: an entry is copied into the hole before its
+/// old bucket is reused, and a bucket becomes empty only once nothing
+/// behind it needs to pass through it.
+#[unsafe(link_section = ".kprobes.text")]
 fn index_remove(site_number: usize) {
-    if let Some(slot) = INDEX.iter().find(|e| e.load(Ordering::Acquire) == site_number as u16 + 1) {
-        slot.store(TOMBSTONE, Ordering::Release);
+    let entry = site_number as u16 + 1;
+    let Some(mut hole) = INDEX.iter().position(|e| e.load(Ordering::Acquire) == entry) else { return };
+    let mut next = hole;
+    loop {
+        next = (next + 1) & (INDEX_SIZE - 1);
+        let moving = INDEX[next].load(Ordering::Acquire);
+        if moving == EMPTY {
+            break;
+        }
+        let home = bucket(SITES[moving as usize - 1].address());
+        // May `moving` (home `home`, now at `next`) move back to `hole`? Only
+        // if `hole` lies on its probe path, i.e. cyclically in [home, next).
+        let distance_to_next = next.wrapping_sub(home) & (INDEX_SIZE - 1);
+        let distance_to_hole = hole.wrapping_sub(home) & (INDEX_SIZE - 1);
+        if distance_to_hole < distance_to_next {
+            INDEX[hole].store(moving, Ordering::Release);
+            hole = next;
+        }
     }
+    INDEX[hole].store(EMPTY, Ordering::Release);
 }
 
-/// Holds the registration lock, yielding (not spinning with interrupts off)
-/// while another task holds it.
-fn lock() -> spin::MutexGuard<'static, ()> {
+/// Proof that the caller holds the registration lock: every change to
+/// sites, probe lists, kretprobe pools and flags happens under it.
+pub(crate) struct Guard {
+    _lock: spin::MutexGuard<'static, ()>,
+}
+
+/// Takes the registration lock, yielding (not spinning) while another task
+/// holds it. Refused from probe handlers and wherever interrupts are off
+/// (interrupt context, or code that disabled them): there the interrupted
+/// code may hold this lock or the heap's, and waiting would never end.
+pub(crate) fn lock() -> Result<Guard, KprobeError> {
+    if control::in_probe_context() {
+        return Err(KprobeError::InProbeHandler);
+    }
+    if !crate::arch::cpu::interrupts_enabled() {
+        return Err(KprobeError::InterruptsDisabled);
+    }
     loop {
-        if let Some(guard) = REGISTRY.try_lock() {
-            return guard;
+        if let Some(lock) = REGISTRY.try_lock() {
+            return Ok(Guard { _lock: lock });
         }
         crate::task::yield_now();
     }
@@ -184,6 +229,7 @@ fn original_byte(address: usize) -> u8 {
     }
 }
 
+/// Whether any task, the caller included, may resume inside `range`.
 fn slot_in_use(range: Range<usize>) -> bool {
     crate::task::preempted_in(range)
 }
@@ -210,7 +256,7 @@ pub(crate) fn resolve(probe: &Kprobe) -> Result<(usize, Range<usize>), KprobeErr
         return Err(KprobeError::Blacklisted);
     }
     let function = crate::symbols::lookup_address(address).ok_or(KprobeError::NotInFunction)?;
-    if BLACKLIST.contains(&function.name) {
+    if BLACKLIST.contains(&function.name) || blacklist::contains(function.address) {
         return Err(KprobeError::Blacklisted);
     }
     if matches!(probe.kind, ProbeKind::Jprobe | ProbeKind::Kretprobe) && function.offset != 0 {
@@ -229,6 +275,7 @@ fn prepare_error(error: PrepareError) -> KprobeError {
 }
 
 /// Re-decides arming and boosting of `site` after its probe set changed.
+#[unsafe(link_section = ".kprobes.text")]
 fn refresh(site: &Site) {
     let mut any_enabled = false;
     let mut post_handlers = false;
@@ -254,6 +301,7 @@ fn refresh(site: &Site) {
 }
 
 /// Links `probe` into `site`'s list: at the end, but before a jprobe.
+#[unsafe(link_section = ".kprobes.text")]
 fn link(site: &Site, probe: &'static Kprobe) {
     let node = probe as *const Kprobe as *mut Kprobe;
     let mut link = &site.head;
@@ -271,6 +319,8 @@ fn link(site: &Site, probe: &'static Kprobe) {
     }
 }
 
+/// Unlinks `probe` from `site`'s list.
+#[unsafe(link_section = ".kprobes.text")]
 fn unlink(site: &Site, probe: &Kprobe) {
     let mut link = &site.head;
     loop {
@@ -287,8 +337,8 @@ fn unlink(site: &Site, probe: &Kprobe) {
     }
 }
 
-/// Registers one probe; the caller holds the registration lock.
-fn register_locked(probe: &'static Kprobe) -> Result<(), KprobeError> {
+/// Registers one probe of any kind.
+pub(crate) fn register_locked(_registry: &Guard, probe: &'static Kprobe) -> Result<(), KprobeError> {
     if !probe.flags().contains(KprobeFlags::GONE) {
         return Err(KprobeError::AlreadyRegistered);
     }
@@ -324,8 +374,8 @@ fn register_locked(probe: &'static Kprobe) -> Result<(), KprobeError> {
     Ok(())
 }
 
-/// Unregisters one probe; the caller holds the registration lock.
-fn unregister_locked(probe: &'static Kprobe) -> Result<(), KprobeError> {
+/// Unregisters one probe of any kind.
+pub(crate) fn unregister_locked(_registry: &Guard, probe: &'static Kprobe) -> Result<(), KprobeError> {
     if probe.flags().contains(KprobeFlags::GONE) {
         return Err(KprobeError::NotRegistered);
     }
@@ -350,27 +400,27 @@ fn unregister_locked(probe: &'static Kprobe) -> Result<(), KprobeError> {
     Ok(())
 }
 
-fn refuse_in_handler() -> Result<(), KprobeError> {
-    if control::in_probe_context() {
-        return Err(KprobeError::InProbeHandler);
+/// Refuses the entry probe of a kretprobe or jprobe: it must go through
+/// its owner's functions, which set up the pool or handler it relies on.
+fn plain(probe: &'static Kprobe) -> Result<&'static Kprobe, KprobeError> {
+    match probe.kind {
+        ProbeKind::Plain => Ok(probe),
+        ProbeKind::Jprobe | ProbeKind::Kretprobe => Err(KprobeError::NotAPlainKprobe),
     }
-    Ok(())
 }
 
 /// Registers a probe: checks the address, decodes the instruction, arms
 /// the breakpoint. On error nothing changed.
 pub fn register_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
-    refuse_in_handler()?;
-    let _guard = lock();
-    register_locked(probe)
+    let registry = lock()?;
+    register_locked(&registry, plain(probe)?)
 }
 
 /// Unregisters a probe; the original instruction is restored once no probe
 /// remains at its address.
 pub fn unregister_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
-    refuse_in_handler()?;
-    let _guard = lock();
-    unregister_locked(probe)
+    let registry = lock()?;
+    unregister_locked(&registry, plain(probe)?)
 }
 
 /// Registers each of `items` with `register`, or none: on the first failure
@@ -393,27 +443,24 @@ pub(crate) fn register_all<T>(
 /// Registers every probe or none: on the first failure the ones already
 /// registered are unregistered again, and that error is returned.
 pub fn register_kprobes(probes: &[&'static Kprobe]) -> Result<(), KprobeError> {
-    refuse_in_handler()?;
-    let _guard = lock();
-    register_all(probes, |probe| register_locked(probe), |probe| {
-        let _ = unregister_locked(probe);
+    let registry = lock()?;
+    register_all(probes, |probe| register_locked(&registry, plain(probe)?), |probe| {
+        let _ = unregister_locked(&registry, probe);
     })
 }
 
 /// Unregisters every probe in `probes` that is registered.
 pub fn unregister_kprobes(probes: &[&'static Kprobe]) {
-    if refuse_in_handler().is_err() {
-        return;
-    }
-    let _guard = lock();
+    let Ok(registry) = lock() else { return };
     for probe in probes {
-        let _ = unregister_locked(probe);
+        if let Ok(probe) = plain(probe) {
+            let _ = unregister_locked(&registry, probe);
+        }
     }
 }
 
 fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError> {
-    refuse_in_handler()?;
-    let _guard = lock();
+    let _registry = lock()?;
     if probe.flags().contains(KprobeFlags::GONE) {
         return Err(KprobeError::NotRegistered);
     }

@@ -90,7 +90,7 @@ pub fn exit(value: usize) -> ! {
     });
     // Never picked again: the slot is not runnable until `join` frees it and
     // `spawn` reuses it with a fresh stack.
-    schedule(None);
+    schedule();
     unreachable!("exited task {current} was scheduled again")
 }
 
@@ -117,7 +117,7 @@ pub fn join(id: TaskId) -> usize {
         match outcome {
             Err(()) => panic!("join: task {id} does not exist (never spawned or already joined)"),
             Ok(Some(value)) => return value,
-            Ok(None) => schedule(None),
+            Ok(None) => schedule(),
         }
     })
 }

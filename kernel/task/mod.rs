@@ -17,7 +17,7 @@ mod stacks;
 mod table;
 
 pub use lifecycle::{exit, join, spawn, spawn_named, SpawnError};
-pub use scheduler::{preempted_in, set_tick_hook, sleep, ticks, timer_tick, yield_now, TIME_SLICE_TICKS};
+pub use scheduler::{interrupt_enter, interrupt_leave, preempted_in, set_tick_hook, sleep, ticks, timer_tick, yield_now, TIME_SLICE_TICKS};
 pub use stacks::{guard_pages, stack_of_address, task_stack, GUARD_SIZE, STACK_SIZE};
 pub use table::{current_id, for_each_task, state, task_name, TaskInfo, TaskState, MAX_TASKS};
 

@@ -42,7 +42,7 @@
 use super::table::{current_id, saved_esp_slot, set_current, with_tasks, State, Task, MAX_TASKS};
 use super::TaskId;
 use crate::arch::x86::context::switch_context;
-use crate::arch::{cpu, TrapFrame};
+use crate::arch::cpu;
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -75,7 +75,7 @@ pub fn ticks() -> u64 {
 /// slice is used up and another task is runnable. Returns when the
 /// interrupted task is picked again.
 #[unsafe(link_section = ".kprobes.text")]
-pub fn timer_tick(frame: &mut TrapFrame) {
+pub fn timer_tick() {
     let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
     let hook = TICK_HOOK.load(Ordering::SeqCst);
     if hook != 0 {
@@ -105,7 +105,7 @@ pub fn timer_tick(frame: &mut TrapFrame) {
         pick_next(tasks, current).is_some_and(|next| next != current)
     });
     if preempt {
-        schedule(Some(frame.eip as usize));
+        schedule();
     }
 }
 
@@ -123,20 +123,15 @@ fn pick_next(tasks: &[Task; MAX_TASKS], current: TaskId) -> Option<TaskId> {
 /// runnable task. If nothing at all is runnable (the caller has just blocked
 /// or exited), waits for interrupts until something is.
 ///
-/// `preempted_eip` is the interrupted EIP when the timer preempts the caller
-/// (recorded for [`preempted_in`]); `None` for a voluntary switch.
-///
 /// Must be called with interrupts disabled, never with the task table held.
 #[unsafe(link_section = ".kprobes.text")]
-pub(super) fn schedule(preempted_eip: Option<usize>) {
+pub(super) fn schedule() {
     assert!(!cpu::interrupts_enabled(), "schedule with interrupts enabled");
     let current = current_id();
     loop {
         let choice = with_tasks(|tasks| {
             let next = pick_next(tasks, current)?;
             if next != current {
-                tasks[current].preempted_eip = preempted_eip;
-                tasks[next].preempted_eip = None;
                 tasks[next].slice_left = TIME_SLICE_TICKS;
             }
             Some((next, tasks[next].saved_esp))
@@ -165,7 +160,7 @@ pub(super) fn schedule(preempted_eip: Option<usize>) {
 
 /// Lets the other runnable tasks run; returns at once if there are none.
 pub fn yield_now() {
-    cpu::without_interrupts(|| schedule(None));
+    cpu::without_interrupts(|| schedule());
 }
 
 /// Blocks the calling task for at least `ticks` timer ticks (so `ticks()`
@@ -179,18 +174,33 @@ pub fn sleep(ticks: u64) {
         let until = TICKS.load(Ordering::Relaxed) + ticks;
         let current = current_id();
         with_tasks(|tasks| tasks[current].state = State::Sleeping { until });
-        schedule(None);
+        schedule();
     });
 }
 
-/// Whether a task other than the caller is switched out by the timer with
-/// its interrupted EIP inside `range` — i.e. will resume executing there.
-/// The probe engine asks this before reusing an instruction slot.
-pub fn preempted_in(range: Range<usize>) -> bool {
+/// IRQ entry (interrupts off): records where the running task was
+/// interrupted, so [`preempted_in`] sees it for as long as the IRQ runs —
+/// whether the timer then switches to other tasks or the IRQ's own code
+/// (a tick hook) asks. Returns what [`interrupt_leave`] restores.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn interrupt_enter(eip: usize) -> Option<usize> {
     let current = current_id();
-    with_tasks(|tasks| {
-        tasks.iter().enumerate().any(|(id, task)| {
-            id != current && task.preempted_eip.is_some_and(|eip| range.contains(&eip))
-        })
+    with_tasks(|tasks| core::mem::replace(&mut tasks[current].preempted_eip, Some(eip)))
+}
+
+/// IRQ exit: the running task resumes at its interrupted EIP now.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn interrupt_leave(previous: Option<usize>) {
+    let current = current_id();
+    with_tasks(|tasks| tasks[current].preempted_eip = previous);
+}
+
+/// Whether any task — the caller included, if it is inside an interrupt
+/// handler — was interrupted with its EIP inside `range`, i.e. will resume
+/// executing there. The probe engine asks this before reusing an
+/// instruction slot.
+pub fn preempted_in(range: Range<usize>) -> bool {
+    cpu::without_interrupts(|| {
+        with_tasks(|tasks| tasks.iter().any(|task| task.preempted_eip.is_some_and(|eip| range.contains(&eip))))
     })
 }

@@ -54,13 +54,15 @@ pub fn end_of_interrupt(irq: u8) {
 /// Handles IRQ `irq` (0–15) interrupted at `frame`.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn handle_irq(irq: u8, frame: &mut TrapFrame) {
+    let outer = crate::task::interrupt_enter(frame.eip as usize);
     match irq {
         0 => {
             end_of_interrupt(0);
-            crate::task::timer_tick(frame);
+            crate::task::timer_tick();
         }
         7 if in_service(MASTER_COMMAND) & 0x80 == 0 => {} // spurious: no EOI
         15 if in_service(SLAVE_COMMAND) & 0x80 == 0 => end_of_interrupt(2),
         _ => end_of_interrupt(irq),
     }
+    crate::task::interrupt_leave(outer);
 }

@@ -184,35 +184,43 @@ pub fn last_dr6() -> u32 {
 }
 
 /// The one Rust entry for every vector. Order follows Linux's `do_int3`: the
-/// probe engine first, then installed hooks, then the default.
+/// probe engine first, then installed hooks, then the fatal report.
 #[unsafe(link_section = ".kprobes.text")]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    use crate::kprobes::{FaultOutcome, TrapContext};
     let vector = frame.vector as u8;
-    let outcome = match vector {
-        vector::BREAKPOINT => match crate::kprobes::int3_handler(frame) {
-            TrapOutcome::Handled => TrapOutcome::Handled,
-            TrapOutcome::NotMine => run_hook(HookKind::Breakpoint, frame),
+    if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&vector) {
+        return super::pic::handle_irq(vector - vector::IRQ_BASE, frame);
+    }
+    // SAFETY: exceptions enter through interrupt gates (IF = 0) and this is
+    // the trap entry, in `.kprobes.text`; the token lives only for this call.
+    let mut cx = unsafe { TrapContext::enter() };
+    let probe_fault = match vector {
+        vector::BREAKPOINT => match crate::kprobes::int3_handler(&mut cx, frame) {
+            TrapOutcome::Handled => return,
+            TrapOutcome::NotMine => None,
         },
         vector::DEBUG => {
             let dr6 = super::cpu::dr6();
             super::cpu::clear_dr6();
             LAST_DR6.store(dr6 as usize, Ordering::SeqCst);
-            match crate::kprobes::debug_handler(frame, dr6) {
-                TrapOutcome::Handled => TrapOutcome::Handled,
-                TrapOutcome::NotMine => run_hook(HookKind::Debug, frame),
+            match crate::kprobes::debug_handler(&mut cx, frame, dr6) {
+                TrapOutcome::Handled => return,
+                TrapOutcome::NotMine => None,
             }
         }
-        v if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&v) => {
-            super::pic::handle_irq(v - vector::IRQ_BASE, frame);
-            TrapOutcome::Handled
-        }
-        _ => match crate::kprobes::fault_handler(frame) {
-            TrapOutcome::Handled => TrapOutcome::Handled,
-            TrapOutcome::NotMine => run_hook(HookKind::Exception, frame),
+        _ => match crate::kprobes::fault_handler(&mut cx, frame) {
+            FaultOutcome::Handled => return,
+            FaultOutcome::NotMine(probe_fault) => probe_fault,
         },
     };
-    if outcome == TrapOutcome::NotMine {
-        crate::fatal::exception(frame);
+    let hook = match vector {
+        vector::BREAKPOINT => HookKind::Breakpoint,
+        vector::DEBUG => HookKind::Debug,
+        _ => HookKind::Exception,
+    };
+    if run_hook(hook, frame) == TrapOutcome::NotMine {
+        crate::fatal::exception(frame, probe_fault);
     }
 }
 

@@ -4,7 +4,7 @@
 //! what must be repaired after its copy ran in a slot instead of at its own
 //! address. The trap path never decodes. Instructions that cannot be run out
 //! of line are refused here with the reason.
-use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, ConditionCode, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 
 /// The longest x86 instruction.
 pub const MAX_INSN_LEN: usize = 15;
@@ -126,15 +126,35 @@ pub fn decode_one(code: &[u8], address: usize) -> Result<Insn, Refusal> {
     decode_at(code, address, address)
 }
 
-fn has_operand_size_prefix(bytes: &[u8]) -> bool {
-    bytes.iter().take_while(|b| matches!(b, 0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0x66 | 0x67 | 0xf0 | 0xf2 | 0xf3)).any(|&b| b == 0x66)
+/// Whether a branch runs with a 16-bit operand size, which truncates EIP
+/// (read from the decoded instruction, whatever prefixes come first).
+fn truncates_eip(insn: &Instruction) -> bool {
+    (insn.op_count() > 0 && insn.op0_kind() == OpKind::NearBranch16)
+        || matches!(insn.code(), Code::Retnw | Code::Retnw_imm16 | Code::Call_rm16 | Code::Jmp_rm16)
 }
 
-fn condition_nibble(bytes: &[u8]) -> u8 {
-    let opcode = bytes.iter().position(|b| !matches!(b, 0x2e | 0x3e)).unwrap_or(0);
-    match bytes[opcode] {
-        0x0f => bytes[opcode + 1] & 0xf,
-        short => short & 0xf,
+/// The condition of a `jcc`, as the low nibble of its opcode (`0f 8x`,
+/// `7x`): taken from the decoded condition, never from byte positions, so
+/// segment, branch-hint, `bnd` and `rep` prefixes cannot shift it.
+fn condition_nibble(insn: &Instruction) -> u8 {
+    match insn.condition_code() {
+        ConditionCode::o => 0x0,
+        ConditionCode::no => 0x1,
+        ConditionCode::b => 0x2,
+        ConditionCode::ae => 0x3,
+        ConditionCode::e => 0x4,
+        ConditionCode::ne => 0x5,
+        ConditionCode::be => 0x6,
+        ConditionCode::a => 0x7,
+        ConditionCode::s => 0x8,
+        ConditionCode::ns => 0x9,
+        ConditionCode::p => 0xa,
+        ConditionCode::np => 0xb,
+        ConditionCode::l => 0xc,
+        ConditionCode::ge => 0xd,
+        ConditionCode::le => 0xe,
+        ConditionCode::g => 0xf,
+        ConditionCode::None => unreachable!("a jcc always has a condition"),
     }
 }
 
@@ -172,7 +192,7 @@ fn classify(insn: &Instruction, bytes: &[u8]) -> Result<Insn, Refusal> {
         _ => {}
     }
     let is_branch = insn.flow_control() != FlowControl::Next;
-    if is_branch && has_operand_size_prefix(bytes) {
+    if is_branch && truncates_eip(insn) {
         return Err(Unsupported("16-bit operand-size branch truncates EIP"));
     }
 
@@ -180,7 +200,7 @@ fn classify(insn: &Instruction, bytes: &[u8]) -> Result<Insn, Refusal> {
     let fixup = if code.is_jmp_short_or_near() {
         Fixup::RelativeJump { target }
     } else if code.is_jcc_short_or_near() {
-        Fixup::ConditionalJump { target, condition: condition_nibble(bytes) }
+        Fixup::ConditionalJump { target, condition: condition_nibble(insn) }
     } else if code.is_loop() || code.is_loopcc() || code.is_jcx_short() {
         Fixup::LoopOrJecxz
     } else if code.is_call_near() {
@@ -215,4 +235,43 @@ fn classify(insn: &Instruction, bytes: &[u8]) -> Result<Insn, Refusal> {
 /// heap then, never first on a registration made from a constrained context.
 pub fn warm_up() {
     let _ = decode_one(&[0x55, 0x89, 0xe5], 0x100000);
+}
+
+/// What a function's code says about where control can go from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunctionFlow {
+    /// Targets of its direct calls and jumps that lie outside the function.
+    pub external_targets: alloc::vec::Vec<usize>,
+    /// Whether control can leave it other than by calling: a `ret` or
+    /// `iret`, a jump out of the function, or an indirect jump. A function
+    /// without any of these never returns (a panic, a fatal report, a
+    /// halt loop).
+    pub can_return: bool,
+}
+
+/// Scans every instruction of a function (`code`, placed at `start`) for
+/// its direct branch targets outside it and whether it can return.
+/// Registration time only: it allocates.
+pub fn function_flow(code: &[u8], start: usize) -> FunctionFlow {
+    let end = start + code.len();
+    let mut flow = FunctionFlow::default();
+    let mut decoder = Decoder::with_ip(32, code, start as u64, DecoderOptions::NONE);
+    let mut insn = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut insn);
+        let external = |target: u64| !(start..end).contains(&(target as usize));
+        match insn.flow_control() {
+            FlowControl::Return | FlowControl::IndirectBranch => flow.can_return = true,
+            FlowControl::Interrupt if matches!(insn.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd) => flow.can_return = true,
+            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch if external(insn.near_branch_target()) => {
+                flow.can_return = true;
+                flow.external_targets.push(insn.near_branch_target() as usize);
+            }
+            FlowControl::Call if external(insn.near_branch_target()) => {
+                flow.external_targets.push(insn.near_branch_target() as usize);
+            }
+            _ => {}
+        }
+    }
+    flow
 }
