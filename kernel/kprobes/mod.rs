@@ -53,7 +53,9 @@ pub fn init() {
     jprobe::check_layout();
 }
 
-/// Called by the scheduler when task `id` exits (reclaims its kretprobe instances).
+/// Called by the scheduler when task `id` exits (reclaims its kretprobe
+/// instances). Engine bookkeeping: never probeable.
+#[unsafe(link_section = ".kprobes.text")]
 pub fn task_exited(id: usize) {
     kretprobe::task_exited(id);
 }
