@@ -43,6 +43,7 @@ pub use probe::{
 };
 pub use registry::{
     can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,
+    site_index_occupancy,
     unregister_kprobe, unregister_kprobes, MAX_SITES,
 };
 

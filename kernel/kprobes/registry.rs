@@ -494,6 +494,12 @@ pub fn can_probe(address: *const ()) -> Result<crate::arch::x86::kprobes::Fixup,
         .map_err(|refusal| prepare_error(PrepareError::Refused(refusal)))
 }
 
+/// Buckets of the site index in use (for tests and the bench: after any
+/// history it equals [`site_count`], since deletion leaves no tombstones).
+pub fn site_index_occupancy() -> usize {
+    INDEX.iter().filter(|entry| entry.load(Ordering::Acquire) != EMPTY).count()
+}
+
 /// Number of probed addresses (sites) in use.
 pub fn site_count() -> usize {
     SITES.iter().filter(|s| s.address() != 0).count()
