@@ -376,9 +376,6 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
     // after saving the flags) and is the engine's own trap entry.
     let mut cx = unsafe { TrapContext::enter() };
     let cx = &mut cx;
-    // Probe hits from here on (handlers, or functions this code calls)
-    // are reentries: they count misses instead of recursing.
-    let outer = control::with(cx, |kcb| core::mem::replace(&mut kcb.current, Active::handlers(ptr::null())));
     let task = crate::task::current_id();
     let Some(first) = returning_instance(cx, task, regs.esp as usize) else {
         let mut listed = [(0, 0); 8];
@@ -390,6 +387,9 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
         });
         crate::fatal::kretprobe_lost(regs, task, &listed[..count.min(listed.len())], count);
     };
+    // Probe hits from here on (handlers, or functions this code calls)
+    // are reentries: they count misses instead of recursing.
+    let outer = control::with(cx, |kcb| core::mem::replace(&mut kcb.current, Active::handlers(ptr::null())));
     let slot = slot_of(first);
     // Handlers and unwinders see the real return address from the start.
     regs.eip = return_address_of(first) as u32;
