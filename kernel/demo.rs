@@ -41,14 +41,22 @@ pub extern "C" fn slow_square(n: u32) -> u32 {
     core::hint::black_box(n) * n
 }
 
+/// Taking the probed functions' addresses pins their `extern "C"`
+/// convention: LLVM may otherwise give a function that is only ever called
+/// directly a register convention of its own (it did: `slow_square`
+/// received its argument in ECX), and the probes read the stack.
+#[used]
+static PINNED_CONVENTION: [extern "C" fn(u32) -> u32; 2] = [checksum, slow_square];
+
 static PRE_HITS: AtomicUsize = AtomicUsize::new(0);
 static POST_HITS: AtomicUsize = AtomicUsize::new(0);
 static RETURNS: AtomicUsize = AtomicUsize::new(0);
 
 fn handler_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
     PRE_HITS.fetch_add(1, Ordering::Relaxed);
+    let seed = regs_get_kernel_argument(regs, 0, CallingConvention::C).unwrap_or(u32::MAX);
     println!(
-        "  <checksum> pre_handler: task {}, p->addr = {:#x}, eip = {:#x}, esp = {:#x}, eflags = {:#x}",
+        "  <checksum> pre_handler: task {}, seed = {seed}, p->addr = {:#x}, eip = {:#x}, esp = {:#x}, eflags = {:#x}",
         crate::task::current_id(), probe.addr().unwrap_or(0), regs.eip, regs.esp, regs.eflags
     );
     PreAction::Continue
@@ -166,6 +174,40 @@ pub fn run() -> Summary {
 
 #[cfg(test)]
 mod tests {
+    use alloc::vec::Vec;
+
+    /// The number after `key` in `line`, up to the next non-digit.
+    fn number_after(line: &str, key: &str) -> u32 {
+        let start = line.find(key).expect(key) + key.len();
+        let digits: &str = &line[start..];
+        let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+        digits[..end].parse().expect("a number")
+    }
+
+    #[test_case]
+    fn demo_prints_the_arguments_the_probed_functions_received() {
+        let mut buffer = [0u8; 8192];
+        crate::console::capture_begin();
+        let summary = super::run();
+        let text = core::str::from_utf8(crate::console::capture_end(&mut buffer)).expect("text");
+        assert!(text.ends_with("(maxactive 2)\n"), "the capture holds the whole demo");
+        let mut seeds: Vec<u32> = text.lines().filter(|l| l.contains("<checksum> pre_handler")).map(|l| number_after(l, "seed = ")).collect();
+        seeds.sort();
+        let mut expected: Vec<u32> = (1..=3).flat_map(|first| (0..3).map(move |i| first * 10 + i)).collect();
+        expected.sort();
+        assert_eq!(seeds, expected, "checksum's seeds as the workers passed them");
+        let returns: Vec<(u32, u32)> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("slow_square("))
+            .map(|l| (number_after(l, "slow_square("), number_after(l, ") returned ")))
+            .collect();
+        assert_eq!(returns.len(), summary.kretprobe_reports);
+        for (argument, value) in &returns {
+            assert!((1..=5).contains(argument), "slow_square({argument}): the workers pass 1..=5");
+            assert_eq!(*value, argument * argument, "slow_square({argument}) returned {value}");
+        }
+    }
+
     #[test_case]
     fn demo_counts_every_call_exactly() {
         let summary = super::run();

@@ -225,7 +225,11 @@ impl Default for Kprobe {
 /// i386: rustc passes arguments in registers or on the stack as it sees fit,
 /// and that changes between compiler versions and optimization levels. A
 /// function whose arguments probes should read is declared `extern "C"` (or
-/// `extern "fastcall"`), which fixes where they are.
+/// `extern "fastcall"`), which fixes where they are — provided LLVM must
+/// keep that convention: a function that is only ever called directly,
+/// from inside its crate, may be given a faster register convention of its
+/// own. Make it visible (`#[unsafe(no_mangle)]`) or take its address (a
+/// `#[used]` static holding it), as the demo does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallingConvention {
     /// `extern "C"` (cdecl): every argument on the stack, the first right
