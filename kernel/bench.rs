@@ -54,41 +54,114 @@ fn measure() -> u64 {
 /// One row of the report.
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
+    /// The case's name in the `bench: <case> <instructions>` line.
+    pub case: &'static str,
     /// What was measured.
-    pub name: &'static str,
-    /// Extra ticks per call over the unprobed function.
+    pub description: &'static str,
+    /// Ticks per hit over the unprobed call (per cycle for registration).
     pub per_hit: u64,
 }
 
-fn row(name: &'static str, baseline: u64, setup: impl FnOnce(), teardown: impl FnOnce()) -> Row {
+fn row(case: &'static str, description: &'static str, baseline: u64, setup: impl FnOnce(), teardown: impl FnOnce()) -> Row {
     setup();
     measure(); // warm up
     let ticks = measure();
     teardown();
-    Row { name, per_hit: ticks.saturating_sub(baseline) / CALLS }
+    Row { case, description, per_hit: ticks.saturating_sub(baseline) / CALLS }
 }
 
-/// Runs every case and prints the table.
-pub fn run() -> [Row; 6] {
+/// Ticks for one register + unregister of the boosted function-entry
+/// probe: the least of five batches of 20, so a timer tick that lands in
+/// one batch does not count (registration runs with interrupts on).
+fn register_unregister(case: &'static str, description: &'static str) -> Row {
+    let per_cycle = (0..5)
+        .map(|_| {
+            let start = rdtsc();
+            for _ in 0..20 {
+                register_kprobe(&BOOSTED).unwrap();
+                unregister_kprobe(&BOOSTED).unwrap();
+            }
+            (rdtsc() - start) / 20
+        })
+        .min()
+        .unwrap_or(0);
+    Row { case, description, per_hit: per_cycle }
+}
+
+/// Distinct probe addresses for the churn: every byte of `bench_sled`.
+const SLED_LENGTH: usize = 1024;
+
+/// 1024 one-byte instructions.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn bench_sled() {
+    naked_asm!(".rept 1024", "nop", ".endr", "ret");
+}
+
+/// One probe per instruction of `bench_sled`.
+static SLED: [Kprobe; SLED_LENGTH] = sled_probes();
+
+const fn sled_probes() -> [Kprobe; SLED_LENGTH] {
+    let mut probes = [const { Kprobe::new() }; SLED_LENGTH];
+    let mut i = 0;
+    while i < SLED_LENGTH {
+        probes[i] = Kprobe::new().symbol("bench_sled", i).pre_handler(pre);
+        i += 1;
+    }
+    probes
+}
+
+/// Register/unregister cycles at distinct addresses before the "after
+/// churn" cases (issue 7: tombstones left by unregistering slowed every
+/// later lookup and registration).
+pub const CHURN_CYCLES: usize = 100_000;
+
+fn churn() {
+    core::hint::black_box(bench_sled as *const ()); // keep it linked: probes find it by name
+    for cycle in 0..CHURN_CYCLES {
+        let probe = &SLED[cycle % SLED_LENGTH];
+        register_kprobe(probe).unwrap();
+        unregister_kprobe(probe).unwrap();
+    }
+}
+
+fn boosted_row(case: &'static str, description: &'static str, baseline: u64) -> Row {
+    row(case, description, baseline, || register_kprobe(&BOOSTED).unwrap(), || unregister_kprobe(&BOOSTED).unwrap())
+}
+
+/// Runs every case and prints one `bench: <case> <instructions>` line each.
+pub fn run() -> [Row; 10] {
     let baseline = measure().min(measure());
-    let rows = [
-        Row { name: "unprobed call (absolute, per call)", per_hit: baseline / CALLS },
-        row("kprobe, single-step (pre+post handler)", baseline,
+    let fresh = [
+        Row { case: "unprobed_call", description: "unprobed call (absolute, per call)", per_hit: baseline / CALLS },
+        row("kprobe", "kprobe, single-step (pre+post handler)", baseline,
             || register_kprobe(&SINGLE_STEP).unwrap(), || unregister_kprobe(&SINGLE_STEP).unwrap()),
-        row("kprobe, boosted (pre handler only)", baseline,
-            || register_kprobe(&BOOSTED).unwrap(), || unregister_kprobe(&BOOSTED).unwrap()),
-        row("kretprobe (return handler)", baseline,
+        boosted_row("kprobe_boosted", "kprobe, boosted (pre handler only)", baseline),
+        row("kretprobe", "kretprobe (return handler)", baseline,
             || register_kretprobe(&RETURN).unwrap(), || unregister_kretprobe(&RETURN).unwrap()),
-        row("kretprobe + boosted kprobe", baseline,
+        row("kretprobe_with_kprobe", "kretprobe + boosted kprobe", baseline,
             || { register_kretprobe(&RETURN).unwrap(); register_kprobe(&BOOSTED).unwrap() },
             || { unregister_kprobe(&BOOSTED).unwrap(); unregister_kretprobe(&RETURN).unwrap() }),
-        row("jprobe", baseline,
+        row("jprobe", "jprobe", baseline,
             || register_jprobe(&JUMP).unwrap(), || unregister_jprobe(&JUMP).unwrap()),
+        register_unregister("register_unregister", "register + unregister, function entry"),
     ];
-    println!("bench: {CALLS} calls per case; TSC ticks per hit over the unprobed call");
-    println!("       (guest instructions when QEMU runs with -icount shift=0,sleep=off)");
+    churn();
+    let after = [
+        boosted_row("kprobe_boosted_after_churn", "kprobe, boosted, after the churn", baseline),
+        register_unregister("register_unregister_after_churn", "register + unregister, after the churn"),
+        Row { case: "site_index_occupancy_after_churn", description: "site index buckets in use after the churn",
+            per_hit: crate::kprobes::site_index_occupancy() as u64 },
+    ];
+    let rows: [Row; 10] = core::array::from_fn(|i| if i < fresh.len() { fresh[i] } else { after[i - fresh.len()] });
+    println!("bench: {CALLS} calls per hit case; TSC ticks per hit over the unprobed call, per cycle for");
+    println!("       registration; guest instructions when QEMU runs with -icount shift=0,sleep=off;");
+    println!("       the after_churn cases follow {CHURN_CYCLES} register/unregister cycles at {SLED_LENGTH} distinct addresses");
     for row in &rows {
-        println!("  {:<42} {:>6}", row.name, row.per_hit);
+        println!("bench: {} {}", row.case, row.per_hit);
+    }
+    for row in &rows {
+        println!("  {:<34} {:<42} {:>7}", row.case, row.description, row.per_hit);
     }
     println!("memory: {} probe sites, {} instruction slots of {} bytes, kretprobe instance {} bytes + data",
         crate::kprobes::MAX_SITES, crate::memory::slots::SLOT_COUNT, crate::memory::slots::SLOT_SIZE,
