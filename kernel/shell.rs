@@ -9,6 +9,7 @@ use crate::kprobes::{
     disable_kprobe, enable_kprobe, register_kprobe, register_kretprobe, regs_return_value,
     unregister_kprobe, unregister_kretprobe, Kprobe, KprobeError, KretprobeInstance, Kretprobe, PreAction, PtRegs,
 };
+use crate::console::{LineEditor, LineError, LINE_MAX};
 use crate::{print, println};
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -123,6 +124,18 @@ pub fn execute(line: &str) -> Command {
     Command::Continue
 }
 
+/// Runs one line as [`read_line`](crate::console::read_line) returned it:
+/// a refused line is answered with `console: ` and the reason.
+pub fn handle(line: Result<&str, LineError>) -> Command {
+    match line {
+        Ok(line) => execute(line),
+        Err(error) => {
+            println!("console: {error}");
+            Command::Continue
+        }
+    }
+}
+
 /// What the shell loop does after a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -226,11 +239,11 @@ fn change(command: &str, number: usize) {
 /// The interactive loop: reads lines from the serial console until `exit`.
 pub fn run() {
     println!("probe shell: type `help`");
-    let mut buffer = [0u8; 128];
+    let mut buffer = [0u8; LINE_MAX];
+    let mut editor = LineEditor::new(&mut buffer);
     loop {
         print!("kprobes> ");
-        let line = crate::console::read_line(&mut buffer);
-        if execute(line) == Command::Exit {
+        if handle(crate::console::read_line(&mut editor)) == Command::Exit {
             return;
         }
     }
