@@ -2,7 +2,8 @@
 //!
 //! Regression tests for issue 7: the console must never misread input
 //! (overlong lines cut, invalid bytes dropped and their neighbours joined,
-//! arrow keys inserted as text).
+//! arrow keys inserted as text, unknown or extra words and offsets ignored)
+//! and never leak memory on it (refused and removed probes were leaked).
 //! Every expectation is exact: the line the editor gives, the bytes it
 //! echoes, the shell's answer, the heap in use.
 #![no_std]
@@ -13,13 +14,22 @@
 
 extern crate alloc;
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use probe_kernel::console::{self, LineEditor, LineError, LineEvent, LINE_MAX};
-use probe_kernel::kprobes::site_count;
-use probe_kernel::shell;
+use probe_kernel::kprobes::{kretprobe_arena_used, site_count};
+use probe_kernel::{memory, shell, symbols};
 
 probe_kernel::test_kernel_main!();
+
+/// 32 one-byte instructions and a `ret`: every offset up to 0x20 is an
+/// instruction boundary, so offsets like 28 / 0x1c can be probed.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn console_test_target() {
+    core::arch::naked_asm!(".rept 32", "nop", ".endr", "ret");
+}
 
 /// Feeds `keys`; returns every event, the echo of them all, and the result.
 fn edit(keys: &[u8]) -> (Vec<LineEvent>, Vec<u8>, Result<String, LineError>) {
@@ -140,4 +150,120 @@ fn cr_lf_ends_one_line_not_two() {
         }
     }
     assert_eq!(lines, ["a", "b", "", "c", ""]);
+}
+
+#[test_case]
+fn kretprobe_refuses_an_offset() {
+    let sites = site_count();
+    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+12345")),
+        "kretprobe: offset 0x3039 refused: a return probe goes on a function's entry (offset 0)\n");
+    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+0x1")),
+        "kretprobe: offset 0x1 refused: a return probe goes on a function's entry (offset 0)\n");
+    assert_eq!(site_count(), sites);
+    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+0")),
+        "probe 0: kretprobe on probe_kernel::demo::checksum (maxactive 10)\n");
+    assert_eq!(answer(Ok("remove 0")), "probe 0 removed\n");
+    assert_eq!(site_count(), sites);
+}
+
+#[test_case]
+fn unknown_and_extra_words_are_refused() {
+    let sites = site_count();
+    let usage = "(usage: kprobe SYMBOL[+OFFSET] [verbose])";
+    assert_eq!(answer(Ok("kprobe probe_kernel::demo::checksum verbos")), format!("kprobe: unexpected word \"verbos\" {usage}\n"));
+    assert_eq!(answer(Ok("kprobe probe_kernel::demo::checksum verbose verbose x")),
+        format!("kprobe: unexpected word \"verbose\" {usage}\nkprobe: unexpected word \"x\" {usage}\n"));
+    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum 1")),
+        "kretprobe: unexpected word \"1\" (usage: kretprobe SYMBOL [verbose])\n");
+    assert_eq!(answer(Ok("list all")), "list: unexpected word \"all\" (usage: list)\n");
+    assert_eq!(answer(Ok("help me")), "help: unexpected word \"me\" (usage: help)\n");
+    assert_eq!(answer(Ok("remove 0 1")), "remove: unexpected word \"1\" (usage: remove N)\n");
+    assert_eq!(answer(Ok("demo now")), "demo: unexpected word \"now\" (usage: demo)\n");
+    assert_eq!(answer(Ok("verbose")), "verbose: unknown command (try: help)\n");
+    assert_eq!(answer(Ok("kprobe")), format!("kprobe: missing SYMBOL[+OFFSET] {usage}\n"));
+    assert_eq!(answer(Ok("syms")), "syms: missing PATTERN (usage: syms PATTERN)\n");
+    assert_eq!(answer(Ok("   ")), "");
+    assert_eq!(site_count(), sites);
+    // `verbose` in its place is fine.
+    let listed = answer(Ok("kprobe probe_kernel::demo::checksum  verbose"));
+    assert!(listed.starts_with("probe 0: kprobe at probe_kernel::demo::checksum+0x0 ("), "{listed}");
+    assert_eq!(answer(Ok("remove 0")), "probe 0 removed\n");
+}
+
+#[test_case]
+fn numbers_parse_strictly() {
+    let target = symbols::lookup_name("console_test_target").expect("the naked target").address;
+    core::hint::black_box(console_test_target as extern "C" fn());
+    assert_eq!(answer(Ok("remove 1x")), "remove: bad probe number \"1x\" (a number from `list`)\n");
+    assert_eq!(answer(Ok("enable +1")), "enable: bad probe number \"+1\" (a number from `list`)\n");
+    assert_eq!(answer(Ok("disable 0x0")), "disable: bad probe number \"0x0\" (a number from `list`)\n");
+    assert_eq!(answer(Ok("remove 4294967296")), "remove: probe number \"4294967296\" too large\n");
+    assert_eq!(answer(Ok("remove 4294967295")), "remove: no probe 4294967295\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+1c")), "kprobe: bad offset \"1c\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+0x")), "kprobe: bad offset \"0x\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+")), "kprobe: bad offset \"\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+-1")), "kprobe: bad offset \"-1\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+0x100000000")), "kprobe: offset \"0x100000000\" too large\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+1+2")), "kprobe: bad offset \"1+2\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe no::such+0x1c")), "kprobe: no such symbol \"no::such\" (try: syms PATTERN)\n");
+    assert_eq!(site_count(), 0);
+    assert_eq!(answer(Ok("kprobe console_test_target+0x1c")),
+        format!("probe 0: kprobe at console_test_target+0x1c ({:#x})\n", target + 0x1c));
+    assert_eq!(answer(Ok("kprobe console_test_target+28")),
+        format!("probe 1: kprobe at console_test_target+0x1c ({:#x})\n", target + 0x1c));
+    assert_eq!(answer(Ok("kprobe console_test_target+0X1F")),
+        format!("probe 2: kprobe at console_test_target+0x1f ({:#x})\n", target + 0x1f));
+    assert_eq!(site_count(), 2);
+    assert_eq!(answer(Ok("remove 00")), "probe 0 removed\n");
+    assert_eq!(answer(Ok("remove 1")), "probe 1 removed\n");
+    assert_eq!(answer(Ok("remove 2")), "probe 2 removed\n");
+    assert_eq!(site_count(), 0);
+}
+
+/// Runs `line` `times` times; every answer must start with `prefix`.
+fn repeat(line: &str, times: usize, prefix: &[u8]) {
+    let mut buffer = [0u8; 256];
+    for _ in 0..times {
+        console::capture_begin_silent();
+        shell::execute(line);
+        let answer = console::capture_end(&mut buffer);
+        assert!(answer.starts_with(prefix), "{line}: {:?}", core::str::from_utf8(answer));
+    }
+}
+
+#[test_case]
+fn input_leaks_no_memory() {
+    // No allocation of this test's own is live between the two readings.
+    let heap = memory::heap_used();
+    let arena = kretprobe_arena_used();
+    // Issue 7: 31,795 refused `kprobe memcpy` lines exhausted the heap (60 B each).
+    repeat("kprobe memcpy", 2000, b"kprobe: ");
+    repeat("kprobe console_test_target+0x40", 500, b"kprobe: offset past");
+    repeat("kretprobe probe_kernel::demo::checksum verbos", 500, b"kretprobe: ");
+    assert_eq!(memory::heap_used(), heap);
+    // 84 B per define/remove cycle.
+    for _ in 0..300 {
+        repeat("kprobe probe_kernel::demo::checksum", 1, b"probe 0: kprobe at ");
+        repeat("kretprobe probe_kernel::demo::checksum", 1, b"probe 1: kretprobe on ");
+        probe_kernel::demo::checksum(1);
+        repeat("disable 1", 1, b"probe 1: disabled");
+        repeat("remove 0", 1, b"probe 0 removed");
+        repeat("remove 1", 1, b"probe 1 removed");
+    }
+    assert_eq!(memory::heap_used(), heap);
+    assert_eq!(kretprobe_arena_used(), arena);
+    assert_eq!(site_count(), 0);
+    // A full table refuses, and that leaks nothing either.
+    for number in 0..shell::MAX_SHELL_PROBES {
+        repeat("kprobe probe_kernel::demo::checksum", 1, format!("probe {number}: ").as_bytes());
+    }
+    let full = memory::heap_used();
+    repeat("kprobe probe_kernel::demo::checksum", 100, b"kprobe: all 16 shell probes in use");
+    repeat("kretprobe probe_kernel::demo::checksum", 100, b"kretprobe: all 16 shell probes in use");
+    assert_eq!(memory::heap_used(), full);
+    for number in 0..shell::MAX_SHELL_PROBES {
+        repeat(&format!("remove {number}"), 1, b"probe ");
+    }
+    assert_eq!(memory::heap_used(), heap);
+    assert_eq!(site_count(), 0);
 }
