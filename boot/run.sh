@@ -10,6 +10,9 @@
 #   --iso         boot through GRUB from an ISO (default for `cargo run`)
 #   --direct      boot the ELF with -kernel (Multiboot1; default for tests)
 #   --timeout=S   give up after S seconds (default 120; 3600 for `shell`)
+#   --input=FILE  feed FILE to the serial port (QEMU's stdin) instead of the
+#                 terminal; a test kernel NAME with a tests/NAME.input file
+#                 gets that file
 # Other words go on the kernel command line. For test kernels a bare word is
 # a test filter (`cargo test -- NAME` becomes `test=NAME`).
 #
@@ -19,7 +22,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-elf="" ; words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s=""
+elf="" ; words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s="" ; input=""
 for arg in "$@"; do
     case "$arg" in
         --icount) icount=1 ;;
@@ -27,6 +30,7 @@ for arg in "$@"; do
         --iso) boot=iso ;;
         --direct) boot=direct ;;
         --timeout=*) timeout_s=${arg#--timeout=} ;;
+        --input=*) input=${arg#--input=} ;;
         --nocapture|--quiet|-q|--test-threads=*|--color=*) ;; # libtest flags: meaningless here
         *) if [ -z "$elf" ]; then elf=$arg; else words+=("$arg"); fi ;;
     esac
@@ -39,6 +43,9 @@ name=$(basename "$elf")
 is_test=0
 [ "$name" != probe-kernel ] && { is_test=1; name=${name%-*}; }
 [ "$is_test" = 1 ] && [ "$name" = probe_kernel ] && name="probe_kernel[unit-tests]"
+# Serial input: bytes already waiting when the kernel boots.
+[ -z "$input" ] && [ "$is_test" = 1 ] && [ -f "$root/tests/$name.input" ] && input="$root/tests/$name.input"
+[ -z "$input" ] || [ -r "$input" ] || { echo "run.sh: cannot read input file $input" >&2; exit 4; }
 
 cmdline=()
 for w in ${words[@]+"${words[@]}"}; do
@@ -84,7 +91,11 @@ else
 fi
 
 log=$(mktemp)
-timeout --foreground "$timeout_s" qemu-system-i386 "${qemu_args[@]}" | tee "$log"
+if [ -n "$input" ]; then
+    timeout --foreground "$timeout_s" qemu-system-i386 "${qemu_args[@]}" < "$input" | tee "$log"
+else
+    timeout --foreground "$timeout_s" qemu-system-i386 "${qemu_args[@]}" | tee "$log"
+fi
 status=${PIPESTATUS[0]}
 case "$status" in
     33) verdict=passed; rc=0 ;;

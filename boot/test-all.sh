@@ -7,7 +7,8 @@
 set -u
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
-export PROBE_TEST_RESULTS="$PWD/$target_dir/test-results.txt"
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
+export PROBE_TEST_RESULTS="$target_dir/test-results.txt"
 mkdir -p "$target_dir"; rm -f "$PROBE_TEST_RESULTS"
 
 cargo test --no-fail-fast -- "$@"

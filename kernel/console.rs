@@ -1,5 +1,5 @@
 //! Console output (`print!`/`println!`) over the serial port, an output
-//! capture for tests, and line input with echo and backspace.
+//! capture for tests, and line input with echo and editing.
 //!
 //! Output takes no lock: a line is written with interrupts off (so tasks do
 //! not interleave mid-line) and a trap handler that prints while interrupted
@@ -25,14 +25,18 @@ const CAPTURE_SIZE: usize = 8192;
 static CAPTURE: [AtomicU8; CAPTURE_SIZE] = [const { AtomicU8::new(0) }; CAPTURE_SIZE];
 static CAPTURE_LEN: AtomicUsize = AtomicUsize::new(0);
 static CAPTURING: AtomicBool = AtomicBool::new(false);
+/// While set, captured output is not sent to the port (see [`capture_begin_silent`]).
+static SILENT: AtomicBool = AtomicBool::new(false);
 
 /// Writes one byte to the console (and to the capture, if one is running).
 #[unsafe(link_section = ".kprobes.text")]
 pub fn write_byte(byte: u8) {
-    if byte == b'\n' {
-        serial::write_byte(b'\r');
+    if !SILENT.load(Ordering::Relaxed) {
+        if byte == b'\n' {
+            serial::write_byte(b'\r');
+        }
+        serial::write_byte(byte);
     }
-    serial::write_byte(byte);
     if CAPTURING.load(Ordering::Relaxed) {
         let index = CAPTURE_LEN.fetch_add(1, Ordering::Relaxed);
         if index < CAPTURE_SIZE {
@@ -63,10 +67,18 @@ pub fn capture_begin() {
     CAPTURING.store(true, Ordering::SeqCst);
 }
 
+/// Like [`capture_begin`], but what is printed until [`capture_end`] only
+/// goes to the recording, not to the port (for tests that print a lot).
+pub fn capture_begin_silent() {
+    capture_begin();
+    SILENT.store(true, Ordering::SeqCst);
+}
+
 /// Stops recording and copies what was printed into `buffer`; returns the
 /// recorded bytes (at most 8 KiB are kept).
 pub fn capture_end(buffer: &mut [u8]) -> &[u8] {
     CAPTURING.store(false, Ordering::SeqCst);
+    SILENT.store(false, Ordering::SeqCst);
     let len = CAPTURE_LEN.load(Ordering::SeqCst).min(CAPTURE_SIZE).min(buffer.len());
     for (slot, byte) in buffer.iter_mut().zip(CAPTURE.iter()).take(len) {
         *slot = byte.load(Ordering::Relaxed);
@@ -74,63 +86,292 @@ pub fn capture_end(buffer: &mut [u8]) -> &[u8] {
     &buffer[..len]
 }
 
-/// What a key does to a line being edited.
+/// Longest line the shell reads, in bytes.
+pub const LINE_MAX: usize = 128;
+
+/// Why a finished line was refused as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineError {
+    /// More printable bytes were typed than the buffer holds.
+    TooLong {
+        /// The buffer's size.
+        max: usize,
+    },
+    /// A byte that is neither printable ASCII nor an editing key.
+    InvalidByte {
+        /// The byte.
+        byte: u8,
+        /// Where it was typed: 1 + the cursor position at the time.
+        column: usize,
+    },
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match *self {
+            LineError::TooLong { max } => write!(f, "line too long (max {max} bytes)"),
+            LineError::InvalidByte { byte, column } => write!(f, "invalid byte {byte:#04x} at column {column}"),
+        }
+    }
+}
+
+/// What a key did to a line being edited. [`LineEditor::echo`] turns it
+/// into the bytes that update the terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineEvent {
-    /// Nothing visible (line full, or backspace at the start).
+    /// Nothing visible: part of an escape sequence, a key with no effect
+    /// here (up, down, backspace at the start), or anything typed after the
+    /// line was spoilt (too long, invalid byte).
     Ignored,
-    /// A character was added; echo it.
-    Echo(u8),
-    /// The last character was removed; erase it on screen.
+    /// This byte was inserted at the cursor, which moved right past it.
+    Insert(u8),
+    /// Backspace: the byte before the cursor was removed.
     Erase,
+    /// Delete: the byte under the cursor was removed.
+    Delete,
+    /// The cursor moved left by this many bytes.
+    Left(usize),
+    /// The cursor moved right by this many bytes.
+    Right(usize),
+    /// The line was spoilt by this key: from now on it is refused.
+    Refused(LineError),
     /// Enter: the line is complete.
     Done,
 }
 
-/// The editing logic of [`read_line`], separate from the port so it can be tested.
+/// Where the editor is in an escape sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Escape {
+    /// Not in one.
+    None,
+    /// After ESC.
+    Start,
+    /// After `ESC [`: parameter and intermediate bytes until a final byte;
+    /// `parameter` is the first parameter's value, `more` says it ended.
+    Csi { parameter: u32, more: bool },
+    /// After `ESC O`: the next byte names the key.
+    Ss3,
+}
+
+/// A key an escape sequence stands for.
+#[derive(Clone, Copy)]
+enum Key {
+    Left,
+    Right,
+    Home,
+    End,
+    Delete,
+    Other,
+}
+
+/// The editing logic of [`read_line`]: a pure state machine over received
+/// bytes, separate from the port so it can be tested byte by byte.
+///
+/// Printable ASCII (0x20–0x7e) is inserted at the cursor; backspace (0x08)
+/// and DEL (0x7f) erase before it; CR or LF ends the line (an LF right after
+/// a CR is swallowed); ESC sequences (CSI `ESC [ … final`, SS3 `ESC O x`,
+/// and ESC + one byte) are keys: left, right, home, end and delete edit,
+/// every other key is ignored. Any other byte, or a byte beyond the buffer,
+/// spoils the line: the editor keeps reading to the end of the line and
+/// then refuses it whole with a [`LineError`].
 pub struct LineEditor<'a> {
     buffer: &'a mut [u8],
     len: usize,
+    cursor: usize,
+    escape: Escape,
+    after_cr: bool,
+    error: Option<LineError>,
 }
 
 impl<'a> LineEditor<'a> {
     /// An empty line that will hold at most `buffer.len()` bytes.
     pub fn new(buffer: &'a mut [u8]) -> Self {
-        LineEditor { buffer, len: 0 }
+        LineEditor { buffer, len: 0, cursor: 0, escape: Escape::None, after_cr: false, error: None }
+    }
+
+    /// Starts a new, empty line (after [`LineEvent::Done`]). An LF that
+    /// follows the CR which ended the previous line is still swallowed.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.cursor = 0;
+        self.escape = Escape::None;
+        self.error = None;
     }
 
     /// Feeds one received byte.
     pub fn feed(&mut self, byte: u8) -> LineEvent {
+        let after_cr = core::mem::replace(&mut self.after_cr, false);
+        match self.escape {
+            Escape::None => {}
+            Escape::Start => match byte {
+                b'[' => return self.escape_to(Escape::Csi { parameter: 0, more: false }),
+                b'O' => return self.escape_to(Escape::Ss3),
+                0x1b => return LineEvent::Ignored,
+                0x20..=0x7e => return self.finish_escape(Key::Other),
+                _ => self.escape = Escape::None, // a control byte ends it and counts as itself
+            },
+            Escape::Csi { parameter, more } => match byte {
+                b'0'..=b'9' if !more => {
+                    let parameter = parameter.saturating_mul(10).saturating_add(u32::from(byte - b'0'));
+                    return self.escape_to(Escape::Csi { parameter, more });
+                }
+                // Further parameters and intermediate bytes.
+                0x20..=0x3f => return self.escape_to(Escape::Csi { parameter, more: true }),
+                0x40..=0x7e => return self.finish_escape(csi_key(byte, parameter)),
+                _ => self.escape = Escape::None,
+            },
+            Escape::Ss3 => match byte {
+                0x20..=0x7e => return self.finish_escape(csi_key(byte, 0)),
+                _ => self.escape = Escape::None,
+            },
+        }
         match byte {
-            b'\r' | b'\n' => LineEvent::Done,
-            0x08 | 0x7f if self.len > 0 => {
-                self.len -= 1;
+            b'\n' if after_cr => LineEvent::Ignored,
+            b'\r' | b'\n' => {
+                self.after_cr = byte == b'\r';
+                LineEvent::Done
+            }
+            0x1b => self.escape_to(Escape::Start),
+            _ if self.error.is_some() => LineEvent::Ignored,
+            0x08 | 0x7f if self.cursor > 0 => {
+                self.cursor -= 1;
+                self.remove_at_cursor();
                 LineEvent::Erase
             }
-            0x20..=0x7e if self.len < self.buffer.len() => {
-                self.buffer[self.len] = byte;
+            0x08 | 0x7f => LineEvent::Ignored,
+            0x20..=0x7e if self.len == self.buffer.len() => self.refuse(LineError::TooLong { max: self.buffer.len() }),
+            0x20..=0x7e => {
+                self.buffer.copy_within(self.cursor..self.len, self.cursor + 1);
+                self.buffer[self.cursor] = byte;
                 self.len += 1;
-                LineEvent::Echo(byte)
+                self.cursor += 1;
+                LineEvent::Insert(byte)
             }
-            _ => LineEvent::Ignored,
+            _ => self.refuse(LineError::InvalidByte { byte, column: self.cursor + 1 }),
         }
     }
 
-    /// The line so far (non-printable bytes are never stored).
+    fn escape_to(&mut self, state: Escape) -> LineEvent {
+        self.escape = state;
+        LineEvent::Ignored
+    }
+
+    fn refuse(&mut self, error: LineError) -> LineEvent {
+        self.error = Some(error);
+        LineEvent::Refused(error)
+    }
+
+    fn remove_at_cursor(&mut self) {
+        self.buffer.copy_within(self.cursor + 1..self.len, self.cursor);
+        self.len -= 1;
+    }
+
+    /// Acts on the key a complete escape sequence stands for.
+    fn finish_escape(&mut self, key: Key) -> LineEvent {
+        self.escape = Escape::None;
+        if self.error.is_some() {
+            return LineEvent::Ignored;
+        }
+        let moved = match key {
+            Key::Left if self.cursor > 0 => 1,
+            Key::Home => self.cursor,
+            Key::Right if self.cursor < self.len => 1,
+            Key::End => self.len - self.cursor,
+            Key::Delete if self.cursor < self.len => {
+                self.remove_at_cursor();
+                return LineEvent::Delete;
+            }
+            _ => return LineEvent::Ignored,
+        };
+        match key {
+            _ if moved == 0 => LineEvent::Ignored,
+            Key::Left | Key::Home => {
+                self.cursor -= moved;
+                LineEvent::Left(moved)
+            }
+            _ => {
+                self.cursor += moved;
+                LineEvent::Right(moved)
+            }
+        }
+    }
+
+    /// Writes to `out` the bytes that show `event` (just returned by
+    /// [`feed`](Self::feed)) on a terminal: the changed tail of the line is
+    /// redrawn and the cursor put back with backspaces, so no terminal
+    /// escape sequences are needed.
+    pub fn echo(&self, event: LineEvent, mut out: impl FnMut(u8)) {
+        let tail = &self.buffer[self.cursor..self.len];
+        let back = |out: &mut dyn FnMut(u8), count: usize| (0..count).for_each(|_| out(0x08));
+        match event {
+            LineEvent::Insert(byte) => {
+                out(byte);
+                tail.iter().copied().for_each(&mut out);
+                back(&mut out, tail.len());
+            }
+            LineEvent::Erase | LineEvent::Delete => {
+                if event == LineEvent::Erase {
+                    out(0x08);
+                }
+                tail.iter().copied().for_each(&mut out);
+                out(b' ');
+                back(&mut out, tail.len() + 1);
+            }
+            LineEvent::Left(count) => back(&mut out, count),
+            LineEvent::Right(count) => self.buffer[self.cursor - count..self.cursor].iter().copied().for_each(out),
+            LineEvent::Done => out(b'\n'),
+            LineEvent::Ignored | LineEvent::Refused(_) => {}
+        }
+    }
+
+    /// The cursor's position (0 = before the first byte).
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// The line so far (only printable ASCII is ever stored).
     pub fn line(&self) -> &str {
         core::str::from_utf8(&self.buffer[..self.len]).unwrap_or("")
     }
 
-    /// Consumes the editor, returning the line with the buffer's lifetime.
-    pub fn into_line(self) -> &'a str {
-        core::str::from_utf8(&self.buffer[..self.len]).unwrap_or("")
+    /// The finished line, or why it is refused.
+    pub fn result(&self) -> Result<&str, LineError> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self.line()),
+        }
+    }
+
+    /// Consumes the editor, returning the line (or why it is refused) with
+    /// the buffer's lifetime.
+    pub fn into_line(self) -> Result<&'a str, LineError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        Ok(core::str::from_utf8(&self.buffer[..self.len]).unwrap_or(""))
     }
 }
 
-/// Reads one line from the serial port, echoing as the user types and
-/// handling backspace. Waits (halting between interrupts) for input.
-pub fn read_line(buffer: &mut [u8]) -> &str {
-    let mut editor = LineEditor::new(buffer);
+/// The key of a CSI sequence with final byte `last` and first parameter
+/// `parameter` (also used for SS3, whose parameter is 0).
+fn csi_key(last: u8, parameter: u32) -> Key {
+    match (last, parameter) {
+        (b'D', _) => Key::Left,
+        (b'C', _) => Key::Right,
+        (b'H', _) | (b'~', 1 | 7) => Key::Home,
+        (b'F', _) | (b'~', 4 | 8) => Key::End,
+        (b'~', 3) => Key::Delete,
+        _ => Key::Other,
+    }
+}
+
+/// Reads one line from the serial port into `editor` (cleared first),
+/// echoing as the user types and editing as [`LineEditor`] does. Waits
+/// (yielding to other tasks when interrupts are on) for input. A spoilt line
+/// is read to its end and returned as the error. Reuse one editor for
+/// successive lines, so that the LF of a CR LF pair ends no empty line.
+pub fn read_line<'e>(editor: &'e mut LineEditor<'_>) -> Result<&'e str, LineError> {
+    editor.clear();
     loop {
         let Some(byte) = serial::try_read_byte() else {
             if cpu::interrupts_enabled() {
@@ -138,14 +379,10 @@ pub fn read_line(buffer: &mut [u8]) -> &str {
             }
             continue;
         };
-        match editor.feed(byte) {
-            LineEvent::Echo(byte) => write_byte(byte),
-            LineEvent::Erase => b"\x08 \x08".iter().copied().for_each(write_byte),
-            LineEvent::Done => {
-                write_byte(b'\n');
-                return editor.into_line();
-            }
-            LineEvent::Ignored => {}
+        let event = editor.feed(byte);
+        editor.echo(event, write_byte);
+        if event == LineEvent::Done {
+            return editor.result();
         }
     }
 }
@@ -154,29 +391,7 @@ pub fn read_line(buffer: &mut [u8]) -> &str {
 mod tests {
     use super::*;
 
-    #[test_case]
-    fn line_editor_echoes_erases_and_finishes() {
-        let mut buffer = [0u8; 8];
-        let mut editor = LineEditor::new(&mut buffer);
-        assert_eq!(editor.feed(b'a'), LineEvent::Echo(b'a'));
-        assert_eq!(editor.feed(b'b'), LineEvent::Echo(b'b'));
-        assert_eq!(editor.feed(0x7f), LineEvent::Erase);
-        assert_eq!(editor.feed(b'c'), LineEvent::Echo(b'c'));
-        assert_eq!(editor.feed(0x01), LineEvent::Ignored);
-        assert_eq!(editor.line(), "ac");
-        assert_eq!(editor.feed(b'\r'), LineEvent::Done);
-    }
-
-    #[test_case]
-    fn line_editor_ignores_backspace_at_start_and_overflow() {
-        let mut buffer = [0u8; 2];
-        let mut editor = LineEditor::new(&mut buffer);
-        assert_eq!(editor.feed(0x08), LineEvent::Ignored);
-        editor.feed(b'x');
-        editor.feed(b'y');
-        assert_eq!(editor.feed(b'z'), LineEvent::Ignored);
-        assert_eq!(editor.into_line(), "xy");
-    }
+    // The line editor's own tests are in tests/console.rs.
 
     #[test_case]
     fn read_line_takes_serial_input_with_backspace() {
@@ -202,7 +417,7 @@ mod tests {
             done |= editor.feed(byte) == LineEvent::Done;
         }
         assert!(done);
-        assert_eq!(editor.line(), "prbe");
+        assert_eq!(editor.result(), Ok("prbe"));
     }
 
     #[test_case]
@@ -211,5 +426,14 @@ mod tests {
         crate::print!("abc{}", 42);
         let mut buffer = [0u8; 16];
         assert_eq!(capture_end(&mut buffer), b"abc42");
+    }
+
+    #[test_case]
+    fn silent_capture_records_and_ends() {
+        capture_begin_silent();
+        crate::print!("quiet {}", 7);
+        let mut buffer = [0u8; 16];
+        assert_eq!(capture_end(&mut buffer), b"quiet 7");
+        assert!(!SILENT.load(Ordering::SeqCst));
     }
 }

@@ -2,9 +2,18 @@
 //! serial console.
 //!
 //! Probes written in Rust are `static`s; probes typed at the console are
-//! built on the heap at registration time (never on a trap path) and leaked,
-//! so they are `'static` too. Each counts its hits; `list` shows counts,
-//! misses and flags.
+//! built on the heap at registration time (never on a trap path) and handed
+//! to the engine as `'static`. Input alone must never exhaust the kernel, so
+//! nothing leaks: a refused probe is freed at once, a removed one as soon as
+//! it is unregistered, and after any line the heap is back where it was.
+//! Each probe counts its hits; `list` shows counts, misses and flags.
+//!
+//! Input is read strictly: a line is one command and its words, and every
+//! word that does not fit (unknown, extra, a malformed number, an offset on
+//! a return probe) is answered with an error and nothing is done. Every
+//! error line starts with the command word and `": "` (`console: ` for a
+//! line refused as a whole: too long, or an invalid byte).
+use crate::console::{LineEditor, LineError, LINE_MAX};
 use crate::kprobes::{
     disable_kprobe, enable_kprobe, register_kprobe, register_kretprobe, regs_return_value,
     unregister_kprobe, unregister_kretprobe, Kprobe, KprobeError, KretprobeInstance, Kretprobe, PreAction, PtRegs,
@@ -41,6 +50,21 @@ enum Entry {
 
 static ENTRIES: spin::Mutex<[Entry; MAX_SHELL_PROBES]> = spin::Mutex::new([Entry::Free; MAX_SHELL_PROBES]);
 
+/// Frees a console probe made by `Box::leak` in this file.
+///
+/// # Safety
+/// `probe` came from `Box::leak` and nothing refers to it any more: it was
+/// never registered (a refused registration changes nothing), or it was
+/// unregistered and removed from `ENTRIES`. On this single CPU no trap path
+/// uses a probe once `unregister_*` has returned, and a kretprobe's
+/// in-flight instances reach it only through their pool's owner pointer,
+/// which unregistration cleared.
+unsafe fn free<T>(probe: &'static T) {
+    // SAFETY: by the caller's promise this is the only reference to a
+    // `Box` allocation of `T`.
+    drop(unsafe { Box::from_raw(probe as *const T as *mut T) });
+}
+
 fn count_hit(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
     // SAFETY: this handler is only installed on the `kp` field, the first
     // field of a `repr(C)` `ShellKprobe`.
@@ -66,61 +90,173 @@ fn count_return(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
     }
 }
 
-/// Parses `SYMBOL[+OFFSET]` (offset decimal or 0x-hex) against the symbol table.
-fn parse_location(text: &str) -> Result<(&'static str, usize), &'static str> {
-    let (name, offset) = match text.split_once('+') {
-        Some((name, offset)) => {
-            let offset = match offset.strip_prefix("0x") {
-                Some(hex) => usize::from_str_radix(hex, 16),
-                None => offset.parse(),
-            };
-            (name, offset.map_err(|_| "bad offset")?)
+/// One console command: its word, its argument (if it takes one), whether
+/// it accepts a trailing `verbose`, and what it does.
+struct Spec {
+    name: &'static str,
+    argument: Option<&'static str>,
+    verbose: bool,
+    summary: &'static str,
+}
+
+const fn spec(name: &'static str, argument: Option<&'static str>, verbose: bool, summary: &'static str) -> Spec {
+    Spec { name, argument, verbose, summary }
+}
+
+const COMMANDS: [Spec; 12] = [
+    spec("help", None, false, "this list"),
+    spec("syms", Some("PATTERN"), false, "functions whose name contains PATTERN"),
+    spec("kprobe", Some("SYMBOL[+OFFSET]"), true, "count hits at an instruction (OFFSET: 28 or 0x1c)"),
+    spec("kretprobe", Some("SYMBOL"), true, "count returns of a function"),
+    spec("list", None, false, "probes: hits, misses, flags"),
+    spec("enable", Some("N"), false, "enable probe N from `list`"),
+    spec("disable", Some("N"), false, "disable probe N"),
+    spec("remove", Some("N"), false, "unregister probe N"),
+    spec("demo", None, false, "run the demo workload (hits demo functions)"),
+    spec("tasks", None, false, "the task table"),
+    spec("ticks", None, false, "timer ticks since boot"),
+    spec("exit", None, false, "leave"),
+];
+
+impl core::fmt::Display for Spec {
+    /// The usage: `kprobe SYMBOL[+OFFSET] [verbose]`.
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str(self.name)?;
+        if let Some(argument) = self.argument {
+            write!(f, " {argument}")?;
         }
-        None => (text, 0),
+        if self.verbose {
+            f.write_str(" [verbose]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a number did not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BadNumber {
+    /// Not digits (or an empty string).
+    Malformed,
+    /// Digits, but more than a `usize` holds.
+    TooLarge,
+}
+
+/// Parses a decimal number, or with `hex` also a `0x`-prefixed hex number:
+/// digits only (no sign, no spaces, no trailing junk), no overflow.
+fn parse_number(text: &str, hex: bool) -> Result<usize, BadNumber> {
+    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(digits) if hex => (digits, 16),
+        _ => (text, 10),
     };
-    let symbol = crate::symbols::lookup_name(name).ok_or("no such symbol (try: syms PATTERN)")?;
-    Ok((symbol.name, offset))
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(BadNumber::Malformed);
+    }
+    digits.chars().try_fold(0usize, |value, c| {
+        value.checked_mul(radix as usize)?.checked_add(c.to_digit(radix)? as usize)
+    }).ok_or(BadNumber::TooLarge)
+}
+
+/// Parses `SYMBOL[+OFFSET]` against the symbol table, or prints why not
+/// (prefixed with `command`).
+fn parse_location(command: &str, text: &str) -> Option<(&'static str, usize)> {
+    let (name, offset) = match text.split_once('+') {
+        None => (text, 0),
+        Some((name, offset)) => match parse_number(offset, true) {
+            Ok(value) => (name, value),
+            Err(BadNumber::Malformed) => {
+                println!("{command}: bad offset \"{offset}\" (decimal or 0x-hex)");
+                return None;
+            }
+            Err(BadNumber::TooLarge) => {
+                println!("{command}: offset \"{offset}\" too large");
+                return None;
+            }
+        },
+    };
+    match crate::symbols::lookup_name(name) {
+        Some(symbol) => Some((symbol.name, offset)),
+        None => {
+            println!("{command}: no such symbol \"{name}\" (try: syms PATTERN)");
+            None
+        }
+    }
 }
 
 fn free_entry(entries: &[Entry; MAX_SHELL_PROBES]) -> Option<usize> {
     entries.iter().position(|e| matches!(e, Entry::Free))
 }
 
-/// Runs one console command, printing its result.
+/// Runs one console command, printing its result: what it did, or error
+/// lines that start with the command word and `": "`.
 pub fn execute(line: &str) -> Command {
     let mut words = line.split_ascii_whitespace();
     let Some(command) = words.next() else { return Command::Continue };
-    let argument = words.next();
-    let verbose = words.next() == Some("verbose") || argument == Some("verbose");
-    match (command, argument) {
-        ("help", _) => help(),
-        ("syms", Some(pattern)) => {
-            let mut shown = 0;
-            for symbol in crate::symbols::iter().filter(|s| s.name.contains(pattern)) {
-                if shown == 20 {
-                    println!("  ...");
-                    break;
-                }
-                println!("  {:#010x} {:>6} {}", symbol.address, symbol.size, symbol.name);
-                shown += 1;
+    let Some(spec) = COMMANDS.iter().find(|spec| spec.name == command) else {
+        println!("{command}: unknown command (try: help)");
+        return Command::Continue;
+    };
+    let argument = match spec.argument {
+        None => "",
+        Some(what) => match words.next() {
+            Some(argument) => argument,
+            None => {
+                println!("{command}: missing {what} (usage: {spec})");
+                return Command::Continue;
+            }
+        },
+    };
+    let (mut verbose, mut refused) = (false, false);
+    for word in words {
+        if spec.verbose && word == "verbose" && !verbose {
+            verbose = true;
+        } else {
+            println!("{command}: unexpected word \"{word}\" (usage: {spec})");
+            refused = true;
+        }
+    }
+    if refused {
+        return Command::Continue;
+    }
+    match command {
+        "help" => help(),
+        "syms" => syms(argument),
+        "kprobe" => {
+            if let Some((name, offset)) = parse_location(command, argument) {
+                add_kprobe(name, offset, verbose);
             }
         }
-        ("kprobe", Some(location)) => add_kprobe(location, verbose),
-        ("kretprobe", Some(location)) => add_kretprobe(location, verbose),
-        ("list", _) => list(),
-        ("remove" | "enable" | "disable", Some(number)) => match number.parse::<usize>() {
-            Ok(number) => change(command, number),
-            Err(_) => println!("{command}: expected a probe number from `list`"),
+        "kretprobe" => match parse_location(command, argument) {
+            Some((name, 0)) => add_kretprobe(name, verbose),
+            Some((_, offset)) => println!(
+                "kretprobe: offset {offset:#x} refused: a return probe goes on a function's entry (offset 0)"),
+            None => {}
         },
-        ("demo", _) => {
+        "list" => list(),
+        "remove" | "enable" | "disable" => match parse_number(argument, false) {
+            Ok(number) => change(command, number),
+            Err(BadNumber::Malformed) => println!("{command}: bad probe number \"{argument}\" (a number from `list`)"),
+            Err(BadNumber::TooLarge) => println!("{command}: probe number \"{argument}\" too large"),
+        },
+        "demo" => {
             crate::demo::run();
         }
-        ("tasks", _) => crate::task::for_each_task(|task| println!("  {task:?}")),
-        ("ticks", _) => println!("{} ticks", crate::task::ticks()),
-        ("exit", _) => return Command::Exit,
-        _ => println!("unknown command or missing argument: {line} (try: help)"),
+        "tasks" => crate::task::for_each_task(|task| println!("  {task:?}")),
+        "ticks" => println!("{} ticks", crate::task::ticks()),
+        _ => return Command::Exit,
     }
     Command::Continue
+}
+
+/// Runs one line as [`read_line`](crate::console::read_line) returned it:
+/// a refused line is answered with `console: ` and the reason.
+pub fn handle(line: Result<&str, LineError>) -> Command {
+    match line {
+        Ok(line) => execute(line),
+        Err(error) => {
+            println!("console: {error}");
+            Command::Continue
+        }
+    }
 }
 
 /// What the shell loop does after a command.
@@ -134,21 +270,45 @@ pub enum Command {
 
 fn help() {
     println!("commands:");
-    println!("  syms PATTERN                     functions whose name contains PATTERN");
-    println!("  kprobe SYMBOL[+OFFSET] [verbose] count hits at an instruction");
-    println!("  kretprobe SYMBOL [verbose]       count returns of a function");
-    println!("  list                             probes: hits, misses, flags");
-    println!("  enable N | disable N | remove N  change probe N from `list`");
-    println!("  demo                             run the demo workload (hits demo functions)");
-    println!("  tasks | ticks                    scheduler state");
-    println!("  exit                             leave");
+    for spec in &COMMANDS {
+        let mut usage = [0u8; 40];
+        let mut writer = Fixed { buffer: &mut usage, len: 0 };
+        let _ = core::fmt::Write::write_fmt(&mut writer, format_args!("{spec}"));
+        let len = writer.len;
+        let usage = core::str::from_utf8(&usage[..len]).unwrap_or("");
+        println!("  {usage:<34}{}", spec.summary);
+    }
+    println!("lines: at most {LINE_MAX} bytes of printable ASCII; left/right, home/end, backspace and delete edit");
 }
 
-fn add_kprobe(location: &str, verbose: bool) {
-    let (name, offset) = match parse_location(location) {
-        Ok(location) => location,
-        Err(why) => return println!("kprobe: {why}"),
-    };
+/// A `fmt::Write` into a fixed buffer (what does not fit is dropped).
+struct Fixed<'a> {
+    buffer: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for Fixed<'_> {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        let take = text.len().min(self.buffer.len() - self.len);
+        self.buffer[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
+fn syms(pattern: &str) {
+    let mut shown = 0;
+    for symbol in crate::symbols::iter().filter(|s| s.name.contains(pattern)) {
+        if shown == 20 {
+            println!("  ...");
+            break;
+        }
+        println!("  {:#010x} {:>6} {}", symbol.address, symbol.size, symbol.name);
+        shown += 1;
+    }
+}
+
+fn add_kprobe(name: &'static str, offset: usize, verbose: bool) {
     let mut entries = ENTRIES.lock();
     let Some(slot) = free_entry(&entries) else { return println!("kprobe: all {MAX_SHELL_PROBES} shell probes in use") };
     let probe: &'static ShellKprobe = Box::leak(Box::new(ShellKprobe {
@@ -161,15 +321,15 @@ fn add_kprobe(location: &str, verbose: bool) {
             entries[slot] = Entry::Kprobe(probe);
             println!("probe {slot}: kprobe at {name}+{offset:#x} ({:#x})", probe.kp.addr().unwrap_or(0));
         }
-        Err(error) => println!("kprobe: {error}"),
+        Err(error) => {
+            // SAFETY: leaked just above; a refused registration keeps no reference.
+            unsafe { free(probe) };
+            println!("kprobe: {error}");
+        }
     }
 }
 
-fn add_kretprobe(location: &str, verbose: bool) {
-    let (name, _) = match parse_location(location) {
-        Ok(location) => location,
-        Err(why) => return println!("kretprobe: {why}"),
-    };
+fn add_kretprobe(name: &'static str, verbose: bool) {
     let mut entries = ENTRIES.lock();
     let Some(slot) = free_entry(&entries) else { return println!("kretprobe: all {MAX_SHELL_PROBES} shell probes in use") };
     let probe: &'static ShellKretprobe = Box::leak(Box::new(ShellKretprobe {
@@ -182,7 +342,12 @@ fn add_kretprobe(location: &str, verbose: bool) {
             entries[slot] = Entry::Kretprobe(probe);
             println!("probe {slot}: kretprobe on {name} (maxactive {})", probe.rp.effective_maxactive());
         }
-        Err(error) => println!("kretprobe: {error}"),
+        Err(error) => {
+            // SAFETY: leaked just above; a refused registration keeps no
+            // reference (its pool, if one was made, was retired).
+            unsafe { free(probe) };
+            println!("kretprobe: {error}");
+        }
     }
 }
 
@@ -216,6 +381,15 @@ fn change(command: &str, number: usize) {
     match result {
         Ok(()) if command == "remove" => {
             entries[number] = Entry::Free;
+            match entry {
+                // SAFETY: unregistered just above and no longer in ENTRIES,
+                // which held the only other reference.
+                Entry::Kprobe(p) => unsafe { free(p) },
+                // SAFETY: as above; unregistration cleared the owner pointer
+                // of its instance pool, the in-flight calls' only way back.
+                Entry::Kretprobe(p) => unsafe { free(p) },
+                Entry::Free => {}
+            }
             println!("probe {number} removed");
         }
         Ok(()) => println!("probe {number}: {command}d"),
@@ -226,11 +400,11 @@ fn change(command: &str, number: usize) {
 /// The interactive loop: reads lines from the serial console until `exit`.
 pub fn run() {
     println!("probe shell: type `help`");
-    let mut buffer = [0u8; 128];
+    let mut buffer = [0u8; LINE_MAX];
+    let mut editor = LineEditor::new(&mut buffer);
     loop {
         print!("kprobes> ");
-        let line = crate::console::read_line(&mut buffer);
-        if execute(line) == Command::Exit {
+        if handle(crate::console::read_line(&mut editor)) == Command::Exit {
             return;
         }
     }
@@ -268,9 +442,25 @@ mod tests {
         assert_eq!(output_of("remove 1"), "probe 1 removed\n");
         assert_eq!(output_of("list"), "");
         assert_eq!(crate::kprobes::site_count(), 0);
-        assert_eq!(output_of("kprobe no_such_function"), "kprobe: no such symbol (try: syms PATTERN)\n");
+        assert_eq!(output_of("kprobe no_such_function"), "kprobe: no such symbol \"no_such_function\" (try: syms PATTERN)\n");
         core::hint::black_box(crate::bench::bench_target as *const ()); // keep it linked
         assert_eq!(output_of("kprobe bench_target+1"), "kprobe: not an instruction boundary\n");
         assert_eq!(output_of("remove 5"), "remove: no probe 5\n");
+    }
+
+    #[test_case]
+    fn numbers_parse_strictly() {
+        assert_eq!(parse_number("28", true), Ok(28));
+        assert_eq!(parse_number("0x1c", true), Ok(0x1c));
+        assert_eq!(parse_number("0X1C", true), Ok(0x1c));
+        assert_eq!(parse_number("0x1c", false), Err(BadNumber::Malformed));
+        assert_eq!(parse_number("1x", false), Err(BadNumber::Malformed));
+        assert_eq!(parse_number("+1", false), Err(BadNumber::Malformed));
+        assert_eq!(parse_number("", true), Err(BadNumber::Malformed));
+        assert_eq!(parse_number("0x", true), Err(BadNumber::Malformed));
+        assert_eq!(parse_number("4294967295", false), Ok(usize::MAX));
+        assert_eq!(parse_number("4294967296", false), Err(BadNumber::TooLarge));
+        assert_eq!(parse_number("0x100000000", true), Err(BadNumber::TooLarge));
+        assert_eq!(parse_number("99999999999x", false), Err(BadNumber::Malformed));
     }
 }

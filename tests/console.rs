@@ -1,0 +1,269 @@
+//! Test kernel: the console's line editor and the shell's command parser.
+//!
+//! Regression tests for issue 7: the console must never misread input
+//! (overlong lines cut, invalid bytes dropped and their neighbours joined,
+//! arrow keys inserted as text, unknown or extra words and offsets ignored)
+//! and never leak memory on it (refused and removed probes were leaked).
+//! Every expectation is exact: the line the editor gives, the bytes it
+//! echoes, the shell's answer, the heap in use.
+#![no_std]
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(probe_kernel::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use probe_kernel::console::{self, LineEditor, LineError, LineEvent, LINE_MAX};
+use probe_kernel::kprobes::{kretprobe_arena_used, site_count};
+use probe_kernel::{memory, shell, symbols};
+
+probe_kernel::test_kernel_main!();
+
+/// 32 one-byte instructions and a `ret`: every offset up to 0x20 is an
+/// instruction boundary, so offsets like 28 / 0x1c can be probed.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn console_test_target() {
+    core::arch::naked_asm!(".rept 32", "nop", ".endr", "ret");
+}
+
+/// Feeds `keys`; returns every event, the echo of them all, and the result.
+fn edit(keys: &[u8]) -> (Vec<LineEvent>, Vec<u8>, Result<String, LineError>) {
+    let mut buffer = [0u8; LINE_MAX];
+    let mut editor = LineEditor::new(&mut buffer);
+    let (mut events, mut echo) = (Vec::new(), Vec::new());
+    for &key in keys {
+        let event = editor.feed(key);
+        editor.echo(event, |byte| echo.push(byte));
+        events.push(event);
+    }
+    (events, echo, editor.result().map(String::from))
+}
+
+/// The line `keys` give (they must end it with CR or LF).
+fn line_of(keys: &[u8]) -> Result<String, LineError> {
+    let (events, _, result) = edit(keys);
+    assert_eq!(events.last(), Some(&LineEvent::Done), "{keys:?} did not end the line");
+    result
+}
+
+/// What the shell prints for one finished (or refused) line.
+fn answer(line: Result<&str, LineError>) -> String {
+    let mut buffer = [0u8; 4096];
+    console::capture_begin_silent();
+    shell::handle(line);
+    String::from_utf8_lossy(console::capture_end(&mut buffer)).into_owned()
+}
+
+/// What the shell prints for `keys` typed as one line.
+fn answer_to_keys(keys: &[u8]) -> String {
+    let line = line_of(keys);
+    answer(line.as_deref().map_err(|e| *e))
+}
+
+#[test_case]
+fn printable_bytes_backspace_and_enter() {
+    let (events, echo, result) = edit(b"ab\x7fc\x08d\r");
+    assert_eq!(events, [LineEvent::Insert(b'a'), LineEvent::Insert(b'b'), LineEvent::Erase, LineEvent::Insert(b'c'),
+        LineEvent::Erase, LineEvent::Insert(b'd'), LineEvent::Done]);
+    assert_eq!(echo, b"ab\x08 \x08c\x08 \x08d\n");
+    assert_eq!(result, Ok(String::from("ad")));
+    assert_eq!(edit(b"\x08\x7fx\n").0[..2], [LineEvent::Ignored, LineEvent::Ignored]);
+}
+
+#[test_case]
+fn overlong_line_is_refused_whole() {
+    let exact = [b'a'; LINE_MAX];
+    let mut keys = Vec::from(exact);
+    keys.push(b'\r');
+    assert_eq!(line_of(&keys).map(|l| l.len()), Ok(LINE_MAX));
+    // Issue 7: `kprobe ...checksum+0x` 100 zeros `1c` registered at +0x0.
+    let mut keys = Vec::from(&b"kprobe probe_kernel::demo::checksum+0x"[..]);
+    keys.extend([b'0'; 100]);
+    keys.extend(b"1c\r");
+    assert_eq!(line_of(&keys), Err(LineError::TooLong { max: LINE_MAX }));
+    let sites = site_count();
+    assert_eq!(answer_to_keys(&keys), "console: line too long (max 128 bytes)\n");
+    assert_eq!(site_count(), sites);
+    // Erasing afterwards does not repair it: the line is refused whole.
+    keys.pop();
+    keys.extend([0x7f; 20]);
+    keys.push(b'\n');
+    assert_eq!(line_of(&keys), Err(LineError::TooLong { max: LINE_MAX }));
+}
+
+#[test_case]
+fn bytes_outside_printable_ascii_are_refused_with_their_column() {
+    assert_eq!(line_of(b"remove 0\x001\r"), Err(LineError::InvalidByte { byte: 0, column: 9 }));
+    assert_eq!(answer_to_keys(b"remove 0\x001\r"), "console: invalid byte 0x00 at column 9\n");
+    assert_eq!(answer_to_keys(b"kprobe checks\xffum\r"), "console: invalid byte 0xff at column 14\n");
+    assert_eq!(answer_to_keys(b"checks\xffum\r"), "console: invalid byte 0xff at column 7\n");
+    assert_eq!(line_of(b"a\tb\n"), Err(LineError::InvalidByte { byte: 9, column: 2 }));
+    // The column is where the cursor was: after two lefts, column 2.
+    assert_eq!(line_of(b"abc\x1b[D\x1b[D\x01\r"), Err(LineError::InvalidByte { byte: 1, column: 2 }));
+    // The first problem is the one reported.
+    assert_eq!(line_of(b"\x80\x81\r"), Err(LineError::InvalidByte { byte: 0x80, column: 1 }));
+    // Nothing after the invalid byte is echoed.
+    let (_, echo, _) = edit(b"ab\x02cd\r");
+    assert_eq!(echo, b"ab\n");
+}
+
+#[test_case]
+fn escape_sequences_are_keys_not_text() {
+    // Issue 7: arrow keys inserted "[A" and "[D".
+    assert_eq!(line_of(b"list\x1b[A\x1b[B\r"), Ok(String::from("list")));
+    // Left twice, insert X; right once, insert Y.
+    let (events, echo, result) = edit(b"ab\x1b[D\x1b[DX\x1b[CY\r");
+    assert_eq!(result, Ok(String::from("XaYb")));
+    assert_eq!(events.iter().filter(|e| matches!(e, LineEvent::Left(1))).count(), 2);
+    assert_eq!(echo, b"ab\x08\x08Xab\x08\x08aYb\x08\n");
+    // SS3 arrows, home, end, delete, ctrl-left; unknown keys and Alt+x do nothing.
+    assert_eq!(line_of(b"bc\x1bOD\x1bODa\x1b[F!\r"), Ok(String::from("abc!")));
+    assert_eq!(line_of(b"abc\x1b[H\x1b[3~\x1b[4~d\r"), Ok(String::from("bcd")));
+    assert_eq!(line_of(b"abc\x1b[1;5D\x1b[1~\x1b[8~-\r"), Ok(String::from("abc-")));
+    assert_eq!(line_of(b"ab\x1b[5~\x1b[200~\x1bx\x1b\x1b[Dc\r"), Ok(String::from("acb")));
+    // Backspace in the middle redraws the tail.
+    let (_, echo, result) = edit(b"abc\x1b[D\x7f\r");
+    assert_eq!(result, Ok(String::from("ac")));
+    assert_eq!(echo, b"abc\x08\x08c \x08\x08\n");
+    // Delete at the end, left at the start, right at the end: nothing.
+    let (events, _, _) = edit(b"\x1b[Da\x1b[C\x1b[3~\r");
+    assert_eq!(events.iter().filter(|e| **e == LineEvent::Ignored).count(), 10);
+    // A control byte ends a sequence and counts as itself; Enter still ends it.
+    assert_eq!(line_of(b"a\x1b[1\x02\r"), Err(LineError::InvalidByte { byte: 2, column: 2 }));
+    assert_eq!(line_of(b"ab\x1b[\r"), Ok(String::from("ab")));
+}
+
+#[test_case]
+fn cr_lf_ends_one_line_not_two() {
+    let mut buffer = [0u8; LINE_MAX];
+    let mut editor = LineEditor::new(&mut buffer);
+    let mut lines = Vec::new();
+    for &key in b"a\r\nb\n\nc\r\r" {
+        if editor.feed(key) == LineEvent::Done {
+            lines.push(String::from(editor.result().unwrap()));
+            editor.clear();
+        }
+    }
+    assert_eq!(lines, ["a", "b", "", "c", ""]);
+}
+
+#[test_case]
+fn kretprobe_refuses_an_offset() {
+    let sites = site_count();
+    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+12345")),
+        "kretprobe: offset 0x3039 refused: a return probe goes on a function's entry (offset 0)\n");
+    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+0x1")),
+        "kretprobe: offset 0x1 refused: a return probe goes on a function's entry (offset 0)\n");
+    assert_eq!(site_count(), sites);
+    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+0")),
+        "probe 0: kretprobe on probe_kernel::demo::checksum (maxactive 10)\n");
+    assert_eq!(answer(Ok("remove 0")), "probe 0 removed\n");
+    assert_eq!(site_count(), sites);
+}
+
+#[test_case]
+fn unknown_and_extra_words_are_refused() {
+    let sites = site_count();
+    let usage = "(usage: kprobe SYMBOL[+OFFSET] [verbose])";
+    assert_eq!(answer(Ok("kprobe probe_kernel::demo::checksum verbos")), format!("kprobe: unexpected word \"verbos\" {usage}\n"));
+    assert_eq!(answer(Ok("kprobe probe_kernel::demo::checksum verbose verbose x")),
+        format!("kprobe: unexpected word \"verbose\" {usage}\nkprobe: unexpected word \"x\" {usage}\n"));
+    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum 1")),
+        "kretprobe: unexpected word \"1\" (usage: kretprobe SYMBOL [verbose])\n");
+    assert_eq!(answer(Ok("list all")), "list: unexpected word \"all\" (usage: list)\n");
+    assert_eq!(answer(Ok("help me")), "help: unexpected word \"me\" (usage: help)\n");
+    assert_eq!(answer(Ok("remove 0 1")), "remove: unexpected word \"1\" (usage: remove N)\n");
+    assert_eq!(answer(Ok("demo now")), "demo: unexpected word \"now\" (usage: demo)\n");
+    assert_eq!(answer(Ok("verbose")), "verbose: unknown command (try: help)\n");
+    assert_eq!(answer(Ok("kprobe")), format!("kprobe: missing SYMBOL[+OFFSET] {usage}\n"));
+    assert_eq!(answer(Ok("syms")), "syms: missing PATTERN (usage: syms PATTERN)\n");
+    assert_eq!(answer(Ok("   ")), "");
+    assert_eq!(site_count(), sites);
+    // `verbose` in its place is fine.
+    let listed = answer(Ok("kprobe probe_kernel::demo::checksum  verbose"));
+    assert!(listed.starts_with("probe 0: kprobe at probe_kernel::demo::checksum+0x0 ("), "{listed}");
+    assert_eq!(answer(Ok("remove 0")), "probe 0 removed\n");
+}
+
+#[test_case]
+fn numbers_parse_strictly() {
+    let target = symbols::lookup_name("console_test_target").expect("the naked target").address;
+    core::hint::black_box(console_test_target as extern "C" fn());
+    assert_eq!(answer(Ok("remove 1x")), "remove: bad probe number \"1x\" (a number from `list`)\n");
+    assert_eq!(answer(Ok("enable +1")), "enable: bad probe number \"+1\" (a number from `list`)\n");
+    assert_eq!(answer(Ok("disable 0x0")), "disable: bad probe number \"0x0\" (a number from `list`)\n");
+    assert_eq!(answer(Ok("remove 4294967296")), "remove: probe number \"4294967296\" too large\n");
+    assert_eq!(answer(Ok("remove 4294967295")), "remove: no probe 4294967295\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+1c")), "kprobe: bad offset \"1c\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+0x")), "kprobe: bad offset \"0x\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+")), "kprobe: bad offset \"\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+-1")), "kprobe: bad offset \"-1\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+0x100000000")), "kprobe: offset \"0x100000000\" too large\n");
+    assert_eq!(answer(Ok("kprobe console_test_target+1+2")), "kprobe: bad offset \"1+2\" (decimal or 0x-hex)\n");
+    assert_eq!(answer(Ok("kprobe no::such+0x1c")), "kprobe: no such symbol \"no::such\" (try: syms PATTERN)\n");
+    assert_eq!(site_count(), 0);
+    assert_eq!(answer(Ok("kprobe console_test_target+0x1c")),
+        format!("probe 0: kprobe at console_test_target+0x1c ({:#x})\n", target + 0x1c));
+    assert_eq!(answer(Ok("kprobe console_test_target+28")),
+        format!("probe 1: kprobe at console_test_target+0x1c ({:#x})\n", target + 0x1c));
+    assert_eq!(answer(Ok("kprobe console_test_target+0X1F")),
+        format!("probe 2: kprobe at console_test_target+0x1f ({:#x})\n", target + 0x1f));
+    assert_eq!(site_count(), 2);
+    assert_eq!(answer(Ok("remove 00")), "probe 0 removed\n");
+    assert_eq!(answer(Ok("remove 1")), "probe 1 removed\n");
+    assert_eq!(answer(Ok("remove 2")), "probe 2 removed\n");
+    assert_eq!(site_count(), 0);
+}
+
+/// Runs `line` `times` times; every answer must start with `prefix`.
+fn repeat(line: &str, times: usize, prefix: &[u8]) {
+    let mut buffer = [0u8; 256];
+    for _ in 0..times {
+        console::capture_begin_silent();
+        shell::execute(line);
+        let answer = console::capture_end(&mut buffer);
+        assert!(answer.starts_with(prefix), "{line}: {:?}", core::str::from_utf8(answer));
+    }
+}
+
+#[test_case]
+fn input_leaks_no_memory() {
+    // No allocation of this test's own is live between the two readings.
+    let heap = memory::heap_used();
+    let arena = kretprobe_arena_used();
+    // Issue 7: 31,795 refused `kprobe memcpy` lines exhausted the heap (60 B each).
+    repeat("kprobe memcpy", 2000, b"kprobe: ");
+    repeat("kprobe console_test_target+0x40", 500, b"kprobe: offset past");
+    repeat("kretprobe probe_kernel::demo::checksum verbos", 500, b"kretprobe: ");
+    assert_eq!(memory::heap_used(), heap);
+    // 84 B per define/remove cycle.
+    for _ in 0..300 {
+        repeat("kprobe probe_kernel::demo::checksum", 1, b"probe 0: kprobe at ");
+        repeat("kretprobe probe_kernel::demo::checksum", 1, b"probe 1: kretprobe on ");
+        probe_kernel::demo::checksum(1);
+        repeat("disable 1", 1, b"probe 1: disabled");
+        repeat("remove 0", 1, b"probe 0 removed");
+        repeat("remove 1", 1, b"probe 1 removed");
+    }
+    assert_eq!(memory::heap_used(), heap);
+    assert_eq!(kretprobe_arena_used(), arena);
+    assert_eq!(site_count(), 0);
+    // A full table refuses, and that leaks nothing either.
+    for number in 0..shell::MAX_SHELL_PROBES {
+        repeat("kprobe probe_kernel::demo::checksum", 1, format!("probe {number}: ").as_bytes());
+    }
+    let full = memory::heap_used();
+    repeat("kprobe probe_kernel::demo::checksum", 100, b"kprobe: all 16 shell probes in use");
+    repeat("kretprobe probe_kernel::demo::checksum", 100, b"kretprobe: all 16 shell probes in use");
+    assert_eq!(memory::heap_used(), full);
+    for number in 0..shell::MAX_SHELL_PROBES {
+        repeat(&format!("remove {number}"), 1, b"probe ");
+    }
+    assert_eq!(memory::heap_used(), heap);
+    assert_eq!(site_count(), 0);
+}
