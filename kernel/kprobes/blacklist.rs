@@ -9,7 +9,7 @@
 //! attribute misses (`Site::address`, `Kprobe::is_enabled`, an iterator's
 //! `find`, `task::current_id`, …).
 //!
-//! So the list is not written by hand: at the first registration the engine
+//! So the list is not written by hand: at boot the engine
 //! disassembles every function in `.kprobes.text` and follows every direct
 //! call and jump out of it, transitively; every function reached is
 //! blacklisted. The walk does not continue into functions that never
@@ -55,6 +55,11 @@ fn compute() -> Vec<usize> {
         }
     }
     reached
+}
+
+/// Computes the blacklist (at boot, before any registration).
+pub(crate) fn init() {
+    REACHABLE.call_once(compute);
 }
 
 /// Whether the function starting at `function_start` is on the trap path.

@@ -47,11 +47,13 @@ pub use registry::{
     unregister_kprobe, unregister_kprobes, MAX_SITES,
 };
 
-/// Prepares the engine at boot: builds iced-x86's decoder tables now, on the
-/// heap, so no registration is the first to pay for them.
+/// Prepares the engine at boot: builds iced-x86's decoder tables and the
+/// trap-path blacklist now, on the heap, so no registration is the first to
+/// pay for them (and the heap in use stays flat from boot on).
 pub fn init() {
     crate::arch::x86::kprobes::decode::warm_up();
     jprobe::check_layout();
+    blacklist::init();
 }
 
 /// Called by the scheduler when task `id` exits (reclaims its kretprobe
