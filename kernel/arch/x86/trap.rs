@@ -189,36 +189,40 @@ pub fn last_dr6() -> u32 {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     use crate::kprobes::{FaultOutcome, TrapContext};
     let vector = frame.vector as u8;
-    if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&vector) {
-        return super::pic::handle_irq(vector - vector::IRQ_BASE, frame);
-    }
-    // SAFETY: exceptions enter through interrupt gates (IF = 0) and this is
-    // the trap entry, in `.kprobes.text`; the token lives only for this call.
-    let mut cx = unsafe { TrapContext::enter() };
-    let probe_fault = match vector {
-        vector::BREAKPOINT => match crate::kprobes::int3_handler(&mut cx, frame) {
-            TrapOutcome::Handled => return,
-            TrapOutcome::NotMine => None,
-        },
+    // SAFETY (each `enter` below): exceptions enter through interrupt gates
+    // (IF = 0) and this is the trap entry, in `.kprobes.text`; the token
+    // lives only for the handler call.
+    match vector {
+        vector::BREAKPOINT => {
+            if crate::kprobes::int3_handler(&mut unsafe { TrapContext::enter() }, frame) == TrapOutcome::NotMine {
+                unhandled(HookKind::Breakpoint, frame, None);
+            }
+        }
         vector::DEBUG => {
             let dr6 = super::cpu::dr6();
             super::cpu::clear_dr6();
             LAST_DR6.store(dr6 as usize, Ordering::SeqCst);
-            match crate::kprobes::debug_handler(&mut cx, frame, dr6) {
-                TrapOutcome::Handled => return,
-                TrapOutcome::NotMine => None,
+            if crate::kprobes::debug_handler(&mut unsafe { TrapContext::enter() }, frame, dr6) == TrapOutcome::NotMine {
+                unhandled(HookKind::Debug, frame, None);
             }
         }
-        _ => match crate::kprobes::fault_handler(&mut cx, frame) {
-            FaultOutcome::Handled => return,
-            FaultOutcome::NotMine(probe_fault) => probe_fault,
-        },
-    };
-    let hook = match vector {
-        vector::BREAKPOINT => HookKind::Breakpoint,
-        vector::DEBUG => HookKind::Debug,
-        _ => HookKind::Exception,
-    };
+        v if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&v) => {
+            super::pic::handle_irq(v - vector::IRQ_BASE, frame);
+        }
+        _ => {
+            if let FaultOutcome::NotMine(probe_fault) = crate::kprobes::fault_handler(&mut unsafe { TrapContext::enter() }, frame) {
+                unhandled(HookKind::Exception, frame, probe_fault);
+            }
+        }
+    }
+}
+
+/// A trap the probe engine did not claim: the installed hook, else the
+/// fatal report. Out of line, so the probe hit path stays short.
+#[cold]
+#[inline(never)]
+#[unsafe(link_section = ".kprobes.text")]
+fn unhandled(hook: HookKind, frame: &mut TrapFrame, probe_fault: Option<crate::kprobes::ProbeFault>) {
     if run_hook(hook, frame) == TrapOutcome::NotMine {
         crate::fatal::exception(frame, probe_fault);
     }
