@@ -280,16 +280,16 @@ pub fn begin_report() -> ReportContext {
     // SAFETY: interrupts are now off and stay off (a fatal report never
     // returns); this is engine code in `.kprobes.text`.
     let mut cx = unsafe { TrapContext::enter() };
-    control::with(&mut cx, |kcb| {
-        let active = kcb.current;
-        kcb.current = Active { status: Status::Reporting, ..Active::IDLE };
-        // SAFETY (deref below): `running` and `site` are null or 'static.
-        ReportContext {
-            status: active.status,
-            running: unsafe { active.running.as_ref() }.and_then(Kprobe::addr).unwrap_or(0),
-            site: unsafe { active.site.as_ref() }.map_or(0, Site::address),
-        }
-    })
+    let active = control::with(&mut cx, |kcb| core::mem::replace(&mut kcb.current, Active { status: Status::Reporting, ..Active::IDLE }));
+    // SAFETY: `running` is null or was set from a `&'static Kprobe`.
+    let running = unsafe { active.running.as_ref() };
+    // SAFETY: `site` is null or was set from a `&'static Site`.
+    let site = unsafe { active.site.as_ref() };
+    ReportContext {
+        status: active.status,
+        running: running.and_then(Kprobe::addr).unwrap_or(0),
+        site: site.map_or(0, Site::address),
+    }
 }
 
 impl ReportContext {

@@ -189,11 +189,11 @@ pub fn last_dr6() -> u32 {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     use crate::kprobes::{FaultOutcome, TrapContext};
     let vector = frame.vector as u8;
-    // SAFETY (each `enter` below): exceptions enter through interrupt gates
-    // (IF = 0) and this is the trap entry, in `.kprobes.text`; the token
-    // lives only for the handler call.
     match vector {
         vector::BREAKPOINT => {
+            // SAFETY: exceptions enter through interrupt gates (IF = 0) and
+            // this is the trap entry, in `.kprobes.text`; the token lives
+            // only for the handler call.
             if crate::kprobes::int3_handler(&mut unsafe { TrapContext::enter() }, frame) == TrapOutcome::NotMine {
                 unhandled(HookKind::Breakpoint, frame, None);
             }
@@ -202,6 +202,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             let dr6 = super::cpu::dr6();
             super::cpu::clear_dr6();
             LAST_DR6.store(dr6 as usize, Ordering::SeqCst);
+            // SAFETY: as for the breakpoint above.
             if crate::kprobes::debug_handler(&mut unsafe { TrapContext::enter() }, frame, dr6) == TrapOutcome::NotMine {
                 unhandled(HookKind::Debug, frame, None);
             }
@@ -210,6 +211,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::pic::handle_irq(v - vector::IRQ_BASE, frame);
         }
         _ => {
+            // SAFETY: as for the breakpoint above.
             if let FaultOutcome::NotMine(probe_fault) = crate::kprobes::fault_handler(&mut unsafe { TrapContext::enter() }, frame) {
                 unhandled(HookKind::Exception, frame, probe_fault);
             }
