@@ -31,7 +31,7 @@ static ALLOCATOR: KernelHeap = KernelHeap(spin::Mutex::new(Heap::empty()));
 impl KernelHeap {
     /// The heap, or a panic naming the broken rule.
     fn lock(&self, what: &str) -> spin::MutexGuard<'_, Heap> {
-        if crate::kprobes::in_probe_context() {
+        if crate::kprobes::trap_path_active() || crate::kprobes::in_probe_context() {
             panic!("heap {what} in probe context: probe handlers and the trap path must not allocate");
         }
         loop {

@@ -14,6 +14,7 @@ use crate::arch::TrapFrame;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Proof that the holder runs on the trap path of this CPU with interrupts
 /// off, so the control block and the kretprobe instance lists are its own.
@@ -41,8 +42,29 @@ impl TrapContext {
     #[inline(always)]
     pub(crate) unsafe fn enter() -> TrapContext {
         debug_assert!(!crate::arch::cpu::interrupts_enabled(), "trap context with interrupts on");
+        // Interrupts are off: a plain read-modify-write cannot be torn.
+        TRAP_DEPTH.store(TRAP_DEPTH.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         TrapContext { _not_send: PhantomData }
     }
+}
+
+impl Drop for TrapContext {
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    fn drop(&mut self) {
+        TRAP_DEPTH.store(TRAP_DEPTH.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+    }
+}
+
+/// Live [`TrapContext`]s: non-zero while the trap path (or an engine
+/// operation on its state) runs. Nothing there may context-switch, so one
+/// count serves every task.
+static TRAP_DEPTH: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the trap path is running right now, before or after any probe's
+/// handlers (for the allocator's check).
+pub fn trap_path_active() -> bool {
+    TRAP_DEPTH.load(Ordering::Relaxed) != 0
 }
 
 /// Where the engine is.

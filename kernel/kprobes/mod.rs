@@ -25,7 +25,7 @@ mod probe;
 mod registry;
 
 pub use blacklist::functions as blacklisted_functions;
-pub use control::{in_probe_context, TrapContext};
+pub use control::{in_probe_context, trap_path_active, TrapContext};
 pub use error::KprobeError;
 pub use handler::{
     begin_report, debug_handler, fault_handler, int3_handler, FaultOutcome, FaultPlace, ProbeFault, ReportContext,

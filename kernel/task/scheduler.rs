@@ -127,6 +127,10 @@ fn pick_next(tasks: &[Task; MAX_TASKS], current: TaskId) -> Option<TaskId> {
 #[unsafe(link_section = ".kprobes.text")]
 pub(super) fn schedule() {
     assert!(!cpu::interrupts_enabled(), "schedule with interrupts enabled");
+    assert!(
+        !crate::kprobes::trap_path_active() && !crate::kprobes::in_probe_context(),
+        "schedule in probe context: probe handlers must not sleep, yield or block"
+    );
     let current = current_id();
     loop {
         let choice = with_tasks(|tasks| {
