@@ -122,8 +122,17 @@ if [ "$is_test" = 1 ]; then
     fi
     # A kernel that did not pass counts at least one failure.
     [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1
-    [ -n "${PROBE_TEST_RESULTS:-}" ] && echo "$name $passed $failed $verdict" >> "$PROBE_TEST_RESULTS"
-    echo "run.sh: $name: $passed passed, $failed failed ($verdict)" >&2
+    # How many tests the kernel selected: its first "running N [of M] tests"
+    # line (harness and harness-free kernels alike print one). A kernel that
+    # died before saying so ran at least the tests it reported.
+    running=$(tr -d '\r' < "$log" | grep -aoE '^running [0-9]+ (of [0-9]+ )?tests?' | head -n 1)
+    if [ -n "$running" ]; then
+        selected=${running#running }; selected=${selected%% *}
+    else
+        selected=$((passed + failed))
+    fi
+    [ -n "${PROBE_TEST_RESULTS:-}" ] && echo "$name $passed $failed $selected $verdict" >> "$PROBE_TEST_RESULTS"
+    echo "run.sh: $name: $passed passed, $failed failed, $selected selected ($verdict)" >&2
 fi
 rm -f "$log"
 exit "$rc"

@@ -12,6 +12,8 @@ use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);
 
+const NAME: &str = "kprobe_fault_report::unhandled_fault_names_the_probe";
+
 #[inline(never)]
 #[unsafe(no_mangle)]
 extern "C" fn report_target(a: u32) -> u32 {
@@ -47,7 +49,7 @@ fn on_fatal(event: &Fatal) -> ! {
     let names_fault = contains(report, b"#PF (page fault)") && contains(report, b"cr2=0x00000040");
     let shows_handler = contains(report, b"kprobe_fault_report::faulting_pre");
     if ok && names_probe && names_fault && shows_handler {
-        println!("kprobe_fault_report::unhandled_fault_names_the_probe ... ok");
+        println!("{NAME} ... ok");
         println!("1 passed, 0 failed");
         qemu::exit(ExitCode::Success);
     }
@@ -58,6 +60,7 @@ fn on_fatal(event: &Fatal) -> ! {
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
+    probe_kernel::testing::single_test(NAME);
     register_kprobe(&PROBE).expect("probe refused");
     fatal::set_hook(Some(on_fatal));
     console::capture_begin();

@@ -11,6 +11,8 @@ use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);
 
+const NAME: &str = "kretprobe_panic_report::backtrace_shows_real_callers";
+
 #[inline(never)]
 #[unsafe(no_mangle)]
 extern "C" fn panic_outer(a: u32) -> u32 {
@@ -55,7 +57,7 @@ fn on_fatal(event: &Fatal) -> ! {
     let in_order = matches!((inner, outer, caller), (Some(i), Some(o), Some(c)) if i < o && o < c);
     let no_trampoline = !contains(report, b"kretprobe_trampoline");
     if is_panic && in_order && no_trampoline {
-        println!("kretprobe_panic_report::backtrace_shows_real_callers ... ok");
+        println!("{NAME} ... ok");
         println!("1 passed, 0 failed");
         qemu::exit(ExitCode::Success);
     }
@@ -65,6 +67,7 @@ fn on_fatal(event: &Fatal) -> ! {
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
+    probe_kernel::testing::single_test(NAME);
     register_kretprobe(&OUTER).expect("kretprobe refused");
     register_kretprobe(&INNER).expect("kretprobe refused");
     fatal::set_hook(Some(on_fatal));

@@ -99,7 +99,7 @@ fn hook(event: &Fatal) -> ! {
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    println!("running 1 test");
+    probe_kernel::testing::single_test(NAME);
     fatal::set_hook(Some(hook));
     let id = task::spawn_named("overflow", overflow, 0).expect("spawn");
     TASK.store(id, Ordering::SeqCst);
