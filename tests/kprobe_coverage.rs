@@ -24,7 +24,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use iced_x86::{Decoder, DecoderOptions, Instruction};
+use iced_x86::{Decoder, DecoderOptions};
 use probe_kernel::arch::x86::kprobes::decode::decode_one;
 use probe_kernel::arch::x86::kprobes::Fixup;
 use probe_kernel::arch::x86::paging;
@@ -35,55 +35,13 @@ use probe_kernel::kprobes::{
     PtRegs,
 };
 use probe_kernel::symbols::{self, Symbol};
+use probe_kernel::testing::{function_bytes, instruction_boundaries, kernel_functions};
 use probe_kernel::{println, task};
 
 probe_kernel::test_kernel_main!();
 
 /// Timer ticks per second (the PIT runs at 250 Hz).
 const HZ: u64 = 250;
-
-/// The function's bytes as they are in memory (no probe is armed while we read).
-fn function_bytes(function: &Symbol) -> Vec<u8> {
-    (function.address..function.address + function.size)
-        // SAFETY: the symbol table names ranges inside kernel text, which is mapped and readable.
-        .map(|address| unsafe { core::ptr::read_volatile(address as *const u8) })
-        .collect()
-}
-
-/// Instruction starts and lengths of `function`, found by iced-x86 from its
-/// first byte, up to its size. `Err` gives the offset of bytes that do not
-/// decode (or run past the end).
-fn boundaries(function: &Symbol, code: &[u8]) -> Result<Vec<(usize, usize)>, usize> {
-    let mut decoder = Decoder::with_ip(32, code, function.address as u64, DecoderOptions::NONE);
-    let mut instruction = Instruction::default();
-    let mut out = Vec::new();
-    while decoder.can_decode() {
-        decoder.decode_out(&mut instruction);
-        let address = instruction.ip() as usize;
-        if instruction.is_invalid() {
-            return Err(address - function.address);
-        }
-        out.push((address, instruction.len()));
-    }
-    Ok(out)
-}
-
-/// Every function in kernel text, once (asm labels nested in a function and
-/// second names at one address are left out: address lookups never report them).
-fn functions() -> Vec<Symbol> {
-    let text = paging::kernel_text();
-    let mut out: Vec<Symbol> = Vec::new();
-    for symbol in symbols::iter() {
-        if !text.contains(&symbol.address) || out.last().is_some_and(|last| last.address == symbol.address) {
-            continue;
-        }
-        let reported = symbols::lookup_address(symbol.address);
-        if reported.is_some_and(|f| f.address == symbol.address && f.name == symbol.name && f.size == symbol.size) {
-            out.push(symbol);
-        }
-    }
-    out
-}
 
 fn fixup_class(fixup: Fixup) -> &'static str {
     match fixup {
@@ -133,7 +91,7 @@ fn every_instruction_boundary_is_probeable_or_refused_with_a_reason() {
     let mut classes = Tally::default();
     let mut refusals = Tally::default();
     let mut failures: Vec<String> = Vec::new();
-    for function in functions() {
+    for function in kernel_functions() {
         if engine.contains(&function.address) {
             // The trap path: refused as a whole (first instruction checked).
             engine_functions += 1;
@@ -145,7 +103,7 @@ fn every_instruction_boundary_is_probeable_or_refused_with_a_reason() {
         }
         checked_functions += 1;
         let code = function_bytes(&function);
-        let instructions = match boundaries(&function, &code) {
+        let instructions = match instruction_boundaries(&function, &code) {
             Ok(instructions) => instructions,
             Err(offset) => {
                 failures.push(format!("{}+{offset:#x}: iced-x86 cannot decode the function's own bytes", function.name));
@@ -346,7 +304,7 @@ fn probe_every_instruction(target: &Target) {
     let function = symbols::lookup_address(entry).expect("target in no function");
     assert_eq!(function.address, entry, "{}: the entry is not a function start", function.name);
     let code = function_bytes(&function);
-    let instructions = boundaries(&function, &code).expect("undecodable target");
+    let instructions = instruction_boundaries(&function, &code).expect("undecodable target");
     let baseline = (target.workload)();
     let calls = baseline.1;
     let (mut executed, mut hits, mut boosted, mut refused) = (0usize, 0usize, 0usize, 0usize);
