@@ -1,0 +1,600 @@
+//! Soak: four tasks and the timer interrupt hit kprobes, kretprobes and a jprobe while a fifth (and sixth) task churns them.
+//!
+//! Why: registration, unregistration, enabling and disabling must be safe
+//! while other tasks and interrupts are hitting the very probes being
+//! changed, and the books must balance exactly: for every probe, handler
+//! runs + nmissed = calls made while it was registered and enabled. The
+//! accounting is made exact by a handshake: a caller announces a call
+//! (`ENTERING`) and reads the probe's state, and the control task, before it
+//! changes a probe, raises `TRANSITION` and waits until no announced call
+//! is still short of its entry hit; so every hit happens in a known state.
+//! The timer hook runs with interrupts off, so it only has to skip probes in
+//! transition. One kretprobe lets the control task unregister it while calls
+//! are in flight (they must return normally and not be reported: those
+//! calls are counted as orphaned); another has one instance (misses). The
+//! boosted kprobe's window ends in its handler, so it is unregistered while
+//! tasks may still be preempted inside its boosted copy (garbage slots).
+//! A sixth task churns two of the probes too, so engine calls of two tasks
+//! overlap. Afterwards every pool, arena byte, heap byte, slot and site is
+//! back.
+#![no_std]
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(probe_kernel::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use core::hint::black_box;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::SeqCst};
+use probe_kernel::arch::cpu;
+use probe_kernel::kprobes::kretprobe::retired_pools;
+use probe_kernel::kprobes::*;
+use probe_kernel::memory::{heap_used, slots};
+use probe_kernel::testing::Seconds;
+use probe_kernel::{println, task};
+
+probe_kernel::test_kernel_main!();
+
+const WORKERS: usize = 4;
+/// Calls each worker makes (spread over the five targets).
+const CALLS_PER_WORKER: usize = 2_000_000;
+/// The `who` of calls made by the timer hook.
+const HOOK: u32 = WORKERS as u32;
+
+/// The probes, one per target function.
+const KP_STEP: usize = 0;
+const KP_BOOST: usize = 1;
+const KRET: usize = 2;
+const KRET_ONE: usize = 3;
+const JP: usize = 4;
+const PROBES: usize = 5;
+const NAMES: [&str; PROBES] = ["kprobe (stepped)", "kprobe (boosted)", "kretprobe", "kretprobe (maxactive 1)", "jprobe"];
+/// Mixed into each target's second argument, so handlers can check both.
+const MAGIC: [u32; PROBES] = [0x5a5a_0001, 0x3c3c_0002, 0x6969_0003, 0x0f0f_0004, 0x7e7e_0005];
+
+const UNREGISTERED: u8 = 0;
+const ENABLED: u8 = 1;
+const DISABLED: u8 = 2;
+
+/// Each probe's state, as the control task last left it.
+static STATE: [AtomicU8; PROBES] = [const { AtomicU8::new(UNREGISTERED) }; PROBES];
+/// Set while the control task changes a probe: no new call may start.
+static TRANSITION: [AtomicBool; PROBES] = [const { AtomicBool::new(false) }; PROBES];
+/// Announced task calls whose entry hit has not happened yet.
+static ENTERING: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
+/// Bumped at every unregistration (a kretprobe call in flight across one is orphaned).
+static GENERATION: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
+/// Calls started while the probe was registered and enabled.
+static EXPECTED: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
+/// Of those, kretprobe calls whose registration ended before they returned.
+static ORPHANED: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
+/// Handler runs: pre handler, return handler, jprobe handler.
+static HANDLED: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
+/// `nmissed` summed over the registrations that ended.
+static MISSED: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
+/// Post-handler runs of the stepped kprobe.
+static POSTS: AtomicUsize = AtomicUsize::new(0);
+/// Calls made, per worker and (last) by the hook.
+static CALLS: [AtomicUsize; WORKERS + 1] = [const { AtomicUsize::new(0) }; WORKERS + 1];
+/// Wrong arguments or return values seen anywhere, and the first one.
+static BAD: AtomicUsize = AtomicUsize::new(0);
+static FIRST_BAD: AtomicU32 = AtomicU32::new(0);
+/// Set by the boosted kprobe's handler when it ended a worker's window.
+static RELEASED: [AtomicBool; WORKERS] = [const { AtomicBool::new(false) }; WORKERS];
+/// The kretprobe's generation as `soak_kret` saw it just before returning.
+static RETURN_GENERATION: [AtomicUsize; WORKERS] = [const { AtomicUsize::new(0) }; WORKERS];
+static HOOK_ON: AtomicBool = AtomicBool::new(false);
+static WORKERS_DONE: AtomicUsize = AtomicUsize::new(0);
+/// Control-task operations done: register, unregister, enable, disable.
+static OPS: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+/// Unregistrations of the kretprobe while one of its calls was in flight.
+static IN_FLIGHT_UNREGISTERS: AtomicUsize = AtomicUsize::new(0);
+static KRET_INSIDE: AtomicUsize = AtomicUsize::new(0);
+
+fn bad(code: u32) {
+    if BAD.fetch_add(1, SeqCst) == 0 {
+        FIRST_BAD.store(code, SeqCst);
+    }
+}
+
+/// What target `probe` returns for `(a, b)`.
+fn expected_return(probe: usize, a: u32, b: u32) -> u32 {
+    match probe {
+        KP_STEP => a.wrapping_mul(3) ^ b,
+        KP_BOOST => a.wrapping_add(b).rotate_left(7),
+        KRET => a.wrapping_mul(7).wrapping_add(b),
+        KRET_ONE => a.wrapping_sub(b) ^ 0x55,
+        _ => a ^ b.wrapping_mul(5),
+    }
+}
+
+/// The arguments of call `i` by `who` to target `probe`.
+fn arguments(probe: usize, who: u32, i: usize) -> (u32, u32) {
+    let a = who << 20 | (i as u32 & 0xf_ffff);
+    (a, a ^ MAGIC[probe])
+}
+
+/// Whether `(a, b, who)` are arguments some caller passes to `probe`.
+fn plausible(probe: usize, a: u32, b: u32, who: u32) -> bool {
+    who <= HOOK && a >> 20 == who && b == a ^ MAGIC[probe]
+}
+
+/// A task call's entry hit is done (the window opened by the caller closes).
+fn passed(probe: usize, who: u32) {
+    if who < HOOK {
+        ENTERING[probe].fetch_sub(1, SeqCst);
+    }
+}
+
+// ----------------------------------------------------------------- targets
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+extern "C" fn soak_kp_step(a: u32, b: u32, who: u32) -> u32 {
+    passed(KP_STEP, who);
+    black_box(a).wrapping_mul(3) ^ b
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+extern "C" fn soak_kp_boost(a: u32, b: u32, who: u32) -> u32 {
+    // The handler closed the window if it ran; otherwise close it here.
+    if who < HOOK && !RELEASED[who as usize].swap(false, SeqCst) {
+        ENTERING[KP_BOOST].fetch_sub(1, SeqCst);
+    }
+    black_box(a).wrapping_add(b).rotate_left(7)
+}
+
+/// Yields now and then, so calls are in flight while the control task runs;
+/// a task's call returns with interrupts off (its caller turns them back
+/// on), so nothing can change between reading the generation and the return.
+#[inline(never)]
+#[unsafe(no_mangle)]
+extern "C" fn soak_kret(a: u32, b: u32, who: u32) -> u32 {
+    passed(KRET, who);
+    let value = black_box(a).wrapping_mul(7).wrapping_add(b);
+    if who < HOOK {
+        KRET_INSIDE.fetch_add(1, SeqCst);
+        if a % 8 == 0 {
+            task::yield_now();
+        }
+        KRET_INSIDE.fetch_sub(1, SeqCst);
+        cpu::disable_interrupts();
+        RETURN_GENERATION[who as usize].store(GENERATION[KRET].load(SeqCst), SeqCst);
+    }
+    value
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+extern "C" fn soak_kret_one(a: u32, b: u32, _who: u32) -> u32 {
+    // Its window closes when the call returns (see `call`).
+    black_box(a).wrapping_sub(b) ^ 0x55
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+extern "C" fn soak_jp(a: u32, b: u32, who: u32) -> u32 {
+    passed(JP, who);
+    black_box(a) ^ b.wrapping_mul(5)
+}
+
+fn target(probe: usize) -> extern "C" fn(u32, u32, u32) -> u32 {
+    match probe {
+        KP_STEP => soak_kp_step,
+        KP_BOOST => soak_kp_boost,
+        KRET => soak_kret,
+        KRET_ONE => soak_kret_one,
+        _ => soak_jp,
+    }
+}
+
+// ----------------------------------------------------------------- handlers
+
+/// The arguments at a function's first instruction: [esp+4], [esp+8], [esp+12].
+fn stack_arguments(regs: &PtRegs) -> (u32, u32, u32) {
+    let esp = regs.esp as usize;
+    // SAFETY: at a probed function's first instruction ESP points at the
+    // return address, with the three u32 (cdecl) arguments right above it.
+    unsafe {
+        (
+            core::ptr::read((esp + 4) as *const u32),
+            core::ptr::read((esp + 8) as *const u32),
+            core::ptr::read((esp + 12) as *const u32),
+        )
+    }
+}
+
+fn step_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
+    let (a, b, who) = stack_arguments(regs);
+    if !plausible(KP_STEP, a, b, who) || probe.addr() != Some(regs.eip as usize) {
+        bad(0x100);
+    }
+    HANDLED[KP_STEP].fetch_add(1, SeqCst);
+    PreAction::Continue
+}
+
+fn step_post(probe: &Kprobe, regs: &mut PtRegs) {
+    let address = probe.addr().unwrap_or(0);
+    if !(address + 1..address + 16).contains(&(regs.eip as usize)) {
+        bad(0x101);
+    }
+    POSTS.fetch_add(1, SeqCst);
+}
+
+fn boost_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
+    let (a, b, who) = stack_arguments(regs);
+    if !plausible(KP_BOOST, a, b, who) || probe.addr() != Some(regs.eip as usize) {
+        bad(0x200);
+    }
+    HANDLED[KP_BOOST].fetch_add(1, SeqCst);
+    if who < HOOK {
+        // The hit is counted: the control task may now change this probe,
+        // even while this task still runs the boosted copy.
+        RELEASED[who as usize].store(true, SeqCst);
+        ENTERING[KP_BOOST].fetch_sub(1, SeqCst);
+    }
+    PreAction::Continue
+}
+
+fn kret_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
+    let (a, b, _) = stack_arguments(regs);
+    ri.store((a, b));
+    EntryAction::Report
+}
+
+fn kret_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
+    let (a, b): (u32, u32) = ri.load();
+    let probe = if ri.kretprobe().is_some_and(|rp| core::ptr::eq(rp, &RP_ONE)) { KRET_ONE } else { KRET };
+    if !plausible(probe, a, b, a >> 20) || regs_return_value(regs) != expected_return(probe, a, b) {
+        bad(0x300 + probe as u32);
+    }
+    if ri.task() != task::current_id() {
+        bad(0x310);
+    }
+    HANDLED[probe].fetch_add(1, SeqCst);
+}
+
+extern "C" fn jp_handler(a: u32, b: u32, who: u32) -> u32 {
+    if !plausible(JP, a, b, who) {
+        bad(0x400);
+    }
+    HANDLED[JP].fetch_add(1, SeqCst);
+    jprobe_return()
+}
+
+static KP_STEP_PROBE: Kprobe = Kprobe::new().symbol("soak_kp_step", 0).pre_handler(step_pre).post_handler(step_post);
+static KP_BOOST_PROBE: Kprobe = Kprobe::new().symbol("soak_kp_boost", 0).pre_handler(boost_pre);
+static RP: Kretprobe = Kretprobe::new()
+    .symbol("soak_kret")
+    .entry_handler(kret_entry)
+    .handler(kret_return)
+    .data_size(8)
+    .maxactive(8);
+static RP_ONE: Kretprobe = Kretprobe::new()
+    .symbol("soak_kret_one")
+    .entry_handler(kret_entry)
+    .handler(kret_return)
+    .data_size(8)
+    .maxactive(1);
+static JPROBE: Jprobe = Jprobe::new(jp_handler as *const ()).symbol("soak_jp");
+
+fn register(probe: usize) -> Result<(), KprobeError> {
+    match probe {
+        KP_STEP => register_kprobe(&KP_STEP_PROBE),
+        KP_BOOST => register_kprobe(&KP_BOOST_PROBE),
+        KRET => register_kretprobe(&RP),
+        KRET_ONE => register_kretprobe(&RP_ONE),
+        _ => register_jprobe(&JPROBE),
+    }
+}
+
+fn unregister(probe: usize) -> Result<(), KprobeError> {
+    match probe {
+        KP_STEP => unregister_kprobe(&KP_STEP_PROBE),
+        KP_BOOST => unregister_kprobe(&KP_BOOST_PROBE),
+        KRET => unregister_kretprobe(&RP),
+        KRET_ONE => unregister_kretprobe(&RP_ONE),
+        _ => unregister_jprobe(&JPROBE),
+    }
+}
+
+fn set_enabled(probe: usize, on: bool) -> Result<(), KprobeError> {
+    match (probe, on) {
+        (KP_STEP, true) => enable_kprobe(&KP_STEP_PROBE),
+        (KP_STEP, false) => disable_kprobe(&KP_STEP_PROBE),
+        (KP_BOOST, true) => enable_kprobe(&KP_BOOST_PROBE),
+        (KP_BOOST, false) => disable_kprobe(&KP_BOOST_PROBE),
+        (KRET, true) => enable_kretprobe(&RP),
+        (KRET, false) => disable_kretprobe(&RP),
+        (KRET_ONE, true) => enable_kretprobe(&RP_ONE),
+        (KRET_ONE, false) => disable_kretprobe(&RP_ONE),
+        (_, true) => enable_kprobe(&JPROBE.kp),
+        (_, false) => disable_kprobe(&JPROBE.kp),
+    }
+}
+
+fn nmissed(probe: usize) -> usize {
+    match probe {
+        KP_STEP => KP_STEP_PROBE.nmissed(),
+        KP_BOOST => KP_BOOST_PROBE.nmissed(),
+        KRET => RP.nmissed(),
+        KRET_ONE => RP_ONE.nmissed(),
+        _ => JPROBE.kp.nmissed(),
+    }
+}
+
+// ----------------------------------------------------------------- callers
+
+/// One call by worker `who` to target `probe`, inside the handshake.
+/// Returns false if the probe was in transition (nothing was called).
+fn call(probe: usize, who: u32, i: usize) -> bool {
+    if TRANSITION[probe].load(SeqCst) {
+        return false;
+    }
+    ENTERING[probe].fetch_add(1, SeqCst);
+    if TRANSITION[probe].load(SeqCst) {
+        ENTERING[probe].fetch_sub(1, SeqCst);
+        return false;
+    }
+    // Stable until this call's entry hit is done (the control task waits).
+    let enabled = STATE[probe].load(SeqCst) == ENABLED;
+    let generation = GENERATION[probe].load(SeqCst);
+    let (a, b) = arguments(probe, who, i);
+    if i % 4093 == 0 {
+        // Widen the window: the control task must wait for this call.
+        task::yield_now();
+    }
+    let value = black_box(target(probe))(a, b, who);
+    if probe == KRET {
+        let at_return = RETURN_GENERATION[who as usize].load(SeqCst);
+        cpu::enable_interrupts();
+        if enabled && at_return != generation {
+            ORPHANED[KRET].fetch_add(1, SeqCst);
+        }
+    }
+    if probe == KRET_ONE {
+        ENTERING[probe].fetch_sub(1, SeqCst);
+    }
+    if value != expected_return(probe, a, b) {
+        bad(0x500 + probe as u32);
+    }
+    if enabled {
+        EXPECTED[probe].fetch_add(1, SeqCst);
+    }
+    CALLS[who as usize].fetch_add(1, SeqCst);
+    true
+}
+
+fn worker(who: usize) -> usize {
+    let mut done = 0;
+    let mut i = 0;
+    while done < CALLS_PER_WORKER {
+        let probe = (i + who) % PROBES;
+        // A probe in transition is skipped: the next call goes to the next target.
+        if call(probe, who as u32, i) {
+            done += 1;
+        }
+        // Rarely yield: mostly the timer preempts workers, anywhere.
+        i += 1;
+        if i % 8192 == 0 {
+            task::yield_now();
+        }
+    }
+    WORKERS_DONE.fetch_add(1, SeqCst);
+    done
+}
+
+static HOOK_TICK: AtomicUsize = AtomicUsize::new(0);
+
+/// Every tick (interrupt context, interrupts off): one call to each target
+/// not in transition. Nothing can change a probe while this runs.
+fn tick_hook() {
+    if !HOOK_ON.load(SeqCst) {
+        return;
+    }
+    let tick = HOOK_TICK.fetch_add(1, SeqCst);
+    for probe in 0..PROBES {
+        if TRANSITION[probe].load(SeqCst) {
+            continue;
+        }
+        let enabled = STATE[probe].load(SeqCst) == ENABLED;
+        let (a, b) = arguments(probe, HOOK, tick);
+        if black_box(target(probe))(a, b, HOOK) != expected_return(probe, a, b) {
+            bad(0x600 + probe as u32);
+        }
+        if enabled {
+            EXPECTED[probe].fetch_add(1, SeqCst);
+        }
+        CALLS[HOOK as usize].fetch_add(1, SeqCst);
+    }
+}
+
+// ----------------------------------------------------------------- control
+
+static SEED: AtomicU32 = AtomicU32::new(0x2545_f491);
+
+fn random() -> u32 {
+    let mut x = SEED.load(SeqCst);
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    SEED.store(x, SeqCst);
+    x
+}
+
+/// Control-task engine calls in progress, and how often one began while
+/// another task's was in progress (it was preempted inside the engine).
+static IN_ENGINE: AtomicUsize = AtomicUsize::new(0);
+static OVERLAPS: AtomicUsize = AtomicUsize::new(0);
+
+fn engine_call(probe: usize, what: &str, f: impl FnOnce() -> Result<(), KprobeError>) {
+    if IN_ENGINE.fetch_add(1, SeqCst) != 0 {
+        OVERLAPS.fetch_add(1, SeqCst);
+    }
+    let result = f();
+    IN_ENGINE.fetch_sub(1, SeqCst);
+    result.unwrap_or_else(|e| panic!("{what} {}: {e:?}", NAMES[probe]));
+}
+
+/// Changes `probe` at a quiescent point of its calls; the caller has
+/// raised its `TRANSITION`.
+fn transition(probe: usize) {
+    while ENTERING[probe].load(SeqCst) != 0 {
+        task::yield_now();
+    }
+    let state = STATE[probe].load(SeqCst);
+    let new = match (state, random() % 2) {
+        (UNREGISTERED, _) => {
+            engine_call(probe, "register", || register(probe));
+            OPS[0].fetch_add(1, SeqCst);
+            ENABLED
+        }
+        (_, 0) => {
+            if probe == KRET && KRET_INSIDE.load(SeqCst) != 0 {
+                IN_FLIGHT_UNREGISTERS.fetch_add(1, SeqCst);
+            }
+            MISSED[probe].fetch_add(nmissed(probe), SeqCst);
+            engine_call(probe, "unregister", || unregister(probe));
+            GENERATION[probe].fetch_add(1, SeqCst);
+            OPS[1].fetch_add(1, SeqCst);
+            UNREGISTERED
+        }
+        (ENABLED, _) => {
+            engine_call(probe, "disable", || set_enabled(probe, false));
+            OPS[3].fetch_add(1, SeqCst);
+            DISABLED
+        }
+        _ => {
+            engine_call(probe, "enable", || set_enabled(probe, true));
+            OPS[2].fetch_add(1, SeqCst);
+            ENABLED
+        }
+    };
+    STATE[probe].store(new, SeqCst);
+    TRANSITION[probe].store(false, SeqCst);
+}
+
+/// The probes each control task changes: the first one all of them (so
+/// any probe can change while any other is hit), the second one the
+/// boosted kprobe and the one-instance kretprobe, so registrations of two
+/// tasks also overlap (each probe has one owner at a time: the one that
+/// raised its `TRANSITION`).
+const CONTROLLED: [&[usize]; 2] = [&[KP_STEP, KP_BOOST, KRET, KRET_ONE, JP], &[KP_BOOST, KRET_ONE]];
+
+fn control(which: usize) -> usize {
+    let mut ops = 0;
+    let probes = CONTROLLED[which];
+    while WORKERS_DONE.load(SeqCst) < WORKERS {
+        // Bursts longer than a time slice, so the timer preempts control
+        // tasks anywhere, inside the engine too; then the workers get the CPU.
+        let until = task::ticks() + task::TIME_SLICE_TICKS as u64 + 1;
+        while task::ticks() < until {
+            let probe = probes[random() as usize % probes.len()];
+            if TRANSITION[probe].swap(true, SeqCst) {
+                continue; // the other control task is changing it
+            }
+            transition(probe);
+            ops += 1;
+        }
+        task::sleep(2 * task::TIME_SLICE_TICKS as u64);
+    }
+    ops
+}
+
+#[test_case]
+fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
+    let started = task::ticks();
+    let baseline = (heap_used(), kretprobe_arena_used(), slots::in_use_count(), site_count(), retired_pools());
+    assert_eq!((baseline.3, baseline.4), (0, 0));
+    // Every probe registers and unregisters cleanly before the storm.
+    for probe in 0..PROBES {
+        register(probe).unwrap_or_else(|e| panic!("register {}: {e:?}", NAMES[probe]));
+        unregister(probe).unwrap_or_else(|e| panic!("unregister {}: {e:?}", NAMES[probe]));
+    }
+    assert_eq!((heap_used(), kretprobe_arena_used(), slots::in_use_count(), site_count()), (baseline.0, baseline.1, baseline.2, 0));
+
+    task::set_tick_hook(Some(tick_hook));
+    HOOK_ON.store(true, SeqCst);
+    let mut ids = [0; WORKERS];
+    for (who, id) in ids.iter_mut().enumerate() {
+        *id = task::spawn_named("soak worker", worker, who).expect("spawn worker");
+    }
+    let controllers = [0, 1].map(|which| task::spawn_named("soak control", control, which).expect("spawn control"));
+    for (who, id) in ids.into_iter().enumerate() {
+        assert_eq!(task::join(id), CALLS_PER_WORKER, "worker {who}");
+    }
+    let ops: usize = controllers.into_iter().map(task::join).sum();
+    HOOK_ON.store(false, SeqCst);
+    task::set_tick_hook(None);
+
+    // Everything still registered goes; its misses count.
+    for probe in 0..PROBES {
+        if STATE[probe].load(SeqCst) != UNREGISTERED {
+            MISSED[probe].fetch_add(nmissed(probe), SeqCst);
+            unregister(probe).unwrap_or_else(|e| panic!("final unregister {}: {e:?}", NAMES[probe]));
+            STATE[probe].store(UNREGISTERED, SeqCst);
+        }
+    }
+    let elapsed = task::ticks() - started;
+
+    let load = |a: &AtomicUsize| a.load(SeqCst);
+    println!();
+    println!(
+        "  soak: {} worker calls ({} each) + {} from the timer hook, {ops} control operations (register {}, unregister {}, enable {}, disable {}), {}",
+        CALLS[..WORKERS].iter().map(load).sum::<usize>(),
+        CALLS_PER_WORKER,
+        load(&CALLS[WORKERS]),
+        load(&OPS[0]),
+        load(&OPS[1]),
+        load(&OPS[2]),
+        load(&OPS[3]),
+        Seconds(elapsed)
+    );
+    for probe in 0..PROBES {
+        println!(
+            "    {:<24} expected {:>6}, handled {:>6}, missed {:>4}, orphaned {:>4}",
+            NAMES[probe],
+            load(&EXPECTED[probe]),
+            load(&HANDLED[probe]),
+            load(&MISSED[probe]),
+            load(&ORPHANED[probe])
+        );
+    }
+    println!(
+        "    kretprobe unregistered with a call in flight {} times; post-handler runs {}; {} engine calls began while another task's was preempted inside the engine",
+        load(&IN_FLIGHT_UNREGISTERS),
+        load(&POSTS),
+        load(&OVERLAPS)
+    );
+    let garbage_slots = slots::in_use_count() - baseline.2;
+    assert_eq!(load(&BAD), 0, "wrong arguments or return values (first: {:#x})", FIRST_BAD.load(SeqCst));
+    for probe in 0..PROBES {
+        assert_eq!(
+            load(&HANDLED[probe]) + load(&MISSED[probe]) + load(&ORPHANED[probe]),
+            load(&EXPECTED[probe]),
+            "{}: handler runs + nmissed (+ orphaned) != calls while registered and enabled",
+            NAMES[probe]
+        );
+        assert!(load(&HANDLED[probe]) > 0, "{}: never hit", NAMES[probe]);
+    }
+    assert_eq!(load(&POSTS), load(&HANDLED[KP_STEP]), "stepped kprobe: post runs differ from pre runs");
+    for probe in [KP_STEP, KP_BOOST, JP] {
+        assert_eq!(load(&MISSED[probe]), 0, "{}: misses without nesting", NAMES[probe]);
+    }
+    assert_eq!(load(&MISSED[KRET]), 0, "the kretprobe's 8 instances cover every concurrent call");
+    assert!(load(&OPS[0]) >= 50 && load(&OPS[2]) >= 20 && load(&OPS[3]) >= 20, "too little churn");
+    assert!(load(&CALLS[WORKERS]) >= 50, "the timer hook made too few calls");
+
+    // Back to the baseline: pools, arena, heap, sites; slots once the
+    // garbage of boosted copies tasks were preempted in is collected (by
+    // the next slot allocation, as Linux's collect_garbage_slots).
+    assert_eq!(retired_pools(), 0, "kretprobe pools still retired");
+    assert_eq!(kretprobe_arena_used(), baseline.1, "kretprobe arena");
+    assert_eq!(heap_used(), baseline.0, "heap");
+    assert_eq!(site_count(), 0, "sites");
+    register_kprobe(&KP_STEP_PROBE).expect("sweep");
+    unregister_kprobe(&KP_STEP_PROBE).expect("sweep");
+    assert_eq!(slots::in_use_count(), baseline.2, "slots after collection");
+    println!("    {garbage_slots} garbage slots collected at the end; heap, arena, slots, sites and pools back to baseline");
+}
