@@ -17,6 +17,8 @@ use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);
 
+const NAME: &str = "alloc_in_handler_report::a_handler_that_allocates_is_stopped";
+
 #[inline(never)]
 #[unsafe(no_mangle)]
 extern "C" fn alloc_target(a: u32) -> u32 {
@@ -46,7 +48,7 @@ fn on_fatal(event: &Fatal) -> ! {
         contains(report, b"alloc_in_handler_report::allocating_pre"),
     ];
     if checks.iter().all(|c| *c) {
-        println!("alloc_in_handler_report::a_handler_that_allocates_is_stopped ... ok");
+        println!("{NAME} ... ok");
         println!("1 passed, 0 failed");
         qemu::exit(ExitCode::Success);
     }
@@ -56,6 +58,7 @@ fn on_fatal(event: &Fatal) -> ! {
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
+    probe_kernel::testing::single_test(NAME);
     register_kprobe(&PROBE).expect("probe refused");
     fatal::set_hook(Some(on_fatal));
     console::capture_begin();

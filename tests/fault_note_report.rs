@@ -20,6 +20,8 @@ use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);
 
+const NAME: &str = "fault_note_report::a_later_report_blames_no_probe";
+
 /// Reads `[address]`; the hook resumes at `fn_read_resume`.
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
@@ -62,7 +64,7 @@ fn on_fatal(event: &Fatal) -> ! {
     let is_the_panic = matches!(event, Fatal::Panic(_)) && contains(report, b"kernel panic: an unrelated failure");
     let blames_no_probe = !contains(report, b"kprobe at") && !contains(report, b"single-stepping");
     if is_the_panic && blames_no_probe {
-        println!("fault_note_report::a_later_report_blames_no_probe ... ok");
+        println!("{NAME} ... ok");
         println!("1 passed, 0 failed");
         qemu::exit(ExitCode::Success);
     }
@@ -72,6 +74,7 @@ fn on_fatal(event: &Fatal) -> ! {
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
+    probe_kernel::testing::single_test(NAME);
     set_hook(HookKind::Exception, Some(handle_page_fault));
     register_kprobe(&PROBE).expect("probe refused");
     let value = fn_read(0x123);

@@ -16,6 +16,8 @@ use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);
 
+const NAME: &str = "kretprobe_lost_report::the_report_says_what_task_and_instances";
+
 /// Returns into the kretprobe trampoline with no instance behind it.
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
@@ -46,7 +48,7 @@ fn on_fatal(event: &Fatal) -> ! {
         !contains(report, b"unknown), vector"),
     ];
     if checks.iter().all(|c| *c) {
-        println!("kretprobe_lost_report::the_report_says_what_task_and_instances ... ok");
+        println!("{NAME} ... ok");
         println!("1 passed, 0 failed");
         qemu::exit(ExitCode::Success);
     }
@@ -65,6 +67,7 @@ fn format_eip(address: usize, out: &mut [u8; 12]) -> &[u8] {
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
+    probe_kernel::testing::single_test(NAME);
     fatal::set_hook(Some(on_fatal));
     console::capture_begin();
     return_into_trampoline();

@@ -239,12 +239,12 @@ fn boost_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
 
 fn kret_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
     let (a, b, _) = stack_arguments(regs);
-    ri.store((a, b));
+    ri.store([a, b]);
     EntryAction::Report
 }
 
 fn kret_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
-    let (a, b): (u32, u32) = ri.load();
+    let [a, b]: [u32; 2] = ri.load();
     let probe = if ri.kretprobe().is_some_and(|rp| core::ptr::eq(rp, &RP_ONE)) { KRET_ONE } else { KRET };
     if !plausible(probe, a, b, a >> 20) || regs_return_value(regs) != expected_return(probe, a, b) {
         bad(0x300 + probe as u32);
