@@ -176,7 +176,7 @@ fn workload() -> u64 {
     }
 
     // The kernel's symbol table.
-    for name in ["probe_kernel::cmdline::parse", "kernel_boot_entry", "no::such::function", "__udivdi3"] {
+    for name in ["probe_kernel::cmdline::parse::<fn(&str)>", "kernel_boot_entry", "no::such::function", "__udivdi3"] {
         direct(0);
         let symbol = symbols::lookup_name(name);
         hash.number(symbol.map_or(0, |s| (s.address ^ s.size << 20) as u64));
@@ -360,6 +360,11 @@ const BOUNDARY_BUDGET: usize = 6000;
 /// The least number of target functions the campaign accepts.
 const MIN_TARGETS: usize = 50;
 
+/// The first pattern that picked `name`.
+fn pattern_of(name: &str) -> &'static str {
+    PATTERNS.iter().find(|p| name.contains(**p)).copied().unwrap_or("")
+}
+
 fn is_candidate(name: &str) -> bool {
     PATTERNS.iter().any(|p| name.contains(p)) && !EXCLUDE.iter().any(|e| name.contains(e))
 }
@@ -455,16 +460,25 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
         .filter(|(f, calls)| **calls > 0 && f.size <= MAX_TARGET_SIZE)
         .map(|(f, calls)| Target { function: *f, calls: *calls, bytes: function_bytes(f) })
         .collect();
-    // Keep within the budget: drop the biggest functions first.
+    // Keep within the budget, and diverse: drop the biggest functions first,
+    // but keep up to three per pattern.
     let mut total: usize = targets.iter().map(|t| instruction_boundaries(&t.function, &t.bytes).map_or(0, |b| b.len())).sum();
+    let mut dropped = 0;
     while total > BOUNDARY_BUDGET && targets.len() > MIN_TARGETS {
-        let biggest = (0..targets.len()).max_by_key(|&i| targets[i].function.size).expect("targets");
-        let removed = targets.remove(biggest);
+        let group_size = |t: &Target| targets.iter().filter(|u| pattern_of(u.function.name) == pattern_of(t.function.name)).count();
+        let Some(victim) = (0..targets.len())
+            .filter(|&i| group_size(&targets[i]) > 3)
+            .max_by_key(|&i| targets[i].function.size)
+        else {
+            break;
+        };
+        let removed = targets.remove(victim);
         total -= instruction_boundaries(&removed.function, &removed.bytes).map_or(0, |b| b.len());
+        dropped += 1;
     }
     println!();
     println!(
-        "  {} candidates by name ({refused} refused by can_probe: {refusals:?}), {} called by the workload, {} targets",
+        "  {} candidates by name ({refused} refused by can_probe: {refusals:?}), {} called by the workload, {} targets ({dropped} dropped for the budget of {BOUNDARY_BUDGET} boundaries)",
         candidates.len() + refused,
         calls.iter().filter(|&&c| c > 0).count(),
         targets.len()
@@ -547,8 +561,7 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
 
     let mut groups: Vec<(String, usize)> = Vec::new();
     for target in &targets {
-        let group = PATTERNS.iter().find(|p| target.function.name.contains(**p)).expect("matched a pattern");
-        tally(&mut groups, String::from(*group));
+        tally(&mut groups, String::from(pattern_of(target.function.name)));
     }
     println!("  targets per pattern: {groups:?}");
     println!(
