@@ -7,7 +7,8 @@
 //! table (skipping and counting what `can_probe` refuses), keeps those a
 //! deterministic workload calls, and probes every instruction boundary of
 //! each: one probe at a time and as many at once as the site table holds,
-//! single-stepped (a post handler) and boosted (pre handler only). Each run
+//! single-stepped (a post handler) and boosted (pre handler only), and both
+//! at each address at once (multiprobes). Each run
 //! must give the unprobed run's hash; every probe's hits must equal its hits
 //! when probed alone; entry hits must equal the calls (counted by the
 //! workload itself for the functions it calls directly, and by an
@@ -553,6 +554,27 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
             }
         }
     }
+    // Multiprobes: both probes of each boundary at once (half as many
+    // sites per batch); the post handler keeps the whole site single-stepped.
+    let mut multiprobe_hits = 0;
+    for chunk in boundaries.chunks(MAX_SITES / 2) {
+        let probes: Vec<&'static Counted> = chunk.iter().flat_map(|b| [b.stepped, b.boosted]).collect();
+        let run = probed_run(&probes);
+        batches += 1;
+        let first = where_(&chunk[0]);
+        assert_eq!((run.hash, run.missed), (baseline, 0), "multiprobe batch from {first}: result or misses");
+        for (boundary, pair) in chunk.iter().zip(probes.chunks(2)) {
+            let (stepped, boosted) = (pair[0], pair[1]);
+            assert_eq!(
+                (stepped.pre(), stepped.post(), boosted.pre(), boosted.post()),
+                (boundary.alone, boundary.alone, boundary.alone, 0),
+                "{}: multiprobe hits",
+                where_(boundary)
+            );
+            multiprobe_hits += stepped.pre() + boosted.pre();
+        }
+        assert!(run.flags.iter().all(|f| !f.contains(KprobeFlags::BOOSTED)), "multiprobe batch from {first}: boosted with a post handler at the site");
+    }
     let batch_time = task::ticks() - batch_started;
     for target in &targets {
         assert_eq!(function_bytes(&target.function), target.bytes, "{}: bytes not restored", target.function.name);
@@ -577,7 +599,7 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
         Seconds(alone_time)
     );
     println!(
-        "  all at once: {batches} batches of up to {MAX_SITES}, {batch_hits} hits, 0 misses, {}; census {census_runs} runs",
+        "  all at once: {batches} batches of up to {MAX_SITES} sites, {batch_hits} hits + {multiprobe_hits} as multiprobes (both probes per site), 0 misses, {}; census {census_runs} runs",
         Seconds(batch_time)
     );
     println!("  heap in use: {} KiB (the probes are leaked: they must outlive their registration)", probe_kernel::memory::heap_used() / 1024);

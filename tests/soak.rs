@@ -15,7 +15,8 @@
 //! boosted kprobe's window ends in its handler, so it is unregistered while
 //! tasks may still be preempted inside its boosted copy (garbage slots).
 //! A sixth task churns two of the probes too, so engine calls of two tasks
-//! overlap. Afterwards every pool, arena byte, heap byte, slot and site is
+//! overlap; and the timer hook keeps trying engine calls itself, each of
+//! which must be refused (`InterruptsDisabled`) without changing anything. Afterwards every pool, arena byte, heap byte, slot and site is
 //! back.
 #![no_std]
 #![no_main]
@@ -386,6 +387,25 @@ fn worker(who: usize) -> usize {
 }
 
 static HOOK_TICK: AtomicUsize = AtomicUsize::new(0);
+/// Engine calls the timer hook tried (each must be refused, changing nothing).
+static HOOK_REFUSALS: AtomicUsize = AtomicUsize::new(0);
+/// Never registered: the hook tries to.
+static HOOK_PROBE: Kprobe = Kprobe::new().symbol("soak_kp_step", 0).pre_handler(step_pre);
+
+/// From interrupt context every engine call is refused with a typed
+/// error, whatever the control tasks are doing meanwhile.
+fn hook_tries_the_engine(tick: usize) {
+    let result = match tick % 4 {
+        0 => register_kprobe(&HOOK_PROBE),
+        1 => unregister_kretprobe(&RP),
+        2 => disable_kprobe(&KP_STEP_PROBE),
+        _ => enable_kprobe(&KP_BOOST_PROBE),
+    };
+    if result != Err(KprobeError::InterruptsDisabled) {
+        bad(0x700 + (tick % 4) as u32);
+    }
+    HOOK_REFUSALS.fetch_add(1, SeqCst);
+}
 
 /// Every tick (interrupt context, interrupts off): one call to each target
 /// not in transition. Nothing can change a probe while this runs.
@@ -394,6 +414,9 @@ fn tick_hook() {
         return;
     }
     let tick = HOOK_TICK.fetch_add(1, SeqCst);
+    if tick % 8 == 0 {
+        hook_tries_the_engine(tick / 8);
+    }
     for probe in 0..PROBES {
         if TRANSITION[probe].load(SeqCst) {
             continue;
@@ -561,6 +584,7 @@ fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
             load(&ORPHANED[probe])
         );
     }
+    println!("    the timer hook's {} engine calls were all refused (InterruptsDisabled)", load(&HOOK_REFUSALS));
     println!(
         "    kretprobe unregistered with a call in flight {} times; post-handler runs {}; {} engine calls began while another task's was preempted inside the engine",
         load(&IN_FLIGHT_UNREGISTERS),
@@ -585,6 +609,8 @@ fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
     assert_eq!(load(&MISSED[KRET]), 0, "the kretprobe's 8 instances cover every concurrent call");
     assert!(load(&OPS[0]) >= 50 && load(&OPS[2]) >= 20 && load(&OPS[3]) >= 20, "too little churn");
     assert!(load(&CALLS[WORKERS]) >= 50, "the timer hook made too few calls");
+    assert!(load(&HOOK_REFUSALS) >= 10, "the timer hook tried the engine too rarely");
+    assert!(HOOK_PROBE.flags().contains(KprobeFlags::GONE), "the hook's registration went through");
 
     // Back to the baseline: pools, arena, heap, sites; slots once the
     // garbage of boosted copies tasks were preempted in is collected (by
