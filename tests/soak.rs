@@ -14,6 +14,8 @@
 //! calls are counted as orphaned); another has one instance (misses). The
 //! boosted kprobe's window ends in its handler, so it is unregistered while
 //! tasks may still be preempted inside its boosted copy (garbage slots).
+//! A sixth function carries a kprobe, a kretprobe and a jprobe at once (one
+//! site), each churned on its own while calls hit all three.
 //! A sixth task churns two of the probes too, so engine calls of two tasks
 //! overlap; and the timer hook keeps trying engine calls itself, each of
 //! which must be refused (`InterruptsDisabled`) without changing anything. Afterwards every pool, arena byte, heap byte, slot and site is
@@ -48,10 +50,31 @@ const KP_BOOST: usize = 1;
 const KRET: usize = 2;
 const KRET_ONE: usize = 3;
 const JP: usize = 4;
-const PROBES: usize = 5;
-const NAMES: [&str; PROBES] = ["kprobe (stepped)", "kprobe (boosted)", "kretprobe", "kretprobe (maxactive 1)", "jprobe"];
+/// A kprobe, a kretprobe and a jprobe sharing one function (one site).
+const SH_KP: usize = 5;
+const SH_KRET: usize = 6;
+const SH_JP: usize = 7;
+const PROBES: usize = 8;
+const NAMES: [&str; PROBES] = [
+    "kprobe (stepped)",
+    "kprobe (boosted)",
+    "kretprobe",
+    "kretprobe (maxactive 1)",
+    "jprobe",
+    "shared: kprobe",
+    "shared: kretprobe",
+    "shared: jprobe",
+];
+/// The target functions: one per probe, and one (`SHARED`) for three.
+const SHARED: usize = 5;
+const TARGETS: usize = 6;
+const TARGET_PROBES: [&[usize]; TARGETS] = [&[KP_STEP], &[KP_BOOST], &[KRET], &[KRET_ONE], &[JP], &[SH_KP, SH_KRET, SH_JP]];
+/// Probes whose window closes when the call returns (a kretprobe that may
+/// not be changed while its calls are in flight); the others close it at
+/// the entry hit.
+const LATE: [bool; PROBES] = [false, false, false, true, false, false, true, false];
 /// Mixed into each target's second argument, so handlers can check both.
-const MAGIC: [u32; PROBES] = [0x5a5a_0001, 0x3c3c_0002, 0x6969_0003, 0x0f0f_0004, 0x7e7e_0005];
+const MAGIC: [u32; TARGETS] = [0x5a5a_0001, 0x3c3c_0002, 0x6969_0003, 0x0f0f_0004, 0x7e7e_0005, 0x1234_0006];
 
 const UNREGISTERED: u8 = 0;
 const ENABLED: u8 = 1;
@@ -73,8 +96,9 @@ static ORPHANED: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES]
 static HANDLED: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
 /// `nmissed` summed over the registrations that ended.
 static MISSED: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
-/// Post-handler runs of the stepped kprobe.
+/// Post-handler runs of the stepped kprobe and of the shared one.
 static POSTS: AtomicUsize = AtomicUsize::new(0);
+static SHARED_POSTS: AtomicUsize = AtomicUsize::new(0);
 /// Calls made, per worker and (last) by the hook.
 static CALLS: [AtomicUsize; WORKERS + 1] = [const { AtomicUsize::new(0) }; WORKERS + 1];
 /// Wrong arguments or return values seen anywhere, and the first one.
@@ -98,26 +122,27 @@ fn bad(code: u32) {
     }
 }
 
-/// What target `probe` returns for `(a, b)`.
-fn expected_return(probe: usize, a: u32, b: u32) -> u32 {
-    match probe {
+/// What target `target` returns for `(a, b)`.
+fn expected_return(target: usize, a: u32, b: u32) -> u32 {
+    match target {
         KP_STEP => a.wrapping_mul(3) ^ b,
         KP_BOOST => a.wrapping_add(b).rotate_left(7),
         KRET => a.wrapping_mul(7).wrapping_add(b),
         KRET_ONE => a.wrapping_sub(b) ^ 0x55,
-        _ => a ^ b.wrapping_mul(5),
+        JP => a ^ b.wrapping_mul(5),
+        _ => a.rotate_right(3).wrapping_add(b ^ 0x77),
     }
 }
 
-/// The arguments of call `i` by `who` to target `probe`.
-fn arguments(probe: usize, who: u32, i: usize) -> (u32, u32) {
+/// The arguments of call `i` by `who` to target `target`.
+fn arguments(target: usize, who: u32, i: usize) -> (u32, u32) {
     let a = who << 20 | (i as u32 & 0xf_ffff);
-    (a, a ^ MAGIC[probe])
+    (a, a ^ MAGIC[target])
 }
 
-/// Whether `(a, b, who)` are arguments some caller passes to `probe`.
-fn plausible(probe: usize, a: u32, b: u32, who: u32) -> bool {
-    who <= HOOK && a >> 20 == who && b == a ^ MAGIC[probe]
+/// Whether `(a, b, who)` are arguments some caller passes to `target`.
+fn plausible(target: usize, a: u32, b: u32, who: u32) -> bool {
+    who <= HOOK && a >> 20 == who && b == a ^ MAGIC[target]
 }
 
 /// A task call's entry hit is done (the window opened by the caller closes).
@@ -180,13 +205,23 @@ extern "C" fn soak_jp(a: u32, b: u32, who: u32) -> u32 {
     black_box(a) ^ b.wrapping_mul(5)
 }
 
-fn target(probe: usize) -> extern "C" fn(u32, u32, u32) -> u32 {
-    match probe {
+#[inline(never)]
+#[unsafe(no_mangle)]
+extern "C" fn soak_shared(a: u32, b: u32, who: u32) -> u32 {
+    passed(SH_KP, who);
+    passed(SH_JP, who);
+    // SH_KRET's window closes when the call returns.
+    black_box(a).rotate_right(3).wrapping_add(b ^ 0x77)
+}
+
+fn target(target: usize) -> extern "C" fn(u32, u32, u32) -> u32 {
+    match target {
         KP_STEP => soak_kp_step,
         KP_BOOST => soak_kp_boost,
         KRET => soak_kret,
         KRET_ONE => soak_kret_one,
-        _ => soak_jp,
+        JP => soak_jp,
+        _ => soak_shared,
     }
 }
 
@@ -246,8 +281,15 @@ fn kret_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
 
 fn kret_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
     let [a, b]: [u32; 2] = ri.load();
-    let probe = if ri.kretprobe().is_some_and(|rp| core::ptr::eq(rp, &RP_ONE)) { KRET_ONE } else { KRET };
-    if !plausible(probe, a, b, a >> 20) || regs_return_value(regs) != expected_return(probe, a, b) {
+    let rp = ri.kretprobe();
+    let (probe, target) = if rp.is_some_and(|rp| core::ptr::eq(rp, &RP_ONE)) {
+        (KRET_ONE, KRET_ONE)
+    } else if rp.is_some_and(|rp| core::ptr::eq(rp, &RP_SHARED)) {
+        (SH_KRET, SHARED)
+    } else {
+        (KRET, KRET)
+    };
+    if !plausible(target, a, b, a >> 20) || regs_return_value(regs) != expected_return(target, a, b) {
         bad(0x300 + probe as u32);
     }
     if ri.task() != task::current_id() {
@@ -261,6 +303,27 @@ extern "C" fn jp_handler(a: u32, b: u32, who: u32) -> u32 {
         bad(0x400);
     }
     HANDLED[JP].fetch_add(1, SeqCst);
+    jprobe_return()
+}
+
+fn shared_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
+    let (a, b, who) = stack_arguments(regs);
+    if !plausible(SHARED, a, b, who) || probe.addr() != Some(regs.eip as usize) {
+        bad(0x800);
+    }
+    HANDLED[SH_KP].fetch_add(1, SeqCst);
+    PreAction::Continue
+}
+
+fn shared_post(_probe: &Kprobe, _regs: &mut PtRegs) {
+    SHARED_POSTS.fetch_add(1, SeqCst);
+}
+
+extern "C" fn shared_jp_handler(a: u32, b: u32, who: u32) -> u32 {
+    if !plausible(SHARED, a, b, who) {
+        bad(0x801);
+    }
+    HANDLED[SH_JP].fetch_add(1, SeqCst);
     jprobe_return()
 }
 
@@ -279,6 +342,14 @@ static RP_ONE: Kretprobe = Kretprobe::new()
     .data_size(8)
     .maxactive(1);
 static JPROBE: Jprobe = Jprobe::new(jp_handler as *const ()).symbol("soak_jp");
+static KP_SHARED: Kprobe = Kprobe::new().symbol("soak_shared", 0).pre_handler(shared_pre).post_handler(shared_post);
+static RP_SHARED: Kretprobe = Kretprobe::new()
+    .symbol("soak_shared")
+    .entry_handler(kret_entry)
+    .handler(kret_return)
+    .data_size(8)
+    .maxactive(8);
+static JP_SHARED: Jprobe = Jprobe::new(shared_jp_handler as *const ()).symbol("soak_shared");
 
 fn register(probe: usize) -> Result<(), KprobeError> {
     match probe {
@@ -286,7 +357,10 @@ fn register(probe: usize) -> Result<(), KprobeError> {
         KP_BOOST => register_kprobe(&KP_BOOST_PROBE),
         KRET => register_kretprobe(&RP),
         KRET_ONE => register_kretprobe(&RP_ONE),
-        _ => register_jprobe(&JPROBE),
+        JP => register_jprobe(&JPROBE),
+        SH_KP => register_kprobe(&KP_SHARED),
+        SH_KRET => register_kretprobe(&RP_SHARED),
+        _ => register_jprobe(&JP_SHARED),
     }
 }
 
@@ -296,7 +370,10 @@ fn unregister(probe: usize) -> Result<(), KprobeError> {
         KP_BOOST => unregister_kprobe(&KP_BOOST_PROBE),
         KRET => unregister_kretprobe(&RP),
         KRET_ONE => unregister_kretprobe(&RP_ONE),
-        _ => unregister_jprobe(&JPROBE),
+        JP => unregister_jprobe(&JPROBE),
+        SH_KP => unregister_kprobe(&KP_SHARED),
+        SH_KRET => unregister_kretprobe(&RP_SHARED),
+        _ => unregister_jprobe(&JP_SHARED),
     }
 }
 
@@ -310,8 +387,14 @@ fn set_enabled(probe: usize, on: bool) -> Result<(), KprobeError> {
         (KRET, false) => disable_kretprobe(&RP),
         (KRET_ONE, true) => enable_kretprobe(&RP_ONE),
         (KRET_ONE, false) => disable_kretprobe(&RP_ONE),
-        (_, true) => enable_kprobe(&JPROBE.kp),
-        (_, false) => disable_kprobe(&JPROBE.kp),
+        (JP, true) => enable_kprobe(&JPROBE.kp),
+        (JP, false) => disable_kprobe(&JPROBE.kp),
+        (SH_KP, true) => enable_kprobe(&KP_SHARED),
+        (SH_KP, false) => disable_kprobe(&KP_SHARED),
+        (SH_KRET, true) => enable_kretprobe(&RP_SHARED),
+        (SH_KRET, false) => disable_kretprobe(&RP_SHARED),
+        (_, true) => enable_kprobe(&JP_SHARED.kp),
+        (_, false) => disable_kprobe(&JP_SHARED.kp),
     }
 }
 
@@ -321,47 +404,61 @@ fn nmissed(probe: usize) -> usize {
         KP_BOOST => KP_BOOST_PROBE.nmissed(),
         KRET => RP.nmissed(),
         KRET_ONE => RP_ONE.nmissed(),
-        _ => JPROBE.kp.nmissed(),
+        JP => JPROBE.kp.nmissed(),
+        SH_KP => KP_SHARED.nmissed(),
+        SH_KRET => RP_SHARED.nmissed(),
+        _ => JP_SHARED.kp.nmissed(),
     }
 }
 
 // ----------------------------------------------------------------- callers
 
-/// One call by worker `who` to target `probe`, inside the handshake.
-/// Returns false if the probe was in transition (nothing was called).
-fn call(probe: usize, who: u32, i: usize) -> bool {
-    if TRANSITION[probe].load(SeqCst) {
+/// One call by worker `who` to `target`, inside the handshake (for every
+/// probe on the target). Returns false if one of them was in transition
+/// (nothing was called).
+fn call(target: usize, who: u32, i: usize) -> bool {
+    let probes = TARGET_PROBES[target];
+    if probes.iter().any(|&p| TRANSITION[p].load(SeqCst)) {
         return false;
     }
-    ENTERING[probe].fetch_add(1, SeqCst);
-    if TRANSITION[probe].load(SeqCst) {
-        ENTERING[probe].fetch_sub(1, SeqCst);
+    for &p in probes {
+        ENTERING[p].fetch_add(1, SeqCst);
+    }
+    if probes.iter().any(|&p| TRANSITION[p].load(SeqCst)) {
+        for &p in probes {
+            ENTERING[p].fetch_sub(1, SeqCst);
+        }
         return false;
     }
     // Stable until this call's entry hit is done (the control task waits).
-    let enabled = STATE[probe].load(SeqCst) == ENABLED;
-    let generation = GENERATION[probe].load(SeqCst);
-    let (a, b) = arguments(probe, who, i);
+    let mut enabled = [false; 3];
+    for (on, &p) in enabled.iter_mut().zip(probes) {
+        *on = STATE[p].load(SeqCst) == ENABLED;
+    }
+    let generation = GENERATION[KRET].load(SeqCst);
+    let (a, b) = arguments(target, who, i);
     if i % 4093 == 0 {
         // Widen the window: the control task must wait for this call.
         task::yield_now();
     }
-    let value = black_box(target(probe))(a, b, who);
-    if probe == KRET {
+    let value = black_box(self::target(target))(a, b, who);
+    if target == KRET {
         let at_return = RETURN_GENERATION[who as usize].load(SeqCst);
         cpu::enable_interrupts();
-        if enabled && at_return != generation {
+        if enabled[0] && at_return != generation {
             ORPHANED[KRET].fetch_add(1, SeqCst);
         }
     }
-    if probe == KRET_ONE {
-        ENTERING[probe].fetch_sub(1, SeqCst);
+    for &p in probes.iter().filter(|&&p| LATE[p]) {
+        ENTERING[p].fetch_sub(1, SeqCst);
     }
-    if value != expected_return(probe, a, b) {
-        bad(0x500 + probe as u32);
+    if value != expected_return(target, a, b) {
+        bad(0x500 + target as u32);
     }
-    if enabled {
-        EXPECTED[probe].fetch_add(1, SeqCst);
+    for (&on, &p) in enabled.iter().zip(probes) {
+        if on {
+            EXPECTED[p].fetch_add(1, SeqCst);
+        }
     }
     CALLS[who as usize].fetch_add(1, SeqCst);
     true
@@ -371,9 +468,9 @@ fn worker(who: usize) -> usize {
     let mut done = 0;
     let mut i = 0;
     while done < CALLS_PER_WORKER {
-        let probe = (i + who) % PROBES;
+        let target = (i + who) % TARGETS;
         // A probe in transition is skipped: the next call goes to the next target.
-        if call(probe, who as u32, i) {
+        if call(target, who as u32, i) {
             done += 1;
         }
         // Rarely yield: mostly the timer preempts workers, anywhere.
@@ -417,17 +514,19 @@ fn tick_hook() {
     if tick % 8 == 0 {
         hook_tries_the_engine(tick / 8);
     }
-    for probe in 0..PROBES {
-        if TRANSITION[probe].load(SeqCst) {
+    for target in 0..TARGETS {
+        let probes = TARGET_PROBES[target];
+        if probes.iter().any(|&p| TRANSITION[p].load(SeqCst)) {
             continue;
         }
-        let enabled = STATE[probe].load(SeqCst) == ENABLED;
-        let (a, b) = arguments(probe, HOOK, tick);
-        if black_box(target(probe))(a, b, HOOK) != expected_return(probe, a, b) {
-            bad(0x600 + probe as u32);
+        let (a, b) = arguments(target, HOOK, tick);
+        if black_box(self::target(target))(a, b, HOOK) != expected_return(target, a, b) {
+            bad(0x600 + target as u32);
         }
-        if enabled {
-            EXPECTED[probe].fetch_add(1, SeqCst);
+        for &p in probes {
+            if STATE[p].load(SeqCst) == ENABLED {
+                EXPECTED[p].fetch_add(1, SeqCst);
+            }
         }
         CALLS[HOOK as usize].fetch_add(1, SeqCst);
     }
@@ -503,7 +602,8 @@ fn transition(probe: usize) {
 /// boosted kprobe and the one-instance kretprobe, so registrations of two
 /// tasks also overlap (each probe has one owner at a time: the one that
 /// raised its `TRANSITION`).
-const CONTROLLED: [&[usize]; 2] = [&[KP_STEP, KP_BOOST, KRET, KRET_ONE, JP], &[KP_BOOST, KRET_ONE]];
+const CONTROLLED: [&[usize]; 2] =
+    [&[KP_STEP, KP_BOOST, KRET, KRET_ONE, JP, SH_KP, SH_KRET, SH_JP], &[KP_BOOST, KRET_ONE, SH_KP, SH_KRET, SH_JP]];
 
 fn control(which: usize) -> usize {
     let mut ops = 0;
@@ -603,7 +703,8 @@ fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
         assert!(load(&HANDLED[probe]) > 0, "{}: never hit", NAMES[probe]);
     }
     assert_eq!(load(&POSTS), load(&HANDLED[KP_STEP]), "stepped kprobe: post runs differ from pre runs");
-    for probe in [KP_STEP, KP_BOOST, JP] {
+    assert_eq!(load(&SHARED_POSTS), load(&HANDLED[SH_KP]), "shared kprobe: post runs differ from pre runs");
+    for probe in [KP_STEP, KP_BOOST, JP, SH_KP, SH_KRET, SH_JP] {
         assert_eq!(load(&MISSED[probe]), 0, "{}: misses without nesting", NAMES[probe]);
     }
     assert_eq!(load(&MISSED[KRET]), 0, "the kretprobe's 8 instances cover every concurrent call");
