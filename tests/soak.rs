@@ -18,7 +18,9 @@
 //! site), each churned on its own while calls hit all three.
 //! A sixth task churns two of the probes too, so engine calls of two tasks
 //! overlap; and the timer hook keeps trying engine calls itself, each of
-//! which must be refused (`InterruptsDisabled`) without changing anything. Afterwards every pool, arena byte, heap byte, slot and site is
+//! which must be refused (`InterruptsDisabled`) without changing anything;
+//! now and then a batch registration that must fail is tried first, and it
+//! must roll back. Afterwards every pool, arena byte, heap byte, slot and site is
 //! back.
 #![no_std]
 #![no_main]
@@ -349,6 +351,28 @@ static RP_SHARED: Kretprobe = Kretprobe::new()
     .handler(kret_return)
     .data_size(8)
     .maxactive(8);
+/// Never registrable (no such function): a batch with it fails and must
+/// roll back the probes registered before it.
+static KP_NOWHERE: Kprobe = Kprobe::new().symbol("soak::no_such_function", 0).pre_handler(step_pre);
+static RP_NOWHERE: Kretprobe = Kretprobe::new().symbol("soak::no_such_function").handler(kret_return);
+static FAILED_BATCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// A batch of `probe` (unregistered) and an unregistrable probe: it must
+/// fail with `UnknownSymbol` and leave `probe` unregistered.
+fn failing_batch(probe: usize) {
+    let (result, gone) = match probe {
+        KP_STEP => (register_kprobes(&[&KP_STEP_PROBE, &KP_NOWHERE]), KP_STEP_PROBE.flags().contains(KprobeFlags::GONE)),
+        _ => (register_kretprobes(&[&RP, &RP_NOWHERE]), RP.kp.flags().contains(KprobeFlags::GONE)),
+    };
+    assert_eq!(result, Err(KprobeError::UnknownSymbol), "{}: a failing batch", NAMES[probe]);
+    let still_gone = match probe {
+        KP_STEP => KP_STEP_PROBE.flags().contains(KprobeFlags::GONE),
+        _ => RP.kp.flags().contains(KprobeFlags::GONE),
+    };
+    assert!(gone && still_gone, "{}: registered by a batch that failed", NAMES[probe]);
+    FAILED_BATCHES.fetch_add(1, SeqCst);
+}
+
 static JP_SHARED: Jprobe = Jprobe::new(shared_jp_handler as *const ()).symbol("soak_shared");
 
 fn register(probe: usize) -> Result<(), KprobeError> {
@@ -568,6 +592,9 @@ fn transition(probe: usize) {
     let state = STATE[probe].load(SeqCst);
     let new = match (state, random() % 2) {
         (UNREGISTERED, _) => {
+            if matches!(probe, KP_STEP | KRET) && random() % 8 == 0 {
+                failing_batch(probe);
+            }
             engine_call(probe, "register", || register(probe));
             OPS[0].fetch_add(1, SeqCst);
             ENABLED
@@ -684,7 +711,11 @@ fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
             load(&ORPHANED[probe])
         );
     }
-    println!("    the timer hook's {} engine calls were all refused (InterruptsDisabled)", load(&HOOK_REFUSALS));
+    println!(
+        "    the timer hook's {} engine calls were all refused (InterruptsDisabled); {} failing batches rolled back",
+        load(&HOOK_REFUSALS),
+        load(&FAILED_BATCHES)
+    );
     println!(
         "    kretprobe unregistered with a call in flight {} times; post-handler runs {}; {} engine calls began while another task's was preempted inside the engine",
         load(&IN_FLIGHT_UNREGISTERS),
@@ -711,6 +742,7 @@ fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
     assert!(load(&OPS[0]) >= 50 && load(&OPS[2]) >= 20 && load(&OPS[3]) >= 20, "too little churn");
     assert!(load(&CALLS[WORKERS]) >= 50, "the timer hook made too few calls");
     assert!(load(&HOOK_REFUSALS) >= 10, "the timer hook tried the engine too rarely");
+    assert!(load(&FAILED_BATCHES) >= 10, "too few failing batches");
     assert!(HOOK_PROBE.flags().contains(KprobeFlags::GONE), "the hook's registration went through");
 
     // Back to the baseline: pools, arena, heap, sites; slots once the
