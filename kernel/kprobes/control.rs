@@ -13,7 +13,6 @@ use crate::arch::x86::kprobes::StepState;
 use crate::arch::TrapFrame;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
-use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Proof that the holder runs on the trap path of this CPU with interrupts
@@ -67,42 +66,78 @@ pub fn trap_path_active() -> bool {
     TRAP_DEPTH.load(Ordering::Relaxed) != 0
 }
 
-/// Where the engine is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Status {
+/// What the trap path of this CPU is in the middle of. Each variant
+/// carries what that stage needs; the block changes only through the
+/// transition methods of [`ControlBlock`], which refuse illegal moves.
+#[derive(Clone, Copy)]
+#[repr(u8)] // a plain tag byte: every transition's check is one compare
+pub(crate) enum State {
     /// No probe is being handled.
     Idle,
-    /// A probe's handlers are running (pre, post, fault, jprobe, kretprobe).
-    Handlers,
-    /// A probed instruction is being single-stepped in its slot.
-    SingleStep,
-    /// A probe hit inside handlers or a step is single-stepping its
-    /// instruction without handlers; `previous` holds the outer state.
-    Reenter,
-    /// A fatal report is being printed: every hit from now on runs its
-    /// instruction without handlers, as a reentry would.
+    /// Handlers are running: the pre or post handlers of `site`'s probes, a
+    /// jprobe handler, fault handlers, or (`site` None) kretprobe return
+    /// handlers. `running` is the probe whose handler runs now.
+    Handlers { site: Option<&'static Site>, running: Option<&'static Kprobe> },
+    /// `site`'s instruction is being single-stepped in its slot; `step`
+    /// holds what to restore after it.
+    SingleStep { site: &'static Site, step: StepState },
+    /// A probe hit inside handlers or a step: `site`'s instruction is
+    /// stepped without handlers, then `outer` is restored.
+    Reenter { site: &'static Site, step: StepState, outer: Outer },
+    /// A fatal report is being printed: every hit runs its instruction
+    /// without handlers, as a reentry would.
     Reporting,
 }
 
-/// The state of one level of probe handling.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Active {
-    pub status: Status,
-    /// The site being handled (null for kretprobe returns).
-    pub site: *const Site,
-    /// The probe whose handler runs (for its fault handler and reports).
-    pub running: *const Kprobe,
-    /// Flags to restore after a single-step.
-    pub step: StepState,
+/// What a breakpoint hit means in the current state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hit {
+    /// Nothing in progress: run the handlers.
+    Fresh,
+    /// Handlers, a step or a report in progress: a miss, stepped without handlers.
+    Reentry,
+    /// Inside the one instruction of a reentered step: an engine bug.
+    InsideReentry,
 }
 
-impl Active {
-    pub const IDLE: Active = Active { status: Status::Idle, site: ptr::null(), running: ptr::null(), step: StepState { saved_flags: 0 } };
+/// A state a reentry can interrupt (a reentry itself cannot be: a probe
+/// inside the one instruction it steps is an engine bug).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+pub(crate) enum Outer {
+    Handlers { site: Option<&'static Site>, running: Option<&'static Kprobe> },
+    SingleStep { site: &'static Site, step: StepState },
+    Reporting,
+}
 
-    /// Handlers are running for `site` (null for a kretprobe return).
-    #[unsafe(link_section = ".kprobes.text")]
-    pub fn handlers(site: *const Site) -> Active {
-        Active { status: Status::Handlers, site, ..Active::IDLE }
+impl Outer {
+    fn state(self) -> State {
+        match self {
+            Outer::Handlers { site, running } => State::Handlers { site, running },
+            Outer::SingleStep { site, step } => State::SingleStep { site, step },
+            Outer::Reporting => State::Reporting,
+        }
+    }
+}
+
+/// A transition the state machine does not allow: an engine bug.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IllegalTransition {
+    /// What was asked for.
+    pub transition: &'static str,
+    /// The stage the engine was in.
+    pub from: &'static str,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Handlers { .. } => "running handlers",
+            State::SingleStep { .. } => "single-stepping",
+            State::Reenter { .. } => "stepping a reentered probe",
+            State::Reporting => "reporting",
+        }
     }
 }
 
@@ -110,19 +145,202 @@ impl Active {
 pub(crate) const JPROBE_STACK_COPY: usize = 64;
 
 /// What a jprobe saved at its breakpoint, restored by `jprobe_return`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub(crate) struct JprobeSave {
-    pub active: bool,
+    /// Whether the area holds a save (set and cleared only by
+    /// [`ControlBlock::save_jprobe`] and [`ControlBlock::take_jprobe`]).
+    saved: bool,
     pub regs: TrapFrame,
     pub stack: [u8; JPROBE_STACK_COPY],
     pub stack_len: usize,
 }
 
-/// The control block.
+/// The control block: the state, and the jprobe save area (which lives
+/// from a jprobe's hit to its `jprobe_return`).
 pub(crate) struct ControlBlock {
-    pub current: Active,
-    pub previous: Active,
-    pub jprobe: JprobeSave,
+    state: State,
+    jprobe: JprobeSave,
+}
+
+type Transition = Result<(), IllegalTransition>;
+
+impl ControlBlock {
+    fn illegal(&self, transition: &'static str) -> IllegalTransition {
+        IllegalTransition { transition, from: self.state.name() }
+    }
+
+    /// The current state.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// What a breakpoint hit means now.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn hit(&self) -> Hit {
+        match self.state {
+            State::Idle => Hit::Fresh,
+            State::Handlers { .. } | State::SingleStep { .. } | State::Reporting => Hit::Reentry,
+            State::Reenter { .. } => Hit::InsideReentry,
+        }
+    }
+
+    /// The step in progress: its site, what to restore, and whether it is
+    /// a reentered one.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn step(&self) -> Option<(&'static Site, StepState, bool)> {
+        match self.state {
+            State::SingleStep { site, step } => Some((site, step, false)),
+            State::Reenter { site, step, .. } => Some((site, step, true)),
+            _ => None,
+        }
+    }
+
+    /// Idle → the handlers of `site` (a fresh hit, or a fault in its copy).
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn begin_handlers(&mut self, site: &'static Site) -> Transition {
+        match self.state {
+            State::Idle => Ok(self.state = State::Handlers { site: Some(site), running: None }),
+            _ => Err(self.illegal("begin handlers")),
+        }
+    }
+
+    /// Handlers → the same, now running `probe`'s handler.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn run(&mut self, probe: &'static Kprobe) -> Transition {
+        match &mut self.state {
+            State::Handlers { running, .. } => Ok(*running = Some(probe)),
+            _ => Err(self.illegal("run a handler")),
+        }
+    }
+
+    /// Handlers → idle (the hit is over: redirected, boosted, post handlers
+    /// or fault handlers done).
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn finish(&mut self) -> Transition {
+        match self.state {
+            State::Handlers { .. } => Ok(self.state = State::Idle),
+            _ => Err(self.illegal("finish")),
+        }
+    }
+
+    /// Handlers of a site → single-stepping its instruction.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn begin_step(&mut self, step: StepState) -> Transition {
+        match self.state {
+            State::Handlers { site: Some(site), .. } => Ok(self.state = State::SingleStep { site, step }),
+            _ => Err(self.illegal("begin a single-step")),
+        }
+    }
+
+    /// Single-stepping → the post handlers of the same site.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn end_step(&mut self) -> Transition {
+        match self.state {
+            State::SingleStep { site, .. } => Ok(self.state = State::Handlers { site: Some(site), running: None }),
+            _ => Err(self.illegal("end a single-step")),
+        }
+    }
+
+    /// Handlers, a step or a report → stepping `site` without handlers.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn reenter(&mut self, site: &'static Site, step: StepState) -> Transition {
+        let outer = match self.state {
+            State::Handlers { site, running } => Outer::Handlers { site, running },
+            State::SingleStep { site, step } => Outer::SingleStep { site, step },
+            State::Reporting => Outer::Reporting,
+            State::Idle | State::Reenter { .. } => return Err(self.illegal("reenter")),
+        };
+        self.state = State::Reenter { site, step, outer };
+        Ok(())
+    }
+
+    /// A reentered step is over (or faulted) → the state it interrupted.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn end_reentry(&mut self) -> Transition {
+        match self.state {
+            State::Reenter { outer, .. } => Ok(self.state = outer.state()),
+            _ => Err(self.illegal("end a reentry")),
+        }
+    }
+
+    /// A step faulted: single-stepping → idle, a reentered step → its outer state.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn abandon_step(&mut self) -> Transition {
+        match self.state {
+            State::SingleStep { .. } => Ok(self.state = State::Idle),
+            State::Reenter { outer, .. } => Ok(self.state = outer.state()),
+            _ => Err(self.illegal("abandon a single-step")),
+        }
+    }
+
+    /// Idle → running kretprobe return handlers. A return reaches the
+    /// trampoline only in task or interrupt context: calls made while
+    /// handlers, a step or a report are in progress are misses and never
+    /// swap their return address.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn begin_return_handlers(&mut self) -> Transition {
+        match self.state {
+            State::Idle => Ok(self.state = State::Handlers { site: None, running: None }),
+            _ => Err(self.illegal("begin return handlers")),
+        }
+    }
+
+    /// Return handlers → idle.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn end_return_handlers(&mut self) -> Transition {
+        match self.state {
+            State::Handlers { site: None, .. } => Ok(self.state = State::Idle),
+            _ => Err(self.illegal("end return handlers")),
+        }
+    }
+
+    /// Any state → reporting; returns the state the report is about.
+    #[unsafe(link_section = ".kprobes.text")]
+    pub fn report(&mut self) -> State {
+        core::mem::replace(&mut self.state, State::Reporting)
+    }
+
+    /// The jprobe save area, to fill at a jprobe's hit (in place: it is
+    /// large). Refused unless a site's handlers run and nothing is saved.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn save_jprobe(&mut self) -> Result<&mut JprobeSave, IllegalTransition> {
+        match (&self.state, self.jprobe.saved) {
+            (State::Handlers { site: Some(_), .. }, false) => {
+                self.jprobe.saved = true;
+                Ok(&mut self.jprobe)
+            }
+            _ => Err(self.illegal("save a jprobe")),
+        }
+    }
+
+    /// What a jprobe saved, with the site it hit, emptying the save area
+    /// (`None` if nothing is saved: this `jprobe_return` is not ours).
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn take_jprobe(&mut self) -> Option<(&JprobeSave, &'static Site)> {
+        match self.state {
+            State::Handlers { site: Some(site), .. } if self.jprobe.saved => {
+                self.jprobe.saved = false;
+                Some((&self.jprobe, site))
+            }
+            _ => None,
+        }
+    }
 }
 
 struct Cell(UnsafeCell<ControlBlock>);
@@ -133,15 +351,23 @@ struct Cell(UnsafeCell<ControlBlock>);
 unsafe impl Sync for Cell {}
 
 static BLOCK: Cell = Cell(UnsafeCell::new(ControlBlock {
-    current: Active::IDLE,
-    previous: Active::IDLE,
+    state: State::Idle,
     jprobe: JprobeSave {
-        active: false,
+        saved: false,
         regs: TrapFrame { edi: 0, esi: 0, ebp: 0, esp: 0, ebx: 0, edx: 0, ecx: 0, eax: 0, vector: 0, error_code: 0, eip: 0, cs: 0, eflags: 0 },
         stack: [0; JPROBE_STACK_COPY],
         stack_len: 0,
     },
 }));
+
+/// Stops the run: the engine asked for a transition its state machine
+/// does not allow (a bug in the engine, never in a user's probes).
+#[cold]
+#[inline(never)]
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn illegal(error: IllegalTransition) -> ! {
+    panic!("kprobes: illegal transition \"{}\" while {}", error.transition, error.from)
+}
 
 /// Runs `f` on the control block. Never call a user handler inside `f`.
 #[unsafe(link_section = ".kprobes.text")]
@@ -154,18 +380,14 @@ pub(crate) fn with<R>(_context: &mut TrapContext, f: impl FnOnce(&mut ControlBlo
     f(unsafe { &mut *BLOCK.0.get() })
 }
 
-/// The current status (from any context): a snapshot read with interrupts off.
+/// Whether probe handling of any kind is in progress (handlers, a step, a
+/// report), from any context: a snapshot read with interrupts off.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn status() -> Status {
+pub fn in_probe_context() -> bool {
     crate::arch::cpu::without_interrupts(|| {
         // SAFETY: interrupts are off, so no trap-path borrow can be live
-        // while this copy is read (traps do not nest into this function,
-        // which is engine code).
-        unsafe { (*BLOCK.0.get()).current.status }
+        // while this is read (traps do not nest into this function, which
+        // is engine code).
+        !matches!(unsafe { &(*BLOCK.0.get()).state }, State::Idle)
     })
-}
-
-/// Whether probe handling of any kind is in progress (handlers, a step, a report).
-pub fn in_probe_context() -> bool {
-    status() != Status::Idle
 }

@@ -14,8 +14,8 @@
 //! Everything here runs with interrupts off, takes no lock, allocates
 //! nothing, decodes nothing, and lives in `.kprobes.text`; every entry takes
 //! the [`TrapContext`] that only the trap entry can create.
-use super::control::{self, Active, Status, TrapContext};
-use super::probe::{FaultAction, Kprobe, PreAction, ProbeKind, PtRegs};
+use super::control::{self, ControlBlock, Hit, IllegalTransition, State, TrapContext};
+use super::probe::{FaultAction, PreAction, ProbeKind, PtRegs};
 use super::registry::{self, Site};
 use super::{jprobe, kretprobe};
 use crate::arch::cpu::{DR6_SINGLE_STEP, EFLAGS_IF, EFLAGS_TF};
@@ -23,14 +23,14 @@ use crate::arch::x86::kprobes::{self as arch, StepProgress, BREAKPOINT_INSTRUCTI
 use crate::arch::TrapOutcome;
 use core::fmt;
 
+/// Applies a transition of the control block; an illegal one is an engine
+/// bug and ends the run with a report.
 #[unsafe(link_section = ".kprobes.text")]
-fn set_current(cx: &mut TrapContext, active: Active) {
-    control::with(cx, |kcb| kcb.current = active);
-}
-
-#[unsafe(link_section = ".kprobes.text")]
-fn set_running(cx: &mut TrapContext, probe: &Kprobe) {
-    control::with(cx, |kcb| kcb.current.running = probe);
+#[inline(always)]
+fn transition(cx: &mut TrapContext, change: impl FnOnce(&mut ControlBlock) -> Result<(), IllegalTransition>) {
+    if let Err(error) = control::with(cx, change) {
+        control::illegal(error);
+    }
 }
 
 /// `#BP`: is this one of ours?
@@ -40,24 +40,23 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
     let Some(site) = registry::lookup(address) else {
         return not_a_site(cx, regs, address);
     };
-    let outer = control::with(cx, |kcb| kcb.current);
-    match outer.status {
-        Status::Idle => {}
-        Status::Handlers | Status::SingleStep | Status::Reporting => {
-            reenter(cx, regs, site, outer);
+    match control::with(cx, |kcb| kcb.hit()) {
+        Hit::Fresh => {}
+        Hit::Reentry => {
+            reenter(cx, regs, site);
             return TrapOutcome::Handled;
         }
         // A probe inside the single instruction of a reentered step cannot
         // happen unless the engine is broken: the fatal report says which.
-        Status::Reenter => return TrapOutcome::NotMine,
+        Hit::InsideReentry => return TrapOutcome::NotMine,
     }
     regs.eip = address as u32;
-    set_current(cx, Active::handlers(site));
+    transition(cx, |kcb| kcb.begin_handlers(site));
     for probe in site.probes() {
         if !probe.is_enabled() {
             continue;
         }
-        set_running(cx, probe);
+        transition(cx, |kcb| kcb.run(probe));
         let action = match probe.kind {
             ProbeKind::Plain => probe.pre_handler.map_or(PreAction::Continue, |pre| pre(probe, regs)),
             ProbeKind::Kretprobe => {
@@ -72,7 +71,7 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
             }
         };
         if action == PreAction::Redirected {
-            set_current(cx, Active::IDLE);
+            transition(cx, ControlBlock::finish);
             return TrapOutcome::Handled;
         }
     }
@@ -102,48 +101,45 @@ fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize) -> TrapOu
 pub(crate) fn run_instruction(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
     if site.boosted() {
         arch::setup_boost(regs, site.arch());
-        set_current(cx, Active::IDLE);
+        transition(cx, ControlBlock::finish);
     } else {
         let step = arch::setup_single_step(regs, site.arch());
-        set_current(cx, Active { status: Status::SingleStep, site, running: core::ptr::null(), step });
+        transition(cx, |kcb| kcb.begin_step(step));
     }
 }
 
 #[unsafe(link_section = ".kprobes.text")]
-fn reenter(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site, outer: Active) {
+fn reenter(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
     site.count_miss();
     regs.eip = site.address() as u32;
     let step = arch::setup_single_step(regs, site.arch());
-    control::with(cx, |kcb| {
-        kcb.previous = outer;
-        kcb.current = Active { status: Status::Reenter, site, running: core::ptr::null(), step };
-    });
+    transition(cx, |kcb| kcb.reenter(site, step));
 }
 
 /// `#DB`: the single-step of a probed instruction finished.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn debug_handler(cx: &mut TrapContext, regs: &mut PtRegs, dr6: u32) -> TrapOutcome {
-    let active = control::with(cx, |kcb| kcb.current);
-    if !matches!(active.status, Status::SingleStep | Status::Reenter) || dr6 & DR6_SINGLE_STEP == 0 {
+    let Some((site, step, reentered)) = control::with(cx, |kcb| kcb.step()) else {
+        return TrapOutcome::NotMine;
+    };
+    if dr6 & DR6_SINGLE_STEP == 0 {
         return TrapOutcome::NotMine;
     }
-    // SAFETY: `site` was set from a live `&'static Site` when the step began.
-    let site: &'static Site = unsafe { &*active.site };
-    if arch::resume_after_single_step(regs, site.arch(), active.step) == StepProgress::Again {
+    if arch::resume_after_single_step(regs, site.arch(), step) == StepProgress::Again {
         return TrapOutcome::Handled;
     }
-    if active.status == Status::Reenter {
-        control::with(cx, |kcb| kcb.current = kcb.previous);
+    if reentered {
+        transition(cx, ControlBlock::end_reentry);
         return TrapOutcome::Handled;
     }
-    set_current(cx, Active { status: Status::Handlers, ..active });
+    transition(cx, ControlBlock::end_step);
     for probe in site.probes() {
         if let (true, Some(post)) = (probe.is_enabled(), probe.post_handler) {
-            set_running(cx, probe);
+            transition(cx, |kcb| kcb.run(probe));
             post(probe, regs);
         }
     }
-    set_current(cx, Active::IDLE);
+    transition(cx, ControlBlock::finish);
     TrapOutcome::Handled
 }
 
@@ -198,21 +194,20 @@ pub enum FaultOutcome {
 /// the fault handlers of the probes there, as Linux does.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
-    let active = control::with(cx, |kcb| kcb.current);
     let eip = regs.eip as usize;
-    match active.status {
-        Status::SingleStep | Status::Reenter => {
-            // SAFETY: `site` was set from a live `&'static Site` when the step began.
-            let site: &'static Site = unsafe { &*active.site };
+    let state = control::with(cx, |kcb| *kcb.state());
+    match state {
+        State::SingleStep { site, step } | State::Reenter { site, step, .. } => {
             if !site.arch().slot_range().contains(&eip) {
                 return FaultOutcome::NotMine(None);
             }
             regs.eip = site.address() as u32;
-            regs.eflags = (regs.eflags & !(EFLAGS_TF | EFLAGS_IF)) | active.step.saved_flags;
-            if active.status == Status::Reenter {
-                // Back to the outer level, whose handler (if any) called the
+            regs.eflags = (regs.eflags & !(EFLAGS_TF | EFLAGS_IF)) | step.saved_flags;
+            let reentered = matches!(state, State::Reenter { .. });
+            transition(cx, ControlBlock::abandon_step);
+            if reentered {
+                // Back at the outer level, whose handler (if any) called the
                 // code that faulted: its fault handler decides.
-                control::with(cx, |kcb| kcb.current = kcb.previous);
                 return match fault_handler(cx, regs) {
                     FaultOutcome::NotMine(None) => {
                         FaultOutcome::NotMine(Some(ProbeFault { place: FaultPlace::SingleStep, address: site.address() }))
@@ -222,9 +217,7 @@ pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
             }
             fault_in_copy(cx, regs, site, FaultPlace::SingleStep)
         }
-        Status::Handlers if !active.running.is_null() => {
-            // SAFETY: `running` was set from a `&'static Kprobe`.
-            let probe: &'static Kprobe = unsafe { &*active.running };
+        State::Handlers { running: Some(probe), .. } => {
             if let Some(fault) = probe.fault_handler {
                 if fault(probe, regs, regs.vector as u8) == FaultAction::Handled {
                     return FaultOutcome::Handled;
@@ -232,7 +225,7 @@ pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
             }
             FaultOutcome::NotMine(Some(ProbeFault { place: FaultPlace::Handler, address: probe.addr().unwrap_or(0) }))
         }
-        Status::Idle => match registry::site_of_boost_entry(eip) {
+        State::Idle => match registry::site_of_boost_entry(eip) {
             Some(site) => {
                 // The boosted copy runs with the probed code's own flags.
                 regs.eip = site.address() as u32;
@@ -240,7 +233,7 @@ pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
             }
             None => FaultOutcome::NotMine(None),
         },
-        _ => FaultOutcome::NotMine(None),
+        State::Handlers { running: None, .. } | State::Reporting => FaultOutcome::NotMine(None),
     }
 }
 
@@ -249,26 +242,24 @@ pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
 /// decide, in order, with the engine otherwise idle.
 #[unsafe(link_section = ".kprobes.text")]
 fn fault_in_copy(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site, place: FaultPlace) -> FaultOutcome {
-    set_current(cx, Active::handlers(site));
+    transition(cx, |kcb| kcb.begin_handlers(site));
     for probe in site.probes().filter(|p| p.is_enabled()) {
         if let Some(fault) = probe.fault_handler {
-            set_running(cx, probe);
+            transition(cx, |kcb| kcb.run(probe));
             if fault(probe, regs, regs.vector as u8) == FaultAction::Handled {
-                set_current(cx, Active::IDLE);
+                transition(cx, ControlBlock::finish);
                 return FaultOutcome::Handled;
             }
         }
     }
-    set_current(cx, Active::IDLE);
+    transition(cx, ControlBlock::finish);
     FaultOutcome::NotMine(Some(ProbeFault { place, address: site.address() }))
 }
 
 /// What the engine was doing when a fatal report began.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct ReportContext {
-    status: Status,
-    running: usize,
-    site: usize,
+    state: State,
 }
 
 /// Starts a fatal report: snapshots what the engine was doing, and from then
@@ -280,35 +271,30 @@ pub fn begin_report() -> ReportContext {
     // SAFETY: interrupts are now off and stay off (a fatal report never
     // returns); this is engine code in `.kprobes.text`.
     let mut cx = unsafe { TrapContext::enter() };
-    let active = control::with(&mut cx, |kcb| core::mem::replace(&mut kcb.current, Active { status: Status::Reporting, ..Active::IDLE }));
-    // SAFETY: `running` is null or was set from a `&'static Kprobe`.
-    let running = unsafe { active.running.as_ref() };
-    // SAFETY: `site` is null or was set from a `&'static Site`.
-    let site = unsafe { active.site.as_ref() };
-    ReportContext {
-        status: active.status,
-        running: running.and_then(Kprobe::addr).unwrap_or(0),
-        site: site.map_or(0, Site::address),
-    }
+    ReportContext { state: control::with(&mut cx, ControlBlock::report) }
 }
 
 impl ReportContext {
     /// Prints what the engine was doing (nothing if it was idle).
     pub fn print(&self) {
-        let describe = crate::symbols::Describe;
-        match self.status {
-            Status::Handlers if self.running != 0 => {
-                crate::println!("  while running a handler of the kprobe at {:#010x} {}", self.running, describe(self.running))
+        let describe = |site: &Site| crate::symbols::Describe(site.address());
+        match self.state {
+            State::Handlers { running: Some(probe), .. } => {
+                let address = probe.addr().unwrap_or(0);
+                crate::println!("  while running a handler of the kprobe at {address:#010x} {}", crate::symbols::Describe(address))
             }
-            Status::Handlers => crate::println!("  while running kretprobe return handlers"),
-            Status::SingleStep => {
-                crate::println!("  while single-stepping the probed instruction at {:#010x} {}", self.site, describe(self.site))
+            State::Handlers { site: None, .. } => crate::println!("  while running kretprobe return handlers"),
+            State::Handlers { site: Some(site), running: None } => {
+                crate::println!("  while handling the kprobe at {:#010x} {}", site.address(), describe(site))
             }
-            Status::Reenter => crate::println!(
+            State::SingleStep { site, .. } => {
+                crate::println!("  while single-stepping the probed instruction at {:#010x} {}", site.address(), describe(site))
+            }
+            State::Reenter { site, .. } => crate::println!(
                 "  while single-stepping the reentered probe at {:#010x} {} (a probe hit inside that step is an engine bug)",
-                self.site, describe(self.site)
+                site.address(), describe(site)
             ),
-            Status::Idle | Status::Reporting => {}
+            State::Idle | State::Reporting => {}
         }
     }
 }

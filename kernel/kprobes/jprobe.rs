@@ -116,13 +116,17 @@ pub(crate) fn setjmp(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut Pt
     let esp = regs.esp as usize;
     let stack_end = crate::task::stack_of_address(esp).map_or(esp + JPROBE_STACK_COPY, |s| s.end);
     let len = JPROBE_STACK_COPY.min(stack_end - esp);
-    control::with(cx, |kcb| {
-        kcb.jprobe.active = true;
-        kcb.jprobe.regs = *regs;
-        kcb.jprobe.stack_len = len;
+    let saved = control::with(cx, |kcb| {
+        let save = kcb.save_jprobe()?;
+        save.regs = *regs;
+        save.stack_len = len;
         // SAFETY: [esp, esp+len) is the live stack of the probed code.
-        unsafe { core::ptr::copy_nonoverlapping(esp as *const u8, kcb.jprobe.stack.as_mut_ptr(), len) };
+        unsafe { core::ptr::copy_nonoverlapping(esp as *const u8, save.stack.as_mut_ptr(), len) };
+        Ok(())
     });
+    if let Err(error) = saved {
+        control::illegal(error);
+    }
     SAVED_ESP.store(esp, Ordering::SeqCst);
     regs.eip = jprobe.entry as u32;
     regs.eflags &= !EFLAGS_IF;
@@ -138,22 +142,17 @@ pub(crate) fn is_return_breakpoint(address: usize) -> bool {
 /// hit, then carry on with the probed instruction.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn longjmp(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
-    let saved = control::with(cx, |kcb| kcb.jprobe.active.then_some((kcb.jprobe.regs, kcb.current.site)));
-    let Some((saved_regs, site)) = saved else {
-        return TrapOutcome::NotMine;
-    };
-    control::with(cx, |kcb| {
-        kcb.jprobe.active = false;
+    let restored = control::with(cx, |kcb| {
+        let (save, site) = kcb.take_jprobe()?;
         // SAFETY: restores the stack bytes saved at the hit; the current
         // trap frame lies below them (jprobe_return reset ESP first).
-        unsafe {
-            core::ptr::copy_nonoverlapping(kcb.jprobe.stack.as_ptr(), saved_regs.esp as *mut u8, kcb.jprobe.stack_len)
-        };
+        unsafe { core::ptr::copy_nonoverlapping(save.stack.as_ptr(), save.regs.esp as *mut u8, save.stack_len) };
+        *regs = save.regs;
+        Some(site)
     });
-    *regs = saved_regs;
-    // SAFETY: the site was live when the jprobe hit, and cannot be
-    // unregistered while its handlers run (registration refuses).
-    let site = unsafe { &*site };
+    let Some(site) = restored else {
+        return TrapOutcome::NotMine;
+    };
     handler::run_instruction(cx, regs, site);
     TrapOutcome::Handled
 }

@@ -23,7 +23,7 @@
 //! - unregistering while calls are in flight is safe: they return normally,
 //!   their handlers do not run, and the instance memory is reused only
 //!   once they are back.
-use super::control::{self, Active, TrapContext};
+use super::control::{self, ControlBlock, TrapContext};
 use super::error::KprobeError;
 use super::instances::{self, KretprobeInstance, Pool};
 use super::probe::{Kprobe, KprobeFlags, ProbeKind, PtRegs};
@@ -389,7 +389,9 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
     };
     // Probe hits from here on (handlers, or functions this code calls)
     // are reentries: they count misses instead of recursing.
-    let outer = control::with(cx, |kcb| core::mem::replace(&mut kcb.current, Active::handlers(ptr::null())));
+    if let Err(error) = control::with(cx, ControlBlock::begin_return_handlers) {
+        control::illegal(error);
+    }
     let slot = slot_of(first);
     // Handlers and unwinders see the real return address from the start.
     regs.eip = return_address_of(first) as u32;
@@ -400,13 +402,17 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
         let instance_ref = unsafe { &mut *instance.as_ptr() };
         if let Some(rp) = instance_ref.kretprobe() {
             if let Some(handler) = rp.handler {
-                control::with(cx, |kcb| kcb.current.running = &rp.kp);
+                if let Err(error) = control::with(cx, |kcb| kcb.run(&rp.kp)) {
+                    control::illegal(error);
+                }
                 handler(instance_ref, regs);
             }
         }
         instances::put(cx, instance);
     }
-    control::with(cx, |kcb| kcb.current = outer);
+    if let Err(error) = control::with(cx, ControlBlock::end_return_handlers) {
+        control::illegal(error);
+    }
 }
 
 /// Runs `f` with a token for reading the instance lists from outside the
