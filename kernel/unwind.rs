@@ -8,6 +8,9 @@
 //!   (and, at a function's first instruction, the return address at ESP);
 //! - the kretprobe trampoline: the walk asks the kretprobe engine for the
 //!   real return address that the trampoline replaced.
+//!
+//! The API is Linux's: [`stack_trace_save`] and [`stack_trace_save_regs`]
+//! fill a `&mut [usize]`; the fatal reports print from the same walk.
 use crate::arch::TrapFrame;
 use crate::println;
 
@@ -27,6 +30,9 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// An empty entry (for arrays of frames).
+    pub const NONE: Frame = Frame { address: 0, frame_pointer: 0, is_return: false };
+
     /// The function this frame is in (return addresses looked up at `address - 1`).
     pub fn symbol(&self) -> Option<crate::symbols::Symbol> {
         if self.is_return {
@@ -121,30 +127,91 @@ fn print_frame(index: usize, frame: Frame) {
     }
 }
 
+/// Saves the call stack of the code a trap interrupted (Linux's
+/// `stack_trace_save_regs`): the interrupted EIP first, then the return
+/// addresses of its callers, innermost first, through nested trap frames,
+/// with every kretprobe trampoline replaced by the real return address.
+/// Returns how many entries were stored (at most `store.len()`).
+pub fn stack_trace_save_regs(regs: &TrapFrame, store: &mut [usize]) -> usize {
+    save_addresses(store, |frames| stack_trace_frames_regs(regs, frames))
+}
+
+/// Saves the call stack of the caller (Linux's `stack_trace_save`): the
+/// return address into the caller's caller first, then further callers,
+/// seen through trap frames and kretprobe trampolines as
+/// [`stack_trace_save_regs`] does. Returns how many entries were stored.
+#[inline(never)]
+pub fn stack_trace_save(store: &mut [usize]) -> usize {
+    // Our own frame's saved EBP is the caller's frame pointer.
+    let own = crate::arch::cpu::frame_pointer();
+    if !readable(own) {
+        return 0;
+    }
+    let caller = read(own);
+    save_addresses(store, |frames| stack_trace_frames(caller, frames))
+}
+
+/// As [`stack_trace_save_regs`], keeping each entry's kind (an interrupted
+/// instruction or a return address: they name their function differently).
+pub fn stack_trace_frames_regs(regs: &TrapFrame, store: &mut [Frame]) -> usize {
+    let mut count = 0;
+    let mut visit = |frame: Frame| {
+        if let Some(slot) = store.get_mut(count) {
+            *slot = frame;
+            count += 1;
+        }
+    };
+    walk_trap_frame(regs, &mut visit);
+    walk(regs.ebp as usize, visit);
+    count
+}
+
+/// The frames of the chain starting at `frame_pointer`, innermost first.
+pub fn stack_trace_frames(frame_pointer: usize, store: &mut [Frame]) -> usize {
+    let mut count = 0;
+    walk(frame_pointer, |frame| {
+        if let Some(slot) = store.get_mut(count) {
+            *slot = frame;
+            count += 1;
+        }
+    });
+    count
+}
+
+fn save_addresses(store: &mut [usize], frames_of: impl FnOnce(&mut [Frame]) -> usize) -> usize {
+    let mut frames = [Frame::NONE; MAX_DEPTH];
+    let count = frames_of(&mut frames).min(store.len());
+    for (slot, frame) in store.iter_mut().zip(&frames[..count]) {
+        *slot = frame.address;
+    }
+    count
+}
+
+fn print_frames(frames: &[Frame]) {
+    println!("backtrace:");
+    for (index, frame) in frames.iter().enumerate() {
+        print_frame(index, *frame);
+    }
+}
+
 /// Prints a backtrace: `first` (if non-zero) and then the chain from `frame_pointer`.
 pub fn print_backtrace(first: usize, frame_pointer: usize) {
-    println!("backtrace:");
-    let mut index = 0;
-    if first != 0 {
-        print_frame(index, Frame { address: first, frame_pointer, is_return: false });
-        index += 1;
-    }
-    walk(frame_pointer, |frame| {
-        print_frame(index, frame);
-        index += 1;
-    });
+    let mut frames = [Frame::NONE; MAX_DEPTH + 1];
+    let skip = if first != 0 {
+        frames[0] = Frame { address: first, frame_pointer, is_return: false };
+        1
+    } else {
+        0
+    };
+    let count = skip + stack_trace_frames(frame_pointer, &mut frames[skip..]);
+    print_frames(&frames[..count]);
 }
 
 /// Prints a backtrace of the code a trap interrupted.
 pub fn print_backtrace_from_frame(frame: &TrapFrame) {
-    println!("backtrace:");
-    let mut index = 0;
-    let mut visit = |frame: Frame| {
-        print_frame(index, frame);
-        index += 1;
-    };
-    walk_trap_frame(frame, &mut visit);
-    walk(frame.ebp as usize, visit);
+    let mut frames = [Frame::NONE; MAX_DEPTH];
+    let count = stack_trace_frames_regs(frame, &mut frames);
+    print_frames(&frames[..count]);
 }
 
 /// The return address `level` frames up from the caller of this function,

@@ -99,3 +99,87 @@ fn return_address_levels() {
     let described = format!("{}", symbols::Describe(level0));
     assert!(described.starts_with("backtrace::middle+0x"), "{described}");
 }
+
+// ------------------------------------------- stack_trace_save and _regs
+
+use probe_kernel::kprobes::{
+    register_kprobe, register_kretprobe, unregister_kprobe, unregister_kretprobe, Kprobe, KretprobeInstance,
+    Kretprobe, PreAction, PtRegs,
+};
+
+static SAVED: spin::Mutex<([usize; 16], usize)> = spin::Mutex::new(([0; 16], 0));
+
+#[inline(never)]
+fn saving_inner() -> u32 {
+    let mut store = [0; 16];
+    let count = unwind::stack_trace_save(&mut store);
+    *SAVED.lock() = (store, count);
+    black_box(5)
+}
+
+#[inline(never)]
+fn saving_middle() -> u32 {
+    black_box(saving_inner()) + 1
+}
+
+#[inline(never)]
+fn saving_outer() -> u32 {
+    black_box(saving_middle()) + 1
+}
+
+fn returned(_ri: &mut KretprobeInstance, _regs: &mut PtRegs) {}
+
+static MIDDLE_RETURNS: Kretprobe = Kretprobe::new().symbol("backtrace::saving_middle").handler(returned);
+static OUTER_RETURNS: Kretprobe = Kretprobe::new().symbol("backtrace::saving_outer").handler(returned);
+
+#[inline(never)]
+#[test_case]
+fn stack_trace_save_sees_the_real_callers_through_kretprobes() {
+    register_kretprobe(&MIDDLE_RETURNS).unwrap();
+    register_kretprobe(&OUTER_RETURNS).unwrap();
+    assert_eq!(black_box(saving_outer()), 7);
+    unregister_kretprobe(&OUTER_RETURNS).unwrap();
+    unregister_kretprobe(&MIDDLE_RETURNS).unwrap();
+    let (store, count) = *SAVED.lock();
+    assert!(count >= 3, "only {count} entries");
+    let names = [name_of(store[0]), name_of(store[1]), name_of(store[2])];
+    assert_eq!(names, ["backtrace::saving_middle", "backtrace::saving_outer", "backtrace::stack_trace_save_sees_the_real_callers_through_kretprobes"]);
+    let trampoline = probe_kernel::arch::x86::kprobes::trampoline::address();
+    assert!(!store[..count].contains(&trampoline), "no trampoline in the trace");
+    // A short store is filled to its end and no further.
+    let mut short = [0; 2];
+    assert_eq!(unwind::stack_trace_save(&mut short), 2);
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+extern "C" fn traced_leaf(x: u32) -> u32 {
+    black_box(x) * 2
+}
+
+#[inline(never)]
+fn traced_caller() -> u32 {
+    black_box(traced_leaf(black_box(4))) + 1
+}
+
+fn save_from_regs(_probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
+    let mut store = [0; 16];
+    let count = unwind::stack_trace_save_regs(regs, &mut store);
+    *SAVED.lock() = (store, count);
+    PreAction::Continue
+}
+
+static LEAF_PROBE: Kprobe = Kprobe::new().symbol("traced_leaf", 0).pre_handler(save_from_regs);
+
+#[inline(never)]
+#[test_case]
+fn stack_trace_save_regs_starts_at_the_probed_instruction() {
+    register_kprobe(&LEAF_PROBE).unwrap();
+    assert_eq!(black_box(traced_caller()), 9);
+    unregister_kprobe(&LEAF_PROBE).unwrap();
+    let (store, count) = *SAVED.lock();
+    assert!(count >= 3, "only {count} entries");
+    assert_eq!(store[0], traced_leaf as *const () as usize, "the interrupted EIP comes first");
+    let names = [name_of(store[1]), name_of(store[2])];
+    assert_eq!(names, ["backtrace::traced_caller", "backtrace::stack_trace_save_regs_starts_at_the_probed_instruction"]);
+}
