@@ -75,7 +75,9 @@ fn stored_name(name: &str) -> &[u8] {
 /// The input's order does not matter, except between symbols that compare
 /// equal in [`preference_order`], which keep it.
 pub fn build(symbols: &[Input], capacity: usize) -> Result<Vec<u8>, BuildError> {
-    if let Some(bad) = symbols.iter().position(|s| s.size == 0 || s.address.checked_add(s.size).is_none() || s.name.is_empty()) {
+    if let Some(bad) =
+        symbols.iter().position(|s| s.size == 0 || s.address.checked_add(s.size).is_none() || s.name.is_empty())
+    {
         return Err(BuildError::BadSymbol(bad));
     }
     let mut sorted: Vec<&Input> = symbols.iter().collect();

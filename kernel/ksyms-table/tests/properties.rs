@@ -161,7 +161,10 @@ fn lay_out(functions: &[Function]) -> (Vec<Input>, Vec<Placed>) {
 
 proptest! {
     #[test]
-    fn any_symbols_build_a_table_that_answers_like_the_model(symbols in arbitrary_symbols(), slack in 0usize..40) {
+    fn any_symbols_build_a_table_that_answers_like_the_model(
+        symbols in arbitrary_symbols(),
+        slack in 0usize..40,
+    ) {
         let bytes = build_with_slack(&symbols, slack);
         let table = Table::open(&bytes).expect("a freshly built table validates");
         let sorted = model_order(&symbols);
@@ -173,14 +176,18 @@ proptest! {
             prop_assert_eq!(table.lookup_name(wanted), model_name(&sorted, wanted), "name {:?}", wanted);
         }
         for address in probe_addresses(&symbols).into_iter().chain((0..700).step_by(7)) {
-            prop_assert_eq!(table.lookup_address(address), model_address(&sorted, address), "address {:#x}", address);
-            let returned = address.checked_sub(1).and_then(|a| model_address(&sorted, a)).map(|s| Symbol { offset: s.offset + 1, ..s });
+            let expected = model_address(&sorted, address);
+            prop_assert_eq!(table.lookup_address(address), expected, "address {:#x}", address);
+            let returned = (address.checked_sub(1).and_then(|a| model_address(&sorted, a)))
+                .map(|s| Symbol { offset: s.offset + 1, ..s });
             prop_assert_eq!(table.lookup_return_address(address), returned, "return address {:#x}", address);
         }
     }
 
     #[test]
-    fn laid_out_functions_answer_by_start_inside_end_gap_and_label(functions in prop::collection::vec(function(), 1..24)) {
+    fn laid_out_functions_answer_by_start_inside_end_gap_and_label(
+        functions in prop::collection::vec(function(), 1..24),
+    ) {
         let (symbols, placed) = lay_out(&functions);
         let bytes = build_with_slack(&symbols, 0);
         let table = Table::open(&bytes).expect("validates");
@@ -230,7 +237,12 @@ proptest! {
     }
 
     #[test]
-    fn any_changed_byte_is_refused(symbols in arbitrary_symbols(), slack in 0usize..40, at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+    fn any_changed_byte_is_refused(
+        symbols in arbitrary_symbols(),
+        slack in 0usize..40,
+        at in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
         let mut bytes = build_with_slack(&symbols, slack);
         let position = at.index(bytes.len());
         bytes[position] ^= flip;
@@ -242,7 +254,11 @@ proptest! {
     }
 
     #[test]
-    fn random_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), HEADER_SIZE..600), count in 0u32..40, names in prop::collection::vec(name(), 0..8)) {
+    fn random_bytes_never_panic(
+        mut bytes in prop::collection::vec(any::<u8>(), HEADER_SIZE..600),
+        count in 0u32..40,
+        names in prop::collection::vec(name(), 0..8),
+    ) {
         // Mostly garbage, but with a header plausible enough to get past
         // the first checks, so the body's checks and the lookups run too.
         let len = bytes.len() as u32;
@@ -260,7 +276,8 @@ proptest! {
         }
         let _ = Table::open(&bytes);
         if let Ok(table) = Table::parse(&bytes) {
-            let symbols: Vec<Input> = names.into_iter().map(|name| Input { address: 0, size: 1, name, flags: Flags::empty() }).collect();
+            let symbols: Vec<Input> =
+                names.into_iter().map(|name| Input { address: 0, size: 1, name, flags: Flags::empty() }).collect();
             exercise(&table, &symbols);
         }
     }

@@ -77,7 +77,13 @@ pub fn collect(sections: &[Section], symbols: &[ElfSymbol]) -> Vec<Input> {
             items.iter().filter(|c| c.size > 0).map(|c| (c.address, c.address + c.size)).collect();
         sized.sort_unstable();
         // Running maximum of sized ends, to find an enclosing range quickly.
-        let reach: Vec<u64> = sized.iter().scan(0, |best, &(_, end)| { *best = end.max(*best); Some(*best) }).collect();
+        let reach: Vec<u64> = sized
+            .iter()
+            .scan(0, |best, &(_, end)| {
+                *best = end.max(*best);
+                Some(*best)
+            })
+            .collect();
         for candidate in items {
             // The furthest-reaching sized symbol that starts strictly before this one.
             let before = sized.partition_point(|&(start, _)| start < candidate.address);

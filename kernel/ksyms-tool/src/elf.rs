@@ -118,10 +118,10 @@ fn find_table_symbol(
     sections: &[Section],
     symbols: &[ElfSymbol],
 ) -> Result<(usize, usize), Error> {
-    let symbol = symbols
-        .iter()
-        .find(|s| s.name == TABLE_SYMBOL && s.section.is_some_and(|i| i > 0))
-        .ok_or_else(|| format!("no {TABLE_SECTION} section and no {TABLE_SYMBOL} symbol: is kernel/symbols.rs linked in?"))?;
+    let symbol =
+        symbols.iter().find(|s| s.name == TABLE_SYMBOL && s.section.is_some_and(|i| i > 0)).ok_or_else(|| {
+            format!("no {TABLE_SECTION} section and no {TABLE_SYMBOL} symbol: is kernel/symbols.rs linked in?")
+        })?;
     let index = symbol.section.unwrap_or(0);
     let section = &sections[index];
     if section.nobits {

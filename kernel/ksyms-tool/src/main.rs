@@ -58,9 +58,13 @@ fn run(path: &str, dump: bool) -> Result<(), String> {
     let current = &data[offset..offset + size];
     let magic = current.get(..8).unwrap_or(&[]);
     if magic != MAGIC_EMPTY && magic != MAGIC_FILLED {
-        return Err(format!("the table at file offset {offset:#x} has magic {:?}, not KSYMNONE or KSYMTAB1", String::from_utf8_lossy(magic)));
+        return Err(format!(
+            "the table at file offset {offset:#x} has magic {:?}, not KSYMNONE or KSYMTAB1",
+            String::from_utf8_lossy(magic)
+        ));
     }
-    let capacity = current.get(header::CAPACITY..header::CAPACITY + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
+    let capacity =
+        current.get(header::CAPACITY..header::CAPACITY + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
     if capacity as usize != size {
         return Err(format!("the table's capacity field says {capacity} bytes but its symbol/section is {size} bytes"));
     }
