@@ -61,8 +61,18 @@ if [ -z "$timeout_s" ]; then
     [[ " $cmdline_text " == *" shell "* ]] && timeout_s=3600
 fi
 
-# Fill the kernel's symbol table (.ksyms) from the ELF's own symbols.
-python3 "$root/tools/ksyms.py" "$elf" || { echo "run.sh: could not embed symbols into $elf" >&2; exit 4; }
+# Fill the kernel's symbol table (.ksyms) from the ELF's own symbols, with
+# the post-link tool (kernel/ksyms-tool), a host binary kept in
+# <target dir>/host and rebuilt only when its sources are newer than it.
+case "$elf" in */i686-probe/*) target_dir=${elf%%/i686-probe/*} ;; *) target_dir=${CARGO_TARGET_DIR:-$root/target} ;; esac
+ksyms_tool="$target_dir/host/debug/ksyms-tool"
+if [ ! -x "$ksyms_tool" ] || [ -n "$(find "$root/kernel/ksyms-tool" "$root/kernel/ksyms-table" "$root/Cargo.lock" \
+        "$root/rust-toolchain.toml" -newer "$ksyms_tool" -print -quit 2>/dev/null)" ]; then
+    CARGO_TARGET_DIR="$target_dir" "$here/host-cargo.sh" build --quiet -p ksyms-tool ||
+        { echo "run.sh: could not build the post-link tool (kernel/ksyms-tool)" >&2; exit 4; }
+    touch "$ksyms_tool" # current now, even if cargo found nothing to rebuild
+fi
+"$ksyms_tool" "$elf" || { echo "run.sh: could not embed symbols into $elf" >&2; exit 4; }
 
 qemu_args=(-m 128M -display none -serial stdio -monitor none -no-reboot
            -device isa-debug-exit,iobase=0xf4,iosize=0x04)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure this machine can build and boot the kernel: the pinned nightly
 # toolchain with rust-src (rustup does not install it by itself here), and
-# the host tools qemu-system-i386, grub-mkrescue, xorriso and python3.
+# the host tools qemu-system-i386, grub-mkrescue and xorriso.
 # As root it installs what is missing (apt-get); otherwise it stops and
 # prints the exact command to run.
 set -eu
@@ -24,7 +24,6 @@ command -v grub-mkrescue >/dev/null 2>&1 || missing+=(grub-common)
 [ -d /usr/lib/grub/i386-pc ] || missing+=(grub-pc-bin)
 command -v xorriso >/dev/null 2>&1 || missing+=(xorriso)
 command -v mformat >/dev/null 2>&1 || missing+=(mtools)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v strip >/dev/null 2>&1 || missing+=(binutils)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -27,6 +27,29 @@ if [ "$cargo_status" != 0 ] && [ "$failed" = 0 ]; then
     echo "cargo test failed before running every kernel (build error?)"
     failed=$((failed + 1))
 fi
+
+# Host tests of the workspace's pure crates (the symbol table's format and
+# the post-link tool), counted in from libtest's "test result:" lines. They
+# run through boot/host-cargo.sh, which says why plain cargo cannot.
+host_filter=()
+for arg in "$@"; do [[ "$arg" == -* ]] || host_filter+=("$arg"); done
+host_log=$(mktemp)
+CARGO_TARGET_DIR="$target_dir" boot/host-cargo.sh test --no-fail-fast -p ksyms-table -p ksyms-tool -- ${host_filter[@]+"${host_filter[@]}"} 2>&1 | tee "$host_log"
+host_status=${PIPESTATUS[0]}
+host_passed=0; host_failed=0
+while read -r p f; do
+    host_passed=$((host_passed + p)); host_failed=$((host_failed + f))
+done < <(sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$host_log")
+rm -f "$host_log"
+if [ "$host_status" != 0 ] && [ "$host_failed" = 0 ]; then
+    echo "host tests failed before running (build error?)"
+    host_failed=1
+fi
+[ "$host_failed" != 0 ] && echo "FAILED host tests: $host_failed"
+echo "host tests: $host_passed passed, $host_failed failed"
+passed=$((passed + host_passed)); failed=$((failed + host_failed))
+selected=$((selected + host_passed + host_failed))
+
 if [ "$selected" = 0 ]; then
     if [ "$#" -gt 0 ]; then
         echo "no test matched filter '$*'"
@@ -35,6 +58,6 @@ if [ "$selected" = 0 ]; then
     fi
     failed=$((failed + 1))
 fi
-echo "$kernels test kernels, $selected tests selected"
+echo "$kernels test kernels and the host tests, $selected tests selected"
 echo "$passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$cargo_status" = 0 ]
+[ "$failed" = 0 ] && [ "$cargo_status" = 0 ] && [ "$host_status" = 0 ]

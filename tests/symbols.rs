@@ -1,4 +1,4 @@
-//! Test kernel: the run-time symbol table (kernel/symbols.rs, filled by tools/ksyms.py).
+//! Test kernel: the run-time symbol table (kernel/symbols.rs, filled by kernel/ksyms-tool).
 //!
 //! Backtraces and symbol-based probes trust these answers to the byte: a
 //! probe at `symbol_name + offset` decodes from the function's start and

@@ -1,0 +1,33 @@
+//! The kernel symbol table's format, defined once for its writer and its reader.
+//!
+//! Backtraces and symbol-based probes need name → address and address →
+//! name+offset/size at run time, and no loader hands the kernel its own ELF
+//! symbols. So a post-link tool (kernel/ksyms-tool) writes a sorted table
+//! into a fixed-size static of the image, and the kernel (kernel/symbols.rs)
+//! reads it in place. Both sides use this crate, so the layout, the order
+//! lookups rely on and the checks that guard them cannot drift apart.
+//!
+//! Principles: `no_std` and allocation-free for reading (trap handlers and
+//! the panic path look symbols up), every read bounds-checked so that no
+//! bytes, however corrupted, make a lookup panic, and a full validation
+//! ([`Table::validate`]) that rejects any changed byte. The writer
+//! ([`build`], feature `alloc`) is the only producer of tables; host tests
+//! (`cargo test` in this directory) check the two against a reference model.
+#![no_std]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod checksum;
+pub mod layout;
+mod table;
+#[cfg(feature = "alloc")]
+mod writer;
+
+pub use checksum::adler32;
+pub use layout::Flags;
+pub use table::{Invalid, Symbol, Table};
+#[cfg(feature = "alloc")]
+pub use writer::{BuildError, Input, build, preference_order};
