@@ -8,8 +8,8 @@
 //! with interrupts off and subtracts the unprobed baseline.
 use crate::arch::cpu::{rdtsc, without_interrupts};
 use crate::kprobes::{
-    jprobe_return, register_jprobe, register_kprobe, register_kretprobe, unregister_jprobe,
-    unregister_kprobe, unregister_kretprobe, Jprobe, Kprobe, KretprobeInstance, Kretprobe, PreAction, PtRegs,
+    Jprobe, Kprobe, Kretprobe, KretprobeInstance, PreAction, PtRegs, jprobe_return, register_jprobe, register_kprobe,
+    register_kretprobe, unregister_jprobe, unregister_kprobe, unregister_kretprobe,
 };
 use crate::println;
 use core::arch::naked_asm;
@@ -62,7 +62,13 @@ pub struct Row {
     pub per_hit: u64,
 }
 
-fn row(case: &'static str, description: &'static str, baseline: u64, setup: impl FnOnce(), teardown: impl FnOnce()) -> Row {
+fn row(
+    case: &'static str,
+    description: &'static str,
+    baseline: u64,
+    setup: impl FnOnce(),
+    teardown: impl FnOnce(),
+) -> Row {
     setup();
     measure(); // warm up
     let ticks = measure();
@@ -134,37 +140,65 @@ pub fn run() -> [Row; 10] {
     let baseline = measure().min(measure());
     let fresh = [
         Row { case: "unprobed_call", description: "unprobed call (absolute, per call)", per_hit: baseline / CALLS },
-        row("kprobe", "kprobe, single-step (pre+post handler)", baseline,
-            || register_kprobe(&SINGLE_STEP).unwrap(), || unregister_kprobe(&SINGLE_STEP).unwrap()),
+        row(
+            "kprobe",
+            "kprobe, single-step (pre+post handler)",
+            baseline,
+            || register_kprobe(&SINGLE_STEP).unwrap(),
+            || unregister_kprobe(&SINGLE_STEP).unwrap(),
+        ),
         boosted_row("kprobe_boosted", "kprobe, boosted (pre handler only)", baseline),
-        row("kretprobe", "kretprobe (return handler)", baseline,
-            || register_kretprobe(&RETURN).unwrap(), || unregister_kretprobe(&RETURN).unwrap()),
-        row("kretprobe_with_kprobe", "kretprobe + boosted kprobe", baseline,
-            || { register_kretprobe(&RETURN).unwrap(); register_kprobe(&BOOSTED).unwrap() },
-            || { unregister_kprobe(&BOOSTED).unwrap(); unregister_kretprobe(&RETURN).unwrap() }),
-        row("jprobe", "jprobe", baseline,
-            || register_jprobe(&JUMP).unwrap(), || unregister_jprobe(&JUMP).unwrap()),
+        row(
+            "kretprobe",
+            "kretprobe (return handler)",
+            baseline,
+            || register_kretprobe(&RETURN).unwrap(),
+            || unregister_kretprobe(&RETURN).unwrap(),
+        ),
+        row(
+            "kretprobe_with_kprobe",
+            "kretprobe + boosted kprobe",
+            baseline,
+            || {
+                register_kretprobe(&RETURN).unwrap();
+                register_kprobe(&BOOSTED).unwrap()
+            },
+            || {
+                unregister_kprobe(&BOOSTED).unwrap();
+                unregister_kretprobe(&RETURN).unwrap()
+            },
+        ),
+        row("jprobe", "jprobe", baseline, || register_jprobe(&JUMP).unwrap(), || unregister_jprobe(&JUMP).unwrap()),
         register_unregister("register_unregister", "register + unregister, function entry"),
     ];
     churn();
     let after = [
         boosted_row("kprobe_boosted_after_churn", "kprobe, boosted, after the churn", baseline),
         register_unregister("register_unregister_after_churn", "register + unregister, after the churn"),
-        Row { case: "site_index_occupancy_after_churn", description: "site index buckets in use after the churn",
-            per_hit: crate::kprobes::site_index_occupancy() as u64 },
+        Row {
+            case: "site_index_occupancy_after_churn",
+            description: "site index buckets in use after the churn",
+            per_hit: crate::kprobes::site_index_occupancy() as u64,
+        },
     ];
     let rows: [Row; 10] = core::array::from_fn(|i| if i < fresh.len() { fresh[i] } else { after[i - fresh.len()] });
     println!("bench: {CALLS} calls per hit case; TSC ticks per hit over the unprobed call, per cycle for");
     println!("       registration; guest instructions when QEMU runs with -icount shift=0,sleep=off;");
-    println!("       the after_churn cases follow {CHURN_CYCLES} register/unregister cycles at {SLED_LENGTH} distinct addresses");
+    println!(
+        "       the after_churn cases follow {CHURN_CYCLES} register/unregister cycles at {SLED_LENGTH} distinct addresses"
+    );
     for row in &rows {
         println!("bench: {} {}", row.case, row.per_hit);
     }
     for row in &rows {
         println!("  {:<34} {:<42} {:>7}", row.case, row.description, row.per_hit);
     }
-    println!("memory: {} probe sites, {} instruction slots of {} bytes, kretprobe instance {} bytes + data",
-        crate::kprobes::MAX_SITES, crate::memory::slots::SLOT_COUNT, crate::memory::slots::SLOT_SIZE,
-        core::mem::size_of::<KretprobeInstance>());
+    println!(
+        "memory: {} probe sites, {} instruction slots of {} bytes, kretprobe instance {} bytes + data",
+        crate::kprobes::MAX_SITES,
+        crate::memory::slots::SLOT_COUNT,
+        crate::memory::slots::SLOT_SIZE,
+        core::mem::size_of::<KretprobeInstance>()
+    );
     rows
 }

@@ -9,12 +9,12 @@
 //! summary gives hits and misses.
 use crate::arch::cpu::rdtsc;
 use crate::kprobes::{
-    register_kprobe, register_kretprobe, regs_get_kernel_argument, regs_return_value, unregister_kprobe,
-    unregister_kretprobe, CallingConvention, EntryAction, Kprobe, KretprobeInstance, Kretprobe, PreAction, PtRegs,
+    CallingConvention, EntryAction, Kprobe, Kretprobe, KretprobeInstance, PreAction, PtRegs, register_kprobe,
+    register_kretprobe, regs_get_kernel_argument, regs_return_value, unregister_kprobe, unregister_kretprobe,
 };
-use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Calls per task.
 pub const CALLS_PER_TASK: usize = 3;
@@ -57,7 +57,11 @@ fn handler_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
     let seed = regs_get_kernel_argument(regs, 0, CallingConvention::C).unwrap_or(u32::MAX);
     println!(
         "  <checksum> pre_handler: task {}, seed = {seed}, p->addr = {:#x}, eip = {:#x}, esp = {:#x}, eflags = {:#x}",
-        crate::task::current_id(), probe.addr().unwrap_or(0), regs.eip, regs.esp, regs.eflags
+        crate::task::current_id(),
+        probe.addr().unwrap_or(0),
+        regs.eip,
+        regs.esp,
+        regs.eflags
     );
     PreAction::Continue
 }
@@ -67,10 +71,8 @@ fn handler_post(_probe: &Kprobe, regs: &mut PtRegs) {
     println!("  <checksum> post_handler: eip = {:#x}, eflags = {:#x}", regs.eip, regs.eflags);
 }
 
-static CHECKSUM_PROBE: Kprobe = Kprobe::new()
-    .symbol("probe_kernel::demo::checksum", 0)
-    .pre_handler(handler_pre)
-    .post_handler(handler_post);
+static CHECKSUM_PROBE: Kprobe =
+    Kprobe::new().symbol("probe_kernel::demo::checksum", 0).pre_handler(handler_pre).post_handler(handler_post);
 
 /// What the kretprobe's entry handler keeps for the return (the instance's
 /// private data; zerocopy's derives check it has no padding and that any
@@ -94,7 +96,10 @@ fn return_handler(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
     RETURNS.fetch_add(1, Ordering::Relaxed);
     println!(
         "  slow_square({}) returned {} and took {} cycles (task {}, back to {})",
-        start.argument, regs_return_value(regs), rdtsc() - start.timestamp, instance.task(),
+        start.argument,
+        regs_return_value(regs),
+        rdtsc() - start.timestamp,
+        instance.task(),
         crate::symbols::DescribeReturn(instance.ret_addr())
     );
 }
@@ -145,8 +150,11 @@ pub fn run() -> Summary {
     if let Err(error) = register_kretprobe(&SQUARE_PROBE) {
         println!("register_kretprobe failed: {error}");
     }
-    println!("Planted kprobe at {:#x}, kretprobe at {:#x}; {TASKS} tasks x {CALLS_PER_TASK} calls each",
-        CHECKSUM_PROBE.addr().unwrap_or(0), SQUARE_PROBE.kp.addr().unwrap_or(0));
+    println!(
+        "Planted kprobe at {:#x}, kretprobe at {:#x}; {TASKS} tasks x {CALLS_PER_TASK} calls each",
+        CHECKSUM_PROBE.addr().unwrap_or(0),
+        SQUARE_PROBE.kp.addr().unwrap_or(0)
+    );
     let mut ids = [0; TASKS];
     for (i, id) in ids.iter_mut().enumerate() {
         *id = crate::task::spawn(worker, i + 1).expect("demo task");
@@ -165,10 +173,14 @@ pub fn run() -> Summary {
     let _ = unregister_kprobe(&CHECKSUM_PROBE);
     let _ = unregister_kretprobe(&SQUARE_PROBE);
     println!("\nsummary:");
-    println!("  kprobe    checksum:    {} calls, {} hits (pre), {} post, {} missed",
-        summary.calls, summary.kprobe_hits, summary.kprobe_post_hits, summary.kprobe_missed);
-    println!("  kretprobe slow_square: {} calls, {} returns reported, {} missed (maxactive 2)",
-        summary.calls, summary.kretprobe_reports, summary.kretprobe_missed);
+    println!(
+        "  kprobe    checksum:    {} calls, {} hits (pre), {} post, {} missed",
+        summary.calls, summary.kprobe_hits, summary.kprobe_post_hits, summary.kprobe_missed
+    );
+    println!(
+        "  kretprobe slow_square: {} calls, {} returns reported, {} missed (maxactive 2)",
+        summary.calls, summary.kretprobe_reports, summary.kretprobe_missed
+    );
     summary
 }
 
@@ -191,7 +203,8 @@ mod tests {
         let summary = super::run();
         let text = core::str::from_utf8(crate::console::capture_end(&mut buffer)).expect("text");
         assert!(text.ends_with("(maxactive 2)\n"), "the capture holds the whole demo");
-        let mut seeds: Vec<u32> = text.lines().filter(|l| l.contains("<checksum> pre_handler")).map(|l| number_after(l, "seed = ")).collect();
+        let mut seeds: Vec<u32> =
+            text.lines().filter(|l| l.contains("<checksum> pre_handler")).map(|l| number_after(l, "seed = ")).collect();
         seeds.sort();
         let mut expected: Vec<u32> = (1..=3).flat_map(|first| (0..3).map(move |i| first * 10 + i)).collect();
         expected.sort();

@@ -6,8 +6,8 @@
 //! whose success is a fault) or ends the QEMU run with failure.
 use crate::arch::qemu::{self, ExitCode};
 use crate::arch::x86::gdt::Tss;
-use crate::arch::x86::trap::{vector, EXCEPTIONS};
-use crate::arch::{cpu, TrapFrame};
+use crate::arch::x86::trap::{EXCEPTIONS, vector};
+use crate::arch::{TrapFrame, cpu};
 use crate::kprobes::ProbeFault;
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -47,8 +47,17 @@ fn finish(event: &Fatal) -> ! {
 pub fn print_registers(frame: &TrapFrame) {
     println!(
         "  eax={:08x} ebx={:08x} ecx={:08x} edx={:08x}\n  esi={:08x} edi={:08x} ebp={:08x} esp={:08x}\n  eip={:08x} eflags={:08x} cs={:04x}",
-        frame.eax, frame.ebx, frame.ecx, frame.edx, frame.esi, frame.edi, frame.ebp, frame.esp,
-        frame.eip, frame.eflags, frame.cs
+        frame.eax,
+        frame.ebx,
+        frame.ecx,
+        frame.edx,
+        frame.esi,
+        frame.edi,
+        frame.ebp,
+        frame.esp,
+        frame.eip,
+        frame.eflags,
+        frame.cs
     );
 }
 
@@ -62,7 +71,9 @@ pub fn exception(frame: &mut TrapFrame, probe_fault: Option<ProbeFault>) -> ! {
     let (mnemonic, name) = EXCEPTIONS.get(vector_number).map_or(("?", "unknown"), |i| (i.mnemonic, i.name));
     println!(
         "\n!!! unexpected exception {mnemonic} ({name}), vector {vector_number}, error code {:#x}, at {:#010x} {}",
-        frame.error_code, frame.eip, crate::symbols::Describe(frame.eip as usize)
+        frame.error_code,
+        frame.eip,
+        crate::symbols::Describe(frame.eip as usize)
     );
     if frame.vector == vector::PAGE_FAULT as u32 {
         println!("  cr2={cr2:#010x} ({})", page_fault_cause(frame.error_code));
@@ -89,8 +100,10 @@ pub fn kretprobe_lost(frame: &mut TrapFrame, task: usize, listed: &[(usize, usiz
         "\n!!! kretprobe trampoline at {:#010x} entered by a return that no active instance accounts for",
         crate::arch::x86::kprobes::trampoline::address()
     );
-    println!("  task {task} ({}) returned from the call whose return slot was {slot:#010x}; its real return address is unknown",
-        crate::task::task_name(task).unwrap_or("?"));
+    println!(
+        "  task {task} ({}) returned from the call whose return slot was {slot:#010x}; its real return address is unknown",
+        crate::task::task_name(task).unwrap_or("?")
+    );
     println!("  the task has {count} active kretprobe instances{}", if count == 0 { "" } else { ", newest first:" });
     for (slot, return_address) in listed {
         println!("    slot {slot:#010x} -> {return_address:#010x} {}", crate::symbols::DescribeReturn(*return_address));
@@ -121,19 +134,21 @@ pub extern "C" fn double_fault(error_code: u32) -> ! {
     let state = crate::arch::x86::gdt::interrupted_task_state();
     println!(
         "\n!!! unexpected exception #DF (double fault), vector 8, error code {error_code:#x}, at {:#010x} {}",
-        state.eip, crate::symbols::Describe(state.eip as usize)
+        state.eip,
+        crate::symbols::Describe(state.eip as usize)
     );
     let stack = crate::task::stack_of_address(state.esp as usize);
     if let Some(stack) = &stack {
         if state.esp as usize <= stack.start + 64 {
-            println!("  kernel stack overflow: esp={:#010x} is at the bottom of its stack {:#010x}..{:#010x}",
-                state.esp, stack.start, stack.end);
+            println!(
+                "  kernel stack overflow: esp={:#010x} is at the bottom of its stack {:#010x}..{:#010x}",
+                state.esp, stack.start, stack.end
+            );
         }
     }
     println!(
         "  eax={:08x} ebx={:08x} ecx={:08x} edx={:08x}\n  esi={:08x} edi={:08x} ebp={:08x} esp={:08x}\n  eip={:08x} eflags={:08x}",
-        state.eax, state.ebx, state.ecx, state.edx, state.esi, state.edi, state.ebp, state.esp,
-        state.eip, state.eflags
+        state.eax, state.ebx, state.ecx, state.edx, state.esi, state.edi, state.ebp, state.esp, state.eip, state.eflags
     );
     crate::unwind::print_backtrace(state.eip as usize, state.ebp as usize);
     finish(&Fatal::DoubleFault { error_code, state: &state })

@@ -12,8 +12,7 @@ probe_kernel::entry_point!(main);
 
 fn main(boot: &'static BootInfo) -> ! {
     println!("probe-kernel {}: an i386 kprobes engine", env!("CARGO_PKG_VERSION"));
-    println!("booted by {} via {:?}, command line \"{}\"",
-        boot.bootloader_name(), boot.protocol, boot.command_line());
+    println!("booted by {} via {:?}, command line \"{}\"", boot.bootloader_name(), boot.protocol, boot.command_line());
     let line = cmdline::parse(boot.command_line(), |word| {
         println!("unknown command-line word \"{word}\" (known: demo, bench, shell, test=NAME); using the default");
     });

@@ -39,7 +39,9 @@ impl KernelHeap {
                 return heap;
             }
             if !crate::arch::cpu::interrupts_enabled() {
-                panic!("heap {what} with interrupts off while the heap lock is held: interrupt context may not allocate");
+                panic!(
+                    "heap {what} with interrupts off while the heap lock is held: interrupt context may not allocate"
+                );
             }
             core::hint::spin_loop();
         }

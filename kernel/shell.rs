@@ -13,10 +13,10 @@
 //! a return probe) is answered with an error and nothing is done. Every
 //! error line starts with the command word and `": "` (`console: ` for a
 //! line refused as a whole: too long, or an invalid byte).
-use crate::console::{LineEditor, LineError, LINE_MAX};
+use crate::console::{LINE_MAX, LineEditor, LineError};
 use crate::kprobes::{
-    disable_kprobe, enable_kprobe, register_kprobe, register_kretprobe, regs_return_value,
-    unregister_kprobe, unregister_kretprobe, Kprobe, KprobeError, KretprobeInstance, Kretprobe, PreAction, PtRegs,
+    Kprobe, KprobeError, Kretprobe, KretprobeInstance, PreAction, PtRegs, disable_kprobe, enable_kprobe,
+    register_kprobe, register_kretprobe, regs_return_value, unregister_kprobe, unregister_kretprobe,
 };
 use crate::{print, println};
 use alloc::boxed::Box;
@@ -71,9 +71,17 @@ fn count_hit(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
     let shell = unsafe { &*(probe as *const Kprobe as *const ShellKprobe) };
     shell.hits.fetch_add(1, Ordering::Relaxed);
     if shell.verbose.load(Ordering::Relaxed) {
-        println!("[kprobe {}] task {} eax={:#x} ebx={:#x} ecx={:#x} edx={:#x} esp={:#x} eflags={:#x}",
-            crate::symbols::Describe(regs.eip as usize), crate::task::current_id(),
-            regs.eax, regs.ebx, regs.ecx, regs.edx, regs.esp, regs.eflags);
+        println!(
+            "[kprobe {}] task {} eax={:#x} ebx={:#x} ecx={:#x} edx={:#x} esp={:#x} eflags={:#x}",
+            crate::symbols::Describe(regs.eip as usize),
+            crate::task::current_id(),
+            regs.eax,
+            regs.ebx,
+            regs.ecx,
+            regs.edx,
+            regs.esp,
+            regs.eflags
+        );
     }
     PreAction::Continue
 }
@@ -85,8 +93,12 @@ fn count_return(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
     let shell = unsafe { &*(rp as *const Kretprobe as *const ShellKretprobe) };
     shell.hits.fetch_add(1, Ordering::Relaxed);
     if shell.verbose.load(Ordering::Relaxed) {
-        println!("[kretprobe] returned {:#x} to {} (task {})", regs_return_value(regs),
-            crate::symbols::DescribeReturn(instance.ret_addr()), instance.task());
+        println!(
+            "[kretprobe] returned {:#x} to {} (task {})",
+            regs_return_value(regs),
+            crate::symbols::DescribeReturn(instance.ret_addr()),
+            instance.task()
+        );
     }
 }
 
@@ -151,9 +163,10 @@ fn parse_number(text: &str, hex: bool) -> Result<usize, BadNumber> {
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return Err(BadNumber::Malformed);
     }
-    digits.chars().try_fold(0usize, |value, c| {
-        value.checked_mul(radix as usize)?.checked_add(c.to_digit(radix)? as usize)
-    }).ok_or(BadNumber::TooLarge)
+    digits
+        .chars()
+        .try_fold(0usize, |value, c| value.checked_mul(radix as usize)?.checked_add(c.to_digit(radix)? as usize))
+        .ok_or(BadNumber::TooLarge)
 }
 
 /// Parses `SYMBOL[+OFFSET]` against the symbol table, or prints why not
@@ -227,8 +240,9 @@ pub fn execute(line: &str) -> Command {
         }
         "kretprobe" => match parse_location(command, argument) {
             Some((name, 0)) => add_kretprobe(name, verbose),
-            Some((_, offset)) => println!(
-                "kretprobe: offset {offset:#x} refused: a return probe goes on a function's entry (offset 0)"),
+            Some((_, offset)) => {
+                println!("kretprobe: offset {offset:#x} refused: a return probe goes on a function's entry (offset 0)")
+            }
             None => {}
         },
         "list" => list(),
@@ -310,7 +324,9 @@ fn syms(pattern: &str) {
 
 fn add_kprobe(name: &'static str, offset: usize, verbose: bool) {
     let mut entries = ENTRIES.lock();
-    let Some(slot) = free_entry(&entries) else { return println!("kprobe: all {MAX_SHELL_PROBES} shell probes in use") };
+    let Some(slot) = free_entry(&entries) else {
+        return println!("kprobe: all {MAX_SHELL_PROBES} shell probes in use");
+    };
     let probe: &'static ShellKprobe = Box::leak(Box::new(ShellKprobe {
         kp: Kprobe::new().symbol(name, offset).pre_handler(count_hit),
         hits: AtomicUsize::new(0),
@@ -331,7 +347,9 @@ fn add_kprobe(name: &'static str, offset: usize, verbose: bool) {
 
 fn add_kretprobe(name: &'static str, verbose: bool) {
     let mut entries = ENTRIES.lock();
-    let Some(slot) = free_entry(&entries) else { return println!("kretprobe: all {MAX_SHELL_PROBES} shell probes in use") };
+    let Some(slot) = free_entry(&entries) else {
+        return println!("kretprobe: all {MAX_SHELL_PROBES} shell probes in use");
+    };
     let probe: &'static ShellKretprobe = Box::leak(Box::new(ShellKretprobe {
         rp: Kretprobe::new().symbol(name).handler(count_return),
         hits: AtomicUsize::new(0),
@@ -356,10 +374,20 @@ fn list() {
     for (number, entry) in entries.iter().enumerate() {
         match entry {
             Entry::Free => {}
-            Entry::Kprobe(p) => println!("  {number}: kprobe    {} hits {} missed {} {:?}",
-                crate::symbols::Describe(p.kp.addr().unwrap_or(0)), p.hits.load(Ordering::Relaxed), p.kp.nmissed(), p.kp.flags()),
-            Entry::Kretprobe(p) => println!("  {number}: kretprobe {} returns {} missed {} {:?}",
-                crate::symbols::Describe(p.rp.kp.addr().unwrap_or(0)), p.hits.load(Ordering::Relaxed), p.rp.nmissed(), p.rp.kp.flags()),
+            Entry::Kprobe(p) => println!(
+                "  {number}: kprobe    {} hits {} missed {} {:?}",
+                crate::symbols::Describe(p.kp.addr().unwrap_or(0)),
+                p.hits.load(Ordering::Relaxed),
+                p.kp.nmissed(),
+                p.kp.flags()
+            ),
+            Entry::Kretprobe(p) => println!(
+                "  {number}: kretprobe {} returns {} missed {} {:?}",
+                crate::symbols::Describe(p.rp.kp.addr().unwrap_or(0)),
+                p.hits.load(Ordering::Relaxed),
+                p.rp.nmissed(),
+                p.rp.kp.flags()
+            ),
         }
     }
 }
@@ -442,7 +470,10 @@ mod tests {
         assert_eq!(output_of("remove 1"), "probe 1 removed\n");
         assert_eq!(output_of("list"), "");
         assert_eq!(crate::kprobes::site_count(), 0);
-        assert_eq!(output_of("kprobe no_such_function"), "kprobe: no such symbol \"no_such_function\" (try: syms PATTERN)\n");
+        assert_eq!(
+            output_of("kprobe no_such_function"),
+            "kprobe: no such symbol \"no_such_function\" (try: syms PATTERN)\n"
+        );
         core::hint::black_box(crate::bench::bench_target as *const ()); // keep it linked
         assert_eq!(output_of("kprobe bench_target+1"), "kprobe: not an instruction boundary\n");
         assert_eq!(output_of("remove 5"), "remove: no probe 5\n");

@@ -101,7 +101,9 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
 /// the frame chain would otherwise skip. Returns how many frames it visited.
 fn walk_trap_frame(frame: &TrapFrame, visit: &mut impl FnMut(Frame)) -> usize {
     let frame_at = frame as *const TrapFrame as usize;
-    if let Some(real) = crate::kprobes::kretprobe::resolve_trampoline_trap(frame.eip as usize, frame.esp as usize, frame_at) {
+    if let Some(real) =
+        crate::kprobes::kretprobe::resolve_trampoline_trap(frame.eip as usize, frame.esp as usize, frame_at)
+    {
         // Caught inside the kretprobe trampoline before it ran: the call
         // has returned, so the code is logically at its real return address
         // (and EBP is already the caller's).

@@ -12,7 +12,7 @@ extern crate alloc;
 
 use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::fatal::{self, Fatal};
-use probe_kernel::kprobes::{register_kprobe, Kprobe, PreAction, PtRegs};
+use probe_kernel::kprobes::{Kprobe, PreAction, PtRegs, register_kprobe};
 use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);

@@ -103,8 +103,8 @@ fn return_address_levels() {
 // ------------------------------------------- stack_trace_save and _regs
 
 use probe_kernel::kprobes::{
-    register_kprobe, register_kretprobe, unregister_kprobe, unregister_kretprobe, Kprobe, KretprobeInstance,
-    Kretprobe, PreAction, PtRegs,
+    Kprobe, Kretprobe, KretprobeInstance, PreAction, PtRegs, register_kprobe, register_kretprobe, unregister_kprobe,
+    unregister_kretprobe,
 };
 
 static SAVED: spin::Mutex<([usize; 16], usize)> = spin::Mutex::new(([0; 16], 0));
@@ -143,7 +143,14 @@ fn stack_trace_save_sees_the_real_callers_through_kretprobes() {
     let (store, count) = *SAVED.lock();
     assert!(count >= 3, "only {count} entries");
     let names = [name_of(store[0]), name_of(store[1]), name_of(store[2])];
-    assert_eq!(names, ["backtrace::saving_middle", "backtrace::saving_outer", "backtrace::stack_trace_save_sees_the_real_callers_through_kretprobes"]);
+    assert_eq!(
+        names,
+        [
+            "backtrace::saving_middle",
+            "backtrace::saving_outer",
+            "backtrace::stack_trace_save_sees_the_real_callers_through_kretprobes"
+        ]
+    );
     let trampoline = probe_kernel::arch::x86::kprobes::trampoline::address();
     assert!(!store[..count].contains(&trampoline), "no trampoline in the trace");
     // A short store is filled to its end and no further.
@@ -181,5 +188,8 @@ fn stack_trace_save_regs_starts_at_the_probed_instruction() {
     assert!(count >= 3, "only {count} entries");
     assert_eq!(store[0], traced_leaf as *const () as usize, "the interrupted EIP comes first");
     let names = [name_of(store[1]), name_of(store[2])];
-    assert_eq!(names, ["backtrace::traced_caller", "backtrace::stack_trace_save_regs_starts_at_the_probed_instruction"]);
+    assert_eq!(
+        names,
+        ["backtrace::traced_caller", "backtrace::stack_trace_save_regs_starts_at_the_probed_instruction"]
+    );
 }

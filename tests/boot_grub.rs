@@ -41,6 +41,9 @@ fn info_structure_is_recorded_and_copied() {
 fn boot_information_is_not_in_the_heap() {
     let boot = boot_info::get().unwrap();
     let heap = probe_kernel::memory::heap_range();
-    assert!(boot.info_range.end <= heap.start || boot.info_range.start >= heap.end,
-        "info {:x?} overlaps heap {heap:x?}", boot.info_range);
+    assert!(
+        boot.info_range.end <= heap.start || boot.info_range.start >= heap.end,
+        "info {:x?} overlaps heap {heap:x?}",
+        boot.info_range
+    );
 }

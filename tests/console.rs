@@ -17,7 +17,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use probe_kernel::console::{self, LineEditor, LineError, LineEvent, LINE_MAX};
+use probe_kernel::console::{self, LINE_MAX, LineEditor, LineError, LineEvent};
 use probe_kernel::kprobes::{kretprobe_arena_used, site_count};
 use probe_kernel::{memory, shell, symbols};
 
@@ -68,8 +68,18 @@ fn answer_to_keys(keys: &[u8]) -> String {
 #[test_case]
 fn printable_bytes_backspace_and_enter() {
     let (events, echo, result) = edit(b"ab\x7fc\x08d\r");
-    assert_eq!(events, [LineEvent::Insert(b'a'), LineEvent::Insert(b'b'), LineEvent::Erase, LineEvent::Insert(b'c'),
-        LineEvent::Erase, LineEvent::Insert(b'd'), LineEvent::Done]);
+    assert_eq!(
+        events,
+        [
+            LineEvent::Insert(b'a'),
+            LineEvent::Insert(b'b'),
+            LineEvent::Erase,
+            LineEvent::Insert(b'c'),
+            LineEvent::Erase,
+            LineEvent::Insert(b'd'),
+            LineEvent::Done
+        ]
+    );
     assert_eq!(echo, b"ab\x08 \x08c\x08 \x08d\n");
     assert_eq!(result, Ok(String::from("ad")));
     assert_eq!(edit(b"\x08\x7fx\n").0[..2], [LineEvent::Ignored, LineEvent::Ignored]);
@@ -155,13 +165,19 @@ fn cr_lf_ends_one_line_not_two() {
 #[test_case]
 fn kretprobe_refuses_an_offset() {
     let sites = site_count();
-    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+12345")),
-        "kretprobe: offset 0x3039 refused: a return probe goes on a function's entry (offset 0)\n");
-    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+0x1")),
-        "kretprobe: offset 0x1 refused: a return probe goes on a function's entry (offset 0)\n");
+    assert_eq!(
+        answer(Ok("kretprobe probe_kernel::demo::checksum+12345")),
+        "kretprobe: offset 0x3039 refused: a return probe goes on a function's entry (offset 0)\n"
+    );
+    assert_eq!(
+        answer(Ok("kretprobe probe_kernel::demo::checksum+0x1")),
+        "kretprobe: offset 0x1 refused: a return probe goes on a function's entry (offset 0)\n"
+    );
     assert_eq!(site_count(), sites);
-    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum+0")),
-        "probe 0: kretprobe on probe_kernel::demo::checksum (maxactive 10)\n");
+    assert_eq!(
+        answer(Ok("kretprobe probe_kernel::demo::checksum+0")),
+        "probe 0: kretprobe on probe_kernel::demo::checksum (maxactive 10)\n"
+    );
     assert_eq!(answer(Ok("remove 0")), "probe 0 removed\n");
     assert_eq!(site_count(), sites);
 }
@@ -170,11 +186,18 @@ fn kretprobe_refuses_an_offset() {
 fn unknown_and_extra_words_are_refused() {
     let sites = site_count();
     let usage = "(usage: kprobe SYMBOL[+OFFSET] [verbose])";
-    assert_eq!(answer(Ok("kprobe probe_kernel::demo::checksum verbos")), format!("kprobe: unexpected word \"verbos\" {usage}\n"));
-    assert_eq!(answer(Ok("kprobe probe_kernel::demo::checksum verbose verbose x")),
-        format!("kprobe: unexpected word \"verbose\" {usage}\nkprobe: unexpected word \"x\" {usage}\n"));
-    assert_eq!(answer(Ok("kretprobe probe_kernel::demo::checksum 1")),
-        "kretprobe: unexpected word \"1\" (usage: kretprobe SYMBOL [verbose])\n");
+    assert_eq!(
+        answer(Ok("kprobe probe_kernel::demo::checksum verbos")),
+        format!("kprobe: unexpected word \"verbos\" {usage}\n")
+    );
+    assert_eq!(
+        answer(Ok("kprobe probe_kernel::demo::checksum verbose verbose x")),
+        format!("kprobe: unexpected word \"verbose\" {usage}\nkprobe: unexpected word \"x\" {usage}\n")
+    );
+    assert_eq!(
+        answer(Ok("kretprobe probe_kernel::demo::checksum 1")),
+        "kretprobe: unexpected word \"1\" (usage: kretprobe SYMBOL [verbose])\n"
+    );
     assert_eq!(answer(Ok("list all")), "list: unexpected word \"all\" (usage: list)\n");
     assert_eq!(answer(Ok("help me")), "help: unexpected word \"me\" (usage: help)\n");
     assert_eq!(answer(Ok("remove 0 1")), "remove: unexpected word \"1\" (usage: remove N)\n");
@@ -207,12 +230,18 @@ fn numbers_parse_strictly() {
     assert_eq!(answer(Ok("kprobe console_test_target+1+2")), "kprobe: bad offset \"1+2\" (decimal or 0x-hex)\n");
     assert_eq!(answer(Ok("kprobe no::such+0x1c")), "kprobe: no such symbol \"no::such\" (try: syms PATTERN)\n");
     assert_eq!(site_count(), 0);
-    assert_eq!(answer(Ok("kprobe console_test_target+0x1c")),
-        format!("probe 0: kprobe at console_test_target+0x1c ({:#x})\n", target + 0x1c));
-    assert_eq!(answer(Ok("kprobe console_test_target+28")),
-        format!("probe 1: kprobe at console_test_target+0x1c ({:#x})\n", target + 0x1c));
-    assert_eq!(answer(Ok("kprobe console_test_target+0X1F")),
-        format!("probe 2: kprobe at console_test_target+0x1f ({:#x})\n", target + 0x1f));
+    assert_eq!(
+        answer(Ok("kprobe console_test_target+0x1c")),
+        format!("probe 0: kprobe at console_test_target+0x1c ({:#x})\n", target + 0x1c)
+    );
+    assert_eq!(
+        answer(Ok("kprobe console_test_target+28")),
+        format!("probe 1: kprobe at console_test_target+0x1c ({:#x})\n", target + 0x1c)
+    );
+    assert_eq!(
+        answer(Ok("kprobe console_test_target+0X1F")),
+        format!("probe 2: kprobe at console_test_target+0x1f ({:#x})\n", target + 0x1f)
+    );
     assert_eq!(site_count(), 2);
     assert_eq!(answer(Ok("remove 00")), "probe 0 removed\n");
     assert_eq!(answer(Ok("remove 1")), "probe 1 removed\n");

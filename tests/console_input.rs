@@ -41,7 +41,9 @@ fn expected_session() -> String {
     s += "kprobe: unexpected word \"verbos\" (usage: kprobe SYMBOL[+OFFSET] [verbose])\n";
     s += "kprobes> kretprobe probe_kernel::demo::checksum+12345\n";
     s += "kretprobe: offset 0x3039 refused: a return probe goes on a function's entry (offset 0)\n";
-    s += &format!("kprobes> kprobe probe_kernel::demo::checksum\nprobe 0: kprobe at probe_kernel::demo::checksum+0x0 ({checksum:#x})\n");
+    s += &format!(
+        "kprobes> kprobe probe_kernel::demo::checksum\nprobe 0: kprobe at probe_kernel::demo::checksum+0x0 ({checksum:#x})\n"
+    );
     // "remove0", left arrow, space: the space goes in before the 0.
     s += "kprobes> remove0\x08 0\x08\nprobe 0 removed\n";
     s += "kprobes> remove 1x\nremove: bad probe number \"1x\" (a number from `list`)\n";

@@ -12,10 +12,10 @@
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU32, Ordering};
 use probe_kernel::arch::qemu::{self, ExitCode};
-use probe_kernel::arch::x86::trap::{set_hook, HookKind};
+use probe_kernel::arch::x86::trap::{HookKind, set_hook};
 use probe_kernel::arch::{TrapFrame, TrapOutcome};
 use probe_kernel::fatal::{self, Fatal};
-use probe_kernel::kprobes::{register_kprobe, unregister_kprobe, Kprobe, PtRegs};
+use probe_kernel::kprobes::{Kprobe, PtRegs, register_kprobe, unregister_kprobe};
 use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);
@@ -26,13 +26,7 @@ const NAME: &str = "fault_note_report::a_later_report_blames_no_probe";
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 extern "C" fn fn_read(address: u32) -> u32 {
-    naked_asm!(
-        "mov ecx, [esp + 4]",
-        "mov eax, [ecx]",
-        ".global fn_read_resume",
-        "fn_read_resume:",
-        "ret",
-    );
+    naked_asm!("mov ecx, [esp + 4]", "mov eax, [ecx]", ".global fn_read_resume", "fn_read_resume:", "ret",);
 }
 
 fn post(_probe: &Kprobe, _regs: &mut PtRegs) {}
@@ -81,7 +75,10 @@ fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
     unregister_kprobe(&PROBE).unwrap();
     set_hook(HookKind::Exception, None);
     let probe_address = probe_kernel::symbols::lookup_name("fn_read").unwrap().address + 4;
-    if value != 0xdead || HOOKED.load(Ordering::SeqCst) != 1 || HOOKED_EIP.load(Ordering::SeqCst) as usize != probe_address {
+    if value != 0xdead
+        || HOOKED.load(Ordering::SeqCst) != 1
+        || HOOKED_EIP.load(Ordering::SeqCst) as usize != probe_address
+    {
         println!("[FAILED] fault_note_report: the hook did not see the fault at the probe address");
         println!("0 passed, 1 failed");
         qemu::exit(ExitCode::Failed);

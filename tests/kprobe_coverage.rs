@@ -25,14 +25,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use iced_x86::{Decoder, DecoderOptions};
-use probe_kernel::arch::x86::kprobes::decode::decode_one;
 use probe_kernel::arch::x86::kprobes::Fixup;
+use probe_kernel::arch::x86::kprobes::decode::decode_one;
 use probe_kernel::arch::x86::paging;
 use probe_kernel::cmdline::CommandLine;
 use probe_kernel::console::{LineEditor, LineEvent};
 use probe_kernel::kprobes::{
-    can_probe, register_kprobe, site_count, unregister_kprobe, Kprobe, KprobeError, KprobeFlags, PreAction,
-    PtRegs,
+    Kprobe, KprobeError, KprobeFlags, PreAction, PtRegs, can_probe, register_kprobe, site_count, unregister_kprobe,
 };
 use probe_kernel::symbols::{self, Symbol};
 use probe_kernel::testing::{function_bytes, instruction_boundaries, kernel_functions};
@@ -87,7 +86,8 @@ fn every_instruction_boundary_is_probeable_or_refused_with_a_reason() {
     assert_eq!(site_count(), 0, "no probe may be armed while reading text");
     let engine = paging::kprobes_text();
     let started = task::ticks();
-    let (mut checked, mut checked_functions, mut engine_functions, mut inside_checked) = (0usize, 0usize, 0usize, 0usize);
+    let (mut checked, mut checked_functions, mut engine_functions, mut inside_checked) =
+        (0usize, 0usize, 0usize, 0usize);
     let mut classes = Tally::default();
     let mut refusals = Tally::default();
     let mut failures: Vec<String> = Vec::new();
@@ -106,7 +106,8 @@ fn every_instruction_boundary_is_probeable_or_refused_with_a_reason() {
         let instructions = match instruction_boundaries(&function, &code) {
             Ok(instructions) => instructions,
             Err(offset) => {
-                failures.push(format!("{}+{offset:#x}: iced-x86 cannot decode the function's own bytes", function.name));
+                failures
+                    .push(format!("{}+{offset:#x}: iced-x86 cannot decode the function's own bytes", function.name));
                 continue;
             }
         };
@@ -116,8 +117,14 @@ fn every_instruction_boundary_is_probeable_or_refused_with_a_reason() {
             // One byte into a longer instruction is never a boundary.
             if length > 1 {
                 let inside = can_probe((address + 1) as *const ());
-                if inside != Err(KprobeError::NotInstructionBoundary) && !matches!(inside, Err(KprobeError::Blacklisted)) {
-                    failures.push(format!("{}+{:#x}: inside a {length}-byte instruction, can_probe says {inside:?}", function.name, offset + 1));
+                if inside != Err(KprobeError::NotInstructionBoundary)
+                    && !matches!(inside, Err(KprobeError::Blacklisted))
+                {
+                    failures.push(format!(
+                        "{}+{:#x}: inside a {length}-byte instruction, can_probe says {inside:?}",
+                        function.name,
+                        offset + 1
+                    ));
                 }
                 inside_checked += 1;
             }
@@ -134,7 +141,8 @@ fn every_instruction_boundary_is_probeable_or_refused_with_a_reason() {
                     }
                 }
                 Err(KprobeError::UnsupportedInstruction(why)) => {
-                    let mnemonic = Decoder::with_ip(32, &code[offset..], address as u64, DecoderOptions::NONE).decode().mnemonic();
+                    let mnemonic =
+                        Decoder::with_ip(32, &code[offset..], address as u64, DecoderOptions::NONE).decode().mnemonic();
                     refusals.add(&format!("unsupported ({mnemonic:?}): {why}"));
                 }
                 Err(KprobeError::Blacklisted) => refusals.add(&format!("blacklisted: {}", function.name)),
@@ -245,7 +253,8 @@ fn lookup_name_function() -> fn(&str) -> Option<Symbol> {
 
 fn lookup_name_workload() -> (String, usize) {
     let lookup = lookup_name_function();
-    let names = ["kernel_boot_entry", "probe_kernel::kprobes::register_kprobe", "memcpy", "no::such::function", "", "~"];
+    let names =
+        ["kernel_boot_entry", "probe_kernel::kprobes::register_kprobe", "memcpy", "no::such::function", "", "~"];
     let mut out = String::new();
     for name in names {
         out += &format!("{:?}; ", lookup(name));
@@ -313,7 +322,8 @@ fn probe_every_instruction(target: &Target) {
         let where_ = format!("{}+{offset:#x}", function.name);
         let original = read_bytes(address, length);
 
-        let with_post = leak(Kprobe::new().address(address as *const ()).pre_handler(count_pre).post_handler(count_post));
+        let with_post =
+            leak(Kprobe::new().address(address as *const ()).pre_handler(count_pre).post_handler(count_post));
         let stepped = match probed_run(with_post, target.workload) {
             Ok(run) => run,
             Err(KprobeError::UnsupportedInstruction(_)) => {
@@ -367,5 +377,8 @@ fn probes_on_every_instruction_of_symbols_lookup_name() {
 
 #[test_case]
 fn probes_on_every_instruction_of_symbols_lookup_address() {
-    probe_every_instruction(&Target { entry: || lookup_address_function() as usize, workload: lookup_address_workload });
+    probe_every_instruction(&Target {
+        entry: || lookup_address_function() as usize,
+        workload: lookup_address_workload,
+    });
 }

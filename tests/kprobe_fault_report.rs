@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::fatal::{self, Fatal};
-use probe_kernel::kprobes::{register_kprobe, Kprobe, PreAction, PtRegs};
+use probe_kernel::kprobes::{Kprobe, PreAction, PtRegs, register_kprobe};
 use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);
@@ -44,8 +44,7 @@ fn on_fatal(event: &Fatal) -> ! {
         }
         _ => false,
     };
-    let names_probe = contains(report, b"in a handler of the kprobe at")
-        && contains(report, b"report_target+0x0");
+    let names_probe = contains(report, b"in a handler of the kprobe at") && contains(report, b"report_target+0x0");
     let names_fault = contains(report, b"#PF (page fault)") && contains(report, b"cr2=0x00000040");
     let shows_handler = contains(report, b"kprobe_fault_report::faulting_pre");
     if ok && names_probe && names_fault && shows_handler {
@@ -53,8 +52,10 @@ fn on_fatal(event: &Fatal) -> ! {
         println!("1 passed, 0 failed");
         qemu::exit(ExitCode::Success);
     }
-    println!("[FAILED] kprobe_fault_report: vector {} ok={ok} names_probe={names_probe} names_fault={names_fault} shows_handler={shows_handler}",
-        VECTOR.load(Ordering::SeqCst));
+    println!(
+        "[FAILED] kprobe_fault_report: vector {} ok={ok} names_probe={names_probe} names_fault={names_fault} shows_handler={shows_handler}",
+        VECTOR.load(Ordering::SeqCst)
+    );
     println!("0 passed, 1 failed");
     qemu::exit(ExitCode::Failed)
 }

@@ -26,13 +26,11 @@ use alloc::vec::Vec;
 use core::arch::naked_asm;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use probe_kernel::arch::TrapOutcome;
 use probe_kernel::arch::cpu::{self, EFLAGS_IF, EFLAGS_TF};
 use probe_kernel::arch::x86::kprobes::Fixup;
-use probe_kernel::arch::x86::trap::{set_hook, HookKind};
-use probe_kernel::arch::TrapOutcome;
-use probe_kernel::kprobes::{
-    can_probe, register_kprobe, unregister_kprobe, Kprobe, KprobeFlags, PreAction, PtRegs,
-};
+use probe_kernel::arch::x86::trap::{HookKind, set_hook};
+use probe_kernel::kprobes::{Kprobe, KprobeFlags, PreAction, PtRegs, can_probe, register_kprobe, unregister_kprobe};
 
 probe_kernel::test_kernel_main!();
 
@@ -86,7 +84,8 @@ fn reset_state() {
     }
     PROBE_ESP.store(0, Ordering::SeqCst);
     JUMP_SLOT.store(0, Ordering::SeqCst);
-    let pattern: [u8; 128] = core::array::from_fn(|i| if i < DESTINATION { (i as u8).wrapping_mul(7).wrapping_add(3) } else { 0 });
+    let pattern: [u8; 128] =
+        core::array::from_fn(|i| if i < DESTINATION { (i as u8).wrapping_mul(7).wrapping_add(3) } else { 0 });
     // SAFETY: no routine is running; the buffer is ours.
     unsafe { core::ptr::write_volatile(SCRATCH.0.get(), pattern) };
 }
@@ -126,7 +125,8 @@ fn pre(_probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
         PRE_EIP[hit].store(regs.eip, Ordering::SeqCst);
     }
     if hit == 0 {
-        let words = [regs.eax, regs.ecx, regs.edx, regs.ebx, regs.esi, regs.edi, regs.ebp, regs.esp, regs.eip, regs.eflags];
+        let words =
+            [regs.eax, regs.ecx, regs.edx, regs.ebx, regs.esi, regs.edi, regs.ebp, regs.esp, regs.eip, regs.eflags];
         for (slot, value) in FIRST_PRE.iter().zip(words) {
             slot.store(value, Ordering::SeqCst);
         }
@@ -967,7 +967,11 @@ fn check_probed(case: &Case) {
     let at = (case.at)();
     let routine = case.inner.map_or(case.routine as usize, |inner| inner());
     let function = probe_kernel::symbols::lookup_address(at).expect("probed label in no function");
-    assert_eq!(function.address, routine, "{} (offset {:#x}) is not the routine containing the label", function.name, function.offset);
+    assert_eq!(
+        function.address, routine,
+        "{} (offset {:#x}) is not the routine containing the label",
+        function.name, function.offset
+    );
     assert!(function.offset == at - routine && at < routine + function.size);
 
     let fixup = (case.fixup)();
@@ -1014,7 +1018,11 @@ fn check_probed(case: &Case) {
     assert_eq!(result, baseline, "run with two probes differs from the unprobed run");
     check_hits(case, "two probes", &result, at, 2, true);
     unregister_kprobe(with_post).unwrap();
-    assert_eq!(boosted.flags().contains(KprobeFlags::BOOSTED), case.boostable, "BOOSTED after the post-handler probe left");
+    assert_eq!(
+        boosted.flags().contains(KprobeFlags::BOOSTED),
+        case.boostable,
+        "BOOSTED after the post-handler probe left"
+    );
     assert_eq!(code_bytes(at)[0], 0xcc, "breakpoint disarmed while a probe remains");
     unregister_kprobe(boosted).unwrap();
     assert_eq!(code_bytes(at), original, "bytes not restored after the last probe");
@@ -1370,7 +1378,10 @@ fn return_plain() {
             }
         },
     });
-    assert_eq!(probe_kernel::symbols::lookup_address(label!(fx_ret_at)).unwrap().address, fx_ret_inner as *const () as usize);
+    assert_eq!(
+        probe_kernel::symbols::lookup_address(label!(fx_ret_at)).unwrap().address,
+        fx_ret_inner as *const () as usize
+    );
 }
 
 #[test_case]
@@ -1501,14 +1512,25 @@ fn pushfd_with_interrupts_disabled() {
     }));
 }
 
-fn flag_writer(routine: Routine, at: fn() -> usize, next: fn() -> Vec<usize>, esp_delta: i32, interrupts: bool, check: fn(&Snapshot, &SeenRegs, &[u32])) -> Case {
+fn flag_writer(
+    routine: Routine,
+    at: fn() -> usize,
+    next: fn() -> Vec<usize>,
+    esp_delta: i32,
+    interrupts: bool,
+    check: fn(&Snapshot, &SeenRegs, &[u32]),
+) -> Case {
     Case {
         routine,
         inner: None,
         argument: 0,
         interrupts: Some(interrupts),
         at,
-        fixup: if routine as *const () == fx_sti as *const () { || Fixup::EnableInterrupts } else { || Fixup::InterruptFlagWriter },
+        fixup: if routine as *const () == fx_sti as *const () {
+            || Fixup::EnableInterrupts
+        } else {
+            || Fixup::InterruptFlagWriter
+        },
         boostable: false,
         continues: next,
         esp_delta,
@@ -1518,57 +1540,99 @@ fn flag_writer(routine: Routine, at: fn() -> usize, next: fn() -> Vec<usize>, es
 
 #[test_case]
 fn cli_with_interrupts_enabled() {
-    check(&flag_writer(fx_cli, || label!(fx_cli_at), || next_of(label!(fx_cli_next)), 0, true, |result, pre, _| {
-        assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF), 0, "IF/TF after cli");
-        if pre.esp != 0 {
-            assert_eq!((pre.ecx, pre.eflags & EFLAGS_IF), (0x1234, EFLAGS_IF), "pre-handler registers");
-        }
-    }));
+    check(&flag_writer(
+        fx_cli,
+        || label!(fx_cli_at),
+        || next_of(label!(fx_cli_next)),
+        0,
+        true,
+        |result, pre, _| {
+            assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF), 0, "IF/TF after cli");
+            if pre.esp != 0 {
+                assert_eq!((pre.ecx, pre.eflags & EFLAGS_IF), (0x1234, EFLAGS_IF), "pre-handler registers");
+            }
+        },
+    ));
 }
 
 #[test_case]
 fn cli_with_interrupts_disabled() {
-    check(&flag_writer(fx_cli, || label!(fx_cli_at), || next_of(label!(fx_cli_next)), 0, false, |result, _, _| {
-        assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF), 0, "IF/TF after cli");
-    }));
+    check(&flag_writer(
+        fx_cli,
+        || label!(fx_cli_at),
+        || next_of(label!(fx_cli_next)),
+        0,
+        false,
+        |result, _, _| {
+            assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF), 0, "IF/TF after cli");
+        },
+    ));
 }
 
 #[test_case]
 fn sti_with_interrupts_disabled() {
-    check(&flag_writer(fx_sti, || label!(fx_sti_at), || next_of(label!(fx_sti_next)), 0, false, |result, pre, _| {
-        assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF), EFLAGS_IF, "IF/TF after sti");
-        if pre.esp != 0 {
-            assert_eq!((pre.ecx, pre.eflags & EFLAGS_IF), (0x1234, 0), "pre-handler registers");
-        }
-    }));
+    check(&flag_writer(
+        fx_sti,
+        || label!(fx_sti_at),
+        || next_of(label!(fx_sti_next)),
+        0,
+        false,
+        |result, pre, _| {
+            assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF), EFLAGS_IF, "IF/TF after sti");
+            if pre.esp != 0 {
+                assert_eq!((pre.ecx, pre.eflags & EFLAGS_IF), (0x1234, 0), "pre-handler registers");
+            }
+        },
+    ));
 }
 
 #[test_case]
 fn sti_with_interrupts_enabled() {
-    check(&flag_writer(fx_sti, || label!(fx_sti_at), || next_of(label!(fx_sti_next)), 0, true, |result, _, _| {
-        assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF), EFLAGS_IF, "IF/TF after sti");
-    }));
+    check(&flag_writer(
+        fx_sti,
+        || label!(fx_sti_at),
+        || next_of(label!(fx_sti_next)),
+        0,
+        true,
+        |result, _, _| {
+            assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF), EFLAGS_IF, "IF/TF after sti");
+        },
+    ));
 }
 
 #[test_case]
 fn popfd_clearing_interrupts() {
-    check(&flag_writer(fx_popfd, || label!(fx_popfd_at), || next_of(label!(fx_popfd_next)), 4, true, |result, pre, _| {
-        assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF | EFLAGS_CF), 0, "IF/TF/CF after popfd");
-        if pre.esp != 0 {
-            // `xor` on the stacked flags cleared CF in the live ones.
-            assert_eq!(pre.eflags & (EFLAGS_IF | EFLAGS_CF), EFLAGS_IF, "pre-handler flags");
-        }
-    }));
+    check(&flag_writer(
+        fx_popfd,
+        || label!(fx_popfd_at),
+        || next_of(label!(fx_popfd_next)),
+        4,
+        true,
+        |result, pre, _| {
+            assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF | EFLAGS_CF), 0, "IF/TF/CF after popfd");
+            if pre.esp != 0 {
+                // `xor` on the stacked flags cleared CF in the live ones.
+                assert_eq!(pre.eflags & (EFLAGS_IF | EFLAGS_CF), EFLAGS_IF, "pre-handler flags");
+            }
+        },
+    ));
 }
 
 #[test_case]
 fn popfd_setting_interrupts() {
-    check(&flag_writer(fx_popfd, || label!(fx_popfd_at), || next_of(label!(fx_popfd_next)), 4, false, |result, pre, _| {
-        assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF | EFLAGS_CF), EFLAGS_IF, "IF/TF/CF after popfd");
-        if pre.esp != 0 {
-            assert_eq!(pre.eflags & (EFLAGS_IF | EFLAGS_CF), 0, "pre-handler flags");
-        }
-    }));
+    check(&flag_writer(
+        fx_popfd,
+        || label!(fx_popfd_at),
+        || next_of(label!(fx_popfd_next)),
+        4,
+        false,
+        |result, pre, _| {
+            assert_eq!(result.eax & (EFLAGS_IF | EFLAGS_TF | EFLAGS_CF), EFLAGS_IF, "IF/TF/CF after popfd");
+            if pre.esp != 0 {
+                assert_eq!(pre.eflags & (EFLAGS_IF | EFLAGS_CF), 0, "pre-handler flags");
+            }
+        },
+    ));
 }
 
 // ---------------------------------------------------------------------------

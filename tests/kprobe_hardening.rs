@@ -12,7 +12,7 @@
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
 use probe_kernel::arch::cpu::{self, EFLAGS_IF, EFLAGS_TF};
-use probe_kernel::arch::x86::trap::{set_hook, HookKind};
+use probe_kernel::arch::x86::trap::{HookKind, set_hook};
 use probe_kernel::arch::{TrapFrame, TrapOutcome};
 use probe_kernel::kprobes::*;
 use probe_kernel::task;
@@ -55,16 +55,7 @@ extern "C" fn hd_times7(a: u32) -> u32 {
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 extern "C" fn hd_spin(count: u32) {
-    naked_asm!(
-        "mov ecx, [esp + 4]",
-        "2:",
-        "pause",
-        "dec ecx",
-        "jnz 2b",
-        ".global hd_spin_end",
-        "hd_spin_end:",
-        "ret",
-    );
+    naked_asm!("mov ecx, [esp + 4]", "2:", "pause", "dec ecx", "jnz 2b", ".global hd_spin_end", "hd_spin_end:", "ret",);
 }
 
 /// 200 one-byte instructions: distinct probe addresses for churn.
@@ -125,12 +116,10 @@ fn count_stray_debug_trap(frame: &mut TrapFrame) -> TrapOutcome {
     TrapOutcome::Handled
 }
 
-static STEPPED_LOAD: Kprobe = Kprobe::new()
-    .symbol("hd_read", 4)
-    .pre_handler(note_pre)
-    .post_handler(note_post)
-    .fault_handler(skip_faulting_load);
-static BOOSTED_LOAD: Kprobe = Kprobe::new().symbol("hd_read", 4).pre_handler(note_pre).fault_handler(skip_faulting_load);
+static STEPPED_LOAD: Kprobe =
+    Kprobe::new().symbol("hd_read", 4).pre_handler(note_pre).post_handler(note_post).fault_handler(skip_faulting_load);
+static BOOSTED_LOAD: Kprobe =
+    Kprobe::new().symbol("hd_read", 4).pre_handler(note_pre).fault_handler(skip_faulting_load);
 
 /// Calls `hd_read(0x123)` (page 0 is absent) with interrupts on, under
 /// `probe`, and checks what its fault handler saw and what followed.
@@ -309,7 +298,10 @@ fn registration_from_interrupt_context_is_refused_with_a_typed_error() {
     task::set_tick_hook(None);
     let results: [usize; 6] = core::array::from_fn(|i| FROM_TICK[i].load(SeqCst));
     assert_eq!(results, [2; 6], "every call from the timer interrupt is refused as InterruptsDisabled");
-    assert_eq!((site_count(), probe_kernel::memory::slots::in_use_count(), kretprobe_arena_used()), (sites, slots, arena));
+    assert_eq!(
+        (site_count(), probe_kernel::memory::slots::in_use_count(), kretprobe_arena_used()),
+        (sites, slots, arena)
+    );
     assert!(CHURN_PROBE.is_enabled());
     assert_eq!(TICK_PROBE.flags(), KprobeFlags::GONE);
     unregister_kprobe(&CHURN_PROBE).unwrap();

@@ -21,10 +21,10 @@ use alloc::vec::Vec;
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use probe_kernel::arch::cpu::EFLAGS_IF;
-use probe_kernel::arch::x86::kprobes::decode::decode_one;
 use probe_kernel::arch::x86::kprobes::Fixup;
+use probe_kernel::arch::x86::kprobes::decode::decode_one;
 use probe_kernel::arch::x86::patch::text_poke;
-use probe_kernel::kprobes::{register_kprobe, unregister_kprobe, Kprobe, KprobeError, KprobeFlags, PreAction, PtRegs};
+use probe_kernel::kprobes::{Kprobe, KprobeError, KprobeFlags, PreAction, PtRegs, register_kprobe, unregister_kprobe};
 use probe_kernel::println;
 
 probe_kernel::test_kernel_main!();
@@ -149,7 +149,11 @@ fn every_accepted_prefixed_jcc_branches_alike_unprobed_stepped_and_boosted() {
                 let unprobed = run_all();
                 for (result, flags) in unprobed.iter().zip(flag_inputs()) {
                     let taken = result & TAKEN != 0;
-                    assert_eq!(taken, expected_taken(condition, flags), "{prefixes:x?} {condition:x} near={near} unprobed");
+                    assert_eq!(
+                        taken,
+                        expected_taken(condition, flags),
+                        "{prefixes:x?} {condition:x} near={near} unprobed"
+                    );
                     assert_eq!(result & !TAKEN & 0x8d5, flags & 0x8d5, "flags reach the paths intact");
                 }
                 for (probe, boosted) in [(&BOOSTED, true), (&STEPPED, false)] {

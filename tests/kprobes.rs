@@ -21,7 +21,7 @@ probe_kernel::test_kernel_main!();
 #[unsafe(no_mangle)]
 extern "C" fn kp_target(a: u32) -> u32 {
     naked_asm!(
-        "mov eax, [esp + 4]",        // 4 bytes: the probed instruction
+        "mov eax, [esp + 4]", // 4 bytes: the probed instruction
         ".global kp_target_next",
         "kp_target_next:",
         "lea eax, [eax + eax*2 + 1]",
@@ -79,8 +79,18 @@ refused_instruction!(kp_has_invalid, ".byte 0x0f, 0x04");
 /// Keeps the never-called targets in the image (they are found by name).
 #[used]
 static KEEP: [extern "C" fn(); 12] = [
-    kp_has_int3, kp_has_int80, kp_has_into, kp_has_iret, kp_has_hlt, kp_has_ud2, kp_has_far_jmp,
-    kp_has_far_call, kp_has_mov_ss, kp_has_pop_ss, kp_has_invalid, kp_nop_sled,
+    kp_has_int3,
+    kp_has_int80,
+    kp_has_into,
+    kp_has_iret,
+    kp_has_hlt,
+    kp_has_ud2,
+    kp_has_far_jmp,
+    kp_has_far_call,
+    kp_has_mov_ss,
+    kp_has_pop_ss,
+    kp_has_invalid,
+    kp_nop_sled,
 ];
 #[used]
 static KEEP_LONG_FIRST: extern "C" fn() -> u32 = kp_long_first;
@@ -380,8 +390,18 @@ macro_rules! unsupported {
 
 #[test_case]
 fn instructions_that_cannot_run_out_of_line_are_refused() {
-    unsupported!("kp_has_int3", "kp_has_int80", "kp_has_into", "kp_has_iret", "kp_has_hlt",
-        "kp_has_ud2", "kp_has_far_jmp", "kp_has_far_call", "kp_has_mov_ss", "kp_has_pop_ss");
+    unsupported!(
+        "kp_has_int3",
+        "kp_has_int80",
+        "kp_has_into",
+        "kp_has_iret",
+        "kp_has_hlt",
+        "kp_has_ud2",
+        "kp_has_far_jmp",
+        "kp_has_far_call",
+        "kp_has_mov_ss",
+        "kp_has_pop_ss"
+    );
     static INVALID: Kprobe = Kprobe::new().symbol("kp_has_invalid", 0);
     refused(&INVALID, KprobeError::InvalidInstruction);
 }
@@ -483,7 +503,8 @@ fn a_jprobe_sees_the_arguments_and_leaves_them_intact() {
     assert_eq!(register_jprobe(&JP_MID), Err(KprobeError::NotFunctionEntry));
 }
 
-static JP_WITH_KPROBE: Kprobe = Kprobe::new().symbol("kp_jtarget", 0).pre_handler(counting_pre).post_handler(counting_post);
+static JP_WITH_KPROBE: Kprobe =
+    Kprobe::new().symbol("kp_jtarget", 0).pre_handler(counting_pre).post_handler(counting_post);
 
 #[test_case]
 fn a_jprobe_shares_its_address_with_a_kprobe() {
@@ -503,13 +524,7 @@ fn a_jprobe_shares_its_address_with_a_kprobe() {
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 extern "C" fn kp_read(address: u32) -> u32 {
-    naked_asm!(
-        "mov ecx, [esp + 4]",
-        "mov eax, [ecx]",
-        ".global kp_fault_resume",
-        "kp_fault_resume:",
-        "ret",
-    );
+    naked_asm!("mov ecx, [esp + 4]", "mov eax, [ecx]", ".global kp_fault_resume", "kp_fault_resume:", "ret",);
 }
 
 static FAULTS: AtomicU32 = AtomicU32::new(0);

@@ -6,7 +6,7 @@
 
 use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::fatal::{self, Fatal};
-use probe_kernel::kprobes::{register_kretprobe, Kretprobe, KretprobeInstance, PtRegs};
+use probe_kernel::kprobes::{Kretprobe, KretprobeInstance, PtRegs, register_kretprobe};
 use probe_kernel::{console, println};
 
 probe_kernel::entry_point!(main);

@@ -258,8 +258,12 @@ fn busy_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
     }
 }
 
-static RP_BUSY: Kretprobe =
-    Kretprobe::new().symbol("kt_busy").entry_handler(busy_entry).handler(busy_return).data_size(4).maxactive(WORKERS as i32);
+static RP_BUSY: Kretprobe = Kretprobe::new()
+    .symbol("kt_busy")
+    .entry_handler(busy_entry)
+    .handler(busy_return)
+    .data_size(4)
+    .maxactive(WORKERS as i32);
 static RP_BUSY_ONE: Kretprobe =
     Kretprobe::new().symbol("kt_busy").entry_handler(busy_entry).handler(busy_return).data_size(4).maxactive(1);
 
@@ -360,7 +364,8 @@ fn tick_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
     if regs_return_value(regs) != arg + 7 || regs.eip as usize != ri.ret_addr() || ri.task() != task::current_id() {
         TICK_BAD.fetch_add(1, SeqCst);
     }
-    let expected_caller = if arg & HOOK_BIT != 0 { "kretprobe_tasks::tick_hook" } else { "kretprobe_tasks::main_tick_calls" };
+    let expected_caller =
+        if arg & HOOK_BIT != 0 { "kretprobe_tasks::tick_hook" } else { "kretprobe_tasks::main_tick_calls" };
     if caller_of(ri.ret_addr()) != expected_caller {
         TICK_BAD.fetch_add(1, SeqCst);
     }

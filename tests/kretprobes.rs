@@ -230,10 +230,7 @@ fn kretprobes_batch_rollback() {
     reset(&[&BATCH_A_CALLS, &BATCH_B_CALLS]);
     let sites = site_count();
     let arena = kretprobe_arena_used();
-    assert_eq!(
-        register_kretprobes(&[&RP_BATCH_A, &RP_BATCH_BAD]),
-        Err(KprobeError::UnknownSymbol)
-    );
+    assert_eq!(register_kretprobes(&[&RP_BATCH_A, &RP_BATCH_BAD]), Err(KprobeError::UnknownSymbol));
     // The first one was rolled back: not registered, no breakpoint, its
     // instance pool freed.
     assert!(!RP_BATCH_A.is_enabled());
@@ -252,10 +249,7 @@ fn kretprobes_batch_rollback() {
     assert_eq!(load(&BATCH_A_CALLS), 0, "calls are not reported after the rollback");
     assert_eq!(unregister_kretprobe(&RP_BATCH_A), Err(KprobeError::NotRegistered));
     // An invalid one first: nothing registered either.
-    assert_eq!(
-        register_kretprobes(&[&RP_BATCH_BAD, &RP_BATCH_B]),
-        Err(KprobeError::UnknownSymbol)
-    );
+    assert_eq!(register_kretprobes(&[&RP_BATCH_BAD, &RP_BATCH_B]), Err(KprobeError::UnknownSymbol));
     assert!(!RP_BATCH_B.is_enabled());
     assert_eq!(kr_target2(black_box(RAND2)), expected_target2(RAND2));
     assert_eq!(load(&BATCH_B_CALLS), 0);
@@ -538,7 +532,7 @@ fn stacktrace_from_trap_at_trampoline_entry() {
 #[inline(never)]
 #[test_case]
 fn stacktrace_from_traps_inside_trampoline() {
-    use probe_kernel::arch::x86::trap::{set_hook, HookKind};
+    use probe_kernel::arch::x86::trap::{HookKind, set_hook};
     reset(&[&NAKED_REPORTS, &POST_CALLS, &STEPS, &STEPS_TRUTHFUL, &STEPS_OUTSIDE]);
     register_kretprobe(&RP_NAKED).expect("register kretprobe");
     register_kprobe(&KP_NAKED_RET).expect("register kprobe on the ret");
@@ -1137,7 +1131,8 @@ fn lookup_return(_ri: &mut KretprobeInstance, _regs: &mut PtRegs) {
 fn outer_lookup_return(ri: &mut KretprobeInstance, _regs: &mut PtRegs) {
     OUTER_CALLS.fetch_add(1, SeqCst);
     // A kernel function with a kretprobe of its own, from a handler.
-    let found = symbols::lookup_address(ri.ret_addr() - 1).is_some_and(|s| s.name == "kretprobes::probed_function_called_by_handler");
+    let found = symbols::lookup_address(ri.ret_addr() - 1)
+        .is_some_and(|s| s.name == "kretprobes::probed_function_called_by_handler");
     LOOKUP_FOUND.store(found, SeqCst);
 }
 
@@ -1470,7 +1465,8 @@ fn handler_changes_return_value() {
 // ======================================================== refusals
 
 static RP_NOWHERE: Kretprobe = Kretprobe::new().handler(toggle_return);
-static RP_HUGE_POOL: Kretprobe = Kretprobe::new().symbol("kr_toggle").handler(toggle_return).maxactive(1 << 20).data_size(4096);
+static RP_HUGE_POOL: Kretprobe =
+    Kretprobe::new().symbol("kr_toggle").handler(toggle_return).maxactive(1 << 20).data_size(4096);
 static RP_HUGE_COUNT: Kretprobe = Kretprobe::new().symbol("kr_toggle").handler(toggle_return).maxactive(i32::MAX);
 
 #[test_case]

@@ -37,11 +37,11 @@ use iced_x86::{Decoder, DecoderOptions, Instruction};
 use probe_kernel::arch::x86::paging;
 use probe_kernel::console::LineEditor;
 use probe_kernel::kprobes::{
-    can_probe, register_kprobes, site_count, unregister_kprobes, Kprobe, KprobeError, KprobeFlags, PreAction,
-    PtRegs, MAX_SITES,
+    Kprobe, KprobeError, KprobeFlags, MAX_SITES, PreAction, PtRegs, can_probe, register_kprobes, site_count,
+    unregister_kprobes,
 };
 use probe_kernel::symbols::{self, Symbol};
-use probe_kernel::testing::{function_bytes, instruction_boundaries, kernel_functions, Fnv, Seconds};
+use probe_kernel::testing::{Fnv, Seconds, function_bytes, instruction_boundaries, kernel_functions};
 use probe_kernel::{cmdline, println, task};
 
 probe_kernel::test_kernel_main!();
@@ -77,14 +77,15 @@ fn count_unknown(_word: &str) {
 /// addressing form, SIB, prefixes, jcc rel32, call, ret, string ops,
 /// x87, SSE, a multi-byte nop.
 const CODE: &[u8] = &[
-    0x55, 0x89, 0xe5, 0x57, 0x56, 0x83, 0xec, 0x1c, 0x8b, 0x45, 0x08, 0x8b, 0x04, 0x8d, 0x00, 0x10, 0x00, 0x00,
-    0x8b, 0x44, 0x24, 0x04, 0x0f, 0xb6, 0xc0, 0x66, 0x89, 0x07, 0x0f, 0x84, 0x10, 0x00, 0x00, 0x00, 0xe8, 0x00,
-    0x00, 0x00, 0x00, 0xf3, 0xa4, 0xf3, 0xab, 0xd9, 0xc0, 0xdd, 0x5d, 0xf8, 0x0f, 0x28, 0xc1, 0x66, 0x0f, 0xef,
-    0xc0, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x64, 0xa1, 0x00, 0x00, 0x00, 0x00, 0xc1, 0xe0, 0x05, 0xf7, 0xf1, 0x0f,
-    0xaf, 0xc2, 0x8d, 0x4c, 0x11, 0x07, 0xeb, 0xfe, 0xc2, 0x04, 0x00, 0xc3,
+    0x55, 0x89, 0xe5, 0x57, 0x56, 0x83, 0xec, 0x1c, 0x8b, 0x45, 0x08, 0x8b, 0x04, 0x8d, 0x00, 0x10, 0x00, 0x00, 0x8b,
+    0x44, 0x24, 0x04, 0x0f, 0xb6, 0xc0, 0x66, 0x89, 0x07, 0x0f, 0x84, 0x10, 0x00, 0x00, 0x00, 0xe8, 0x00, 0x00, 0x00,
+    0x00, 0xf3, 0xa4, 0xf3, 0xab, 0xd9, 0xc0, 0xdd, 0x5d, 0xf8, 0x0f, 0x28, 0xc1, 0x66, 0x0f, 0xef, 0xc0, 0x0f, 0x1f,
+    0x44, 0x00, 0x00, 0x64, 0xa1, 0x00, 0x00, 0x00, 0x00, 0xc1, 0xe0, 0x05, 0xf7, 0xf1, 0x0f, 0xaf, 0xc2, 0x8d, 0x4c,
+    0x11, 0x07, 0xeb, 0xfe, 0xc2, 0x04, 0x00, 0xc3,
 ];
 
-const COMMAND_LINES: [&str; 4] = ["", "/boot/kernel.elf bench test=kprobes", "shell frobnicate  x\ty", "test= demo x/y"];
+const COMMAND_LINES: [&str; 4] =
+    ["", "/boot/kernel.elf bench test=kprobes", "shell frobnicate  x\ty", "test= demo x/y"];
 const KEYS: &[u8] = b"ab\x08c\x7f\x7f\x7fxyz\x01\x1b 1234567890\x08\r";
 
 /// Deterministic work through formatting, collections, strings, the
@@ -99,7 +100,10 @@ fn workload() -> u64 {
     for (i, value) in [0u32, 7, 42, 65_535, 0xdead_beef, u32::MAX].into_iter().enumerate() {
         let signed = value as i32 - 100;
         let wide = (value as u64) << (i * 5) | 3;
-        let _ = write!(text, "{value} {value:x} {value:#010X} {value:o} {value:b} {signed:+} {signed:>12} {wide} {wide:x}|");
+        let _ = write!(
+            text,
+            "{value} {value:x} {value:#010X} {value:o} {value:b} {signed:+} {signed:>12} {wide} {wide:x}|"
+        );
         let _ = write!(text, "{:<6}|{:^7}|{:08.3}|", value % 1000, i, i as u8);
     }
     // core::fmt: str, char, Debug escapes, builders.
@@ -184,7 +188,9 @@ fn workload() -> u64 {
         hash.number(symbol.map_or(0, |s| (s.address ^ s.size << 20) as u64));
     }
     let text_range = paging::kernel_text();
-    for address in [text_range.start, text_range.start + 0x1234, workload as *const () as usize + 5, text_range.end - 1, 0] {
+    for address in
+        [text_range.start, text_range.start + 0x1234, workload as *const () as usize + 5, text_range.end - 1, 0]
+    {
         direct(1);
         let symbol = symbols::lookup_address(address);
         hash.number(symbol.map_or(0, |s| (s.address ^ s.offset << 24) as u64));
@@ -297,7 +303,11 @@ fn probed_run(probes: &[&'static Counted]) -> Run {
 fn probed_run_of(probes: &[&'static Counted], workload: fn() -> u64) -> Run {
     let kprobes: Vec<&'static Kprobe> = probes.iter().map(|c| &c.probe).collect();
     if let Err(error) = register_kprobes(&kprobes) {
-        panic!("batch of {} probes refused: {error:?} (first at {})", probes.len(), symbols::Describe(probes[0].probe.addr().unwrap_or(0)));
+        panic!(
+            "batch of {} probes refused: {error:?} (first at {})",
+            probes.len(),
+            symbols::Describe(probes[0].probe.addr().unwrap_or(0))
+        );
     }
     let flags: Vec<KprobeFlags> = kprobes.iter().map(|p| p.flags()).collect();
     for counted in probes {
@@ -461,7 +471,10 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
     for (index, name) in DIRECT_NAMES.iter().enumerate() {
         assert_eq!(DIRECT_CALLS[index].load(Ordering::Relaxed), direct_per_run[index] * census_runs);
         if let Some(at) = candidates.iter().position(|f| f.name == *name).filter(|&at| calls[at] > 0) {
-            assert_eq!(calls[at], direct_per_run[index], "{name}: entry hits differ from the calls the workload counted");
+            assert_eq!(
+                calls[at], direct_per_run[index],
+                "{name}: entry hits differ from the calls the workload counted"
+            );
             checked_direct += 1;
         }
     }
@@ -474,13 +487,14 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
         .collect();
     // Keep within the budget, and diverse: drop the biggest functions first,
     // but keep up to three per pattern.
-    let mut total: usize = targets.iter().map(|t| instruction_boundaries(&t.function, &t.bytes).map_or(0, |b| b.len())).sum();
+    let mut total: usize =
+        targets.iter().map(|t| instruction_boundaries(&t.function, &t.bytes).map_or(0, |b| b.len())).sum();
     let mut dropped = 0;
     while total > BOUNDARY_BUDGET && targets.len() > MIN_TARGETS {
-        let group_size = |t: &Target| targets.iter().filter(|u| pattern_of(u.function.name) == pattern_of(t.function.name)).count();
-        let Some(victim) = (0..targets.len())
-            .filter(|&i| group_size(&targets[i]) > 3)
-            .max_by_key(|&i| targets[i].function.size)
+        let group_size =
+            |t: &Target| targets.iter().filter(|u| pattern_of(u.function.name) == pattern_of(t.function.name)).count();
+        let Some(victim) =
+            (0..targets.len()).filter(|&i| group_size(&targets[i]) > 3).max_by_key(|&i| targets[i].function.size)
         else {
             break;
         };
@@ -495,7 +509,11 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
         calls.iter().filter(|&&c| c > 0).count(),
         targets.len()
     );
-    assert!(targets.len() >= MIN_TARGETS, "only {} target functions accepted and called (need {MIN_TARGETS})", targets.len());
+    assert!(
+        targets.len() >= MIN_TARGETS,
+        "only {} target functions accepted and called (need {MIN_TARGETS})",
+        targets.len()
+    );
 
     // Every instruction boundary of every target.
     let mut boundaries: Vec<Boundary> = Vec::new();
@@ -537,7 +555,12 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
 
         let run = probed_run(&[boundary.boosted]);
         assert_eq!(run.hash, baseline, "{}: boosted probe changed the result", where_(boundary));
-        assert_eq!(run.flags[0].contains(KprobeFlags::BOOSTED), boundary.boostable, "{}: BOOSTED flag", where_(boundary));
+        assert_eq!(
+            run.flags[0].contains(KprobeFlags::BOOSTED),
+            boundary.boostable,
+            "{}: BOOSTED flag",
+            where_(boundary)
+        );
         boosted += usize::from(boundary.boostable);
         let (pre, post) = (boundary.boosted.pre(), boundary.boosted.post());
         assert_eq!((pre, post, run.missed), (boundary.alone, 0, 0), "{}: boosted hits", where_(boundary));
@@ -559,8 +582,18 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
             assert_eq!(run.missed, 0, "batch from {first} (stepped: {stepped}) missed hits");
             for (boundary, (probe, flags)) in chunk.iter().zip(probes.iter().zip(&run.flags)) {
                 let expected_post = if stepped { boundary.alone } else { 0 };
-                assert_eq!((probe.pre(), probe.post()), (boundary.alone, expected_post), "{}: hits in a batch (stepped: {stepped})", where_(boundary));
-                assert_eq!(flags.contains(KprobeFlags::BOOSTED), !stepped && boundary.boostable, "{}: BOOSTED in a batch", where_(boundary));
+                assert_eq!(
+                    (probe.pre(), probe.post()),
+                    (boundary.alone, expected_post),
+                    "{}: hits in a batch (stepped: {stepped})",
+                    where_(boundary)
+                );
+                assert_eq!(
+                    flags.contains(KprobeFlags::BOOSTED),
+                    !stepped && boundary.boostable,
+                    "{}: BOOSTED in a batch",
+                    where_(boundary)
+                );
                 batch_hits += probe.pre();
             }
         }
@@ -584,7 +617,10 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
             );
             multiprobe_hits += stepped.pre() + boosted.pre();
         }
-        assert!(run.flags.iter().all(|f| !f.contains(KprobeFlags::BOOSTED)), "multiprobe batch from {first}: boosted with a post handler at the site");
+        assert!(
+            run.flags.iter().all(|f| !f.contains(KprobeFlags::BOOSTED)),
+            "multiprobe batch from {first}: boosted with a post handler at the site"
+        );
     }
     let batch_time = task::ticks() - batch_started;
     for target in &targets {
@@ -613,7 +649,10 @@ fn every_instruction_of_fifty_functions_probed_alone_and_all_at_once() {
         "  all at once: {batches} batches of up to {MAX_SITES} sites, {batch_hits} hits + {multiprobe_hits} as multiprobes (both probes per site), 0 misses, {}; census {census_runs} runs",
         Seconds(batch_time)
     );
-    println!("  heap in use: {} KiB (the probes are leaked: they must outlive their registration)", probe_kernel::memory::heap_used() / 1024);
+    println!(
+        "  heap in use: {} KiB (the probes are leaked: they must outlive their registration)",
+        probe_kernel::memory::heap_used() / 1024
+    );
     assert!(executed * 2 > boundaries.len(), "the workload ran under half of the probed instructions: {executed}");
 }
 
@@ -640,7 +679,9 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
             Ok(_) => {
                 probes.push(Counted::leak(function.address, false));
                 // SAFETY: a function's first byte, inside mapped kernel text.
-                entries.push((function.name, function.address, unsafe { core::ptr::read_volatile(function.address as *const u8) }));
+                entries.push((function.name, function.address, unsafe {
+                    core::ptr::read_volatile(function.address as *const u8)
+                }));
             }
             Err(error) => {
                 refused += 1;
@@ -659,7 +700,12 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
         let batch_missed: usize = kprobes.iter().map(|p| p.nmissed()).sum();
         unregister_kprobes(&kprobes);
         let batch_hits: usize = chunk.iter().map(|c| c.pre.load(Ordering::Relaxed)).sum();
-        assert_eq!(summary, unprobed, "batch {batches} ({}..): the demo's results changed", symbols::Describe(chunk[0].probe.addr().unwrap_or(0)));
+        assert_eq!(
+            summary,
+            unprobed,
+            "batch {batches} ({}..): the demo's results changed",
+            symbols::Describe(chunk[0].probe.addr().unwrap_or(0))
+        );
         per_batch.push(batch_hits);
         hits += batch_hits;
         missed += batch_missed;
@@ -668,7 +714,12 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
     assert_eq!(site_count(), 0);
     for &(_, address, byte) in &entries {
         // SAFETY: as above.
-        assert_eq!(unsafe { core::ptr::read_volatile(address as *const u8) }, byte, "{}: byte not restored", symbols::Describe(address));
+        assert_eq!(
+            unsafe { core::ptr::read_volatile(address as *const u8) },
+            byte,
+            "{}: byte not restored",
+            symbols::Describe(address)
+        );
     }
     // The demo's own functions were entered exactly as often as it calls them.
     let hits_of = |name: &str| {
@@ -685,7 +736,10 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
         "  every entry: {} functions probed in {batches} batches of up to {batch}, {refused} refused ({refusals:?}), {trap_path} trap-path functions skipped",
         probes.len()
     );
-    println!("  {hits} hits (per batch {per_batch:?}), {missed} misses (handlers that print reach probed console code), {}", Seconds(task::ticks() - started));
+    println!(
+        "  {hits} hits (per batch {per_batch:?}), {missed} misses (handlers that print reach probed console code), {}",
+        Seconds(task::ticks() - started)
+    );
     println!("  demo summary (unprobed and every probed run): {unprobed:?}");
 }
 
@@ -722,7 +776,12 @@ fn every_instruction_of_the_task_api_probed_while_tasks_switch() {
     let (mut refused, mut refusals) = (0, Vec::new());
     let mut candidates: Vec<Symbol> = Vec::new();
     for function in kernel_functions() {
-        let task_api = ["probe_kernel::task::lifecycle::", "probe_kernel::task::scheduler::", "probe_kernel::task::table::", "probe_kernel::task::stacks::"];
+        let task_api = [
+            "probe_kernel::task::lifecycle::",
+            "probe_kernel::task::scheduler::",
+            "probe_kernel::task::table::",
+            "probe_kernel::task::stacks::",
+        ];
         if engine.contains(&function.address) || !task_api.iter().any(|p| function.name.starts_with(p)) {
             continue;
         }
@@ -763,7 +822,12 @@ fn every_instruction_of_the_task_api_probed_while_tasks_switch() {
             }
             let offset = address - function.address;
             let entry_calls = if offset == 0 { *calls } else { None };
-            probes.push((Counted::leak(address, true), Counted::leak(address, false), entry_calls, format!("{}+{offset:#x}", function.name)));
+            probes.push((
+                Counted::leak(address, true),
+                Counted::leak(address, false),
+                entry_calls,
+                format!("{}+{offset:#x}", function.name),
+            ));
         }
     }
     let mut hits = 0;

@@ -40,7 +40,7 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::hint::black_box;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering::SeqCst};
 use probe_kernel::arch::cpu;
 use probe_kernel::kprobes::kretprobe::retired_pools;
 use probe_kernel::kprobes::*;
@@ -80,7 +80,8 @@ const NAMES: [&str; PROBES] = [
 /// The target functions: one per probe, and one (`SHARED`) for three.
 const SHARED: usize = 5;
 const TARGETS: usize = 6;
-const TARGET_PROBES: [&[usize]; TARGETS] = [&[KP_STEP], &[KP_BOOST], &[KRET], &[KRET_ONE], &[JP], &[SH_KP, SH_KRET, SH_JP]];
+const TARGET_PROBES: [&[usize]; TARGETS] =
+    [&[KP_STEP], &[KP_BOOST], &[KRET], &[KRET_ONE], &[JP], &[SH_KP, SH_KRET, SH_JP]];
 /// Probes whose window closes when the call returns (a kretprobe that may
 /// not be changed while its calls are in flight); the others close it at
 /// the entry hit.
@@ -341,26 +342,14 @@ extern "C" fn shared_jp_handler(a: u32, b: u32, who: u32) -> u32 {
 
 static KP_STEP_PROBE: Kprobe = Kprobe::new().symbol("soak_kp_step", 0).pre_handler(step_pre).post_handler(step_post);
 static KP_BOOST_PROBE: Kprobe = Kprobe::new().symbol("soak_kp_boost", 0).pre_handler(boost_pre);
-static RP: Kretprobe = Kretprobe::new()
-    .symbol("soak_kret")
-    .entry_handler(kret_entry)
-    .handler(kret_return)
-    .data_size(8)
-    .maxactive(8);
-static RP_ONE: Kretprobe = Kretprobe::new()
-    .symbol("soak_kret_one")
-    .entry_handler(kret_entry)
-    .handler(kret_return)
-    .data_size(8)
-    .maxactive(1);
+static RP: Kretprobe =
+    Kretprobe::new().symbol("soak_kret").entry_handler(kret_entry).handler(kret_return).data_size(8).maxactive(8);
+static RP_ONE: Kretprobe =
+    Kretprobe::new().symbol("soak_kret_one").entry_handler(kret_entry).handler(kret_return).data_size(8).maxactive(1);
 static JPROBE: Jprobe = Jprobe::new(jp_handler as *const ()).symbol("soak_jp");
 static KP_SHARED: Kprobe = Kprobe::new().symbol("soak_shared", 0).pre_handler(shared_pre).post_handler(shared_post);
-static RP_SHARED: Kretprobe = Kretprobe::new()
-    .symbol("soak_shared")
-    .entry_handler(kret_entry)
-    .handler(kret_return)
-    .data_size(8)
-    .maxactive(8);
+static RP_SHARED: Kretprobe =
+    Kretprobe::new().symbol("soak_shared").entry_handler(kret_entry).handler(kret_return).data_size(8).maxactive(8);
 /// Never registrable (no such function): a batch with it fails and must
 /// roll back the probes registered before it.
 static KP_NOWHERE: Kprobe = Kprobe::new().symbol("soak::no_such_function", 0).pre_handler(step_pre);
@@ -371,7 +360,9 @@ static FAILED_BATCHES: AtomicUsize = AtomicUsize::new(0);
 /// fail with `UnknownSymbol` and leave `probe` unregistered.
 fn failing_batch(probe: usize) {
     let (result, gone) = match probe {
-        KP_STEP => (register_kprobes(&[&KP_STEP_PROBE, &KP_NOWHERE]), KP_STEP_PROBE.flags().contains(KprobeFlags::GONE)),
+        KP_STEP => {
+            (register_kprobes(&[&KP_STEP_PROBE, &KP_NOWHERE]), KP_STEP_PROBE.flags().contains(KprobeFlags::GONE))
+        }
         _ => (register_kretprobes(&[&RP, &RP_NOWHERE]), RP.kp.flags().contains(KprobeFlags::GONE)),
     };
     assert_eq!(result, Err(KprobeError::UnknownSymbol), "{}: a failing batch", NAMES[probe]);
@@ -682,7 +673,10 @@ fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
         register(probe).unwrap_or_else(|e| panic!("register {}: {e:?}", NAMES[probe]));
         unregister(probe).unwrap_or_else(|e| panic!("unregister {}: {e:?}", NAMES[probe]));
     }
-    assert_eq!((heap_used(), kretprobe_arena_used(), slots::in_use_count(), site_count()), (baseline.0, baseline.1, baseline.2, 0));
+    assert_eq!(
+        (heap_used(), kretprobe_arena_used(), slots::in_use_count(), site_count()),
+        (baseline.0, baseline.1, baseline.2, 0)
+    );
 
     task::set_tick_hook(Some(tick_hook));
     HOOK_ON.store(true, SeqCst);
@@ -780,7 +774,9 @@ fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
     register_kprobe(&KP_STEP_PROBE).expect("sweep");
     unregister_kprobe(&KP_STEP_PROBE).expect("sweep");
     assert_eq!(slots::in_use_count(), baseline.2, "slots after collection");
-    println!("    {garbage_slots} garbage slots collected at the end; heap, arena, slots, sites and pools back to baseline");
+    println!(
+        "    {garbage_slots} garbage slots collected at the end; heap, arena, slots, sites and pools back to baseline"
+    );
 }
 
 // ===================================== a task preempted inside a boosted copy
@@ -1159,5 +1155,8 @@ fn recursive_calls_in_flight_across_unregistration_and_reregistration() {
     assert_eq!(load(&REC_MISSED), 0, "maxactive covers every level of every task");
     assert!(load(&REC_ORPHANED) > 0 && ops >= 100, "too little churn while calls were in flight");
     assert_eq!(retired_pools(), 0, "kretprobe pools still retired");
-    assert_eq!((heap_used(), kretprobe_arena_used(), slots::in_use_count(), site_count()), (baseline.0, baseline.1, baseline.2, 0));
+    assert_eq!(
+        (heap_used(), kretprobe_arena_used(), slots::in_use_count(), site_count()),
+        (baseline.0, baseline.1, baseline.2, 0)
+    );
 }

@@ -12,8 +12,8 @@
 use core::hint::black_box;
 use core::ops::Range;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::arch::cpu;
+use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::fatal::{self, Fatal};
 use probe_kernel::println;
 use probe_kernel::task;

@@ -170,8 +170,12 @@ fn every_symbol_round_trips() {
         // The last byte belongs to it or to a function enclosing it.
         let last = symbol.address + symbol.size - 1;
         let owner = symbols::lookup_address(last).expect("the last byte of a symbol is in a function");
-        assert!(owner.address <= symbol.address && owner.address + owner.size >= symbol.address + symbol.size,
-            "{} is not inside {}", symbol.name, owner.name);
+        assert!(
+            owner.address <= symbol.address && owner.address + owner.size >= symbol.address + symbol.size,
+            "{} is not inside {}",
+            symbol.name,
+            owner.name
+        );
         assert_eq!(owner.offset, last - owner.address);
     }
 }

@@ -13,7 +13,7 @@
 use core::hint::black_box;
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use probe_kernel::task::{self, SpawnError, TaskState, MAX_TASKS};
+use probe_kernel::task::{self, MAX_TASKS, SpawnError, TaskState};
 
 probe_kernel::test_kernel_main!();
 

@@ -21,9 +21,9 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction};
-use probe_kernel::kprobes::{can_probe, register_kretprobe, Kretprobe, KprobeError};
-use probe_kernel::symbols::{self, Symbol};
+use probe_kernel::kprobes::{KprobeError, Kretprobe, can_probe, register_kretprobe};
 use probe_kernel::println;
+use probe_kernel::symbols::{self, Symbol};
 
 probe_kernel::test_kernel_main!();
 
@@ -110,8 +110,11 @@ fn every_function_the_trap_path_reaches_is_refused() {
             }
         }
     }
-    println!("  {} functions reachable from the trap path, {} of them helpers outside .kprobes.text; all refused",
-        functions.len(), outside_section);
+    println!(
+        "  {} functions reachable from the trap path, {} of them helpers outside .kprobes.text; all refused",
+        functions.len(),
+        outside_section
+    );
     assert!(functions.len() >= 40, "the walk found too little: {}", functions.len());
     assert!(outside_section > 0, "some helper is out of line in every build (memcpy at least)");
 }
@@ -119,7 +122,15 @@ fn every_function_the_trap_path_reaches_is_refused() {
 #[test_case]
 fn the_trap_path_neither_allocates_nor_decodes() {
     for function in reachable() {
-        for forbidden in ["__rust_alloc", "__rust_dealloc", "__rust_realloc", "__rdl_", "linked_list_allocator", "iced_x86", "KernelHeap"] {
+        for forbidden in [
+            "__rust_alloc",
+            "__rust_dealloc",
+            "__rust_realloc",
+            "__rdl_",
+            "linked_list_allocator",
+            "iced_x86",
+            "KernelHeap",
+        ] {
             assert!(!function.name.contains(forbidden), "{} is reachable from the trap path", function.name);
         }
     }

@@ -10,9 +10,9 @@
 
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU32, Ordering};
-use probe_kernel::arch::x86::patch::{text_poke, PatchError};
-use probe_kernel::arch::x86::trap::{last_dr6, set_hook, HookKind};
-use probe_kernel::arch::{cpu, TrapFrame, TrapOutcome};
+use probe_kernel::arch::x86::patch::{PatchError, text_poke};
+use probe_kernel::arch::x86::trap::{HookKind, last_dr6, set_hook};
+use probe_kernel::arch::{TrapFrame, TrapOutcome, cpu};
 use probe_kernel::console;
 
 probe_kernel::test_kernel_main!();
@@ -85,7 +85,7 @@ unsafe extern "C" fn single_step_site() {
         "pushfd",
         "or dword ptr [esp], 0x100", // TF
         "popfd",
-        "nop",                        // the trap comes after this instruction
+        "nop", // the trap comes after this instruction
         ".global traps_step_after",
         "traps_step_after: ret",
     );
@@ -127,7 +127,7 @@ fn invalid_opcode_is_vector_6_at_the_ud2() {
 #[unsafe(naked)]
 unsafe extern "C" fn general_protection_site() {
     naked_asm!(
-        "mov eax, 0x0ff8",            // selector far beyond the GDT's limit
+        "mov eax, 0x0ff8", // selector far beyond the GDT's limit
         ".global traps_gp_at",
         "traps_gp_at: mov ds, ax",
         ".global traps_gp_resume",
@@ -265,9 +265,9 @@ unsafe extern "C" fn raise_esp_site() -> u32 {
     naked_asm!(
         "push 0x1111",
         "push 0x2222",
-        "int3",          // the hook raises ESP by 8: both pushes are gone
+        "int3", // the hook raises ESP by 8: both pushes are gone
         "mov eax, 0x600d",
-        "ret",           // returns to the caller only if ESP really moved
+        "ret", // returns to the caller only if ESP really moved
     );
 }
 
@@ -288,8 +288,8 @@ fn a_handler_can_raise_the_interrupted_esp() {
 #[unsafe(naked)]
 unsafe extern "C" fn lower_esp_site() -> u32 {
     naked_asm!(
-        "int3",          // the hook lowers ESP by 4 and fills the new top word
-        "pop eax",       // the word the hook left there
+        "int3",    // the hook lowers ESP by 4 and fills the new top word
+        "pop eax", // the word the hook left there
         "ret",
     );
 }

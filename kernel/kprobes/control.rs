@@ -9,8 +9,8 @@
 //! another probe, and that nested trap borrows the block anew.
 use super::probe::Kprobe;
 use super::registry::Site;
-use crate::arch::x86::kprobes::StepState;
 use crate::arch::TrapFrame;
+use crate::arch::x86::kprobes::StepState;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -354,7 +354,21 @@ static BLOCK: Cell = Cell(UnsafeCell::new(ControlBlock {
     state: State::Idle,
     jprobe: JprobeSave {
         saved: false,
-        regs: TrapFrame { edi: 0, esi: 0, ebp: 0, esp: 0, ebx: 0, edx: 0, ecx: 0, eax: 0, vector: 0, error_code: 0, eip: 0, cs: 0, eflags: 0 },
+        regs: TrapFrame {
+            edi: 0,
+            esi: 0,
+            ebp: 0,
+            esp: 0,
+            ebx: 0,
+            edx: 0,
+            ecx: 0,
+            eax: 0,
+            vector: 0,
+            error_code: 0,
+            eip: 0,
+            cs: 0,
+            eflags: 0,
+        },
         stack: [0; JPROBE_STACK_COPY],
         stack_len: 0,
     },

@@ -18,9 +18,9 @@ use super::control::{self, ControlBlock, Hit, IllegalTransition, State, TrapCont
 use super::probe::{FaultAction, PreAction, ProbeKind, PtRegs};
 use super::registry::{self, Site};
 use super::{jprobe, kretprobe};
-use crate::arch::cpu::{DR6_SINGLE_STEP, EFLAGS_IF, EFLAGS_TF};
-use crate::arch::x86::kprobes::{self as arch, StepProgress, BREAKPOINT_INSTRUCTION};
 use crate::arch::TrapOutcome;
+use crate::arch::cpu::{DR6_SINGLE_STEP, EFLAGS_IF, EFLAGS_TF};
+use crate::arch::x86::kprobes::{self as arch, BREAKPOINT_INSTRUCTION, StepProgress};
 use core::fmt;
 
 /// Applies a transition of the control block; an illegal one is an engine
@@ -209,9 +209,10 @@ pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
                 // Back at the outer level, whose handler (if any) called the
                 // code that faulted: its fault handler decides.
                 return match fault_handler(cx, regs) {
-                    FaultOutcome::NotMine(None) => {
-                        FaultOutcome::NotMine(Some(ProbeFault { place: FaultPlace::SingleStep, address: site.address() }))
-                    }
+                    FaultOutcome::NotMine(None) => FaultOutcome::NotMine(Some(ProbeFault {
+                        place: FaultPlace::SingleStep,
+                        address: site.address(),
+                    })),
                     outcome => outcome,
                 };
             }
@@ -281,18 +282,26 @@ impl ReportContext {
         match self.state {
             State::Handlers { running: Some(probe), .. } => {
                 let address = probe.addr().unwrap_or(0);
-                crate::println!("  while running a handler of the kprobe at {address:#010x} {}", crate::symbols::Describe(address))
+                crate::println!(
+                    "  while running a handler of the kprobe at {address:#010x} {}",
+                    crate::symbols::Describe(address)
+                )
             }
             State::Handlers { site: None, .. } => crate::println!("  while running kretprobe return handlers"),
             State::Handlers { site: Some(site), running: None } => {
                 crate::println!("  while handling the kprobe at {:#010x} {}", site.address(), describe(site))
             }
             State::SingleStep { site, .. } => {
-                crate::println!("  while single-stepping the probed instruction at {:#010x} {}", site.address(), describe(site))
+                crate::println!(
+                    "  while single-stepping the probed instruction at {:#010x} {}",
+                    site.address(),
+                    describe(site)
+                )
             }
             State::Reenter { site, .. } => crate::println!(
                 "  while single-stepping the reentered probe at {:#010x} {} (a probe hit inside that step is an engine bug)",
-                site.address(), describe(site)
+                site.address(),
+                describe(site)
             ),
             State::Idle | State::Reporting => {}
         }

@@ -8,6 +8,7 @@
 //! were still out is *retired*: it is freed once the last instance comes back,
 //! by the next registration (never on the trap path, which must not take the
 //! arena's lock).
+use super::control::TrapContext;
 use super::kretprobe::Kretprobe;
 use crate::arch::cpu::without_interrupts;
 use crate::task::TaskId;
@@ -15,7 +16,6 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use linked_list_allocator::Heap;
-use super::control::TrapContext;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Bytes reserved for all kretprobe instance pools together.
@@ -131,7 +131,8 @@ fn collect_retired(heap: &mut Heap) {
                 return;
             }
             // SAFETY: retired pools stay allocated until freed right here.
-            let (out, next, layout) = unsafe { ((*pool).out, (*pool).next_retired.load(Ordering::Acquire), (*pool).layout) };
+            let (out, next, layout) =
+                unsafe { ((*pool).out, (*pool).next_retired.load(Ordering::Acquire), (*pool).layout) };
             if out == 0 {
                 link.store(next, Ordering::Release);
                 // SAFETY: allocated from this heap with this layout; no

@@ -8,14 +8,14 @@
 //! and executes `int3`; the engine restores the saved stack and registers
 //! and carries on with the probed instruction. Interrupts stay off while the
 //! handler runs, and any probe it hits counts a miss.
-use super::control::{self, TrapContext, JPROBE_STACK_COPY};
+use super::control::{self, JPROBE_STACK_COPY, TrapContext};
 use super::error::KprobeError;
 use super::handler;
 use super::probe::{Kprobe, KprobeFlags, ProbeKind, PtRegs};
 use super::registry;
+use crate::arch::TrapOutcome;
 use crate::arch::cpu::EFLAGS_IF;
 use crate::arch::x86::kprobes::BREAKPOINT_INSTRUCTION;
-use crate::arch::TrapOutcome;
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
 

@@ -29,7 +29,7 @@ use super::instances::{self, KretprobeInstance, Pool};
 use super::probe::{Kprobe, KprobeFlags, ProbeKind, PtRegs};
 use super::registry;
 use crate::arch::x86::kprobes::trampoline;
-use crate::task::{TaskId, MAX_TASKS};
+use crate::task::{MAX_TASKS, TaskId};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -211,9 +211,13 @@ fn unregister_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Resu
 /// Registers every return probe or none.
 pub fn register_kretprobes(rps: &[&'static Kretprobe]) -> Result<(), KprobeError> {
     let registry = registry::lock()?;
-    registry::register_all(rps, |rp| register_locked(&registry, rp), |rp| {
-        let _ = unregister_locked(&registry, rp);
-    })
+    registry::register_all(
+        rps,
+        |rp| register_locked(&registry, rp),
+        |rp| {
+            let _ = unregister_locked(&registry, rp);
+        },
+    )
 }
 
 /// Unregisters every registered return probe in `rps`.

@@ -25,26 +25,25 @@ mod probe;
 mod registry;
 
 pub use blacklist::functions as blacklisted_functions;
-pub use control::{in_probe_context, trap_path_active, TrapContext};
+pub use control::{TrapContext, in_probe_context, trap_path_active};
 pub use error::KprobeError;
 pub use handler::{
-    begin_report, debug_handler, fault_handler, int3_handler, FaultOutcome, FaultPlace, ProbeFault, ReportContext,
+    FaultOutcome, FaultPlace, ProbeFault, ReportContext, begin_report, debug_handler, fault_handler, int3_handler,
 };
-pub use instances::{arena_used as kretprobe_arena_used, KretprobeInstance};
-pub use jprobe::{jprobe_return, register_jprobe, unregister_jprobe, Jprobe};
+pub use instances::{KretprobeInstance, arena_used as kretprobe_arena_used};
+pub use jprobe::{Jprobe, jprobe_return, register_jprobe, unregister_jprobe};
 pub use kretprobe::{
-    disable_kretprobe, enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value,
-    unregister_kretprobe, unregister_kretprobes, EntryAction, EntryHandler, Kretprobe, ReturnHandler,
-    DEFAULT_MAXACTIVE, MAX_DATA_SIZE,
+    DEFAULT_MAXACTIVE, EntryAction, EntryHandler, Kretprobe, MAX_DATA_SIZE, ReturnHandler, disable_kretprobe,
+    enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value, unregister_kretprobe,
+    unregister_kretprobes,
 };
 pub use probe::{
-    regs_get_kernel_argument, CallingConvention, FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler,
-    PreAction, PreHandler, PtRegs,
+    CallingConvention, FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler, PtRegs,
+    regs_get_kernel_argument,
 };
 pub use registry::{
-    can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,
-    site_index_occupancy,
-    unregister_kprobe, unregister_kprobes, MAX_SITES,
+    MAX_SITES, can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,
+    site_index_occupancy, unregister_kprobe, unregister_kprobes,
 };
 
 /// Prepares the engine at boot: builds iced-x86's decoder tables and the

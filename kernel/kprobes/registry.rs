@@ -16,9 +16,9 @@ use super::blacklist;
 use super::control;
 use super::error::KprobeError;
 use super::probe::{Kprobe, KprobeFlags, Location, ProbeKind};
-use crate::arch::x86::kprobes::{self as arch, ArchSite};
 use crate::arch::x86::kprobes::decode::Refusal;
 use crate::arch::x86::kprobes::slot::PrepareError;
+use crate::arch::x86::kprobes::{self as arch, ArchSite};
 use crate::arch::x86::paging;
 use core::cell::UnsafeCell;
 use core::ops::Range;
@@ -444,9 +444,13 @@ pub(crate) fn register_all<T>(
 /// registered are unregistered again, and that error is returned.
 pub fn register_kprobes(probes: &[&'static Kprobe]) -> Result<(), KprobeError> {
     let registry = lock()?;
-    register_all(probes, |probe| register_locked(&registry, plain(probe)?), |probe| {
-        let _ = unregister_locked(&registry, probe);
-    })
+    register_all(
+        probes,
+        |probe| register_locked(&registry, plain(probe)?),
+        |probe| {
+            let _ = unregister_locked(&registry, probe);
+        },
+    )
 }
 
 /// Unregisters every probe in `probes` that is registered.

@@ -3,10 +3,10 @@
 //! Kernel threads are plain functions `fn(usize) -> usize`; the slot and its
 //! stack are reused once the exit value has been collected by [`join`], so a
 //! fixed table serves any number of short-lived threads.
-use super::scheduler::{schedule, TIME_SLICE_TICKS};
-use super::stacks::task_stack_memory;
-use super::table::{current_id, with_tasks, State, Task, MAX_TASKS};
 use super::TaskId;
+use super::scheduler::{TIME_SLICE_TICKS, schedule};
+use super::stacks::task_stack_memory;
+use super::table::{MAX_TASKS, State, Task, current_id, with_tasks};
 use crate::arch::cpu;
 use crate::arch::x86::context::prepare_stack;
 use core::fmt;
@@ -34,15 +34,9 @@ pub fn spawn(entry: fn(usize) -> usize, arg: usize) -> Result<TaskId, SpawnError
 /// Starts a kernel thread called `name` running `entry(arg)` with interrupts
 /// enabled; returning from `entry` is [`exit`] with the returned value. The
 /// new task is runnable at once and first runs when the scheduler picks it.
-pub fn spawn_named(
-    name: &'static str,
-    entry: fn(usize) -> usize,
-    arg: usize,
-) -> Result<TaskId, SpawnError> {
+pub fn spawn_named(name: &'static str, entry: fn(usize) -> usize, arg: usize) -> Result<TaskId, SpawnError> {
     with_tasks(|tasks| {
-        let id = (1..MAX_TASKS)
-            .find(|&id| tasks[id].state == State::Free)
-            .ok_or(SpawnError::TableFull)?;
+        let id = (1..MAX_TASKS).find(|&id| tasks[id].state == State::Free).ok_or(SpawnError::TableFull)?;
         // SAFETY: the slot is free, so no task runs on (or will, until we mark
         // it runnable below) its stack.
         let stack = unsafe { task_stack_memory(id) };
@@ -102,22 +96,24 @@ pub fn join(id: TaskId) -> usize {
     let current = current_id();
     assert!((1..MAX_TASKS).contains(&id), "join: no task {id} to join");
     assert!(id != current, "join: task {id} cannot join itself");
-    cpu::without_interrupts(|| loop {
-        let outcome = with_tasks(|tasks| match tasks[id].state {
-            State::Free => Err(()),
-            State::Exited { value } => {
-                tasks[id] = Task::FREE;
-                Ok(Some(value))
+    cpu::without_interrupts(|| {
+        loop {
+            let outcome = with_tasks(|tasks| match tasks[id].state {
+                State::Free => Err(()),
+                State::Exited { value } => {
+                    tasks[id] = Task::FREE;
+                    Ok(Some(value))
+                }
+                _ => {
+                    tasks[current].state = State::Joining { target: id };
+                    Ok(None)
+                }
+            });
+            match outcome {
+                Err(()) => panic!("join: task {id} does not exist (never spawned or already joined)"),
+                Ok(Some(value)) => return value,
+                Ok(None) => schedule(),
             }
-            _ => {
-                tasks[current].state = State::Joining { target: id };
-                Ok(None)
-            }
-        });
-        match outcome {
-            Err(()) => panic!("join: task {id} does not exist (never spawned or already joined)"),
-            Ok(Some(value)) => return value,
-            Ok(None) => schedule(),
         }
     })
 }

@@ -16,10 +16,13 @@ mod scheduler;
 mod stacks;
 mod table;
 
-pub use lifecycle::{exit, join, spawn, spawn_named, SpawnError};
-pub use scheduler::{interrupt_enter, interrupt_leave, preempted_in, set_tick_hook, sleep, ticks, timer_tick, yield_now, TIME_SLICE_TICKS};
-pub use stacks::{guard_pages, stack_of_address, task_stack, GUARD_SIZE, STACK_SIZE};
-pub use table::{current_id, for_each_task, state, task_name, TaskInfo, TaskState, MAX_TASKS};
+pub use lifecycle::{SpawnError, exit, join, spawn, spawn_named};
+pub use scheduler::{
+    TIME_SLICE_TICKS, interrupt_enter, interrupt_leave, preempted_in, set_tick_hook, sleep, ticks, timer_tick,
+    yield_now,
+};
+pub use stacks::{GUARD_SIZE, STACK_SIZE, guard_pages, stack_of_address, task_stack};
+pub use table::{MAX_TASKS, TaskInfo, TaskState, current_id, for_each_task, state, task_name};
 
 /// A task's index in the static task table (0 is the boot task).
 pub type TaskId = usize;

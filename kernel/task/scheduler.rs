@@ -39,10 +39,10 @@
 //! timer, hence any other task). When no task is runnable, the task that
 //! found so waits for interrupts inside the scheduler loop, on its own stack;
 //! `timer_tick` then only wakes sleepers and leaves the switching to that loop.
-use super::table::{current_id, saved_esp_slot, set_current, with_tasks, State, Task, MAX_TASKS};
 use super::TaskId;
-use crate::arch::x86::context::switch_context;
+use super::table::{MAX_TASKS, State, Task, current_id, saved_esp_slot, set_current, with_tasks};
 use crate::arch::cpu;
+use crate::arch::x86::context::switch_context;
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -113,9 +113,7 @@ pub fn timer_tick() {
 /// itself last.
 #[inline(always)]
 fn pick_next(tasks: &[Task; MAX_TASKS], current: TaskId) -> Option<TaskId> {
-    (1..=MAX_TASKS)
-        .map(|step| (current + step) % MAX_TASKS)
-        .find(|&id| tasks[id].state == State::Runnable)
+    (1..=MAX_TASKS).map(|step| (current + step) % MAX_TASKS).find(|&id| tasks[id].state == State::Runnable)
 }
 
 /// Gives the CPU to the next runnable task (round robin) and returns once the

@@ -7,8 +7,8 @@
 //! task reports — instead of silently overwriting the neighbouring stack.
 //! [`stack_of_address`] answers "which kernel stack is this address on" for
 //! the unwinder and the double-fault report.
-use super::table::MAX_TASKS;
 use super::TaskId;
+use super::table::MAX_TASKS;
 use core::ops::Range;
 
 /// Bytes of stack per spawned task.

@@ -51,15 +51,8 @@ pub(super) struct Task {
 
 impl Task {
     /// An unused slot.
-    pub const FREE: Task = Task {
-        state: State::Free,
-        name: "",
-        saved_esp: 0,
-        entry: None,
-        arg: 0,
-        slice_left: 0,
-        preempted_eip: None,
-    };
+    pub const FREE: Task =
+        Task { state: State::Free, name: "", saved_esp: 0, entry: None, arg: 0, slice_left: 0, preempted_eip: None };
 }
 
 struct Table(UnsafeCell<[Task; MAX_TASKS]>);
@@ -118,12 +111,8 @@ pub(super) fn set_current(id: TaskId) {
 /// Registers the code running at boot as task 0.
 pub(super) fn init_boot_task() {
     with_tasks(|tasks| {
-        tasks[0] = Task {
-            state: State::Runnable,
-            name: "boot",
-            slice_left: super::scheduler::TIME_SLICE_TICKS,
-            ..Task::FREE
-        };
+        tasks[0] =
+            Task { state: State::Runnable, name: "boot", slice_left: super::scheduler::TIME_SLICE_TICKS, ..Task::FREE };
     });
     set_current(0);
 }
@@ -185,8 +174,7 @@ fn info(tasks: &[Task; MAX_TASKS], id: TaskId) -> Option<TaskInfo> {
 /// Calls `f` with a snapshot of every live task, in id order. The snapshot
 /// is taken first, so `f` may use the task API (and the tasks may change).
 pub fn for_each_task(mut f: impl FnMut(TaskInfo)) {
-    let snapshot: [Option<TaskInfo>; MAX_TASKS] =
-        with_tasks(|tasks| core::array::from_fn(|id| info(tasks, id)));
+    let snapshot: [Option<TaskInfo>; MAX_TASKS] = with_tasks(|tasks| core::array::from_fn(|id| info(tasks, id)));
     snapshot.into_iter().flatten().for_each(&mut f);
 }
 

@@ -112,10 +112,18 @@ impl Rng {
 
 /// Every command and its usage, as the shell must print it.
 const USAGE: [(&str, &str); 12] = [
-    ("help", "help"), ("syms", "syms PATTERN"), ("kprobe", "kprobe SYMBOL[+OFFSET] [verbose]"),
-    ("kretprobe", "kretprobe SYMBOL [verbose]"), ("list", "list"), ("enable", "enable N"),
-    ("disable", "disable N"), ("remove", "remove N"), ("demo", "demo"), ("tasks", "tasks"),
-    ("ticks", "ticks"), ("exit", "exit"),
+    ("help", "help"),
+    ("syms", "syms PATTERN"),
+    ("kprobe", "kprobe SYMBOL[+OFFSET] [verbose]"),
+    ("kretprobe", "kretprobe SYMBOL [verbose]"),
+    ("list", "list"),
+    ("enable", "enable N"),
+    ("disable", "disable N"),
+    ("remove", "remove N"),
+    ("demo", "demo"),
+    ("tasks", "tasks"),
+    ("ticks", "ticks"),
+    ("exit", "exit"),
 ];
 
 /// Whether `word` is a shell command.
@@ -128,8 +136,19 @@ const RIGHT: [&[u8]; 3] = [b"\x1b[C", b"\x1bOC", b"\x1b[1;5C"];
 const HOME: [&[u8]; 4] = [b"\x1b[H", b"\x1b[1~", b"\x1bOH", b"\x1b[7~"];
 const END: [&[u8]; 4] = [b"\x1b[F", b"\x1b[4~", b"\x1bOF", b"\x1b[8~"];
 const DELETE: &[u8] = b"\x1b[3~";
-const IGNORED: [&[u8]; 11] = [b"\x1b[A", b"\x1b[B", b"\x1bOA", b"\x1b[5~", b"\x1b[6~", b"\x1b[15~", b"\x1bOP",
-    b"\x1bx", b"\x1b[200~", b"\x1b[2~", b"\x1b\x1b[A"];
+const IGNORED: [&[u8]; 11] = [
+    b"\x1b[A",
+    b"\x1b[B",
+    b"\x1bOA",
+    b"\x1b[5~",
+    b"\x1b[6~",
+    b"\x1b[15~",
+    b"\x1bOP",
+    b"\x1bx",
+    b"\x1b[200~",
+    b"\x1b[2~",
+    b"\x1b\x1b[A",
+];
 const TERMINATORS: [&[u8]; 3] = [b"\r", b"\n", b"\r\n"];
 
 /// A function the campaign defines probes on, and its probeable offsets.
@@ -165,8 +184,15 @@ impl Generator {
     pub fn new(seed: u32) -> Self {
         let targets = TARGETS.map(|(name, quiet)| {
             let symbol = symbols::lookup_name(name).expect("fuzz target in the symbol table");
-            let mut target = Target { name, address: symbol.address, offsets: [0; 64], count: 0, scanned: 0,
-                size: symbol.size, quiet };
+            let mut target = Target {
+                name,
+                address: symbol.address,
+                offsets: [0; 64],
+                count: 0,
+                scanned: 0,
+                size: symbol.size,
+                quiet,
+            };
             while target.scanned < symbol.size && target.count < 64 {
                 if can_probe((symbol.address + target.scanned) as *const ()).is_ok() {
                     target.offsets[target.count] = target.scanned as u16;
@@ -188,8 +214,12 @@ impl Generator {
 
     /// Makes one line: its keys (with terminator) in `keys`, the answer (or,
     /// if `known`, first the line the editor must give) in `answer`/`line`.
-    pub fn line<const K: usize, const A: usize>(&mut self, keys: &mut Text<K>, line: &mut Text<256>,
-        answer: &mut Text<A>) -> Case {
+    pub fn line<const K: usize, const A: usize>(
+        &mut self,
+        keys: &mut Text<K>,
+        line: &mut Text<256>,
+        answer: &mut Text<A>,
+    ) -> Case {
         let roll = self.rng.below(100);
         let case = match roll {
             0..20 => self.random_bytes(keys, answer),
@@ -416,7 +446,12 @@ impl Generator {
                 let _ = write!(line, "{command} {target}+");
                 let start = line.len();
                 if self.rng.chance(30) {
-                    line.extend(*self.rng.pick(&[&b"0x100000000"[..], b"4294967296", b"0x0000fffffffff", b"99999999999"]));
+                    line.extend(*self.rng.pick(&[
+                        &b"0x100000000"[..],
+                        b"4294967296",
+                        b"0x0000fffffffff",
+                        b"99999999999",
+                    ]));
                     let token = &line.as_str()[start..];
                     let _ = writeln!(answer, "{command}: offset \"{token}\" too large");
                 } else {
@@ -441,7 +476,10 @@ impl Generator {
                 } else {
                     let _ = write!(line, "{offset:#x}");
                 }
-                let _ = writeln!(answer, "kretprobe: offset {offset:#x} refused: a return probe goes on a function's entry (offset 0)");
+                let _ = writeln!(
+                    answer,
+                    "kretprobe: offset {offset:#x} refused: a return probe goes on a function's entry (offset 0)"
+                );
                 Expect::Exact
             }
             _ => {

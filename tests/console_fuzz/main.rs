@@ -21,7 +21,7 @@ mod generator;
 
 use core::fmt::Write;
 use generator::{Expect, Generator, Text};
-use probe_kernel::console::{self, LineEditor, LineEvent, LINE_MAX};
+use probe_kernel::console::{self, LINE_MAX, LineEditor, LineEvent};
 use probe_kernel::kprobes::site_count;
 use probe_kernel::{memory, println, shell};
 
@@ -67,8 +67,12 @@ fn is_error_from(answer: &[u8], word: &[u8]) -> bool {
 }
 
 fn check(number: usize, seed: u32, keys: &[u8], answer: &[u8], ok: bool, what: &dyn core::fmt::Debug) {
-    assert!(ok, "seed {seed:#x} line {number}: keys {:?}\nanswer {:?}\nexpected {what:?}",
-        core::str::from_utf8(keys).unwrap_or("<bytes>"), core::str::from_utf8(answer));
+    assert!(
+        ok,
+        "seed {seed:#x} line {number}: keys {:?}\nanswer {:?}\nexpected {what:?}",
+        core::str::from_utf8(keys).unwrap_or("<bytes>"),
+        core::str::from_utf8(answer)
+    );
 }
 
 #[test_case]
@@ -106,15 +110,24 @@ fn console_survives_a_fuzz_campaign() {
         for &key in keys.bytes() {
             let event = editor.feed(key);
             // Only the LF of a CR LF may follow the end of the line.
-            assert!(!done || (key == b'\n' && event == LineEvent::Ignored), "seed {seed:#x} line {number}: ended early");
+            assert!(
+                !done || (key == b'\n' && event == LineEvent::Ignored),
+                "seed {seed:#x} line {number}: ended early"
+            );
             done |= event == LineEvent::Done;
         }
         assert!(done, "seed {seed:#x} line {number}: the line did not end");
         let result = editor.result();
         if case.known {
             // The generator typed `typed`, perhaps with editing keys.
-            check(number, seed, keys.bytes(), result.unwrap_or("<refused>").as_bytes(),
-                result == Ok(typed.as_str()), &typed.as_str());
+            check(
+                number,
+                seed,
+                keys.bytes(),
+                result.unwrap_or("<refused>").as_bytes(),
+                result == Ok(typed.as_str()),
+                &typed.as_str(),
+            );
         }
         // Random lines that happen to be a real command are not run (`demo`).
         if let (Expect::Random, Ok(line)) = (case.expect, result) {
@@ -141,7 +154,11 @@ fn console_survives_a_fuzz_campaign() {
                 Ok(line) if line.trim_ascii().is_empty() => check(number, seed, keys, answer, answer.is_empty(), &""),
                 Ok(line) => {
                     // The first word is no command.
-                    let _ = writeln!(expected, "{}: unknown command (try: help)", line.split_ascii_whitespace().next().unwrap());
+                    let _ = writeln!(
+                        expected,
+                        "{}: unknown command (try: help)",
+                        line.split_ascii_whitespace().next().unwrap()
+                    );
                     check(number, seed, keys, answer, answer == expected.bytes(), &expected.as_str());
                 }
                 Err(error) => {
@@ -159,8 +176,10 @@ fn console_survives_a_fuzz_campaign() {
             }
             Expect::Listing(count) => {
                 let lines = answer.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-                let good = lines.clone().all(|l| l.starts_with(b"  ")
-                    && (l.windows(7).any(|w| w == b"kprobe ") || l.windows(10).any(|w| w == b"kretprobe ")));
+                let good = lines.clone().all(|l| {
+                    l.starts_with(b"  ")
+                        && (l.windows(7).any(|w| w == b"kprobe ") || l.windows(10).any(|w| w == b"kretprobe "))
+                });
                 check(number, seed, keys, answer, good && lines.count() == count, &count);
             }
             Expect::Help => check(number, seed, keys, answer, answer == help, &"help"),
@@ -179,9 +198,14 @@ fn console_survives_a_fuzz_campaign() {
     }
     let heap_after = memory::heap_used();
     let milliseconds = (probe_kernel::task::ticks() - ticks) * 1000 / u64::from(probe_kernel::arch::x86::pit::HZ);
-    println!("{} lines, {} bytes: {} errors, {} definitions, {} removes, {} random commands not run",
-        figures.lines, figures.bytes, figures.errors, figures.definitions, figures.removes, figures.skipped);
-    println!("heap in use {heap} bytes before, {heap_after} after; {} probe sites; {milliseconds} ms of timer ticks", site_count());
+    println!(
+        "{} lines, {} bytes: {} errors, {} definitions, {} removes, {} random commands not run",
+        figures.lines, figures.bytes, figures.errors, figures.definitions, figures.removes, figures.skipped
+    );
+    println!(
+        "heap in use {heap} bytes before, {heap_after} after; {} probe sites; {milliseconds} ms of timer ticks",
+        site_count()
+    );
     assert_eq!(heap_after, heap);
     assert_eq!(site_count(), sites);
     assert!(figures.definitions > 1000 && figures.errors > LINES / 2, "too few definitions or errors");

@@ -26,8 +26,8 @@ use core::arch::naked_asm;
 #[unsafe(link_section = ".kprobes.text")]
 pub unsafe extern "C" fn switch_context(save_esp: *mut usize, next_esp: usize) {
     naked_asm!(
-        "mov eax, [esp + 4]",  // save_esp
-        "mov edx, [esp + 8]",  // next_esp
+        "mov eax, [esp + 4]", // save_esp
+        "mov edx, [esp + 8]", // next_esp
         "push ebp",
         "push ebx",
         "push esi",
@@ -67,13 +67,13 @@ pub unsafe extern "C" fn switch_context(save_esp: *mut usize, next_esp: usize) {
 pub fn prepare_stack(stack: &mut [u8], start: extern "C" fn() -> !) -> usize {
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !0xf;
     let words: [usize; 7] = [
-        0x2,                  // EFLAGS: IF clear
-        0,                    // EDI
-        0,                    // ESI
-        0,                    // EBX
-        0,                    // EBP
-        start as usize,       // "return" address
-        0,                    // fake return address of `start`
+        0x2,            // EFLAGS: IF clear
+        0,              // EDI
+        0,              // ESI
+        0,              // EBX
+        0,              // EBP
+        start as usize, // "return" address
+        0,              // fake return address of `start`
     ];
     let esp = top - words.len() * 4;
     assert!(esp >= stack.as_mut_ptr() as usize, "stack too small for a first frame");

@@ -64,9 +64,32 @@ static mut DOUBLE_FAULT_STACK: Stack = Stack([0; DOUBLE_FAULT_STACK_SIZE]);
 impl Tss {
     const fn zeroed() -> Self {
         Tss {
-            link: 0, esp0: 0, ss0: 0, esp1: 0, ss1: 0, esp2: 0, ss2: 0, cr3: 0, eip: 0,
-            eflags: 0, eax: 0, ecx: 0, edx: 0, ebx: 0, esp: 0, ebp: 0, esi: 0, edi: 0,
-            es: 0, cs: 0, ss: 0, ds: 0, fs: 0, gs: 0, ldt: 0, trap_iomap: 0,
+            link: 0,
+            esp0: 0,
+            ss0: 0,
+            esp1: 0,
+            ss1: 0,
+            esp2: 0,
+            ss2: 0,
+            cr3: 0,
+            eip: 0,
+            eflags: 0,
+            eax: 0,
+            ecx: 0,
+            edx: 0,
+            ebx: 0,
+            esp: 0,
+            ebp: 0,
+            esi: 0,
+            edi: 0,
+            es: 0,
+            cs: 0,
+            ss: 0,
+            ds: 0,
+            fs: 0,
+            gs: 0,
+            ldt: 0,
+            trap_iomap: 0,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! known-good stack even when the fault was a kernel stack overflow (i386 has
 //! no IST).
 use super::gdt::{DOUBLE_FAULT_TSS, KERNEL_CODE};
-use super::trap::{vector, STUBS};
+use super::trap::{STUBS, vector};
 use core::mem::size_of;
 
 const ENTRIES: usize = 256;
@@ -18,8 +18,7 @@ static mut IDT: [u64; ENTRIES] = [0; ENTRIES];
 
 fn interrupt_gate(handler: usize) -> u64 {
     let offset = handler as u64;
-    (offset & 0xffff) | ((KERNEL_CODE as u64) << 16) | (INTERRUPT_GATE << 40)
-        | ((offset >> 16) << 48)
+    (offset & 0xffff) | ((KERNEL_CODE as u64) << 16) | (INTERRUPT_GATE << 40) | ((offset >> 16) << 48)
 }
 
 fn task_gate(selector: u16) -> u64 {

@@ -212,7 +212,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         }
         _ => {
             // SAFETY: as for the breakpoint above.
-            if let FaultOutcome::NotMine(probe_fault) = crate::kprobes::fault_handler(&mut unsafe { TrapContext::enter() }, frame) {
+            if let FaultOutcome::NotMine(probe_fault) =
+                crate::kprobes::fault_handler(&mut unsafe { TrapContext::enter() }, frame)
+            {
                 unhandled(HookKind::Exception, frame, probe_fault);
             }
         }

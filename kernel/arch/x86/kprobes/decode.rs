@@ -164,14 +164,16 @@ fn classify(insn: &Instruction, bytes: &[u8]) -> Result<Insn, Refusal> {
     let mnemonic = insn.mnemonic();
     match mnemonic {
         Mnemonic::Int3 | Mnemonic::Int | Mnemonic::Into | Mnemonic::Int1 => {
-            return Err(Unsupported("software interrupt: it would trap from the slot"))
+            return Err(Unsupported("software interrupt: it would trap from the slot"));
         }
-        Mnemonic::Iret | Mnemonic::Iretd => return Err(Unsupported("iret changes privilege state and cannot be stepped out of line")),
+        Mnemonic::Iret | Mnemonic::Iretd => {
+            return Err(Unsupported("iret changes privilege state and cannot be stepped out of line"));
+        }
         Mnemonic::Hlt => return Err(Unsupported("hlt would stop the CPU inside the single-step")),
         Mnemonic::Retf => return Err(Unsupported("far return")),
         Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2 => return Err(Unsupported("undefined opcode by design")),
         Mnemonic::Sysenter | Mnemonic::Sysexit | Mnemonic::Syscall | Mnemonic::Sysret => {
-            return Err(Unsupported("system call instructions change privilege level"))
+            return Err(Unsupported("system call instructions change privilege level"));
         }
         Mnemonic::Lss => return Err(Unsupported("loading SS inhibits the single-step trap")),
         _ => {}
@@ -219,7 +221,9 @@ fn classify(insn: &Instruction, bytes: &[u8]) -> Result<Insn, Refusal> {
         Fixup::EnableInterrupts
     } else if matches!(mnemonic, Mnemonic::Popf | Mnemonic::Popfd | Mnemonic::Cli) {
         Fixup::InterruptFlagWriter
-    } else if code.is_string_instruction() && (insn.has_rep_prefix() || insn.has_repe_prefix() || insn.has_repne_prefix()) {
+    } else if code.is_string_instruction()
+        && (insn.has_rep_prefix() || insn.has_repe_prefix() || insn.has_repne_prefix())
+    {
         Fixup::RepeatedString
     } else if is_branch {
         return Err(Unsupported("control transfer the engine does not know how to relocate"));
@@ -262,8 +266,12 @@ pub fn function_flow(code: &[u8], start: usize) -> FunctionFlow {
         let external = |target: u64| !(start..end).contains(&(target as usize));
         match insn.flow_control() {
             FlowControl::Return | FlowControl::IndirectBranch => flow.can_return = true,
-            FlowControl::Interrupt if matches!(insn.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd) => flow.can_return = true,
-            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch if external(insn.near_branch_target()) => {
+            FlowControl::Interrupt if matches!(insn.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd) => {
+                flow.can_return = true
+            }
+            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch
+                if external(insn.near_branch_target()) =>
+            {
                 flow.can_return = true;
                 flow.external_targets.push(insn.near_branch_target() as usize);
             }

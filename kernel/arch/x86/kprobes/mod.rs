@@ -13,10 +13,10 @@ pub mod step;
 pub mod trampoline;
 
 pub use decode::{Fixup, Insn};
-pub use slot::{prepare, release, ArchSite};
-pub use step::{resume_after_single_step, setup_boost, setup_single_step, StepProgress, StepState};
+pub use slot::{ArchSite, prepare, release};
+pub use step::{StepProgress, StepState, resume_after_single_step, setup_boost, setup_single_step};
 
-use super::patch::{text_poke, PatchError};
+use super::patch::{PatchError, text_poke};
 
 /// The breakpoint opcode.
 pub const BREAKPOINT_INSTRUCTION: u8 = 0xcc;

@@ -13,7 +13,7 @@
 //! Relocation for boosting: `jmp`/`jcc` are re-encoded with rel32 to the
 //! original target; `call rel32` becomes `push <original return>; jmp target`,
 //! so the stacked return address is the true one.
-use super::decode::{self, Fixup, Insn, Refusal, MAX_INSN_LEN};
+use super::decode::{self, Fixup, Insn, MAX_INSN_LEN, Refusal};
 use crate::memory::slots::{self, SLOT_SIZE};
 use core::ops::Range;
 

@@ -20,8 +20,8 @@
 //! trap follows.
 use super::decode::Fixup;
 use super::slot::ArchSite;
-use crate::arch::cpu::{EFLAGS_IF, EFLAGS_TF};
 use crate::arch::TrapFrame;
+use crate::arch::cpu::{EFLAGS_IF, EFLAGS_TF};
 
 /// What the trap path keeps between the breakpoint and the single-step trap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

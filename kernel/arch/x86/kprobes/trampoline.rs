@@ -19,7 +19,7 @@
 //!        ESP ->  &TrapFrame argument
 //! ```
 use crate::arch::x86::gdt::KERNEL_CODE;
-use crate::arch::x86::trap::{trap_return, TrapFrame, FRAME_SIZE};
+use crate::arch::x86::trap::{FRAME_SIZE, TrapFrame, trap_return};
 use core::arch::naked_asm;
 use core::mem::offset_of;
 
