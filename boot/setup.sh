@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure this machine can build and boot the kernel: the pinned nightly
-# toolchain with rust-src (rustup does not install it by itself here), and
-# the host tools qemu-system-i386, grub-mkrescue and xorriso.
+# toolchain with rust-src, rustfmt and clippy (rustup does not install them
+# by itself here), and the host tools qemu-system-i386, grub-mkrescue and
+# xorriso.
 # As root it installs what is missing (apt-get); otherwise it stops and
 # prints the exact command to run.
 set -eu
@@ -13,8 +14,10 @@ if ! command -v rustup >/dev/null 2>&1; then
 fi
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 if ! rustup run "$toolchain" rustc --print sysroot >/dev/null 2>&1 ||
-   [ ! -d "$(rustup run "$toolchain" rustc --print sysroot)/lib/rustlib/src/rust/library/core" ]; then
-    echo "setup: installing Rust $toolchain with rust-src (from rust-toolchain.toml)" >&2
+   [ ! -d "$(rustup run "$toolchain" rustc --print sysroot)/lib/rustlib/src/rust/library/core" ] ||
+   ! rustup run "$toolchain" cargo fmt --version >/dev/null 2>&1 ||
+   ! rustup run "$toolchain" cargo clippy --version >/dev/null 2>&1; then
+    echo "setup: installing Rust $toolchain with rust-src, rustfmt and clippy (from rust-toolchain.toml)" >&2
     rustup toolchain install
 fi
 

@@ -138,13 +138,13 @@ pub extern "C" fn double_fault(error_code: u32) -> ! {
         crate::symbols::Describe(state.eip as usize)
     );
     let stack = crate::task::stack_of_address(state.esp as usize);
-    if let Some(stack) = &stack {
-        if state.esp as usize <= stack.start + 64 {
-            println!(
-                "  kernel stack overflow: esp={:#010x} is at the bottom of its stack {:#010x}..{:#010x}",
-                state.esp, stack.start, stack.end
-            );
-        }
+    if let Some(stack) = &stack
+        && state.esp as usize <= stack.start + 64
+    {
+        println!(
+            "  kernel stack overflow: esp={:#010x} is at the bottom of its stack {:#010x}..{:#010x}",
+            state.esp, stack.start, stack.end
+        );
     }
     println!(
         "  eax={:08x} ebx={:08x} ecx={:08x} edx={:08x}\n  esi={:08x} edi={:08x} ebp={:08x} esp={:08x}\n  eip={:08x} eflags={:08x}",

@@ -25,6 +25,7 @@
 #![test_runner(crate::testing::run_tests)]
 #![reexport_test_harness_main = "test_main"]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -35,6 +36,7 @@ pub mod cmdline;
 pub mod console;
 pub mod demo;
 pub mod fatal;
+#[deny(missing_docs)]
 pub mod kprobes;
 pub mod memory;
 pub mod shell;

@@ -311,14 +311,12 @@ impl core::fmt::Write for Fixed<'_> {
 }
 
 fn syms(pattern: &str) {
-    let mut shown = 0;
-    for symbol in crate::symbols::iter().filter(|s| s.name.contains(pattern)) {
+    for (shown, symbol) in crate::symbols::iter().filter(|s| s.name.contains(pattern)).enumerate() {
         if shown == 20 {
             println!("  ...");
             break;
         }
         println!("  {:#010x} {:>6} {}", symbol.address, symbol.size, symbol.name);
-        shown += 1;
     }
 }
 

@@ -497,7 +497,7 @@ fn step_hook(frame: &mut PtRegs) -> probe_kernel::arch::TrapOutcome {
 
 #[inline(never)]
 fn naked_caller(value: u32) -> u32 {
-    black_box(kr_naked_ret(black_box(value))) + 0
+    black_box(kr_naked_ret(black_box(value)))
 }
 
 #[inline(never)]

@@ -137,7 +137,7 @@ fn workload() -> u64 {
         joined.push_str(word);
         joined.push(',');
     }
-    joined.insert_str(0, "[");
+    joined.insert(0, '[');
     let joined = joined.replace("w0", "W");
     hash.bytes(joined.as_bytes());
     let mut queue: VecDeque<u32> = VecDeque::new();

@@ -541,6 +541,7 @@ fn hook_tries_the_engine(tick: usize) {
 
 /// Every tick (interrupt context, interrupts off): one call to each target
 /// not in transition. Nothing can change a probe while this runs.
+#[allow(clippy::needless_range_loop)] // the index names a target in several tables
 fn tick_hook() {
     if !HOOK_ON.load(SeqCst) {
         return;
@@ -664,6 +665,7 @@ fn control(which: usize) -> usize {
 }
 
 #[test_case]
+#[allow(clippy::needless_range_loop)] // the index names a probe in several tables
 fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
     let started = task::ticks();
     let baseline = (heap_used(), kretprobe_arena_used(), slots::in_use_count(), site_count(), retired_pools());

@@ -103,11 +103,12 @@ fn every_function_the_trap_path_reaches_is_refused() {
     for function in &functions {
         let address = function.address as *const ();
         assert_eq!(can_probe(address), Err(KprobeError::Blacklisted), "{} is on the trap path", function.name);
-        if !probe_kernel::arch::x86::paging::kprobes_text().contains(&function.address) {
-            if !function.name.contains("panic") && !function.name.ends_with("_failed") {
-                outside_section += 1;
-                println!("  out-of-line helper outside .kprobes.text: {}", function.name);
-            }
+        if !probe_kernel::arch::x86::paging::kprobes_text().contains(&function.address)
+            && !function.name.contains("panic")
+            && !function.name.ends_with("_failed")
+        {
+            outside_section += 1;
+            println!("  out-of-line helper outside .kprobes.text: {}", function.name);
         }
     }
     println!(

@@ -204,7 +204,10 @@ impl ControlBlock {
     #[inline(always)]
     pub fn begin_handlers(&mut self, site: &'static Site) -> Transition {
         match self.state {
-            State::Idle => Ok(self.state = State::Handlers { site: Some(site), running: None }),
+            State::Idle => {
+                let _: () = self.state = State::Handlers { site: Some(site), running: None };
+                Ok(())
+            }
             _ => Err(self.illegal("begin handlers")),
         }
     }
@@ -214,7 +217,10 @@ impl ControlBlock {
     #[inline(always)]
     pub fn run(&mut self, probe: &'static Kprobe) -> Transition {
         match &mut self.state {
-            State::Handlers { running, .. } => Ok(*running = Some(probe)),
+            State::Handlers { running, .. } => {
+                *running = Some(probe);
+                Ok(())
+            }
             _ => Err(self.illegal("run a handler")),
         }
     }
@@ -225,7 +231,10 @@ impl ControlBlock {
     #[inline(always)]
     pub fn finish(&mut self) -> Transition {
         match self.state {
-            State::Handlers { .. } => Ok(self.state = State::Idle),
+            State::Handlers { .. } => {
+                self.state = State::Idle;
+                Ok(())
+            }
             _ => Err(self.illegal("finish")),
         }
     }
@@ -235,7 +244,10 @@ impl ControlBlock {
     #[inline(always)]
     pub fn begin_step(&mut self, step: StepState) -> Transition {
         match self.state {
-            State::Handlers { site: Some(site), .. } => Ok(self.state = State::SingleStep { site, step }),
+            State::Handlers { site: Some(site), .. } => {
+                let _: () = self.state = State::SingleStep { site, step };
+                Ok(())
+            }
             _ => Err(self.illegal("begin a single-step")),
         }
     }
@@ -245,7 +257,10 @@ impl ControlBlock {
     #[inline(always)]
     pub fn end_step(&mut self) -> Transition {
         match self.state {
-            State::SingleStep { site, .. } => Ok(self.state = State::Handlers { site: Some(site), running: None }),
+            State::SingleStep { site, .. } => {
+                let _: () = self.state = State::Handlers { site: Some(site), running: None };
+                Ok(())
+            }
             _ => Err(self.illegal("end a single-step")),
         }
     }
@@ -269,7 +284,10 @@ impl ControlBlock {
     #[inline(always)]
     pub fn end_reentry(&mut self) -> Transition {
         match self.state {
-            State::Reenter { outer, .. } => Ok(self.state = outer.state()),
+            State::Reenter { outer, .. } => {
+                self.state = outer.state();
+                Ok(())
+            }
             _ => Err(self.illegal("end a reentry")),
         }
     }
@@ -279,8 +297,14 @@ impl ControlBlock {
     #[inline(always)]
     pub fn abandon_step(&mut self) -> Transition {
         match self.state {
-            State::SingleStep { .. } => Ok(self.state = State::Idle),
-            State::Reenter { outer, .. } => Ok(self.state = outer.state()),
+            State::SingleStep { .. } => {
+                self.state = State::Idle;
+                Ok(())
+            }
+            State::Reenter { outer, .. } => {
+                self.state = outer.state();
+                Ok(())
+            }
             _ => Err(self.illegal("abandon a single-step")),
         }
     }
@@ -293,7 +317,10 @@ impl ControlBlock {
     #[inline(always)]
     pub fn begin_return_handlers(&mut self) -> Transition {
         match self.state {
-            State::Idle => Ok(self.state = State::Handlers { site: None, running: None }),
+            State::Idle => {
+                let _: () = self.state = State::Handlers { site: None, running: None };
+                Ok(())
+            }
             _ => Err(self.illegal("begin return handlers")),
         }
     }
@@ -303,7 +330,10 @@ impl ControlBlock {
     #[inline(always)]
     pub fn end_return_handlers(&mut self) -> Transition {
         match self.state {
-            State::Handlers { site: None, .. } => Ok(self.state = State::Idle),
+            State::Handlers { site: None, .. } => {
+                self.state = State::Idle;
+                Ok(())
+            }
             _ => Err(self.illegal("end return handlers")),
         }
     }

@@ -13,7 +13,10 @@ pub enum KprobeError {
     /// No function has this name.
     UnknownSymbol,
     /// The offset lies at or beyond the end of the function.
-    OffsetPastFunction { size: usize },
+    OffsetPastFunction {
+        /// The function's size in bytes.
+        size: usize,
+    },
     /// The address is not in kernel text.
     OutsideKernelText,
     /// The address is in no known function, so its instruction boundaries
@@ -48,7 +51,10 @@ pub enum KprobeError {
     /// A jprobe is already registered at this address (one per address).
     JprobeExists,
     /// A kretprobe asked for more private data than an instance holds.
-    DataTooLarge { max: usize },
+    DataTooLarge {
+        /// The most an instance holds ([`MAX_DATA_SIZE`](super::MAX_DATA_SIZE)).
+        max: usize,
+    },
 }
 
 impl fmt::Display for KprobeError {

@@ -219,10 +219,10 @@ pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
             fault_in_copy(cx, regs, site, FaultPlace::SingleStep)
         }
         State::Handlers { running: Some(probe), .. } => {
-            if let Some(fault) = probe.fault_handler {
-                if fault(probe, regs, regs.vector as u8) == FaultAction::Handled {
-                    return FaultOutcome::Handled;
-                }
+            if let Some(fault) = probe.fault_handler
+                && fault(probe, regs, regs.vector as u8) == FaultAction::Handled
+            {
+                return FaultOutcome::Handled;
             }
             FaultOutcome::NotMine(Some(ProbeFault { place: FaultPlace::Handler, address: probe.addr().unwrap_or(0) }))
         }

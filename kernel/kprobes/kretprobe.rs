@@ -346,11 +346,11 @@ pub(crate) fn on_entry(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut 
         instance.return_address = return_address;
         instance.stack_slot = slot;
         instance.task = task;
-        if let Some(entry) = rp.entry_handler {
-            if entry(instance, regs) == EntryAction::Skip {
-                instances::put(cx, NonNull::from(instance));
-                return;
-            }
+        if let Some(entry) = rp.entry_handler
+            && entry(instance, regs) == EntryAction::Skip
+        {
+            instances::put(cx, NonNull::from(instance));
+            return;
         }
         instance.next = ACTIVE[task].load(Ordering::Acquire);
     }
@@ -404,13 +404,13 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
         // SAFETY: unlinked above, so this is the only reference to the
         // instance until it goes back to its pool.
         let instance_ref = unsafe { &mut *instance.as_ptr() };
-        if let Some(rp) = instance_ref.kretprobe() {
-            if let Some(handler) = rp.handler {
-                if let Err(error) = control::with(cx, |kcb| kcb.run(&rp.kp)) {
-                    control::illegal(error);
-                }
-                handler(instance_ref, regs);
+        if let Some(rp) = instance_ref.kretprobe()
+            && let Some(handler) = rp.handler
+        {
+            if let Err(error) = control::with(cx, |kcb| kcb.run(&rp.kp)) {
+                control::illegal(error);
             }
+            handler(instance_ref, regs);
         }
         instances::put(cx, instance);
     }

@@ -87,10 +87,10 @@ pub fn timer_tick() {
     let idle = IDLE.load(Ordering::Relaxed);
     let preempt = with_tasks(|tasks| {
         for task in tasks.iter_mut() {
-            if let State::Sleeping { until } = task.state {
-                if until <= now {
-                    task.state = State::Runnable;
-                }
+            if let State::Sleeping { until } = task.state
+                && until <= now
+            {
+                task.state = State::Runnable;
             }
         }
         if idle {
@@ -162,7 +162,7 @@ pub(super) fn schedule() {
 
 /// Lets the other runnable tasks run; returns at once if there are none.
 pub fn yield_now() {
-    cpu::without_interrupts(|| schedule());
+    cpu::without_interrupts(schedule);
 }
 
 /// Blocks the calling task for at least `ticks` timer ticks (so `ticks()`
@@ -187,7 +187,7 @@ pub fn sleep(ticks: u64) {
 #[unsafe(link_section = ".kprobes.text")]
 pub fn interrupt_enter(eip: usize) -> Option<usize> {
     let current = current_id();
-    with_tasks(|tasks| core::mem::replace(&mut tasks[current].preempted_eip, Some(eip)))
+    with_tasks(|tasks| tasks[current].preempted_eip.replace(eip))
 }
 
 /// IRQ exit: the running task resumes at its interrupted EIP now.

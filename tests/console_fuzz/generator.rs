@@ -388,7 +388,7 @@ impl Generator {
                 let start = line.len();
                 self.junk_word(line, 8);
                 if line.as_str()[start..].bytes().all(|b| b.is_ascii_digit()) {
-                    line.push(*self.rng.pick(&[b'x', b'+', b'-', b'_']));
+                    line.push(*self.rng.pick(b"x+-_"));
                 }
                 let token = &line.as_str()[start..];
                 let _ = writeln!(answer, "{command}: bad probe number \"{token}\" (a number from `list`)");
@@ -435,7 +435,7 @@ impl Generator {
                 let _ = writeln!(buffer, "{command}: no such symbol \"{name}\" (try: syms PATTERN)");
                 answer.extend(buffer.bytes());
                 if self.rng.chance(50) {
-                    line.extend(*self.rng.pick(&[&b"+28"[..], b"+0x1c", b"+0"]));
+                    line.extend(self.rng.pick(&[&b"+28"[..], b"+0x1c", b"+0"]));
                 }
                 Expect::Exact
             }
@@ -446,7 +446,7 @@ impl Generator {
                 let _ = write!(line, "{command} {target}+");
                 let start = line.len();
                 if self.rng.chance(30) {
-                    line.extend(*self.rng.pick(&[
+                    line.extend(self.rng.pick(&[
                         &b"0x100000000"[..],
                         b"4294967296",
                         b"0x0000fffffffff",

@@ -130,11 +130,11 @@ fn console_survives_a_fuzz_campaign() {
             );
         }
         // Random lines that happen to be a real command are not run (`demo`).
-        if let (Expect::Random, Ok(line)) = (case.expect, result) {
-            if line.split_ascii_whitespace().next().is_some_and(generator::is_command) {
-                figures.skipped += 1;
-                continue;
-            }
+        if let (Expect::Random, Ok(line)) = (case.expect, result)
+            && line.split_ascii_whitespace().next().is_some_and(generator::is_command)
+        {
+            figures.skipped += 1;
+            continue;
         }
         console::capture_begin_silent();
         let command = shell::handle(result);

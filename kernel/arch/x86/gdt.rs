@@ -130,7 +130,7 @@ pub unsafe fn init(double_fault_entry: unsafe extern "C" fn() -> !) {
         (*df).cs = KERNEL_CODE as u32;
         (*df).eflags = 0x2; // reserved bit 1; IF clear
         (*df).trap_iomap = (size_of::<Tss>() as u32) << 16;
-        (*(&raw mut MAIN_TSS_STATE)).trap_iomap = (size_of::<Tss>() as u32) << 16;
+        MAIN_TSS_STATE.trap_iomap = (size_of::<Tss>() as u32) << 16;
 
         let gdt = &raw mut GDT;
         (*gdt)[1] = flat_segment(0x9a); // present, ring 0, code, readable
@@ -162,7 +162,7 @@ pub unsafe fn init(double_fault_entry: unsafe extern "C" fn() -> !) {
 /// kernel; call before any double fault can happen with paging on.
 pub unsafe fn set_double_fault_cr3(cr3: u32) {
     // SAFETY: a plain store; the CPU reads this field only on a task switch.
-    unsafe { (*(&raw mut DOUBLE_FAULT_TSS_STATE)).cr3 = cr3 };
+    unsafe { DOUBLE_FAULT_TSS_STATE.cr3 = cr3 };
 }
 
 /// The state the CPU saved for the interrupted task when it switched to the

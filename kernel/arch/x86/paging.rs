@@ -56,7 +56,7 @@ fn entry_for(address: usize) -> *mut u32 {
     let page = address / PAGE_SIZE;
     // SAFETY: the index is in bounds for every address below MAPPED_BYTES
     // (asserted by callers); we only form a raw pointer.
-    unsafe { (&raw mut TABLES_STORAGE[page / 1024].0[page % 1024]) as *mut u32 }
+    unsafe { &raw mut TABLES_STORAGE[page / 1024].0[page % 1024] }
 }
 
 fn invalidate(address: usize) {
@@ -105,9 +105,9 @@ pub unsafe fn init() {
             *entry_for(address) = address as u32 | flags;
         }
         let directory = &raw mut DIRECTORY;
-        for table in 0..TABLES {
+        for (table, entry) in (*directory).0.iter_mut().enumerate().take(TABLES) {
             let address = (&raw const TABLES_STORAGE[table]) as u32;
-            (*directory).0[table] = address | PRESENT | WRITABLE;
+            *entry = address | PRESENT | WRITABLE;
         }
         *entry_for(&raw const boot_stack_guard as usize) &= !PRESENT;
         for guard in crate::task::guard_pages() {

@@ -211,10 +211,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::pic::handle_irq(v - vector::IRQ_BASE, frame);
         }
         _ => {
-            // SAFETY: as for the breakpoint above.
-            if let FaultOutcome::NotMine(probe_fault) =
-                crate::kprobes::fault_handler(&mut unsafe { TrapContext::enter() }, frame)
-            {
+            let outcome = crate::kprobes::fault_handler(
+                // SAFETY: as for the breakpoint above.
+                &mut unsafe { TrapContext::enter() },
+                frame,
+            );
+            if let FaultOutcome::NotMine(probe_fault) = outcome {
                 unhandled(HookKind::Exception, frame, probe_fault);
             }
         }
@@ -234,6 +236,10 @@ fn unhandled(hook: HookKind, frame: &mut TrapFrame, probe_fault: Option<crate::k
 
 /// Common body of every stub: completes the frame, calls the dispatcher,
 /// and falls into [`trap_return`].
+///
+/// # Safety
+/// Never called: only jumped to by an entry stub, with the CPU's exception
+/// frame, an error code and the vector on the stack as drawn above.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
 pub unsafe extern "C" fn trap_common() {
@@ -261,6 +267,10 @@ pub unsafe extern "C" fn trap_common() {
 /// Also the exit of the kretprobe trampoline, which builds the same frame.
 /// If the handler changed `esp`, the frame is first moved (memmove semantics)
 /// so that it ends where the new ESP begins.
+///
+/// # Safety
+/// Never called: only jumped to with ESP at a complete [`TrapFrame`] whose
+/// fields are the state to resume.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
 pub unsafe extern "C" fn trap_return() {
@@ -344,6 +354,9 @@ pub fn dispatcher_return_site() -> usize {
 
 /// The double-fault task's entry. The CPU switched tasks (new stack, state
 /// of the faulting code saved in the main TSS) and pushed an error code.
+///
+/// # Safety
+/// Never called: the CPU enters it through the double-fault task gate.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
 pub unsafe extern "C" fn double_fault_task_entry() -> ! {

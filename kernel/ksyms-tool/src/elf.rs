@@ -70,7 +70,7 @@ pub fn parse(data: &[u8]) -> Result<Image, Error> {
         sections.push(Section {
             address: section.sh_addr(endian).into(),
             size: section.sh_size(endian).into(),
-            executable: u64::from(section.sh_flags(endian).0) & u64::from(elf::SHF_EXECINSTR.0) != 0,
+            executable: section.sh_flags(endian).0 & elf::SHF_EXECINSTR.0 != 0,
             nobits,
         });
         if table_section.is_none() && table.section_name(endian, section) == Ok(TABLE_SECTION.as_bytes()) {

@@ -27,6 +27,10 @@ use core::mem::offset_of;
 pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
 
 /// Where probed functions return to while a kretprobe instance is active.
+///
+/// # Safety
+/// Never called: only reached by a `ret` whose stacked return address the
+/// engine replaced, with ESP just above that slot.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
 pub unsafe extern "C" fn kretprobe_trampoline() {
