@@ -23,14 +23,14 @@ use crate::arch::x86::paging;
 use core::cell::UnsafeCell;
 use core::ops::Range;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use probe_engine_core::index::SiteIndex;
 
 /// Number of distinct probed addresses at once.
 pub const MAX_SITES: usize = 128;
 const INDEX_SIZE: usize = 256;
 const _: () = assert!(INDEX_SIZE.is_power_of_two() && INDEX_SIZE >= 2 * MAX_SITES);
 const _: () = assert!(MAX_SITES <= crate::memory::slots::SLOT_COUNT);
-const EMPTY: u16 = 0;
 
 /// Functions outside `.kprobes.text` that the trap path calls anyway
 /// (compiler builtins for copies) or that run before the engine exists.
@@ -111,36 +111,22 @@ impl Iterator for Probes {
 }
 
 static SITES: [Site; MAX_SITES] = [const { Site::empty() }; MAX_SITES];
-static INDEX: [AtomicU16; INDEX_SIZE] = [const { AtomicU16::new(EMPTY) }; INDEX_SIZE];
+static INDEX: SiteIndex<INDEX_SIZE> = SiteIndex::new();
 static REGISTRY: spin::Mutex<()> = spin::Mutex::new(());
 
+/// The address of site `number` (for the index).
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
-fn bucket(address: usize) -> usize {
-    (address.wrapping_mul(0x9e37_79b9) >> 24) & (INDEX_SIZE - 1)
+fn site_address(number: usize) -> usize {
+    SITES[number].address()
 }
 
-/// The site at `address`, if one is registered. Trap path: O(1), no lock.
-///
-/// Linear probing without tombstones: a lookup stops at the first empty
-/// bucket, so its cost depends only on how full the index is now, never on
-/// how many sites came and went before.
+/// The site at `address`, if one is registered. Trap path: O(1), no lock
+/// (see `probe_engine_core::index`: no tombstones, so the cost depends
+/// only on how full the index is now).
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn lookup(address: usize) -> Option<&'static Site> {
-    let mut index = bucket(address);
-    for _ in 0..INDEX_SIZE {
-        match INDEX[index].load(Ordering::Acquire) {
-            EMPTY => return None,
-            entry => {
-                let site = &SITES[entry as usize - 1];
-                if site.address() == address {
-                    return Some(site);
-                }
-            }
-        }
-        index = (index + 1) & (INDEX_SIZE - 1);
-    }
-    None
+    INDEX.lookup(address, site_address).map(|number| &SITES[number])
 }
 
 /// The site whose boosted copy starts at `eip`, if any (the fault path
@@ -156,43 +142,13 @@ pub(crate) fn site_of_boost_entry(eip: usize) -> Option<&'static Site> {
 /// Indexes site `site_number` under `address`.
 #[unsafe(link_section = ".kprobes.text")]
 fn index_insert(site_number: usize, address: usize) {
-    let mut index = bucket(address);
-    while INDEX[index].load(Ordering::Acquire) != EMPTY {
-        index = (index + 1) & (INDEX_SIZE - 1);
-    }
-    INDEX[index].store(site_number as u16 + 1, Ordering::Release);
+    INDEX.insert(site_number, address);
 }
 
-/// Unindexes site `site_number` by backward-shift deletion (Knuth's
-/// Algorithm R): later entries of the same probe run move into the hole, so
-/// no tombstone is left behind.
-///
-/// Every intermediate state keeps every other site findable by a lookup
-/// running at the same time: an entry is copied into the hole before its
-/// old bucket is reused, and a bucket becomes empty only once nothing
-/// behind it needs to pass through it.
+/// Unindexes site `site_number` (its address still set).
 #[unsafe(link_section = ".kprobes.text")]
 fn index_remove(site_number: usize) {
-    let entry = site_number as u16 + 1;
-    let Some(mut hole) = INDEX.iter().position(|e| e.load(Ordering::Acquire) == entry) else { return };
-    let mut next = hole;
-    loop {
-        next = (next + 1) & (INDEX_SIZE - 1);
-        let moving = INDEX[next].load(Ordering::Acquire);
-        if moving == EMPTY {
-            break;
-        }
-        let home = bucket(SITES[moving as usize - 1].address());
-        // May `moving` (home `home`, now at `next`) move back to `hole`? Only
-        // if `hole` lies on its probe path, i.e. cyclically in [home, next).
-        let distance_to_next = next.wrapping_sub(home) & (INDEX_SIZE - 1);
-        let distance_to_hole = hole.wrapping_sub(home) & (INDEX_SIZE - 1);
-        if distance_to_hole < distance_to_next {
-            INDEX[hole].store(moving, Ordering::Release);
-            hole = next;
-        }
-    }
-    INDEX[hole].store(EMPTY, Ordering::Release);
+    INDEX.remove(site_number, site_address);
 }
 
 /// Proof that the caller holds the registration lock: every change to
@@ -501,7 +457,7 @@ pub fn can_probe(address: *const ()) -> Result<crate::arch::x86::kprobes::Fixup,
 /// Buckets of the site index in use (for tests and the bench: after any
 /// history it equals [`site_count`], since deletion leaves no tombstones).
 pub fn site_index_occupancy() -> usize {
-    INDEX.iter().filter(|entry| entry.load(Ordering::Acquire) != EMPTY).count()
+    INDEX.occupancy()
 }
 
 /// Number of probed addresses (sites) in use.

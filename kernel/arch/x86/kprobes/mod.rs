@@ -7,7 +7,7 @@
 //! - [`setup_single_step`] / [`resume_after_single_step`]: the trap-path
 //!   halves of running the copy out of line, and the fix-ups afterwards.
 //! - [`trampoline`]: the kretprobe return trampoline.
-pub mod decode;
+pub use probe_engine_core::decode;
 pub mod slot;
 pub mod step;
 pub mod trampoline;

@@ -16,12 +16,13 @@
 use super::decode::{self, Fixup, Insn, MAX_INSN_LEN, Refusal};
 use crate::memory::slots::{self, SLOT_SIZE};
 use core::ops::Range;
+use probe_engine_core::relocate::{MAX_RELOCATED_LEN, relocate};
 
 const NOP: u8 = 0x90;
 
 /// Offset of the boosted version inside a slot.
 pub const BOOST_OFFSET: usize = 16;
-const _: () = assert!(BOOST_OFFSET >= MAX_INSN_LEN && BOOST_OFFSET + MAX_INSN_LEN + 5 <= SLOT_SIZE);
+const _: () = assert!(BOOST_OFFSET >= MAX_INSN_LEN && BOOST_OFFSET + MAX_RELOCATED_LEN <= SLOT_SIZE);
 
 /// Everything the trap path needs to know about one probed address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,43 +66,6 @@ pub enum PrepareError {
     NoSlot,
 }
 
-fn rel32(next_instruction: usize, target: u32) -> [u8; 4] {
-    target.wrapping_sub(next_instruction as u32).to_le_bytes()
-}
-
-/// Appends `jmp rel32 target` at `code[at..]`, for code placed at `base`.
-fn jump(code: &mut [u8], at: usize, base: usize, target: u32) -> usize {
-    code[at] = 0xe9;
-    code[at + 1..at + 5].copy_from_slice(&rel32(base + at + 5, target));
-    at + 5
-}
-
-/// The boosted version of `insn` (original at `address`) to run at `base`.
-/// Returns the code and its length.
-fn boost_code(insn: &Insn, address: usize, base: usize) -> ([u8; SLOT_SIZE - BOOST_OFFSET], usize) {
-    let mut code = [0xcc; SLOT_SIZE - BOOST_OFFSET];
-    let next = (address + insn.length) as u32;
-    let len = match insn.fixup {
-        Fixup::RelativeJump { target } => jump(&mut code, 0, base, target),
-        Fixup::ConditionalJump { target, condition } => {
-            code[0] = 0x0f;
-            code[1] = 0x80 | condition;
-            code[2..6].copy_from_slice(&rel32(base + 6, target));
-            jump(&mut code, 6, base, next)
-        }
-        Fixup::RelativeCall { target } => {
-            code[0] = 0x68; // push imm32: the original return address
-            code[1..5].copy_from_slice(&next.to_le_bytes());
-            jump(&mut code, 5, base, target)
-        }
-        _ => {
-            code[..insn.length].copy_from_slice(&insn.bytes[..insn.length]);
-            jump(&mut code, insn.length, base, next)
-        }
-    };
-    (code, len)
-}
-
 /// Decodes the instruction at `address` (inside `function`, whose original
 /// bytes `read_original` gives — armed breakpoints already undone), takes a
 /// slot and fills it. Registration time only.
@@ -113,13 +77,13 @@ pub fn prepare(
 ) -> Result<ArchSite, PrepareError> {
     let insn = decode::decode_in_function(address, function, read_original).map_err(PrepareError::Refused)?;
     let slot = slots::allocate(slot_in_use).ok_or(PrepareError::NoSlot)?;
-    let (boosted, boosted_len) = boost_code(&insn, address, slot + BOOST_OFFSET);
+    let boosted = relocate(&insn, address, slot + BOOST_OFFSET);
     let mut image = [0xcc; SLOT_SIZE];
     image[..insn.length].copy_from_slice(&insn.bytes[..insn.length]);
     if insn.fixup == Fixup::EnableInterrupts {
         image[..insn.length].fill(NOP); // emulated: see `Fixup::EnableInterrupts`
     }
-    image[BOOST_OFFSET..BOOST_OFFSET + boosted_len].copy_from_slice(&boosted[..boosted_len]);
+    image[BOOST_OFFSET..BOOST_OFFSET + boosted.len].copy_from_slice(&boosted.bytes[..boosted.len]);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
     unsafe { slots::write(slot, &image) };
     Ok(ArchSite { address, insn, slot })

@@ -15,13 +15,24 @@ pub enum Fixup {
     /// No control transfer: continue after the original instruction.
     Plain,
     /// `jmp rel8/rel32`.
-    RelativeJump { target: u32 },
+    RelativeJump {
+        /// The original target.
+        target: u32,
+    },
     /// `jcc rel8/rel32`; `condition` is the low nibble of the opcode.
-    ConditionalJump { target: u32, condition: u8 },
+    ConditionalJump {
+        /// The original target.
+        target: u32,
+        /// The condition, as the low nibble of the opcode (`7x`, `0f 8x`).
+        condition: u8,
+    },
     /// `loop`, `loope`, `loopne`, `jecxz`: relative, rel8 only.
     LoopOrJecxz,
     /// `call rel32`: the pushed return address must name the original.
-    RelativeCall { target: u32 },
+    RelativeCall {
+        /// The original target.
+        target: u32,
+    },
     /// `call r/m32`: absolute target, pushed return address to repair.
     IndirectCall,
     /// `jmp r/m32`: absolute target, nothing to repair.

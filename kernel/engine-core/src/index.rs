@@ -1,0 +1,111 @@
+//! The probe-site index: address → site number in O(1), lock-free for readers.
+//!
+//! An open-addressing table with linear probing, read by the trap path with
+//! atomic loads and no lock, written by registration (one writer at a time,
+//! which the caller guarantees). Deletion shifts later entries of the same
+//! probe run back into the hole (Knuth's Algorithm R) instead of leaving a
+//! tombstone, so a lookup's cost depends only on how full the index is now,
+//! never on how many sites came and went before.
+//!
+//! Entries are site numbers; the caller keeps each site's address, and
+//! passes `address_of` to the operations that must compare or rehash.
+use core::sync::atomic::{AtomicU16, Ordering};
+
+const EMPTY: u16 = 0;
+
+/// An index of up to `BUCKETS - 1` sites (`BUCKETS` a power of two; keep it
+/// at least twice the number of sites so probe runs stay short).
+pub struct SiteIndex<const BUCKETS: usize> {
+    /// Site number + 1 per bucket, or `EMPTY`.
+    buckets: [AtomicU16; BUCKETS],
+}
+
+impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
+    const VALID: () = assert!(BUCKETS.is_power_of_two() && BUCKETS < u16::MAX as usize);
+
+    /// An empty index.
+    pub const fn new() -> Self {
+        let () = Self::VALID;
+        SiteIndex { buckets: [const { AtomicU16::new(EMPTY) }; BUCKETS] }
+    }
+
+    /// The home bucket of `address`: Fibonacci hashing, the top bits of
+    /// the product (they mix every bit of the address).
+    #[inline(always)]
+    pub fn bucket(address: usize) -> usize {
+        ((address as u32).wrapping_mul(0x9e37_79b9) >> (32 - BUCKETS.trailing_zeros())) as usize
+    }
+
+    /// The site at `address`: walks the probe run from its home bucket to
+    /// the first empty one, comparing `address_of(site)`. Lock-free; safe
+    /// to run while a writer inserts or removes (see [`remove`](Self::remove)).
+    #[inline(always)]
+    pub fn lookup(&self, address: usize, address_of: impl Fn(usize) -> usize) -> Option<usize> {
+        let mut index = Self::bucket(address);
+        for _ in 0..BUCKETS {
+            match self.buckets[index].load(Ordering::Acquire) {
+                EMPTY => return None,
+                entry => {
+                    let site = entry as usize - 1;
+                    if address_of(site) == address {
+                        return Some(site);
+                    }
+                }
+            }
+            index = (index + 1) & (BUCKETS - 1);
+        }
+        None
+    }
+
+    /// Indexes `site` under `address`. The caller is the only writer, has
+    /// not indexed this address already, and keeps at least one bucket free.
+    pub fn insert(&self, site: usize, address: usize) {
+        let mut index = Self::bucket(address);
+        while self.buckets[index].load(Ordering::Acquire) != EMPTY {
+            index = (index + 1) & (BUCKETS - 1);
+        }
+        self.buckets[index].store(site as u16 + 1, Ordering::Release);
+    }
+
+    /// Unindexes `site`, shifting later entries of its run back. The caller
+    /// is the only writer; `address_of` must still give every indexed
+    /// site's address (the removed one's included).
+    ///
+    /// Every intermediate state keeps every other site findable by a
+    /// concurrent [`lookup`](Self::lookup): an entry is copied into the hole
+    /// before its old bucket is reused, and a bucket becomes empty only
+    /// once nothing behind it needs to pass through it.
+    pub fn remove(&self, site: usize, address_of: impl Fn(usize) -> usize) {
+        let entry = site as u16 + 1;
+        let Some(mut hole) = self.buckets.iter().position(|e| e.load(Ordering::Acquire) == entry) else { return };
+        let mut next = hole;
+        loop {
+            next = (next + 1) & (BUCKETS - 1);
+            let moving = self.buckets[next].load(Ordering::Acquire);
+            if moving == EMPTY {
+                break;
+            }
+            let home = Self::bucket(address_of(moving as usize - 1));
+            // May `moving` (home `home`, now at `next`) move back to `hole`?
+            // Only if `hole` lies on its probe path: cyclically in [home, next).
+            let distance_to_next = next.wrapping_sub(home) & (BUCKETS - 1);
+            let distance_to_hole = hole.wrapping_sub(home) & (BUCKETS - 1);
+            if distance_to_hole < distance_to_next {
+                self.buckets[hole].store(moving, Ordering::Release);
+                hole = next;
+            }
+        }
+        self.buckets[hole].store(EMPTY, Ordering::Release);
+    }
+
+    /// Buckets in use: after any history, the number of indexed sites.
+    pub fn occupancy(&self) -> usize {
+        self.buckets.iter().filter(|entry| entry.load(Ordering::Acquire) != EMPTY).count()
+    }
+}
+
+impl<const BUCKETS: usize> Default for SiteIndex<BUCKETS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
