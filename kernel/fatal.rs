@@ -81,41 +81,10 @@ pub fn exception(frame: &mut TrapFrame, probe_fault: Option<ProbeFault>) -> ! {
     print_registers(frame);
     match probe_fault {
         Some(probe_fault) => println!("  {probe_fault}"),
-        None => context.print(),
+        None => crate::print!("{context}"),
     }
     crate::unwind::print_backtrace_from_frame(frame);
     finish(&Fatal::Exception { frame, cr2 })
-}
-
-/// The kretprobe trampoline was entered by a return that no active
-/// instance of the current task accounts for: the engine's bookkeeping was
-/// broken (for example by code that rewrote a return slot behind its back).
-/// `listed` holds up to the first few of the task's `count` active
-/// instances as (stack slot, real return address).
-#[unsafe(link_section = ".kprobes.text")]
-pub fn kretprobe_lost(frame: &mut TrapFrame, task: usize, listed: &[(usize, usize)], count: usize) -> ! {
-    let context = crate::kprobes::begin_report();
-    let slot = (frame.esp as usize).wrapping_sub(4);
-    println!(
-        "\n!!! kretprobe trampoline at {:#010x} entered by a return that no active instance accounts for",
-        crate::arch::x86::kprobes::trampoline::address()
-    );
-    println!(
-        "  task {task} ({}) returned from the call whose return slot was {slot:#010x}; its real return address is unknown",
-        crate::task::task_name(task).unwrap_or("?")
-    );
-    println!("  the task has {count} active kretprobe instances{}", if count == 0 { "" } else { ", newest first:" });
-    for (slot, return_address) in listed {
-        println!("    slot {slot:#010x} -> {return_address:#010x} {}", crate::symbols::DescribeReturn(*return_address));
-    }
-    if count > listed.len() {
-        println!("    ... and {} more", count - listed.len());
-    }
-    frame.eip = crate::arch::x86::kprobes::trampoline::address() as u32;
-    print_registers(frame);
-    context.print();
-    crate::unwind::print_backtrace_from_frame(frame);
-    finish(&Fatal::Exception { frame, cr2: 0 })
 }
 
 fn page_fault_cause(error_code: u32) -> &'static str {
@@ -161,7 +130,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     if let Some(location) = info.location() {
         println!("  at {}:{}:{}", location.file(), location.line(), location.column());
     }
-    context.print();
+    crate::print!("{context}");
     crate::unwind::print_backtrace(0, cpu::frame_pointer());
     finish(&Fatal::Panic(info))
 }

@@ -54,6 +54,11 @@ pub mod unwind;
 #[macro_export]
 macro_rules! entry_point {
     ($path:path) => {
+        $crate::entry_point!($path, host = $crate::kprobes::KernelHost);
+    };
+    ($path:path, host = $host:ty) => {
+        // The probe engine's host for this image (see `probe_engine::Host`).
+        $crate::kprobes::host!($host);
         #[unsafe(no_mangle)]
         pub extern "Rust" fn __kernel_main(boot: &'static $crate::boot_info::BootInfo) -> ! {
             let main: fn(&'static $crate::boot_info::BootInfo) -> ! = $path;
@@ -68,7 +73,10 @@ macro_rules! entry_point {
 #[macro_export]
 macro_rules! test_kernel_main {
     () => {
-        $crate::entry_point!(__test_kernel_main);
+        $crate::test_kernel_main!(host = $crate::kprobes::KernelHost);
+    };
+    (host = $host:ty) => {
+        $crate::entry_point!(__test_kernel_main, host = $host);
         fn __test_kernel_main(_boot: &'static $crate::boot_info::BootInfo) -> ! {
             test_main();
             $crate::testing::finish()

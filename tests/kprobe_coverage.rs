@@ -254,7 +254,7 @@ fn lookup_name_function() -> fn(&str) -> Option<Symbol> {
 fn lookup_name_workload() -> (String, usize) {
     let lookup = lookup_name_function();
     let names =
-        ["kernel_boot_entry", "probe_kernel::kprobes::register_kprobe", "memcpy", "no::such::function", "", "~"];
+        ["kernel_boot_entry", "probe_engine::registry::register_kprobe", "memcpy", "no::such::function", "", "~"];
     let mut out = String::new();
     for name in names {
         out += &format!("{:?}; ", lookup(name));

@@ -144,12 +144,12 @@ fn the_helpers_the_bug_report_named_are_refused_where_the_trap_path_calls_them()
     let reached = reachable();
     let mut on_trap_path = 0;
     for name in [
-        "probe_kernel::kprobes::registry::Site::address",
-        "probe_kernel::kprobes::probe::Kprobe::is_enabled",
-        "probe_kernel::arch::x86::kprobes::slot::ArchSite::slot_range",
-        "probe_kernel::arch::x86::kprobes::trampoline::address",
+        "probe_engine::registry::Site::address",
+        "probe_engine::probe::Kprobe::is_enabled",
+        "probe_engine::arch::x86::slot::ArchSite::slot_range",
+        "probe_engine::arch::x86::trampoline::address",
         "probe_kernel::task::table::current_id",
-        "probe_kernel::kprobes::kretprobe::task_exited",
+        "probe_engine::kretprobe::task_exited",
     ] {
         let Some(symbol) = symbols::lookup_name(name) else { continue };
         if reached.iter().any(|f| f.address == symbol.address) {
@@ -160,7 +160,7 @@ fn the_helpers_the_bug_report_named_are_refused_where_the_trap_path_calls_them()
     println!("  {on_trap_path} of them are called out of line from the trap path in this build");
 }
 
-static ON_TASK_EXIT: Kretprobe = Kretprobe::new().symbol("probe_kernel::kprobes::kretprobe::task_exited");
+static ON_TASK_EXIT: Kretprobe = Kretprobe::new().symbol("probe_engine::kretprobe::task_exited");
 
 #[test_case]
 fn a_kretprobe_on_the_task_exit_bookkeeping_is_refused() {

@@ -1,82 +1,18 @@
-//! Instruction slots: small pieces of executable memory for probed
-//! instructions run out of line.
+//! The memory behind the engine's instruction slots.
 //!
-//! A fixed pool in the `.kprobe_slots` region (writable and executable),
-//! handed out at registration. A freed slot is not reused while any task
-//! could still be executing in it (a boosted slot runs with interrupts on, so
-//! a task can be preempted inside one): the caller passes a predicate that
-//! says whether a slot is still in use; such slots wait as garbage and are
-//! collected on a later allocation, as Linux's `collect_garbage_slots` does.
-use spin::Mutex;
-
-/// Bytes per slot: room for two copies of a probed instruction, one for
-/// single-stepping (up to 15 bytes) and one relocated for boosting with its
-/// jump back (up to 15 + 5 bytes); see `arch::x86::kprobes::slot`.
-pub const SLOT_SIZE: usize = 48;
-/// Number of slots.
-pub const SLOT_COUNT: usize = 256;
+//! The engine manages its slots (`probe_engine::slots`); the kernel provides
+//! the memory: a static, page-aligned region in `.kprobe_slots`, which the
+//! linker script places in a writable, executable section of the image.
+pub use probe_engine::slots::{SLOT_COUNT, SLOT_MEMORY_SIZE, SLOT_SIZE, in_use_count, region};
 
 #[repr(C, align(4096))]
-struct SlotMemory([u8; SLOT_SIZE * SLOT_COUNT]);
+struct SlotMemory([u8; SLOT_MEMORY_SIZE]);
 
 #[unsafe(link_section = ".kprobe_slots")]
-static mut SLOT_MEMORY: SlotMemory = SlotMemory([0xcc; SLOT_SIZE * SLOT_COUNT]);
+static mut SLOT_MEMORY: SlotMemory = SlotMemory([0xcc; SLOT_MEMORY_SIZE]);
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Free,
-    Used,
-    Garbage,
-}
-
-static STATE: Mutex<[State; SLOT_COUNT]> = Mutex::new([State::Free; SLOT_COUNT]);
-
-/// A slot's address.
-pub fn slot_address(index: usize) -> usize {
-    (&raw const SLOT_MEMORY) as usize + index * SLOT_SIZE
-}
-
-/// The whole slot region (for "is this EIP inside a slot?").
-pub fn region() -> core::ops::Range<usize> {
+/// The slot memory's address range (what the engine's host hands it).
+pub fn memory() -> core::ops::Range<usize> {
     let start = (&raw const SLOT_MEMORY) as usize;
-    start..start + SLOT_SIZE * SLOT_COUNT
-}
-
-/// Takes a free slot, first collecting garbage slots that `in_use` clears.
-/// Returns the slot's address. Registration time only (takes a lock).
-pub fn allocate(in_use: impl Fn(core::ops::Range<usize>) -> bool) -> Option<usize> {
-    let mut state = STATE.lock();
-    for index in 0..SLOT_COUNT {
-        if state[index] == State::Garbage && !in_use(slot_address(index)..slot_address(index) + SLOT_SIZE) {
-            state[index] = State::Free;
-        }
-    }
-    let index = state.iter().position(|s| *s == State::Free)?;
-    state[index] = State::Used;
-    Some(slot_address(index))
-}
-
-/// Gives a slot back; it becomes free once `in_use` says nobody runs in it.
-pub fn free(address: usize, in_use: impl Fn(core::ops::Range<usize>) -> bool) {
-    let index = (address - slot_address(0)) / SLOT_SIZE;
-    let mut state = STATE.lock();
-    state[index] = if in_use(address..address + SLOT_SIZE) { State::Garbage } else { State::Free };
-}
-
-/// Number of slots currently handed out (used or awaiting collection).
-pub fn in_use_count() -> usize {
-    STATE.lock().iter().filter(|s| **s != State::Free).count()
-}
-
-/// Writes code into a slot the caller owns.
-///
-/// # Safety
-/// `address` must be a slot returned by [`allocate`] and not yet freed, and no
-/// task may be executing in it.
-pub unsafe fn write(address: usize, code: &[u8]) {
-    assert!(code.len() <= SLOT_SIZE);
-    // SAFETY: the slot is ours (caller's contract) and lies in the writable
-    // slot region.
-    unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), address as *mut u8, code.len()) };
-    crate::arch::cpu::serialize();
+    start..start + SLOT_MEMORY_SIZE
 }

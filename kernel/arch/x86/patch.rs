@@ -9,12 +9,8 @@ use core::arch::asm;
 
 const CR0_WP: u32 = 1 << 16;
 
-/// Why a patch was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PatchError {
-    /// Some byte of the destination lies outside kernel text.
-    OutsideText,
-}
+/// Why a patch was refused (the engine's type: this is its host's patcher).
+pub use probe_engine::PatchError;
 
 /// Writes `bytes` at `address` inside kernel text.
 ///

@@ -22,52 +22,20 @@
 //! `trap_return` honours a handler's change of `esp` by moving the whole frame
 //! so that the final `iretd` leaves ESP exactly where the handler asked.
 use core::arch::naked_asm;
-use core::mem::{offset_of, size_of};
+use core::mem::offset_of;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Every register of the interrupted code, as the trap stubs saved it.
+/// Size of [`TrapFrame`]; the asm derives offsets from the type itself.
+pub use probe_engine::FRAME_SIZE;
+/// Every register of the interrupted code, as the trap stubs save it: the
+/// probe engine's register frame, whose layout (checked at compile time by
+/// the engine) is the contract between these stubs and the engine.
 ///
 /// Handlers may change any field; the exit path writes them all back,
 /// including `eip`, `eflags` and `esp` (the interrupted stack pointer).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TrapFrame {
-    pub edi: u32,
-    pub esi: u32,
-    pub ebp: u32,
-    /// ESP of the interrupted code: the address just above the saved EFLAGS.
-    pub esp: u32,
-    pub ebx: u32,
-    pub edx: u32,
-    pub ecx: u32,
-    pub eax: u32,
-    /// Interrupt vector (0–31 exceptions, 32–47 PIC IRQs; see [`vector`]).
-    pub vector: u32,
-    /// The CPU's error code, or 0 for vectors without one.
-    pub error_code: u32,
-    pub eip: u32,
-    pub cs: u32,
-    pub eflags: u32,
-}
-
-/// Size of [`TrapFrame`]; the asm derives offsets from the type itself.
-pub const FRAME_SIZE: usize = size_of::<TrapFrame>();
-const _: () = assert!(FRAME_SIZE == 13 * 4);
-const _: () = assert!(offset_of!(TrapFrame, edi) == 0); // pushad's last push
-const _: () = assert!(offset_of!(TrapFrame, eax) == 28); // pushad's first push
-const _: () = assert!(offset_of!(TrapFrame, vector) == 32);
-const _: () = assert!(offset_of!(TrapFrame, eip) == 40);
-const _: () = assert!(offset_of!(TrapFrame, eflags) == FRAME_SIZE - 4);
-
-/// What a trap hook did with a trap.
-#[must_use]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrapOutcome {
-    /// The hook dealt with it; resume the (possibly modified) frame.
-    Handled,
-    /// Not this hook's business; try the next one.
-    NotMine,
-}
+pub use probe_engine::PtRegs as TrapFrame;
+/// What a trap hook (or the engine) did with a trap.
+pub use probe_engine::TrapOutcome;
 
 /// Vector numbers with names.
 pub mod vector {
@@ -275,6 +243,8 @@ pub unsafe extern "C" fn trap_common() {
 #[unsafe(link_section = ".kprobes.text")]
 pub unsafe extern "C" fn trap_return() {
     naked_asm!(
+        ".global probe_engine_trap_return", // the engine's trampoline leaves here too
+        "probe_engine_trap_return:",
         "mov eax, [esp + {esp}]",
         "lea ecx, [esp + {size}]",
         "cmp eax, ecx",

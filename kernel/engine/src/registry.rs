@@ -16,25 +16,25 @@ use super::blacklist;
 use super::control;
 use super::error::KprobeError;
 use super::probe::{Kprobe, KprobeFlags, Location, ProbeKind};
-use crate::arch::x86::kprobes::decode::Refusal;
-use crate::arch::x86::kprobes::slot::PrepareError;
-use crate::arch::x86::kprobes::{self as arch, ArchSite};
-use crate::arch::x86::paging;
+use crate::arch::imp::slot::PrepareError;
+use crate::arch::imp::{self as arch, ArchSite};
 use core::cell::UnsafeCell;
 use core::ops::Range;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use probe_engine_core::decode::Refusal;
 use probe_engine_core::index::SiteIndex;
 
 /// Number of distinct probed addresses at once.
 pub const MAX_SITES: usize = 128;
 const INDEX_SIZE: usize = 256;
 const _: () = assert!(INDEX_SIZE.is_power_of_two() && INDEX_SIZE >= 2 * MAX_SITES);
-const _: () = assert!(MAX_SITES <= crate::memory::slots::SLOT_COUNT);
+const _: () = assert!(MAX_SITES <= crate::slots::SLOT_COUNT);
 
-/// Functions outside `.kprobes.text` that the trap path calls anyway
-/// (compiler builtins for copies) or that run before the engine exists.
-const BLACKLIST: &[&str] = &["memcpy", "memmove", "memset", "memcmp", "bcmp", "_start", "kernel_boot_entry"];
+/// Compiler builtins the engine's own copies call (outside `.kprobes.text`
+/// in every Rust kernel); the host names its own such code in
+/// `Host::never_probe`.
+const BUILTINS: &[&str] = &["memcpy", "memmove", "memset", "memcmp", "bcmp"];
 
 /// All probes at one address.
 pub(crate) struct Site {
@@ -133,7 +133,7 @@ pub(crate) fn lookup(address: usize) -> Option<&'static Site> {
 /// only: O(sites), no lock).
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn site_of_boost_entry(eip: usize) -> Option<&'static Site> {
-    if !crate::memory::slots::region().contains(&eip) {
+    if !crate::slots::region().contains(&eip) {
         return None; // cheap filter: most faults are nowhere near a slot
     }
     SITES.iter().find(|site| site.address() != 0 && site.arch().boost_entry() == eip)
@@ -165,14 +165,14 @@ pub(crate) fn lock() -> Result<Guard, KprobeError> {
     if control::in_probe_context() {
         return Err(KprobeError::InProbeHandler);
     }
-    if !crate::arch::cpu::interrupts_enabled() {
+    if !crate::arch::imp::cpu::interrupts_enabled() {
         return Err(KprobeError::InterruptsDisabled);
     }
     loop {
         if let Some(lock) = REGISTRY.try_lock() {
             return Ok(Guard { _lock: lock });
         }
-        crate::task::yield_now();
+        crate::host::yield_now();
     }
 }
 
@@ -187,7 +187,7 @@ fn original_byte(address: usize) -> u8 {
 
 /// Whether any task, the caller included, may resume inside `range`.
 fn slot_in_use(range: Range<usize>) -> bool {
-    crate::task::preempted_in(range)
+    crate::host::task_may_resume_in(range)
 }
 
 /// Where `probe` goes, checked against the symbol table and the blacklist.
@@ -198,21 +198,24 @@ pub(crate) fn resolve(probe: &Kprobe) -> Result<(usize, Range<usize>), KprobeErr
         Location::Both => return Err(KprobeError::AddressAndSymbol),
         Location::Address(address) => address as usize,
         Location::Symbol(name, offset) => {
-            let symbol = crate::symbols::lookup_name(name).ok_or(KprobeError::UnknownSymbol)?;
+            let symbol = crate::host::symbol_by_name(name).ok_or(KprobeError::UnknownSymbol)?;
             if offset >= symbol.size {
                 return Err(KprobeError::OffsetPastFunction { size: symbol.size });
             }
             symbol.address + offset
         }
     };
-    if !paging::kernel_text().contains(&address) {
+    if !crate::host::kernel_text().contains(&address) {
         return Err(KprobeError::OutsideKernelText);
     }
-    if paging::kprobes_text().contains(&address) {
+    if crate::host::engine_text().contains(&address) {
         return Err(KprobeError::Blacklisted);
     }
-    let function = crate::symbols::lookup_address(address).ok_or(KprobeError::NotInFunction)?;
-    if BLACKLIST.contains(&function.name) || blacklist::contains(function.address) {
+    let function = crate::host::symbol_at(address).ok_or(KprobeError::NotInFunction)?;
+    if BUILTINS.contains(&function.name)
+        || crate::host::never_probe(function.name)
+        || blacklist::contains(function.address)
+    {
         return Err(KprobeError::Blacklisted);
     }
     if matches!(probe.kind, ProbeKind::Jprobe | ProbeKind::Kretprobe) && function.offset != 0 {
@@ -319,7 +322,7 @@ pub(crate) fn register_locked(_registry: &Guard, probe: &'static Kprobe) -> Resu
             site
         }
     };
-    crate::arch::cpu::without_interrupts(|| {
+    crate::arch::imp::cpu::without_interrupts(|| {
         probe.missed.store(0, Ordering::Relaxed);
         probe.address.store(address, Ordering::Release);
         probe.set_flag(KprobeFlags::DISABLED, false);
@@ -336,7 +339,7 @@ pub(crate) fn unregister_locked(_registry: &Guard, probe: &'static Kprobe) -> Re
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
-    crate::arch::cpu::without_interrupts(|| {
+    crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::GONE, true);
         probe.set_flag(KprobeFlags::BOOSTED, false);
         unlink(site, probe);
@@ -425,7 +428,7 @@ fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError>
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
-    crate::arch::cpu::without_interrupts(|| {
+    crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::DISABLED, !enabled);
         refresh(site);
     });
@@ -446,10 +449,10 @@ pub fn disable_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
 /// What registering a plain probe at `address` would say, without
 /// registering anything: the address checks and the instruction decode
 /// (no slot is taken). `Ok` carries the instruction's fix-up class.
-pub fn can_probe(address: *const ()) -> Result<crate::arch::x86::kprobes::Fixup, KprobeError> {
+pub fn can_probe(address: *const ()) -> Result<probe_engine_core::decode::Fixup, KprobeError> {
     let probe = Kprobe::new().address(address);
     let (address, function) = resolve(&probe)?;
-    crate::arch::x86::kprobes::decode::decode_in_function(address, function, original_byte)
+    probe_engine_core::decode::decode_in_function(address, function, original_byte)
         .map(|insn| insn.fixup)
         .map_err(|refusal| prepare_error(PrepareError::Refused(refusal)))
 }

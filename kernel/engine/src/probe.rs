@@ -3,13 +3,8 @@
 //! A `Kprobe` is built with `const` methods so it can live in a `static`
 //! (probes must outlive their registration), and every field the engine
 //! changes is atomic, so the trap path reads it without locks.
-use crate::arch::TrapFrame;
+use crate::arch::imp::PtRegs;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-
-/// The registers of the probed code, as handlers see them (Linux's
-/// `struct pt_regs`). `eip`, `eflags` and the general registers may be
-/// changed; `esp` is the stack pointer of the probed instruction.
-pub type PtRegs = TrapFrame;
 
 /// What a pre-handler asks for.
 #[must_use]
@@ -255,7 +250,7 @@ pub fn regs_get_kernel_argument(regs: &PtRegs, n: usize, convention: CallingConv
     };
     let esp = regs.esp as usize;
     let address = esp.checked_add(4)?.checked_add(stack_index.checked_mul(4)?)?;
-    let stack = crate::task::stack_of_address(esp)?;
+    let stack = crate::host::stack_of(esp)?;
     if address.checked_add(4)? > stack.end {
         return None;
     }

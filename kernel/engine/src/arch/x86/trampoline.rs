@@ -3,10 +3,11 @@
 //! A kretprobe's entry handler replaces the probed function's stacked return
 //! address with [`kretprobe_trampoline`]'s. The function's `ret` lands here
 //! with ESP just above that slot. The trampoline builds the same
-//! [`TrapFrame`] a trap would (so handlers get an ordinary `PtRegs`), calls
-//! the generic dispatcher with interrupts off, and leaves through the common
-//! trap exit: `iretd` to the EIP the dispatcher wrote (the real return
-//! address), with every register and EFLAGS as the function left them.
+//! [`PtRegs`] a trap would (so handlers get an ordinary `PtRegs`), calls
+//! the generic dispatcher with interrupts off, and leaves through the host's
+//! trap exit (`probe_engine_trap_return`): `iretd` to the EIP the dispatcher
+//! wrote (the real return address), with every register and EFLAGS as the
+//! function left them.
 //!
 //! ```text
 //!   slot + 4 ->  (caller's stack)          = frame.esp
@@ -16,10 +17,9 @@
 //!                error    0
 //!                vector   KRETPROBE_VECTOR
 //!                pushad   EAX..EDI
-//!        ESP ->  &TrapFrame argument
+//!        ESP ->  &PtRegs argument
 //! ```
-use crate::arch::x86::gdt::KERNEL_CODE;
-use crate::arch::x86::trap::{FRAME_SIZE, TrapFrame, trap_return};
+use super::regs::{FRAME_SIZE, PtRegs};
 use core::arch::naked_asm;
 use core::mem::offset_of;
 
@@ -37,7 +37,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
     naked_asm!(
         "pushfd",
         "cli",                       // after pushfd: the frame keeps the function's IF
-        "push {cs}",
+        ".byte 0x0e",                // push cs, 32-bit (the assembler's `push cs` is 16-bit)
         "push 0",
         "push 0",
         "push {vector}",
@@ -51,13 +51,11 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         ".global kretprobe_dispatch_return_site",
         "kretprobe_dispatch_return_site:",
         "add esp, 4",
-        "jmp {exit}",
-        cs = const KERNEL_CODE as u32,
+        "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
         vector = const KRETPROBE_VECTOR,
         size = const FRAME_SIZE,
-        esp = const offset_of!(TrapFrame, esp),
-        dispatch = sym crate::kprobes::kretprobe::trampoline_dispatch,
-        exit = sym trap_return,
+        esp = const offset_of!(PtRegs, esp),
+        dispatch = sym crate::kretprobe::trampoline_dispatch,
     );
 }
 

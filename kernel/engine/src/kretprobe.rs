@@ -16,7 +16,7 @@
 //! What the 2005 design lacked, and this one has:
 //! - instances are matched by task *and* stack slot, so tasks, recursion
 //!   and interrupts never cross;
-//! - the unwinder and [`return_address`](crate::unwind::return_address)
+//! - the unwinder and `return_address`
 //!   see the real return address, not the trampoline;
 //! - a kretprobe shares its function with kprobes, jprobes and other
 //!   kretprobes;
@@ -26,10 +26,14 @@
 use super::control::{self, ControlBlock, TrapContext};
 use super::error::KprobeError;
 use super::instances::{self, KretprobeInstance, Pool};
-use super::probe::{Kprobe, KprobeFlags, ProbeKind, PtRegs};
+use super::probe::{Kprobe, KprobeFlags, ProbeKind};
 use super::registry;
-use crate::arch::x86::kprobes::trampoline;
-use crate::task::{MAX_TASKS, TaskId};
+use crate::MAX_TASKS;
+use crate::arch::imp::PtRegs;
+use crate::arch::imp::trampoline;
+
+/// A task id as the host hands them out.
+pub type TaskId = usize;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -329,7 +333,7 @@ pub(crate) fn on_entry(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut 
         rp.missed.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let task = crate::task::current_id();
+    let task = crate::host::current_task();
     let slot = regs.esp as usize;
     // SAFETY: at a function's first instruction ESP points at the return address.
     let stacked = unsafe { ptr::read(slot as *const usize) };
@@ -380,7 +384,7 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
     // after saving the flags) and is the engine's own trap entry.
     let mut cx = unsafe { TrapContext::enter() };
     let cx = &mut cx;
-    let task = crate::task::current_id();
+    let task = crate::host::current_task();
     let Some(first) = returning_instance(cx, task, regs.esp as usize) else {
         let mut listed = [(0, 0); 8];
         let count = active(cx, task).enumerate().fold(0, |_, (n, i)| {
@@ -389,7 +393,7 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
             }
             n + 1
         });
-        crate::fatal::kretprobe_lost(regs, task, &listed[..count.min(listed.len())], count);
+        lost_return(regs, task, &listed[..count.min(listed.len())], count);
     };
     // Probe hits from here on (handlers, or functions this code calls)
     // are reentries: they count misses instead of recursing.
@@ -419,11 +423,46 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
     }
 }
 
+/// The trampoline was entered by a return that no active instance of the
+/// current task accounts for: the engine's bookkeeping was broken (for
+/// example by code that rewrote a return slot behind its back). Stops the
+/// run with a report of what is known: the task, the return slot, and the
+/// first few of the task's `count` active instances (slot, real return).
+#[cold]
+#[inline(never)]
+#[unsafe(link_section = ".kprobes.text")]
+fn lost_return(regs: &PtRegs, task: TaskId, listed: &[(usize, usize)], count: usize) -> ! {
+    struct Instances<'a>(&'a [(usize, usize)], usize);
+    impl core::fmt::Display for Instances<'_> {
+        fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+            write!(f, "the task has {} active kretprobe instances", self.1)?;
+            for (slot, return_address) in self.0 {
+                write!(
+                    f,
+                    "\n    slot {slot:#010x} -> {return_address:#010x} {}",
+                    crate::host::Describe(return_address - 1)
+                )?;
+            }
+            if self.1 > self.0.len() {
+                write!(f, "\n    ... and {} more", self.1 - self.0.len())?;
+            }
+            Ok(())
+        }
+    }
+    panic!(
+        "kretprobe trampoline at {:#010x} entered by a return that no active instance accounts for\n  \
+         task {task} returned from the call whose return slot was {:#010x}; its real return address is unknown\n  {}",
+        trampoline::address(),
+        (regs.esp as usize).wrapping_sub(4),
+        Instances(listed, count)
+    )
+}
+
 /// Runs `f` with a token for reading the instance lists from outside the
 /// trap path (the unwinder, task exit, tests): interrupts off meanwhile.
 #[unsafe(link_section = ".kprobes.text")]
 fn with_lists<R>(f: impl FnOnce(&mut TrapContext) -> R) -> R {
-    crate::arch::cpu::without_interrupts(|| {
+    crate::arch::imp::cpu::without_interrupts(|| {
         // SAFETY: interrupts are off for the whole of `f`; this is engine
         // code in `.kprobes.text`, and `f` only walks or edits the lists.
         let mut cx = unsafe { TrapContext::enter() };
@@ -438,7 +477,7 @@ pub fn resolve_return_address(slot: usize, value: usize) -> usize {
     if value != trampoline::address() {
         return value;
     }
-    with_lists(|cx| find(cx, crate::task::current_id(), slot).map_or(value, return_address_of))
+    with_lists(|cx| find(cx, crate::host::current_task(), slot).map_or(value, return_address_of))
 }
 
 /// For the unwinder: the real return address of the call that a trap caught
@@ -455,9 +494,9 @@ pub fn resolve_trampoline_trap(eip: usize, esp: usize, frame_at: usize) -> Optio
         return None;
     }
     // Pushed by the trampoline before its call: a trap frame and its address.
-    let highest = esp + crate::arch::x86::trap::FRAME_SIZE + 4;
+    let highest = esp + crate::arch::imp::FRAME_SIZE + 4;
     with_lists(|cx| {
-        active(cx, crate::task::current_id())
+        active(cx, crate::host::current_task())
             .find(|&instance| slot_of(instance) > frame_at && slot_of(instance) < highest)
             .map(return_address_of)
     })

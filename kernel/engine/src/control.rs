@@ -9,8 +9,8 @@
 //! another probe, and that nested trap borrows the block anew.
 use super::probe::Kprobe;
 use super::registry::Site;
-use crate::arch::TrapFrame;
-use crate::arch::x86::kprobes::StepState;
+use crate::arch::imp::PtRegs;
+use crate::arch::imp::StepState;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +18,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 /// Proof that the holder runs on the trap path of this CPU with interrupts
 /// off, so the control block and the kretprobe instance lists are its own.
 ///
-/// It cannot be built outside the engine and the trap entry: the
-/// constructor is `unsafe` and crate-private, and the type is neither
-/// `Send` nor `Clone`. Functions that touch trap-path state take
+/// Only the host's trap entry and the engine make one: the constructor is
+/// `unsafe`, and the type is neither `Send` nor `Clone`. Functions that touch trap-path state take
 /// `&mut TrapContext`, so the compiler refuses any caller that has not
 /// come through a trap entry.
 pub struct TrapContext {
@@ -32,15 +31,17 @@ impl TrapContext {
     ///
     /// # Safety
     /// Interrupts must be off for as long as the token lives, and the caller
-    /// must be engine or trap-entry code that no probe can hit (it lives in
-    /// `.kprobes.text` or is reachable only from there; see `blacklist`).
+    /// must be the host's trap entry (for `#BP`, `#DB` and the other
+    /// exceptions, one token per trap) or engine code, which no probe can
+    /// hit (it lives in `.kprobes.text` or is reachable only from there; see
+    /// `blacklist`).
     /// A nested trap creates its own token; that is sound because no borrow
     /// of the control block is ever live across a user handler or across
     /// code that can trap.
     #[unsafe(link_section = ".kprobes.text")]
     #[inline(always)]
-    pub(crate) unsafe fn enter() -> TrapContext {
-        debug_assert!(!crate::arch::cpu::interrupts_enabled(), "trap context with interrupts on");
+    pub unsafe fn enter() -> TrapContext {
+        debug_assert!(!crate::arch::imp::cpu::interrupts_enabled(), "trap context with interrupts on");
         // Interrupts are off: a plain read-modify-write cannot be torn.
         TRAP_DEPTH.store(TRAP_DEPTH.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         TrapContext { _not_send: PhantomData }
@@ -150,7 +151,7 @@ pub(crate) struct JprobeSave {
     /// Whether the area holds a save (set and cleared only by
     /// [`ControlBlock::save_jprobe`] and [`ControlBlock::take_jprobe`]).
     saved: bool,
-    pub regs: TrapFrame,
+    pub regs: PtRegs,
     pub stack: [u8; JPROBE_STACK_COPY],
     pub stack_len: usize,
 }
@@ -384,7 +385,7 @@ static BLOCK: Cell = Cell(UnsafeCell::new(ControlBlock {
     state: State::Idle,
     jprobe: JprobeSave {
         saved: false,
-        regs: TrapFrame {
+        regs: PtRegs {
             edi: 0,
             esi: 0,
             ebp: 0,
@@ -428,7 +429,7 @@ pub(crate) fn with<R>(_context: &mut TrapContext, f: impl FnOnce(&mut ControlBlo
 /// report), from any context: a snapshot read with interrupts off.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn in_probe_context() -> bool {
-    crate::arch::cpu::without_interrupts(|| {
+    crate::arch::imp::cpu::without_interrupts(|| {
         // SAFETY: interrupts are off, so no trap-path borrow can be live
         // while this is read (traps do not nest into this function, which
         // is engine code).

@@ -11,11 +11,12 @@
 use super::control::{self, JPROBE_STACK_COPY, TrapContext};
 use super::error::KprobeError;
 use super::handler;
-use super::probe::{Kprobe, KprobeFlags, ProbeKind, PtRegs};
+use super::probe::{Kprobe, KprobeFlags, ProbeKind};
 use super::registry;
-use crate::arch::TrapOutcome;
-use crate::arch::cpu::EFLAGS_IF;
-use crate::arch::x86::kprobes::BREAKPOINT_INSTRUCTION;
+use crate::arch::imp::BREAKPOINT_INSTRUCTION;
+use crate::arch::imp::PtRegs;
+use crate::arch::imp::TrapOutcome;
+use crate::arch::imp::cpu::EFLAGS_IF;
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -114,7 +115,7 @@ pub(crate) fn setjmp(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut Pt
     // SAFETY: registration stored the owning `&'static Jprobe`.
     let jprobe = unsafe { &*(probe.owner.load(Ordering::Acquire) as *const Jprobe) };
     let esp = regs.esp as usize;
-    let stack_end = crate::task::stack_of_address(esp).map_or(esp + JPROBE_STACK_COPY, |s| s.end);
+    let stack_end = crate::host::stack_of(esp).map_or(esp + JPROBE_STACK_COPY, |s| s.end);
     let len = JPROBE_STACK_COPY.min(stack_end - esp);
     let saved = control::with(cx, |kcb| {
         let save = kcb.save_jprobe()?;

@@ -15,12 +15,13 @@
 //! nothing, decodes nothing, and lives in `.kprobes.text`; every entry takes
 //! the [`TrapContext`] that only the trap entry can create.
 use super::control::{self, ControlBlock, Hit, IllegalTransition, State, TrapContext};
-use super::probe::{FaultAction, PreAction, ProbeKind, PtRegs};
+use super::probe::{FaultAction, PreAction, ProbeKind};
 use super::registry::{self, Site};
 use super::{jprobe, kretprobe};
-use crate::arch::TrapOutcome;
-use crate::arch::cpu::{DR6_SINGLE_STEP, EFLAGS_IF, EFLAGS_TF};
-use crate::arch::x86::kprobes::{self as arch, BREAKPOINT_INSTRUCTION, StepProgress};
+use crate::arch::imp::PtRegs;
+use crate::arch::imp::TrapOutcome;
+use crate::arch::imp::cpu::{DR6_SINGLE_STEP, EFLAGS_IF, EFLAGS_TF};
+use crate::arch::imp::{self as arch, BREAKPOINT_INSTRUCTION, StepProgress};
 use core::fmt;
 
 /// Applies a transition of the control block; an illegal one is an engine
@@ -172,7 +173,7 @@ impl fmt::Display for ProbeFault {
             FaultPlace::SingleStep => "while single-stepping the probed instruction of the kprobe",
             FaultPlace::Boosted => "in the boosted copy of the instruction of the kprobe",
         };
-        write!(f, "fault {what} at {:#010x} {}", self.address, crate::symbols::Describe(self.address))
+        write!(f, "fault {what} at {:#010x} {}", self.address, crate::host::Describe(self.address))
     }
 }
 
@@ -268,42 +269,43 @@ pub struct ReportContext {
 /// (formatting, symbols, the unwinder) never runs user handlers or recurses.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn begin_report() -> ReportContext {
-    crate::arch::cpu::disable_interrupts();
+    crate::arch::imp::cpu::disable_interrupts();
     // SAFETY: interrupts are now off and stay off (a fatal report never
     // returns); this is engine code in `.kprobes.text`.
     let mut cx = unsafe { TrapContext::enter() };
     ReportContext { state: control::with(&mut cx, ControlBlock::report) }
 }
 
-impl ReportContext {
-    /// Prints what the engine was doing (nothing if it was idle).
-    pub fn print(&self) {
-        let describe = |site: &Site| crate::symbols::Describe(site.address());
+impl core::fmt::Display for ReportContext {
+    /// What the engine was doing, as a report line (nothing if it was idle).
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        let describe = |site: &Site| crate::host::Describe(site.address());
         match self.state {
             State::Handlers { running: Some(probe), .. } => {
                 let address = probe.addr().unwrap_or(0);
-                crate::println!(
+                writeln!(
+                    f,
                     "  while running a handler of the kprobe at {address:#010x} {}",
-                    crate::symbols::Describe(address)
+                    crate::host::Describe(address)
                 )
             }
-            State::Handlers { site: None, .. } => crate::println!("  while running kretprobe return handlers"),
+            State::Handlers { site: None, .. } => writeln!(f, "  while running kretprobe return handlers"),
             State::Handlers { site: Some(site), running: None } => {
-                crate::println!("  while handling the kprobe at {:#010x} {}", site.address(), describe(site))
+                writeln!(f, "  while handling the kprobe at {:#010x} {}", site.address(), describe(site))
             }
-            State::SingleStep { site, .. } => {
-                crate::println!(
-                    "  while single-stepping the probed instruction at {:#010x} {}",
-                    site.address(),
-                    describe(site)
-                )
-            }
-            State::Reenter { site, .. } => crate::println!(
+            State::SingleStep { site, .. } => writeln!(
+                f,
+                "  while single-stepping the probed instruction at {:#010x} {}",
+                site.address(),
+                describe(site)
+            ),
+            State::Reenter { site, .. } => writeln!(
+                f,
                 "  while single-stepping the reentered probe at {:#010x} {} (a probe hit inside that step is an engine bug)",
                 site.address(),
                 describe(site)
             ),
-            State::Idle | State::Reporting => {}
+            State::Idle | State::Reporting => Ok(()),
         }
     }
 }

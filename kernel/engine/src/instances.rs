@@ -10,8 +10,8 @@
 //! arena's lock).
 use super::control::TrapContext;
 use super::kretprobe::Kretprobe;
-use crate::arch::cpu::without_interrupts;
-use crate::task::TaskId;
+use crate::arch::imp::cpu::without_interrupts;
+use crate::kretprobe::TaskId;
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};

@@ -20,8 +20,8 @@
 //! trap follows.
 use super::decode::Fixup;
 use super::slot::ArchSite;
-use crate::arch::TrapFrame;
-use crate::arch::cpu::{EFLAGS_IF, EFLAGS_TF};
+use crate::arch::imp::PtRegs;
+use crate::arch::imp::cpu::{EFLAGS_IF, EFLAGS_TF};
 
 /// What the trap path keeps between the breakpoint and the single-step trap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct StepState {
 
 /// Sends the trapped code to single-step the slot copy of `site`.
 #[unsafe(link_section = ".kprobes.text")]
-pub fn setup_single_step(frame: &mut TrapFrame, site: &ArchSite) -> StepState {
+pub fn setup_single_step(frame: &mut PtRegs, site: &ArchSite) -> StepState {
     let saved_flags = frame.eflags & (EFLAGS_TF | EFLAGS_IF);
     frame.eflags = (frame.eflags | EFLAGS_TF) & !EFLAGS_IF;
     frame.eip = site.single_step_entry() as u32;
@@ -41,7 +41,7 @@ pub fn setup_single_step(frame: &mut TrapFrame, site: &ArchSite) -> StepState {
 
 /// Sends the trapped code to the boosted version of `site` (no trap after).
 #[unsafe(link_section = ".kprobes.text")]
-pub fn setup_boost(frame: &mut TrapFrame, site: &ArchSite) {
+pub fn setup_boost(frame: &mut PtRegs, site: &ArchSite) {
     frame.eip = site.boost_entry() as u32;
 }
 
@@ -57,7 +57,7 @@ pub enum StepProgress {
 
 /// Repairs the frame after the copy of `site` was single-stepped.
 #[unsafe(link_section = ".kprobes.text")]
-pub fn resume_after_single_step(frame: &mut TrapFrame, site: &ArchSite, state: StepState) -> StepProgress {
+pub fn resume_after_single_step(frame: &mut PtRegs, site: &ArchSite, state: StepState) -> StepProgress {
     let fixup = site.insn.fixup;
     if fixup == Fixup::RepeatedString && frame.eip as usize == site.single_step_entry() {
         return StepProgress::Again;

@@ -1,5 +1,4 @@
-//! The x86 half of the kprobes engine: the narrow interface the generic
-//! engine calls.
+//! The i386 implementation of the architecture interface.
 //!
 //! - [`prepare`]: decode and classify the instruction at a probe address
 //!   (registration time, with iced-x86), copy it into an instruction slot.
@@ -7,7 +6,9 @@
 //! - [`setup_single_step`] / [`resume_after_single_step`]: the trap-path
 //!   halves of running the copy out of line, and the fix-ups afterwards.
 //! - [`trampoline`]: the kretprobe return trampoline.
+pub mod cpu;
 pub use probe_engine_core::decode;
+pub mod regs;
 pub mod slot;
 pub mod step;
 pub mod trampoline;
@@ -16,7 +17,19 @@ pub use decode::{Fixup, Insn};
 pub use slot::{ArchSite, prepare, release};
 pub use step::{StepProgress, StepState, resume_after_single_step, setup_boost, setup_single_step};
 
-use super::patch::{PatchError, text_poke};
+pub use regs::{FRAME_SIZE, PtRegs};
+
+use crate::host::{PatchError, text_poke};
+
+/// What a trap hook did with a trap.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapOutcome {
+    /// Dealt with; resume the (possibly modified) frame.
+    Handled,
+    /// Not this handler's business; try the next one.
+    NotMine,
+}
 
 /// The breakpoint opcode.
 pub const BREAKPOINT_INSTRUCTION: u8 = 0xcc;

@@ -14,7 +14,7 @@
 //! original target; `call rel32` becomes `push <original return>; jmp target`,
 //! so the stacked return address is the true one.
 use super::decode::{self, Fixup, Insn, MAX_INSN_LEN, Refusal};
-use crate::memory::slots::{self, SLOT_SIZE};
+use crate::slots::{self, SLOT_SIZE};
 use core::ops::Range;
 use probe_engine_core::relocate::{MAX_RELOCATED_LEN, relocate};
 

@@ -17,16 +17,15 @@
 //! they end the run, and what they call — formatting, symbols, the
 //! unwinder — stays probeable; a fatal report runs every probe hit without
 //! handlers. Indirect calls are user handlers and hooks, ordinary code.
-use crate::arch::x86::kprobes::decode;
-use crate::arch::x86::paging;
-use crate::symbols;
+use crate::host::{self, Symbol};
 use alloc::vec::Vec;
+use probe_engine_core::decode;
 
 /// Start addresses of the blacklisted functions, sorted.
 static REACHABLE: spin::Once<Vec<usize>> = spin::Once::new();
 
 /// The bytes of `function` as the original code has them.
-fn code_of(function: &symbols::Symbol) -> Vec<u8> {
+fn code_of(function: &Symbol) -> Vec<u8> {
     let mut code = alloc::vec![0; function.size];
     super::registry::original_bytes(function.address, &mut code);
     code
@@ -34,20 +33,24 @@ fn code_of(function: &symbols::Symbol) -> Vec<u8> {
 
 /// Every function reachable from `.kprobes.text`, as sorted start addresses.
 fn compute() -> Vec<usize> {
-    let text = paging::kprobes_text();
-    let mut reached: Vec<usize> =
-        symbols::iter().filter(|s| text.contains(&s.address) && s.size > 0).map(|s| s.address).collect();
+    let text = host::engine_text();
+    let mut reached: Vec<usize> = Vec::new();
+    host::for_each_symbol(&mut |s| {
+        if text.contains(&s.address) && s.size > 0 {
+            reached.push(s.address);
+        }
+    });
     reached.sort_unstable();
     reached.dedup();
     let mut pending = reached.clone();
     while let Some(start) = pending.pop() {
-        let Some(function) = symbols::lookup_address(start) else { continue };
+        let Some(function) = host::symbol_at(start) else { continue };
         let flow = decode::function_flow(&code_of(&function), function.address);
         if !flow.can_return {
             continue;
         }
         for target in flow.external_targets {
-            let Some(callee) = symbols::lookup_address(target) else { continue };
+            let Some(callee) = host::symbol_at(target) else { continue };
             if let Err(at) = reached.binary_search(&callee.address) {
                 reached.insert(at, callee.address);
                 pending.push(callee.address);

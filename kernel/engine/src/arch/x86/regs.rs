@@ -1,0 +1,84 @@
+//! The registers of probed code, as the host's trap entry saves them.
+//!
+//! The layout is the engine's contract with the host's trap stubs: the CPU's
+//! exception frame (EIP, CS, EFLAGS) below an error code and the vector,
+//! below `pushad`'s eight registers. On i386 a kernel-mode trap pushes no
+//! ESP/SS, so `esp` holds the interrupted stack pointer, which the stub
+//! stores there (pushad's own copy is useless).
+use core::mem::{offset_of, size_of};
+
+/// Every register of the interrupted code (Linux's `struct pt_regs`).
+///
+/// Handlers may change any field; the host's trap exit writes them all
+/// back, including `eip`, `eflags` and `esp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PtRegs {
+    /// EDI.
+    pub edi: u32,
+    /// ESI.
+    pub esi: u32,
+    /// EBP (the frame pointer).
+    pub ebp: u32,
+    /// ESP of the interrupted code: the address just above the saved EFLAGS.
+    pub esp: u32,
+    /// EBX.
+    pub ebx: u32,
+    /// EDX.
+    pub edx: u32,
+    /// ECX.
+    pub ecx: u32,
+    /// EAX (a function's return value).
+    pub eax: u32,
+    /// The interrupt vector.
+    pub vector: u32,
+    /// The CPU's error code, or 0 for vectors without one.
+    pub error_code: u32,
+    /// Where the interrupted code resumes.
+    pub eip: u32,
+    /// The code segment selector.
+    pub cs: u32,
+    /// EFLAGS.
+    pub eflags: u32,
+}
+
+/// Size of [`PtRegs`]; asm takes offsets from the type itself.
+pub const FRAME_SIZE: usize = size_of::<PtRegs>();
+const _: () = assert!(FRAME_SIZE == 13 * 4);
+const _: () = assert!(offset_of!(PtRegs, edi) == 0); // pushad's last push
+const _: () = assert!(offset_of!(PtRegs, eax) == 28); // pushad's first push
+const _: () = assert!(offset_of!(PtRegs, vector) == 32);
+const _: () = assert!(offset_of!(PtRegs, eip) == 40);
+const _: () = assert!(offset_of!(PtRegs, eflags) == FRAME_SIZE - 4);
+
+impl PtRegs {
+    /// Where the code resumes.
+    #[inline(always)]
+    pub fn ip(&self) -> usize {
+        self.eip as usize
+    }
+
+    /// Makes the code resume at `address`.
+    #[inline(always)]
+    pub fn set_ip(&mut self, address: usize) {
+        self.eip = address as u32;
+    }
+
+    /// The interrupted stack pointer.
+    #[inline(always)]
+    pub fn sp(&self) -> usize {
+        self.esp as usize
+    }
+
+    /// A function's return value (in a return handler).
+    #[inline(always)]
+    pub fn return_value(&self) -> usize {
+        self.eax as usize
+    }
+
+    /// EFLAGS.
+    #[inline(always)]
+    pub fn flags(&self) -> u32 {
+        self.eflags
+    }
+}

@@ -1,0 +1,225 @@
+//! The host interface: what the engine needs from the kernel that embeds it.
+//!
+//! The engine knows nothing of its host's modules. A host implements
+//! [`Host`] for a type of its own and binds it once, in the crate that
+//! builds the kernel image, with [`host!`](crate::host): the macro defines
+//! one symbol per operation, which the engine calls directly (no vtable, no
+//! function pointer on the trap path), and the compiler checks the impl is
+//! complete. A kernel that binds no host fails to link.
+//!
+//! Besides this trait, the host's trap entry must hand the engine its
+//! breakpoint, debug and other exceptions (see the crate docs), and define
+//! the global symbol `probe_engine_trap_return`: code that restores a
+//! [`PtRegs`](crate::PtRegs) frame at ESP (honouring a changed `esp`) and
+//! returns from it with `iretd` — the kretprobe trampoline leaves through it.
+use core::ops::Range;
+
+/// A function in the host's image, as the host's symbol table has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    /// Its name, as users spell it (e.g. `my_kernel::sched::spawn`).
+    pub name: &'static str,
+    /// Its first byte.
+    pub address: usize,
+    /// Its size in bytes.
+    pub size: usize,
+    /// For a lookup by address: the address's offset into the function.
+    pub offset: usize,
+}
+
+/// Why a text patch was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchError {
+    /// Some byte of the destination lies outside kernel text.
+    OutsideText,
+}
+
+/// What the engine needs from its host kernel.
+pub trait Host {
+    /// Writes `bytes` at `address` in kernel text, however the host keeps
+    /// text read-only, and serializes so the next fetch sees them.
+    ///
+    /// # Safety
+    /// The engine passes byte sequences that leave every instruction any
+    /// task may execute well formed (an `int3` over a first byte, or the
+    /// original byte back); the host must write exactly them.
+    unsafe fn text_poke(address: usize, bytes: &[u8]) -> Result<(), PatchError>;
+    /// The kernel's text: probes go only here.
+    fn kernel_text() -> Range<usize>;
+    /// The section holding the engine's and the host's trap path
+    /// (`.kprobes.text`): never probed, and the roots of the blacklist.
+    fn engine_text() -> Range<usize>;
+    /// Executable, writable memory for instruction slots, at least
+    /// [`SLOT_COUNT`](crate::slots::SLOT_COUNT) × [`SLOT_SIZE`](crate::slots::SLOT_SIZE)
+    /// bytes, used by nothing else.
+    fn slot_memory() -> Range<usize>;
+    /// The running task's id, below [`MAX_TASKS`](crate::MAX_TASKS); callable
+    /// from trap context.
+    fn current_task() -> usize;
+    /// Whether any task (the caller included, if it is in an interrupt
+    /// handler) was interrupted with its EIP in `range` and will resume there.
+    fn task_may_resume_in(range: Range<usize>) -> bool;
+    /// The kernel stack holding `address`, if any.
+    fn stack_of(address: usize) -> Option<Range<usize>>;
+    /// Lets other tasks run while the registration lock is taken.
+    fn yield_now();
+    /// The function called `name`.
+    fn symbol_by_name(name: &str) -> Option<Symbol>;
+    /// The function containing `address`.
+    fn symbol_at(address: usize) -> Option<Symbol>;
+    /// Visits every function of the image.
+    fn for_each_symbol(visit: &mut dyn FnMut(Symbol));
+    /// Host code outside `engine_text` that must never be probed (code that
+    /// runs before the engine exists, or that the engine's copies call),
+    /// by name.
+    fn never_probe(name: &str) -> bool;
+}
+
+/// Binds `$host`'s [`Host`] impl as the engine's host. Invoke it once, in
+/// the crate that links the kernel image.
+#[macro_export]
+macro_rules! host {
+    ($host:ty) => {
+        const _: () = {
+            use $crate::Host as _;
+            #[unsafe(no_mangle)]
+            unsafe fn __probe_engine_host_text_poke(address: usize, bytes: &[u8]) -> Result<(), $crate::PatchError> {
+                // SAFETY: the engine's contract for this call is the Host
+                // method's, passed on unchanged.
+                unsafe { <$host>::text_poke(address, bytes) }
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_kernel_text() -> core::ops::Range<usize> {
+                <$host>::kernel_text()
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_engine_text() -> core::ops::Range<usize> {
+                <$host>::engine_text()
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_slot_memory() -> core::ops::Range<usize> {
+                <$host>::slot_memory()
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_current_task() -> usize {
+                <$host>::current_task()
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_task_may_resume_in(range: core::ops::Range<usize>) -> bool {
+                <$host>::task_may_resume_in(range)
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_stack_of(address: usize) -> Option<core::ops::Range<usize>> {
+                <$host>::stack_of(address)
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_yield_now() {
+                <$host>::yield_now()
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_symbol_by_name(name: &str) -> Option<$crate::Symbol> {
+                <$host>::symbol_by_name(name)
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_symbol_at(address: usize) -> Option<$crate::Symbol> {
+                <$host>::symbol_at(address)
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_for_each_symbol(visit: &mut dyn FnMut($crate::Symbol)) {
+                <$host>::for_each_symbol(visit)
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_never_probe(name: &str) -> bool {
+                <$host>::never_probe(name)
+            }
+        };
+    };
+}
+
+unsafe extern "Rust" {
+    fn __probe_engine_host_text_poke(address: usize, bytes: &[u8]) -> Result<(), PatchError>;
+    fn __probe_engine_host_kernel_text() -> Range<usize>;
+    fn __probe_engine_host_engine_text() -> Range<usize>;
+    fn __probe_engine_host_slot_memory() -> Range<usize>;
+    fn __probe_engine_host_current_task() -> usize;
+    fn __probe_engine_host_task_may_resume_in(range: Range<usize>) -> bool;
+    fn __probe_engine_host_stack_of(address: usize) -> Option<Range<usize>>;
+    fn __probe_engine_host_yield_now();
+    fn __probe_engine_host_symbol_by_name(name: &str) -> Option<Symbol>;
+    fn __probe_engine_host_symbol_at(address: usize) -> Option<Symbol>;
+    fn __probe_engine_host_for_each_symbol(visit: &mut dyn FnMut(Symbol));
+    fn __probe_engine_host_never_probe(name: &str) -> bool;
+}
+
+// The engine's side of the binding. SAFETY (every call below): `host!`
+// defines each symbol with exactly the declared signature, from the host's
+// `Host` impl; only `text_poke` has a contract of its own.
+
+/// See [`Host::text_poke`].
+///
+/// # Safety
+/// As [`Host::text_poke`].
+pub(crate) unsafe fn text_poke(address: usize, bytes: &[u8]) -> Result<(), PatchError> {
+    // SAFETY: see the comment above; the caller keeps `Host::text_poke`'s contract.
+    unsafe { __probe_engine_host_text_poke(address, bytes) }
+}
+pub(crate) fn kernel_text() -> Range<usize> {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_kernel_text() }
+}
+pub(crate) fn engine_text() -> Range<usize> {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_engine_text() }
+}
+pub(crate) fn slot_memory() -> Range<usize> {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_slot_memory() }
+}
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn current_task() -> usize {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_current_task() }
+}
+pub(crate) fn task_may_resume_in(range: Range<usize>) -> bool {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_task_may_resume_in(range) }
+}
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn stack_of(address: usize) -> Option<Range<usize>> {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_stack_of(address) }
+}
+pub(crate) fn yield_now() {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_yield_now() }
+}
+pub(crate) fn symbol_by_name(name: &str) -> Option<Symbol> {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_symbol_by_name(name) }
+}
+pub(crate) fn symbol_at(address: usize) -> Option<Symbol> {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_symbol_at(address) }
+}
+pub(crate) fn for_each_symbol(visit: &mut dyn FnMut(Symbol)) {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_for_each_symbol(visit) }
+}
+pub(crate) fn never_probe(name: &str) -> bool {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_never_probe(name) }
+}
+
+/// `name+0xoff/0xsize` for an address, from the host's symbols.
+pub(crate) struct Describe(pub usize);
+
+impl core::fmt::Display for Describe {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match symbol_at(self.0) {
+            Some(symbol) => write!(f, "{}+{:#x}/{:#x}", symbol.name, symbol.offset, symbol.size),
+            None => write!(f, "?"),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! probe-engine: an embeddable kprobes engine for i386 — breakpoint probes,
+//! multiprobes, jprobes and function-return probes (kretprobes).
+//!
+//! Linux's semantics (`Documentation/trace/kprobes.rst`), in Rust types, in
+//! a `no_std` crate that knows nothing of the kernel embedding it:
+//!
+//! - [`Kprobe`]: a breakpoint on one instruction with pre-, post- and
+//!   fault-handlers. Several probes may share an address.
+//! - [`Jprobe`]: a handler with the probed function's signature.
+//! - [`Kretprobe`]: a handler when a function returns, with instances from
+//!   a pool sized by `maxactive`, misses counted in `nmissed`, and
+//!   unregistration safe while calls are in flight.
+//!
+//! # Embedding
+//!
+//! The engine reaches its host through two interfaces:
+//! - **the architecture** ([`arch`]): decoding, classifying and relocating
+//!   the probed instruction, arming and disarming, single-step and boost
+//!   set-up and fix-up, the kretprobe return slot and trampoline, jprobe
+//!   save and restore, and the register accessors of [`PtRegs`]; i386 is the
+//!   one implementation;
+//! - **the host kernel** ([`Host`], bound with [`host!`]): text patching,
+//!   slot memory, the current task, whether a task may resume inside an
+//!   address range, stack bounds, symbols, yielding.
+//!
+//! A host then wires its traps to the engine, as Linux's `do_int3` does:
+//! `#BP` to [`int3_handler`], `#DB` to [`debug_handler`] (with DR6), any other
+//! exception to [`fault_handler`], each with a [`TrapContext`] the entry
+//! creates; keeps the engine's code and its own trap entry in one section
+//! (`.kprobes.text`, [`Host::engine_text`]); defines
+//! `probe_engine_trap_return` (see [`host`]); has a global allocator (for
+//! registration-time work only); calls [`init`] once at boot and
+//! [`task_exited`] when a task exits.
+//!
+//! # Design
+//!
+//! - **Static configuration.** Every table the trap path touches (probe
+//!   sites, instruction slots, kretprobe instances, per-task lists) has a
+//!   size fixed at build time. Nothing on a trap path allocates, decodes or
+//!   takes a lock that interrupted code may hold, and the engine checks it:
+//!   the control block and instance lists need a [`TrapContext`], and the
+//!   trap path is blacklisted from the image itself ([`blacklisted_functions`]).
+//! - **Decide at registration.** Instructions are decoded and classified once
+//!   (`probe_engine_core`), when a probe is registered; the trap path only
+//!   follows the decision.
+//! - **Typed state.** The trap path's state is an enum whose variants carry
+//!   their data, changed only by transitions that refuse illegal moves.
+//!
+//! User API first: [`Kprobe`], [`Kretprobe`], [`Jprobe`] and their
+//! `register_*`, `unregister_*`, `enable_*`, `disable_*` functions,
+//! [`KprobeError`]. Trap-path entry points for the host: [`int3_handler`],
+//! [`debug_handler`], [`fault_handler`], [`begin_report`], [`TrapContext`].
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod arch;
+mod blacklist;
+mod control;
+mod error;
+mod handler;
+mod host;
+mod instances;
+mod jprobe;
+pub mod kretprobe;
+mod probe;
+mod registry;
+pub mod slots;
+
+pub use arch::imp::{FRAME_SIZE, PtRegs, TrapOutcome};
+pub use blacklist::functions as blacklisted_functions;
+pub use control::{TrapContext, in_probe_context, trap_path_active};
+pub use error::KprobeError;
+pub use handler::{
+    FaultOutcome, FaultPlace, ProbeFault, ReportContext, begin_report, debug_handler, fault_handler, int3_handler,
+};
+pub use host::{Host, PatchError, Symbol};
+pub use instances::{KretprobeInstance, arena_used as kretprobe_arena_used};
+pub use jprobe::{Jprobe, jprobe_return, register_jprobe, unregister_jprobe};
+pub use kretprobe::{
+    DEFAULT_MAXACTIVE, EntryAction, EntryHandler, Kretprobe, MAX_DATA_SIZE, ReturnHandler, disable_kretprobe,
+    enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value, unregister_kretprobe,
+    unregister_kretprobes,
+};
+pub use probe::{
+    CallingConvention, FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler,
+    regs_get_kernel_argument,
+};
+pub use registry::{
+    MAX_SITES, can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,
+    site_index_occupancy, unregister_kprobe, unregister_kprobes,
+};
+
+/// Prepares the engine at boot: builds iced-x86's decoder tables and the
+/// trap-path blacklist now, on the heap, so no registration is the first to
+/// pay for them (and the heap in use stays flat from boot on).
+pub fn init() {
+    probe_engine_core::decode::warm_up();
+    jprobe::check_layout();
+    slots::check_memory();
+    blacklist::init();
+}
+
+/// Task ids the host may hand out (the per-task kretprobe lists).
+pub const MAX_TASKS: usize = 64;
+
+/// Called by the host's scheduler when task `id` exits (reclaims its kretprobe
+/// instances). Engine bookkeeping: never probeable.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn task_exited(id: usize) {
+    kretprobe::task_exited(id);
+}
