@@ -20,7 +20,6 @@
 
 extern crate alloc;
 
-use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::arch::naked_asm;
@@ -31,6 +30,7 @@ use probe_kernel::arch::cpu::{self, EFLAGS_IF, EFLAGS_TF};
 use probe_kernel::arch::x86::kprobes::Fixup;
 use probe_kernel::arch::x86::trap::{HookKind, set_hook};
 use probe_kernel::kprobes::{Kprobe, KprobeFlags, PreAction, PtRegs, can_probe, register_kprobe, unregister_kprobe};
+use probe_kernel::testing::{leak, text_byte};
 
 probe_kernel::test_kernel_main!();
 
@@ -902,14 +902,10 @@ fn run(case: &Case) -> Snapshot {
     snapshot(returned)
 }
 
+/// The probed instruction and the 15 bytes after it (inside this file's
+/// routines or the next function, all kernel text).
 fn code_bytes(address: usize) -> [u8; 16] {
-    // SAFETY: kernel text is mapped and readable; the probed instruction and
-    // the 15 bytes after it lie inside this file's routines or the next function.
-    core::array::from_fn(|i| unsafe { core::ptr::read_volatile((address + i) as *const u8) })
-}
-
-fn leak(probe: Kprobe) -> &'static Kprobe {
-    Box::leak(Box::new(probe))
+    core::array::from_fn(|i| text_byte(address + i))
 }
 
 /// Checks the handlers' records after a run with `per_hit` pre-handler

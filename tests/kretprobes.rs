@@ -21,29 +21,12 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
 use probe_kernel::arch::x86::kprobes::trampoline;
 use probe_kernel::kprobes::kretprobe::{active_instances, retired_pools};
 use probe_kernel::kprobes::*;
+use probe_kernel::testing::{caller_of, entry_argument, load, reset, stack_word, text_byte};
 use probe_kernel::{symbols, task, unwind};
 
 probe_kernel::test_kernel_main!();
 
 // ---------------------------------------------------------------- helpers
-
-/// The function containing `address`.
-fn name_of(address: usize) -> &'static str {
-    symbols::lookup_address(address).map_or("?", |s| s.name)
-}
-
-/// The function a return address returns into (`address - 1` is still
-/// inside the call instruction, so inside the caller).
-fn caller_of(return_address: usize) -> &'static str {
-    if return_address == 0 { "?" } else { name_of(return_address - 1) }
-}
-
-/// The word at `address` (a stack slot of the probed code).
-fn stack_word(address: usize) -> usize {
-    // SAFETY: handlers only read slots at and just above the probed
-    // function's ESP, which lie in the live stack.
-    unsafe { core::ptr::read_volatile(address as *const usize) }
-}
 
 /// A log of small values written by handlers (interrupts are off there).
 struct Log<const N: usize> {
@@ -79,16 +62,6 @@ impl<const N: usize> Log<N> {
             *slot = item.load(SeqCst);
         }
         (out, len)
-    }
-}
-
-fn load(a: &AtomicUsize) -> usize {
-    a.load(SeqCst)
-}
-
-fn reset(counters: &[&AtomicUsize]) {
-    for c in counters {
-        c.store(0, SeqCst);
     }
 }
 
@@ -242,8 +215,7 @@ fn kretprobes_batch_rollback() {
     let symbol = symbols::lookup_name("kr_target").expect("kr_target in the symbol table");
     let mut first = [0u8; 1];
     original_bytes(symbol.address, &mut first);
-    // SAFETY: reads one byte of kernel text.
-    let live = unsafe { core::ptr::read_volatile(symbol.address as *const u8) };
+    let live = text_byte(symbol.address);
     assert_eq!(live, first[0], "no breakpoint left at kr_target");
     assert_eq!(kr_target(black_box(RAND1)), expected_target(RAND1));
     assert_eq!(load(&BATCH_A_CALLS), 0, "calls are not reported after the rollback");
@@ -627,7 +599,7 @@ static REC_REPORTS: Log<16> = Log::new();
 static REC_BAD_VALUES: AtomicUsize = AtomicUsize::new(0);
 
 fn rec_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
-    let depth = stack_word(regs.esp as usize + 4) as u32;
+    let depth = entry_argument(regs, 0);
     REC_ENTRIES.push(depth as usize);
     ri.store(depth);
     EntryAction::Report
@@ -723,7 +695,7 @@ extern "C" fn kr_parity(value: u32) -> u32 {
 
 fn skip_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
     SKIP_ENTRIES.fetch_add(1, SeqCst);
-    let arg = stack_word(regs.esp as usize + 4) as u32;
+    let arg = entry_argument(regs, 0);
     ri.store(arg);
     if arg % 2 == 1 { EntryAction::Skip } else { EntryAction::Report }
 }
@@ -781,7 +753,7 @@ static DATA_BAD_VALUE: AtomicUsize = AtomicUsize::new(0);
 
 fn data_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
     DATA_ENTRIES.fetch_add(1, SeqCst);
-    let arg = stack_word(regs.esp as usize + 4) as u32;
+    let arg = entry_argument(regs, 0);
     let data = ri.data();
     if data.len() != MAX_DATA_SIZE {
         DATA_BAD_LEN.fetch_add(1, SeqCst);
@@ -1062,7 +1034,7 @@ fn self_return(_ri: &mut KretprobeInstance, regs: &mut PtRegs) {
 
 fn self_entry(_ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
     SELF_ENTRY_CALLS.fetch_add(1, SeqCst);
-    let arg = stack_word(regs.esp as usize + 4) as u32;
+    let arg = entry_argument(regs, 0);
     if kr_self(black_box(arg)) != arg + 100 {
         SELF_BAD.fetch_add(1, SeqCst);
     }

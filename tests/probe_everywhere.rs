@@ -41,7 +41,7 @@ use probe_kernel::kprobes::{
     unregister_kprobes,
 };
 use probe_kernel::symbols::{self, Symbol};
-use probe_kernel::testing::{Fnv, Seconds, function_bytes, instruction_boundaries, kernel_functions};
+use probe_kernel::testing::{Fnv, Seconds, function_bytes, instruction_boundaries, kernel_functions, text_byte};
 use probe_kernel::{cmdline, println, task};
 
 probe_kernel::test_kernel_main!();
@@ -678,10 +678,7 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
         match can_probe(function.address as *const ()) {
             Ok(_) => {
                 probes.push(Counted::leak(function.address, false));
-                // SAFETY: a function's first byte, inside mapped kernel text.
-                entries.push((function.name, function.address, unsafe {
-                    core::ptr::read_volatile(function.address as *const u8)
-                }));
+                entries.push((function.name, function.address, text_byte(function.address)));
             }
             Err(error) => {
                 refused += 1;
@@ -713,13 +710,7 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
     }
     assert_eq!(site_count(), 0);
     for &(_, address, byte) in &entries {
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { core::ptr::read_volatile(address as *const u8) },
-            byte,
-            "{}: byte not restored",
-            symbols::Describe(address)
-        );
+        assert_eq!(text_byte(address), byte, "{}: byte not restored", symbols::Describe(address));
     }
     // The demo's own functions were entered exactly as often as it calls them.
     let hits_of = |name: &str| {

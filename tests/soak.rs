@@ -45,7 +45,7 @@ use probe_kernel::arch::cpu;
 use probe_kernel::kprobes::kretprobe::retired_pools;
 use probe_kernel::kprobes::*;
 use probe_kernel::memory::{heap_used, slots};
-use probe_kernel::testing::Seconds;
+use probe_kernel::testing::{Seconds, entry_argument};
 use probe_kernel::{println, task};
 
 probe_kernel::test_kernel_main!();
@@ -242,16 +242,7 @@ fn target(target: usize) -> extern "C" fn(u32, u32, u32) -> u32 {
 
 /// The arguments at a function's first instruction: [esp+4], [esp+8], [esp+12].
 fn stack_arguments(regs: &PtRegs) -> (u32, u32, u32) {
-    let esp = regs.esp as usize;
-    // SAFETY: at a probed function's first instruction ESP points at the
-    // return address, with the three u32 (cdecl) arguments right above it.
-    unsafe {
-        (
-            core::ptr::read((esp + 4) as *const u32),
-            core::ptr::read((esp + 8) as *const u32),
-            core::ptr::read((esp + 12) as *const u32),
-        )
-    }
+    (entry_argument(regs, 0), entry_argument(regs, 1), entry_argument(regs, 2))
 }
 
 fn step_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
