@@ -1,5 +1,7 @@
-//! The in-kernel test harness shared by the library's unit tests and every
-//! `tests/*.rs` kernel (blog_os style custom test framework).
+//! The in-kernel test harness shared by the library's unit tests and every test kernel.
+//!
+//! Why: one runner and one set of helpers (blog_os style custom test
+//! framework) keep every kernel's output in the form the runner counts.
 //!
 //! Each test prints its name and `ok`; a failed assertion, panic or
 //! unexpected exception prints `FAILED` with the reason (the fatal report

@@ -1,6 +1,8 @@
-//! An unhandled fault inside a kprobe handler is reported as fatal, naming
-//! the probe's function and address (a `harness = false` kernel: its
-//! success is that report).
+//! An unhandled fault inside a kprobe handler is reported as fatal, naming the probe.
+//!
+//! Why: a handler bug must be told apart from a bug in the probed code: the
+//! report names the probe's function and address and the faulting handler.
+//! A `harness = false` kernel: its success is that report.
 #![no_std]
 #![no_main]
 

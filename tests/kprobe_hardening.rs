@@ -1,8 +1,10 @@
-//! Regression tests for what adversarial use broke in the engine (issue 7):
-//! faults in single-stepped and boosted copies, concurrent registration,
-//! registration from interrupt context, the entry probes of kretprobes and
-//! jprobes passed to the plain-kprobe functions, and the site index after
-//! churn. Each asserts the exact values the semantics demand.
+//! Regression tests for what adversarial use broke in the engine (issue 7).
+//!
+//! Why: each of these once went wrong: faults in single-stepped and boosted
+//! copies, concurrent registration, registration from interrupt context, the
+//! entry probes of kretprobes and jprobes passed to the plain-kprobe
+//! functions, and the site index after churn. Each asserts the exact values
+//! the semantics demand.
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]

@@ -1,6 +1,8 @@
-//! The kprobes API as users rely on it: Linux's test_kprobes scenarios,
-//! multiprobes, enable/disable, re-registration, every refusal, jprobes,
-//! fault handlers, and hits from several tasks and the timer interrupt.
+//! The kprobes API as users rely on it.
+//!
+//! Why: Linux's test_kprobes scenarios, multiprobes, enable/disable,
+//! re-registration, every refusal, jprobes, fault handlers, and hits from
+//! several tasks and the timer interrupt are what probe users depend on.
 //! Every check is an exact count or value.
 #![no_std]
 #![no_main]

@@ -1,6 +1,8 @@
-//! A panic inside a function with an active kretprobe (nested two deep)
-//! reports a backtrace with the real callers, never the trampoline
-//! (a `harness = false` kernel: its success is that report).
+//! A panic inside kretprobe'd functions reports the real callers, never the trampoline.
+//!
+//! Why: a kretprobe swaps stacked return addresses for its trampoline, and a
+//! backtrace that showed the trampoline (here two probes deep) would hide
+//! who called whom. A `harness = false` kernel: its success is that report.
 #![no_std]
 #![no_main]
 
