@@ -1,5 +1,7 @@
-//! The in-kernel test harness shared by the library's unit tests and every
-//! `tests/*.rs` kernel (blog_os style custom test framework).
+//! The in-kernel test harness shared by the library's unit tests and every test kernel.
+//!
+//! Why: one runner and one set of helpers (blog_os style custom test
+//! framework) keep every kernel's output in the form the runner counts.
 //!
 //! Each test prints its name and `ok`; a failed assertion, panic or
 //! unexpected exception prints `FAILED` with the reason (the fatal report
@@ -9,12 +11,22 @@
 //! Every kernel first prints how many tests it selected (`running N tests`,
 //! or `running N of M tests (filter "NAME")`), so the runner can tell a
 //! filter that matched nothing from a run that passed; kernels without the
-//! harness (`harness = false`) announce their one test with [`single_test`].
+//! harness (`harness = false`) announce their one test with [`single_test`]
+//! and end with [`single_verdict`] (or [`expect_fatal_report`], for those
+//! whose success is a fatal report).
+//!
+//! Below the runner are the helpers two or more test kernels need (names of
+//! code addresses, reads of stack words and kernel text, searches in a
+//! captured report), written once here so each kernel says only what it
+//! checks. The library compiles this module into every test kernel; the
+//! helpers a fatal hook calls do not allocate.
 use crate::arch::qemu::{self, ExitCode};
 use crate::arch::x86::paging;
 use crate::fatal::{self, Fatal};
+use crate::kprobes::PtRegs;
 use crate::symbols::{self, Symbol};
-use crate::{cmdline, println};
+use crate::{cmdline, console, println, task};
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -99,6 +111,144 @@ pub fn finish() -> ! {
     qemu::exit(ExitCode::Success)
 }
 
+/// The verdict of a kernel without the harness, whose one test is `name`
+/// (the name given to [`single_test`]): prints `NAME ... ok` or
+/// `[FAILED] NAME: DETAIL` and the summary line, and ends the run with the
+/// matching QEMU exit code. `detail` says what was seen; on a pass it is
+/// printed on a line of its own above the verdict, unless it is empty.
+/// Neither allocates nor takes a lock: fatal hooks call it.
+pub fn single_verdict(name: &str, passed: bool, detail: core::fmt::Arguments) -> ! {
+    if passed {
+        if detail.as_str() != Some("") {
+            println!("{detail}");
+        }
+        println!("{name} ... ok");
+        println!("1 passed, 0 failed");
+        qemu::exit(ExitCode::Success)
+    }
+    println!("[FAILED] {name}: {detail}");
+    println!("0 passed, 1 failed");
+    qemu::exit(ExitCode::Failed)
+}
+
+/// How a report kernel judges the fatal event it provoked: `report` is the
+/// console output captured from the start of [`expect_fatal_report`]'s
+/// trigger through the fatal report (at most 4 KiB). Runs as the fatal
+/// hook, so it must not allocate; it ends with [`single_verdict`].
+pub type ReportCheck = fn(event: &Fatal, report: &[u8]) -> !;
+
+/// The test name and the check of the report expected by
+/// [`expect_fatal_report`], for its fatal hook.
+static EXPECTED_REPORT: spin::Mutex<Option<(&'static str, ReportCheck)>> = spin::Mutex::new(None);
+
+fn on_expected_fatal(event: &Fatal) -> ! {
+    let mut buffer = [0u8; 4096];
+    let report = console::capture_end(&mut buffer);
+    // Never block here: the failing code may hold the lock.
+    match EXPECTED_REPORT.try_lock().and_then(|expected| *expected) {
+        Some((_, check)) => check(event, report),
+        None => single_verdict("<unknown>", false, format_args!("a fatal event before the expected report was set up")),
+    }
+}
+
+/// For a kernel whose success is a fatal report (`harness = false`): runs
+/// `trigger` with the console captured and a fatal hook that hands the
+/// event and the captured report to `check`. If `trigger` returns, nothing
+/// fatal happened and test `name` fails.
+pub fn expect_fatal_report(name: &'static str, check: ReportCheck, trigger: impl FnOnce()) -> ! {
+    *EXPECTED_REPORT.lock() = Some((name, check));
+    fatal::set_hook(Some(on_expected_fatal));
+    console::capture_begin();
+    trigger();
+    console::capture_end(&mut [0u8; 1]);
+    fatal::set_hook(None);
+    single_verdict(name, false, format_args!("returned without the expected fatal report"))
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for test kernels: code addresses, stack words, kernel text,
+// captured output.
+// ---------------------------------------------------------------------------
+
+/// The function containing `address`, by name (`?` if it is in none).
+pub fn name_of(address: usize) -> &'static str {
+    symbols::lookup_address(address).map_or("?", |symbol| symbol.name)
+}
+
+/// The function a return address returns into: `return_address - 1` is
+/// still inside the call instruction, so inside the caller (`?` for 0 or an
+/// address in no function).
+pub fn caller_of(return_address: usize) -> &'static str {
+    if return_address == 0 { "?" } else { name_of(return_address - 1) }
+}
+
+/// The address of the symbol `name` (a function or a global asm label);
+/// panics if the symbol table has no such name.
+pub fn address_of(name: &str) -> usize {
+    symbols::lookup_name(name)
+        .map(|symbol| symbol.address)
+        .unwrap_or_else(|| panic!("{name} is not in the symbol table"))
+}
+
+/// The word at `address`, which must lie on a kernel stack (the boot stack,
+/// a task stack or the double-fault stack; panics otherwise): a stack slot
+/// of probed code, read independently of the engine.
+pub fn stack_word(address: usize) -> usize {
+    assert!(task::stack_of_address(address).is_some(), "{address:#x} is on no kernel stack");
+    // SAFETY: every kernel stack stays mapped and readable for the kernel's
+    // whole life; the read is volatile because the slot belongs to code the
+    // compiler cannot see (the probed function).
+    unsafe { core::ptr::read_volatile(address as *const usize) }
+}
+
+/// The `n`th (from 0) 32-bit cdecl argument of a function stopped at its
+/// first instruction, where ESP points at the return address and the
+/// arguments lie right above it.
+pub fn entry_argument(regs: &PtRegs, n: usize) -> u32 {
+    stack_word(regs.esp as usize + 4 * (n + 1)) as u32
+}
+
+/// The byte at `address`, which must lie in kernel text (panics otherwise),
+/// as it is in memory: with the breakpoint of an armed probe, if any.
+pub fn text_byte(address: usize) -> u8 {
+    assert!(paging::kernel_text().contains(&address), "{address:#x} is not in kernel text");
+    // SAFETY: kernel text is mapped and readable for the kernel's whole life.
+    unsafe { core::ptr::read_volatile(address as *const u8) }
+}
+
+/// `length` bytes of kernel text from `address`, as [`text_byte`] reads them.
+pub fn text_bytes(address: usize, length: usize) -> Vec<u8> {
+    (address..address + length).map(text_byte).collect()
+}
+
+/// A value that lives for the rest of the run (for probes made at run time,
+/// which the engine holds as `&'static`).
+pub fn leak<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
+}
+
+/// A counter's value (`SeqCst`, like the handlers that count).
+pub fn load(counter: &AtomicUsize) -> usize {
+    counter.load(Ordering::SeqCst)
+}
+
+/// Sets every counter to 0, before a test counts.
+pub fn reset(counters: &[&AtomicUsize]) {
+    for counter in counters {
+        counter.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Whether `needle` occurs in `haystack` (a captured report; no allocation).
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    position(haystack, needle).is_some()
+}
+
+/// Where `needle` first occurs in `haystack`.
+pub fn position(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
 // ---------------------------------------------------------------------------
 // Helpers for the kernels that probe the image's own code
 // (kprobe_coverage, probe_everywhere).
@@ -126,10 +276,7 @@ pub fn kernel_functions() -> Vec<Symbol> {
 /// A function's bytes as they are in memory (the caller makes sure no probe
 /// is armed in it, or gets the breakpoints too).
 pub fn function_bytes(function: &Symbol) -> Vec<u8> {
-    (function.address..function.address + function.size)
-        // SAFETY: the symbol table names ranges inside kernel text, which is mapped and readable.
-        .map(|address| unsafe { core::ptr::read_volatile(address as *const u8) })
-        .collect()
+    text_bytes(function.address, function.size)
 }
 
 /// Instruction starts and lengths of `function` (whose bytes are `code`),

@@ -10,10 +10,9 @@
 
 extern crate alloc;
 
-use probe_kernel::arch::qemu::{self, ExitCode};
-use probe_kernel::fatal::{self, Fatal};
+use probe_kernel::fatal::Fatal;
 use probe_kernel::kprobes::{Kprobe, PreAction, PtRegs, register_kprobe};
-use probe_kernel::{console, println};
+use probe_kernel::testing::{self, contains};
 
 probe_kernel::entry_point!(main);
 
@@ -33,13 +32,7 @@ fn allocating_pre(_probe: &Kprobe, _regs: &mut PtRegs) -> PreAction {
 
 static PROBE: Kprobe = Kprobe::new().symbol("alloc_target", 0).pre_handler(allocating_pre);
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn on_fatal(event: &Fatal) -> ! {
-    let mut buffer = [0u8; 4096];
-    let report = console::capture_end(&mut buffer);
+fn check(event: &Fatal, report: &[u8]) -> ! {
     let checks = [
         matches!(event, Fatal::Panic(_)),
         contains(report, b"heap allocation in probe context: probe handlers and the trap path must not allocate"),
@@ -47,24 +40,13 @@ fn on_fatal(event: &Fatal) -> ! {
         contains(report, b"alloc_target+0x0"),
         contains(report, b"alloc_in_handler_report::allocating_pre"),
     ];
-    if checks.iter().all(|c| *c) {
-        println!("{NAME} ... ok");
-        println!("1 passed, 0 failed");
-        qemu::exit(ExitCode::Success);
-    }
-    println!("[FAILED] alloc_in_handler_report: checks {checks:?}");
-    println!("0 passed, 1 failed");
-    qemu::exit(ExitCode::Failed)
+    testing::single_verdict(NAME, checks.iter().all(|c| *c), format_args!("checks {checks:?}"))
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    probe_kernel::testing::single_test(NAME);
+    testing::single_test(NAME);
     register_kprobe(&PROBE).expect("probe refused");
-    fatal::set_hook(Some(on_fatal));
-    console::capture_begin();
-    alloc_target(1);
-    console::capture_end(&mut [0u8; 1]);
-    println!("[FAILED] alloc_in_handler_report: the allocation went through");
-    println!("0 passed, 1 failed");
-    qemu::exit(ExitCode::Failed)
+    testing::expect_fatal_report(NAME, check, || {
+        alloc_target(1);
+    })
 }

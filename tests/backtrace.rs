@@ -15,6 +15,7 @@ extern crate alloc;
 use alloc::format;
 use core::hint::black_box;
 use probe_kernel::symbols;
+use probe_kernel::testing::name_of;
 use probe_kernel::unwind;
 
 probe_kernel::test_kernel_main!();
@@ -50,11 +51,6 @@ fn middle(trace: &mut Trace) -> u32 {
 #[inline(never)]
 fn outer(trace: &mut Trace) -> u32 {
     black_box(middle(black_box(trace))) + 1
-}
-
-/// The function containing `address`, by name.
-fn name_of(address: usize) -> &'static str {
-    symbols::lookup_address(address).map_or("?", |s| s.name)
 }
 
 #[inline(never)]

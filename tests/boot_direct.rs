@@ -1,5 +1,8 @@
-//! Booting with QEMU's `-kernel` (Multiboot1): the fast path every other test
-//! kernel uses. Checks what the kernel learned.
+//! Booting with QEMU's `-kernel` (Multiboot1) gives the kernel what it needs.
+//!
+//! Why: it is the fast path every other test kernel uses, so what the kernel
+//! learns from it (protocol, loader name, memory map, where the boot
+//! information lies) must be right.
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]

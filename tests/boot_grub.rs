@@ -1,5 +1,8 @@
-//! Booting through GRUB from the ISO (Multiboot2): the runner boots every
-//! `boot_grub*` test kernel this way. Checks what the kernel learned.
+//! Booting through GRUB from the ISO (Multiboot2) gives the kernel what it needs.
+//!
+//! Why: `make run` and real machines boot this way (the runner boots every
+//! `boot_grub*` test kernel from the ISO); what the kernel learns from the
+//! Multiboot2 information must be right.
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]

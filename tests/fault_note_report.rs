@@ -11,12 +11,11 @@
 
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU32, Ordering};
-use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::arch::x86::trap::{HookKind, set_hook};
 use probe_kernel::arch::{TrapFrame, TrapOutcome};
-use probe_kernel::fatal::{self, Fatal};
+use probe_kernel::fatal::Fatal;
 use probe_kernel::kprobes::{Kprobe, PtRegs, register_kprobe, unregister_kprobe};
-use probe_kernel::{console, println};
+use probe_kernel::testing::{self, contains};
 
 probe_kernel::entry_point!(main);
 
@@ -48,42 +47,29 @@ fn handle_page_fault(frame: &mut TrapFrame) -> TrapOutcome {
     TrapOutcome::Handled
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn on_fatal(event: &Fatal) -> ! {
-    let mut buffer = [0u8; 4096];
-    let report = console::capture_end(&mut buffer);
+fn check(event: &Fatal, report: &[u8]) -> ! {
     let is_the_panic = matches!(event, Fatal::Panic(_)) && contains(report, b"kernel panic: an unrelated failure");
     let blames_no_probe = !contains(report, b"kprobe at") && !contains(report, b"single-stepping");
-    if is_the_panic && blames_no_probe {
-        println!("{NAME} ... ok");
-        println!("1 passed, 0 failed");
-        qemu::exit(ExitCode::Success);
-    }
-    println!("[FAILED] fault_note_report: is_the_panic={is_the_panic} blames_no_probe={blames_no_probe}");
-    println!("0 passed, 1 failed");
-    qemu::exit(ExitCode::Failed)
+    testing::single_verdict(
+        NAME,
+        is_the_panic && blames_no_probe,
+        format_args!("is_the_panic={is_the_panic} blames_no_probe={blames_no_probe}"),
+    )
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    probe_kernel::testing::single_test(NAME);
+    testing::single_test(NAME);
     set_hook(HookKind::Exception, Some(handle_page_fault));
     register_kprobe(&PROBE).expect("probe refused");
     let value = fn_read(0x123);
     unregister_kprobe(&PROBE).unwrap();
     set_hook(HookKind::Exception, None);
-    let probe_address = probe_kernel::symbols::lookup_name("fn_read").unwrap().address + 4;
+    let probe_address = testing::address_of("fn_read") + 4;
     if value != 0xdead
         || HOOKED.load(Ordering::SeqCst) != 1
         || HOOKED_EIP.load(Ordering::SeqCst) as usize != probe_address
     {
-        println!("[FAILED] fault_note_report: the hook did not see the fault at the probe address");
-        println!("0 passed, 1 failed");
-        qemu::exit(ExitCode::Failed);
+        testing::single_verdict(NAME, false, format_args!("the hook did not see the fault at the probe address"));
     }
-    fatal::set_hook(Some(on_fatal));
-    console::capture_begin();
-    panic!("an unrelated failure");
+    testing::expect_fatal_report(NAME, check, || panic!("an unrelated failure"))
 }

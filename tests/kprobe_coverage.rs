@@ -19,7 +19,6 @@
 
 extern crate alloc;
 
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -34,7 +33,7 @@ use probe_kernel::kprobes::{
     Kprobe, KprobeError, KprobeFlags, PreAction, PtRegs, can_probe, register_kprobe, site_count, unregister_kprobe,
 };
 use probe_kernel::symbols::{self, Symbol};
-use probe_kernel::testing::{function_bytes, instruction_boundaries, kernel_functions};
+use probe_kernel::testing::{function_bytes, instruction_boundaries, kernel_functions, leak, text_bytes};
 use probe_kernel::{println, task};
 
 probe_kernel::test_kernel_main!();
@@ -279,15 +278,6 @@ fn lookup_address_workload() -> (String, usize) {
     (out, addresses.len())
 }
 
-fn leak(probe: Kprobe) -> &'static Kprobe {
-    Box::leak(Box::new(probe))
-}
-
-fn read_bytes(address: usize, length: usize) -> Vec<u8> {
-    // SAFETY: the range is an instruction inside kernel text, mapped and readable.
-    (address..address + length).map(|a| unsafe { core::ptr::read_volatile(a as *const u8) }).collect()
-}
-
 /// What one pass of the workload with one probe armed gave.
 struct ProbedRun {
     output: (String, usize),
@@ -320,7 +310,7 @@ fn probe_every_instruction(target: &Target) {
     for &(address, length) in &instructions {
         let offset = address - function.address;
         let where_ = format!("{}+{offset:#x}", function.name);
-        let original = read_bytes(address, length);
+        let original = text_bytes(address, length);
 
         let with_post =
             leak(Kprobe::new().address(address as *const ()).pre_handler(count_pre).post_handler(count_post));
@@ -335,7 +325,7 @@ fn probe_every_instruction(target: &Target) {
         assert!(!stepped.flags.contains(KprobeFlags::BOOSTED), "{where_}: boosted with a post-handler");
         assert_eq!(stepped.output, baseline, "{where_}: single-stepped probe changed the results");
         assert_eq!(stepped.pre, stepped.post, "{where_}: pre- and post-handler counts differ");
-        assert_eq!(read_bytes(address, length), original, "{where_}: bytes not restored");
+        assert_eq!(text_bytes(address, length), original, "{where_}: bytes not restored");
         if offset == 0 {
             assert_eq!(stepped.pre, calls, "{where_}: entry hits");
         }
@@ -349,7 +339,7 @@ fn probe_every_instruction(target: &Target) {
         boosted += usize::from(fixup.boostable());
         assert_eq!(run.output, baseline, "{where_}: pre-only (boosted) probe changed the results");
         assert_eq!((run.pre, run.post), (stepped.pre, 0), "{where_}: pre-only hits differ from single-stepped ones");
-        assert_eq!(read_bytes(address, length), original, "{where_}: bytes not restored");
+        assert_eq!(text_bytes(address, length), original, "{where_}: bytes not restored");
     }
     println!();
     println!(

@@ -1,8 +1,10 @@
-//! Regression tests for what adversarial use broke in the engine (issue 7):
-//! faults in single-stepped and boosted copies, concurrent registration,
-//! registration from interrupt context, the entry probes of kretprobes and
-//! jprobes passed to the plain-kprobe functions, and the site index after
-//! churn. Each asserts the exact values the semantics demand.
+//! Regression tests for what adversarial use broke in the engine (issue 7).
+//!
+//! Why: each of these once went wrong: faults in single-stepped and boosted
+//! copies, concurrent registration, registration from interrupt context, the
+//! entry probes of kretprobes and jprobes passed to the plain-kprobe
+//! functions, and the site index after churn. Each asserts the exact values
+//! the semantics demand.
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
@@ -16,6 +18,7 @@ use probe_kernel::arch::x86::trap::{HookKind, set_hook};
 use probe_kernel::arch::{TrapFrame, TrapOutcome};
 use probe_kernel::kprobes::*;
 use probe_kernel::task;
+use probe_kernel::testing::{address_of, text_byte};
 
 probe_kernel::test_kernel_main!();
 
@@ -63,10 +66,6 @@ extern "C" fn hd_spin(count: u32) {
 #[unsafe(no_mangle)]
 extern "C" fn hd_nop_sled() {
     naked_asm!(".rept 200", "nop", ".endr", "ret");
-}
-
-fn label(name: &str) -> usize {
-    probe_kernel::symbols::lookup_name(name).map(|s| s.address).expect("label in the symbol table")
 }
 
 fn load_address() -> usize {
@@ -249,13 +248,11 @@ fn enabling_and_disabling_from_several_tasks_keeps_flags_and_breakpoint_consiste
     assert!(CHURN_PROBE.is_enabled());
     let mut first = [0u8];
     original_bytes(hd_times7 as *const () as usize, &mut first);
-    // SAFETY: reads one byte of kernel text.
-    let armed = unsafe { core::ptr::read_volatile(hd_times7 as *const u8) };
+    let armed = text_byte(hd_times7 as *const () as usize);
     assert_eq!(armed, 0xcc);
     assert_ne!(first[0], 0xcc);
     unregister_kprobe(&CHURN_PROBE).unwrap();
-    // SAFETY: as above.
-    assert_eq!(unsafe { core::ptr::read_volatile(hd_times7 as *const u8) }, first[0]);
+    assert_eq!(text_byte(hd_times7 as *const () as usize), first[0]);
 }
 
 // ------------------------------------- interrupt context (bug 5)
@@ -322,7 +319,7 @@ static SPIN_NOT_SEEN: AtomicUsize = AtomicUsize::new(0);
 
 /// From the timer interrupt: is the interrupted (current) task inside `hd_spin`?
 fn check_interrupted_task() {
-    let range = label("hd_spin")..label("hd_spin_end");
+    let range = address_of("hd_spin")..address_of("hd_spin_end");
     let current_inside = task::state(task::current_id()).is_some() && {
         // Only ticks that interrupted hd_spin itself count.
         let mut inside = false;

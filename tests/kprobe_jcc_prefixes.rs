@@ -1,5 +1,4 @@
-//! Conditional jumps with every prefix combination the decoder accepts take
-//! the same branch unprobed, single-stepped and boosted (issue 7, bug 3).
+//! Prefixed conditional jumps branch alike unprobed, single-stepped and boosted (issue 7, bug 3).
 //!
 //! Why: the boosted copy of a `jcc` is re-encoded as `0f 8x rel32`, and its
 //! condition used to be read from a raw byte position that segment,

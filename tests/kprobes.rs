@@ -1,6 +1,8 @@
-//! The kprobes API as users rely on it: Linux's test_kprobes scenarios,
-//! multiprobes, enable/disable, re-registration, every refusal, jprobes,
-//! fault handlers, and hits from several tasks and the timer interrupt.
+//! The kprobes API as users rely on it.
+//!
+//! Why: Linux's test_kprobes scenarios, multiprobes, enable/disable,
+//! re-registration, every refusal, jprobes, fault handlers, and hits from
+//! several tasks and the timer interrupt are what probe users depend on.
 //! Every check is an exact count or value.
 #![no_std]
 #![no_main]
@@ -11,6 +13,7 @@
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
 use probe_kernel::kprobes::*;
+use probe_kernel::testing::{entry_argument, text_byte};
 
 probe_kernel::test_kernel_main!();
 
@@ -106,11 +109,6 @@ fn next_label() -> usize {
     &raw const kp_target_next as usize
 }
 
-fn first_byte(address: usize) -> u8 {
-    // SAFETY: reads one byte of kernel text.
-    unsafe { core::ptr::read_volatile(address as *const u8) }
-}
-
 // ------------------------------------------------- test_kprobes.c: one probe
 
 static PRE_HITS: AtomicU32 = AtomicU32::new(0);
@@ -123,9 +121,7 @@ static POST_EAX: AtomicU32 = AtomicU32::new(0);
 fn counting_pre(_probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
     PRE_HITS.fetch_add(1, SeqCst);
     PRE_EIP.store(regs.eip as usize, SeqCst);
-    // SAFETY: at kp_target's entry ESP points at the return address; the
-    // first argument is above it.
-    PRE_ARG.store(unsafe { *((regs.esp + 4) as *const u32) }, SeqCst);
+    PRE_ARG.store(entry_argument(regs, 0), SeqCst);
     PreAction::Continue
 }
 
@@ -146,10 +142,10 @@ static ONE: Kprobe = Kprobe::new().symbol("kp_target", 0).pre_handler(counting_p
 #[test_case]
 fn one_probe_sees_eip_argument_and_result() {
     reset_counts();
-    let original = first_byte(label(kp_target));
+    let original = text_byte(label(kp_target));
     register_kprobe(&ONE).unwrap();
     assert_eq!(ONE.addr(), Some(label(kp_target)));
-    assert_eq!(first_byte(label(kp_target)), 0xcc);
+    assert_eq!(text_byte(label(kp_target)), 0xcc);
     assert_eq!(kp_target(5), 16);
     assert_eq!(PRE_HITS.load(SeqCst), 1);
     assert_eq!(POST_HITS.load(SeqCst), 1);
@@ -159,7 +155,7 @@ fn one_probe_sees_eip_argument_and_result() {
     assert_eq!(POST_EAX.load(SeqCst), 5, "post sees the probed instruction's effect");
     assert!(!ONE.flags().contains(KprobeFlags::BOOSTED), "a post handler needs the single-step");
     unregister_kprobe(&ONE).unwrap();
-    assert_eq!(first_byte(label(kp_target)), original);
+    assert_eq!(text_byte(label(kp_target)), original);
     assert!(ONE.flags().contains(KprobeFlags::GONE));
     assert_eq!(kp_target(5), 16);
     assert_eq!(PRE_HITS.load(SeqCst), 1, "no hits after unregistering");
@@ -186,11 +182,11 @@ fn two_probes_registered_as_a_batch() {
 #[test_case]
 fn a_failing_batch_rolls_back_entirely() {
     reset_counts();
-    let original = first_byte(label(kp_target));
+    let original = text_byte(label(kp_target));
     assert_eq!(register_kprobes(&[&BATCH_A, &BATCH_B, &BATCH_BAD]), Err(KprobeError::UnknownSymbol));
     assert!(BATCH_A.flags().contains(KprobeFlags::GONE));
     assert!(BATCH_B.flags().contains(KprobeFlags::GONE));
-    assert_eq!(first_byte(label(kp_target)), original);
+    assert_eq!(text_byte(label(kp_target)), original);
     assert_eq!(site_count(), 0);
     kp_target(1);
     kp_target2(1);
@@ -261,7 +257,7 @@ static MULTI_REDIRECT: Kprobe = Kprobe::new().symbol("kp_target", 0).pre_handler
 #[test_case]
 fn multiprobes_run_in_registration_order_and_share_one_breakpoint() {
     ORDER.store(0, SeqCst);
-    let original = first_byte(label(kp_target));
+    let original = text_byte(label(kp_target));
     register_kprobe(&MULTI_1).unwrap();
     register_kprobe(&MULTI_2).unwrap();
     register_kprobe(&MULTI_3).unwrap();
@@ -271,7 +267,7 @@ fn multiprobes_run_in_registration_order_and_share_one_breakpoint() {
 
     // Removing one of several leaves the others (and the breakpoint).
     unregister_kprobe(&MULTI_2).unwrap();
-    assert_eq!(first_byte(label(kp_target)), 0xcc);
+    assert_eq!(text_byte(label(kp_target)), 0xcc);
     assert!(MULTI_1.flags().contains(KprobeFlags::BOOSTED), "no post handler left: boosted");
     ORDER.store(0, SeqCst);
     assert_eq!(kp_target(2), 7);
@@ -279,7 +275,7 @@ fn multiprobes_run_in_registration_order_and_share_one_breakpoint() {
 
     unregister_kprobe(&MULTI_1).unwrap();
     unregister_kprobe(&MULTI_3).unwrap();
-    assert_eq!(first_byte(label(kp_target)), original, "original byte back after all left");
+    assert_eq!(text_byte(label(kp_target)), original, "original byte back after all left");
     assert_eq!(site_count(), 0);
 }
 
@@ -322,11 +318,11 @@ static TOGGLED: Kprobe = Kprobe::new().symbol("kp_target", 0).pre_handler(counti
 #[test_case]
 fn disable_enable_and_register_again() {
     reset_counts();
-    let original = first_byte(label(kp_target));
+    let original = text_byte(label(kp_target));
     register_kprobe(&TOGGLED).unwrap();
     disable_kprobe(&TOGGLED).unwrap();
     assert!(TOGGLED.flags().contains(KprobeFlags::DISABLED));
-    assert_eq!(first_byte(label(kp_target)), original, "no enabled probe: disarmed");
+    assert_eq!(text_byte(label(kp_target)), original, "no enabled probe: disarmed");
     assert_eq!(kp_target(1), 4);
     assert_eq!(PRE_HITS.load(SeqCst), 0);
     enable_kprobe(&TOGGLED).unwrap();
@@ -340,7 +336,7 @@ fn disable_enable_and_register_again() {
         assert_eq!(kp_target(1), 4);
         unregister_kprobe(&TOGGLED).unwrap();
         assert_eq!(PRE_HITS.load(SeqCst), 2 + round);
-        assert_eq!(first_byte(label(kp_target)), original);
+        assert_eq!(text_byte(label(kp_target)), original);
     }
 }
 

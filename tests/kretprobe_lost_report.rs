@@ -10,9 +10,8 @@
 #![no_main]
 
 use core::arch::naked_asm;
-use probe_kernel::arch::qemu::{self, ExitCode};
-use probe_kernel::fatal::{self, Fatal};
-use probe_kernel::{console, println};
+use probe_kernel::fatal::Fatal;
+use probe_kernel::testing::{self, contains};
 
 probe_kernel::entry_point!(main);
 
@@ -29,13 +28,7 @@ extern "C" fn return_into_trampoline() {
     );
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn on_fatal(event: &Fatal) -> ! {
-    let mut buffer = [0u8; 4096];
-    let report = console::capture_end(&mut buffer);
+fn check(event: &Fatal, report: &[u8]) -> ! {
     let trampoline = probe_kernel::arch::x86::kprobes::trampoline::address();
     let mut at = [0u8; 34];
     let at = format_at(trampoline, &mut at);
@@ -48,14 +41,7 @@ fn on_fatal(event: &Fatal) -> ! {
         contains(report, b"the task has 0 active kretprobe instances"),
         !contains(report, b"unknown), vector"),
     ];
-    if checks.iter().all(|c| *c) {
-        println!("{NAME} ... ok");
-        println!("1 passed, 0 failed");
-        qemu::exit(ExitCode::Success);
-    }
-    println!("[FAILED] kretprobe_lost_report: checks {checks:?}");
-    println!("0 passed, 1 failed");
-    qemu::exit(ExitCode::Failed)
+    testing::single_verdict(NAME, checks.iter().all(|c| *c), format_args!("checks {checks:?}"))
 }
 
 /// `kretprobe trampoline at 0xXXXXXXXX`, as the report names it.
@@ -69,12 +55,6 @@ fn format_at(address: usize, out: &mut [u8; 34]) -> &[u8] {
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    probe_kernel::testing::single_test(NAME);
-    fatal::set_hook(Some(on_fatal));
-    console::capture_begin();
-    return_into_trampoline();
-    console::capture_end(&mut [0u8; 1]);
-    println!("[FAILED] kretprobe_lost_report: the lost return was not reported");
-    println!("0 passed, 1 failed");
-    qemu::exit(ExitCode::Failed)
+    testing::single_test(NAME);
+    testing::expect_fatal_report(NAME, check, || return_into_trampoline())
 }

@@ -20,29 +20,10 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use probe_kernel::kprobes::kretprobe::{active_instances, retired_pools};
 use probe_kernel::kprobes::*;
 use probe_kernel::task::{self, TaskState};
-use probe_kernel::{symbols, unwind};
+use probe_kernel::testing::{caller_of, entry_argument, load, reset};
+use probe_kernel::unwind;
 
 probe_kernel::test_kernel_main!();
-
-fn load(a: &AtomicUsize) -> usize {
-    a.load(SeqCst)
-}
-
-fn reset(counters: &[&AtomicUsize]) {
-    for c in counters {
-        c.store(0, SeqCst);
-    }
-}
-
-/// The function a return address returns into.
-fn caller_of(return_address: usize) -> &'static str {
-    symbols::lookup_address(return_address.wrapping_sub(1)).map_or("?", |s| s.name)
-}
-
-fn first_arg(regs: &PtRegs) -> u32 {
-    // SAFETY: at a function's first instruction [esp+4] is its first argument.
-    unsafe { core::ptr::read_volatile((regs.esp as usize + 4) as *const u32) }
-}
 
 // ============================================= 8. unregister while in flight
 
@@ -239,7 +220,7 @@ fn busy_worker(id: usize) -> usize {
 }
 
 fn busy_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
-    ri.store(first_arg(regs));
+    ri.store(entry_argument(regs, 0));
     EntryAction::Report
 }
 
@@ -351,7 +332,7 @@ fn tick_hook() {
 }
 
 fn tick_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
-    let arg = first_arg(regs);
+    let arg = entry_argument(regs, 0);
     ri.store(arg);
     if arg & HOOK_BIT == 0 {
         MAIN_HOLDS.store(true, SeqCst);

@@ -13,10 +13,9 @@ use core::hint::black_box;
 use core::ops::Range;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use probe_kernel::arch::cpu;
-use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::fatal::{self, Fatal};
-use probe_kernel::println;
 use probe_kernel::task;
+use probe_kernel::testing;
 
 probe_kernel::entry_point!(main);
 
@@ -64,9 +63,7 @@ fn recurse_range() -> Range<usize> {
 }
 
 fn fail(reason: core::fmt::Arguments) -> ! {
-    println!("{NAME} ... FAILED: {reason}");
-    println!("0 passed, 1 failed");
-    qemu::exit(ExitCode::Failed)
+    testing::single_verdict(NAME, false, reason)
 }
 
 fn hook(event: &Fatal) -> ! {
@@ -92,14 +89,15 @@ fn hook(event: &Fatal) -> ! {
     if depth < task::STACK_SIZE / 64 {
         fail(format_args!("only {depth} levels deep: the stack cannot be exhausted"));
     }
-    println!("double fault at depth {depth}: eip={eip:#x} in recurse, esp={esp:#x}, guard page {guard:#x?}");
-    println!("{NAME} ... ok");
-    println!("1 passed, 0 failed");
-    qemu::exit(ExitCode::Success)
+    testing::single_verdict(
+        NAME,
+        true,
+        format_args!("double fault at depth {depth}: eip={eip:#x} in recurse, esp={esp:#x}, guard page {guard:#x?}"),
+    )
 }
 
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
-    probe_kernel::testing::single_test(NAME);
+    testing::single_test(NAME);
     fatal::set_hook(Some(hook));
     let id = task::spawn_named("overflow", overflow, 0).expect("spawn");
     TASK.store(id, Ordering::SeqCst);

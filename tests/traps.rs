@@ -1,7 +1,10 @@
-//! Trap plumbing: int3 and single-step reach their hooks with the right EIP
-//! and DR6; #UD, #GP, #DE and #PF arrive with the right vector, error code,
-//! EIP (and CR2); text is read-only except through `text_poke`; a trap
-//! handler can print while the interrupted code is printing.
+//! Trap plumbing: every exception reaches its hook or report with the right state.
+//!
+//! Why: the probe engine stands on it: int3 and single-step reach their
+//! hooks with the right EIP and DR6; #UD, #GP, #DE and #PF arrive with the
+//! right vector, error code, EIP (and CR2); text is read-only except through
+//! `text_poke`; a trap handler can print while the interrupted code is
+//! printing.
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]

@@ -1,8 +1,7 @@
-//! The console fuzz campaign's line generator: a seeded xorshift PRNG and
-//! the shapes of line it makes, each with the answer it must get.
+//! The console fuzz campaign's line generator, which knows each line's right answer.
 //!
-//! Kept apart from the checking loop (main.rs) so that each stays readable.
-//! The generator is its own oracle: it knows the usage text of every
+//! A seeded xorshift PRNG and the shapes of line it makes, kept apart from
+//! the checking loop (main.rs) so that each stays readable. The generator is its own oracle: it knows the usage text of every
 //! command, which offsets of its target functions are instruction
 //! boundaries (asked once of `can_probe`), and which shell probe numbers
 //! are in use, so most lines have one exact right answer. It allocates
