@@ -9,8 +9,8 @@
 //! another probe, and that nested trap borrows the block anew.
 use super::probe::Kprobe;
 use super::registry::Site;
-use crate::arch::imp::PtRegs;
 use crate::arch::imp::StepState;
+use crate::arch::imp::jprobe::JprobeStack;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -142,18 +142,14 @@ impl State {
     }
 }
 
-/// Size of the stack copy a jprobe saves (Linux's MAX_STACK_SIZE).
-pub(crate) const JPROBE_STACK_COPY: usize = 64;
-
-/// What a jprobe saved at its breakpoint, restored by `jprobe_return`.
+/// The jprobe save area: what the architecture saved at a jprobe's hit
+/// ([`JprobeStack`]), and whether it holds a save.
 #[derive(Clone, Copy)]
 pub(crate) struct JprobeSave {
-    /// Whether the area holds a save (set and cleared only by
-    /// [`ControlBlock::save_jprobe`] and [`ControlBlock::take_jprobe`]).
+    /// Set and cleared only by [`ControlBlock::save_jprobe`] and
+    /// [`ControlBlock::take_jprobe`].
     saved: bool,
-    pub regs: PtRegs,
-    pub stack: [u8; JPROBE_STACK_COPY],
-    pub stack_len: usize,
+    stack: JprobeStack,
 }
 
 /// The control block: the state, and the jprobe save area (which lives
@@ -349,11 +345,11 @@ impl ControlBlock {
     /// large). Refused unless a site's handlers run and nothing is saved.
     #[unsafe(link_section = ".kprobes.text")]
     #[inline(always)]
-    pub fn save_jprobe(&mut self) -> Result<&mut JprobeSave, IllegalTransition> {
+    pub fn save_jprobe(&mut self) -> Result<&mut JprobeStack, IllegalTransition> {
         match (&self.state, self.jprobe.saved) {
             (State::Handlers { site: Some(_), .. }, false) => {
                 self.jprobe.saved = true;
-                Ok(&mut self.jprobe)
+                Ok(&mut self.jprobe.stack)
             }
             _ => Err(self.illegal("save a jprobe")),
         }
@@ -363,11 +359,11 @@ impl ControlBlock {
     /// (`None` if nothing is saved: this `jprobe_return` is not ours).
     #[unsafe(link_section = ".kprobes.text")]
     #[inline(always)]
-    pub fn take_jprobe(&mut self) -> Option<(&JprobeSave, &'static Site)> {
+    pub fn take_jprobe(&mut self) -> Option<(&JprobeStack, &'static Site)> {
         match self.state {
             State::Handlers { site: Some(site), .. } if self.jprobe.saved => {
                 self.jprobe.saved = false;
-                Some((&self.jprobe, site))
+                Some((&self.jprobe.stack, site))
             }
             _ => None,
         }
@@ -383,26 +379,7 @@ unsafe impl Sync for Cell {}
 
 static BLOCK: Cell = Cell(UnsafeCell::new(ControlBlock {
     state: State::Idle,
-    jprobe: JprobeSave {
-        saved: false,
-        regs: PtRegs {
-            edi: 0,
-            esi: 0,
-            ebp: 0,
-            esp: 0,
-            ebx: 0,
-            edx: 0,
-            ecx: 0,
-            eax: 0,
-            vector: 0,
-            error_code: 0,
-            eip: 0,
-            cs: 0,
-            eflags: 0,
-        },
-        stack: [0; JPROBE_STACK_COPY],
-        stack_len: 0,
-    },
+    jprobe: JprobeSave { saved: false, stack: JprobeStack::EMPTY },
 }));
 
 /// Stops the run: the engine asked for a transition its state machine

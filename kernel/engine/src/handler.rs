@@ -20,8 +20,7 @@ use super::registry::{self, Site};
 use super::{jprobe, kretprobe};
 use crate::arch::imp::PtRegs;
 use crate::arch::imp::TrapOutcome;
-use crate::arch::imp::cpu::{DR6_SINGLE_STEP, EFLAGS_IF, EFLAGS_TF};
-use crate::arch::imp::{self as arch, BREAKPOINT_INSTRUCTION, StepProgress};
+use crate::arch::imp::{self as arch, StepProgress};
 use core::fmt;
 
 /// Applies a transition of the control block; an illegal one is an engine
@@ -37,7 +36,7 @@ fn transition(cx: &mut TrapContext, change: impl FnOnce(&mut ControlBlock) -> Re
 /// `#BP`: is this one of ours?
 #[unsafe(link_section = ".kprobes.text")]
 pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
-    let address = regs.eip as usize - 1;
+    let address = arch::breakpoint_address(regs);
     let Some(site) = registry::lookup(address) else {
         return not_a_site(cx, regs, address);
     };
@@ -51,7 +50,7 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
         // happen unless the engine is broken: the fatal report says which.
         Hit::InsideReentry => return TrapOutcome::NotMine,
     }
-    regs.eip = address as u32;
+    regs.set_ip(address);
     transition(cx, |kcb| kcb.begin_handlers(site));
     for probe in site.probes() {
         if !probe.is_enabled() {
@@ -84,14 +83,12 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
 /// while its trap was in flight, or not ours.
 #[unsafe(link_section = ".kprobes.text")]
 fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize) -> TrapOutcome {
-    if jprobe::is_return_breakpoint(address) {
+    if arch::jprobe::is_return_breakpoint(address) {
         return jprobe::longjmp(cx, regs);
     }
-    // SAFETY: EIP-1 of an int3 trap is mapped code.
-    let byte = unsafe { core::ptr::read_volatile(address as *const u8) };
-    if byte != BREAKPOINT_INSTRUCTION {
+    if !arch::is_breakpoint(address) {
         // The breakpoint was removed after it trapped: run the original.
-        regs.eip = address as u32;
+        regs.set_ip(address);
         return TrapOutcome::Handled;
     }
     TrapOutcome::NotMine
@@ -112,7 +109,7 @@ pub(crate) fn run_instruction(cx: &mut TrapContext, regs: &mut PtRegs, site: &'s
 #[unsafe(link_section = ".kprobes.text")]
 fn reenter(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
     site.count_miss();
-    regs.eip = site.address() as u32;
+    regs.set_ip(site.address());
     let step = arch::setup_single_step(regs, site.arch());
     transition(cx, |kcb| kcb.reenter(site, step));
 }
@@ -123,7 +120,7 @@ pub fn debug_handler(cx: &mut TrapContext, regs: &mut PtRegs, dr6: u32) -> TrapO
     let Some((site, step, reentered)) = control::with(cx, |kcb| kcb.step()) else {
         return TrapOutcome::NotMine;
     };
-    if dr6 & DR6_SINGLE_STEP == 0 {
+    if !arch::is_single_step(dr6) {
         return TrapOutcome::NotMine;
     }
     if arch::resume_after_single_step(regs, site.arch(), step) == StepProgress::Again {
@@ -195,15 +192,14 @@ pub enum FaultOutcome {
 /// the fault handlers of the probes there, as Linux does.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
-    let eip = regs.eip as usize;
+    let ip = regs.ip();
     let state = control::with(cx, |kcb| *kcb.state());
     match state {
         State::SingleStep { site, step } | State::Reenter { site, step, .. } => {
-            if !site.arch().slot_range().contains(&eip) {
+            if !site.arch().slot_range().contains(&ip) {
                 return FaultOutcome::NotMine(None);
             }
-            regs.eip = site.address() as u32;
-            regs.eflags = (regs.eflags & !(EFLAGS_TF | EFLAGS_IF)) | step.saved_flags;
+            arch::present_fault_at_original(regs, site.arch(), Some(step));
             let reentered = matches!(state, State::Reenter { .. });
             transition(cx, ControlBlock::abandon_step);
             if reentered {
@@ -227,10 +223,9 @@ pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
             }
             FaultOutcome::NotMine(Some(ProbeFault { place: FaultPlace::Handler, address: probe.addr().unwrap_or(0) }))
         }
-        State::Idle => match registry::site_of_boost_entry(eip) {
+        State::Idle => match registry::site_of_boost_entry(ip) {
             Some(site) => {
-                // The boosted copy runs with the probed code's own flags.
-                regs.eip = site.address() as u32;
+                arch::present_fault_at_original(regs, site.arch(), None);
                 fault_in_copy(cx, regs, site, FaultPlace::Boosted)
             }
             None => FaultOutcome::NotMine(None),

@@ -29,8 +29,7 @@ use super::instances::{self, KretprobeInstance, Pool};
 use super::probe::{Kprobe, KprobeFlags, ProbeKind};
 use super::registry;
 use crate::MAX_TASKS;
-use crate::arch::imp::PtRegs;
-use crate::arch::imp::trampoline;
+use crate::arch::imp::{self as arch, PtRegs, trampoline};
 
 /// A task id as the host hands them out.
 pub type TaskId = usize;
@@ -245,7 +244,7 @@ pub fn disable_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
 
 /// The return value in a return handler's registers.
 pub fn regs_return_value(regs: &PtRegs) -> u32 {
-    regs.eax
+    regs.return_value() as u32
 }
 
 /// Each task's active instances, newest first. Changed only with a
@@ -334,7 +333,7 @@ pub(crate) fn on_entry(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut 
         return;
     };
     let task = crate::host::current_task();
-    let slot = regs.esp as usize;
+    let slot = arch::return_slot(regs);
     // SAFETY: at a function's first instruction ESP points at the return address.
     let stacked = unsafe { ptr::read(slot as *const usize) };
     let return_address = if stacked == trampoline::address() {
@@ -363,18 +362,19 @@ pub(crate) fn on_entry(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut 
     ACTIVE[task].store(instance.as_ptr(), Ordering::Release);
 }
 
-/// The newest instance of the call that just returned into the trampoline,
-/// whose ESP is now `esp`. A plain `ret` leaves ESP just above the replaced
-/// slot, but `ret imm16` (a callee that pops its own arguments, such as the
-/// hidden struct-return pointer on i386) leaves it up to 65535 bytes higher:
-/// then the returning call is the task's newest instance below `esp`.
+/// The newest instance of the call that just returned into the trampoline
+/// with `regs`. A plain `ret` leaves the stack just above the replaced slot
+/// (`arch::returned_slot`), but a callee that pops its own arguments (on
+/// i386 `ret imm16`, such as for the hidden struct-return pointer) leaves it
+/// up to `arch::MAX_CALLEE_POP` bytes higher: then the returning call is the
+/// task's newest instance below.
 #[unsafe(link_section = ".kprobes.text")]
-fn returning_instance(cx: &TrapContext, task: TaskId, esp: usize) -> Option<NonNull<KretprobeInstance>> {
-    let plain = esp.wrapping_sub(4);
+fn returning_instance(cx: &TrapContext, task: TaskId, regs: &PtRegs) -> Option<NonNull<KretprobeInstance>> {
+    let plain = arch::returned_slot(regs);
     if let Some(instance) = find(cx, task, plain) {
         return Some(instance);
     }
-    active(cx, task).find(|&instance| slot_of(instance) < plain && plain - slot_of(instance) <= 0xffff)
+    active(cx, task).find(|&instance| slot_of(instance) < plain && plain - slot_of(instance) <= arch::MAX_CALLEE_POP)
 }
 
 /// Called by the trampoline (interrupts off) with the frame it built.
@@ -385,7 +385,7 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
     let mut cx = unsafe { TrapContext::enter() };
     let cx = &mut cx;
     let task = crate::host::current_task();
-    let Some(first) = returning_instance(cx, task, regs.esp as usize) else {
+    let Some(first) = returning_instance(cx, task, regs) else {
         let mut listed = [(0, 0); 8];
         let count = active(cx, task).enumerate().fold(0, |_, (n, i)| {
             if let Some(entry) = listed.get_mut(n) {
@@ -402,7 +402,7 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
     }
     let slot = slot_of(first);
     // Handlers and unwinders see the real return address from the start.
-    regs.eip = return_address_of(first) as u32;
+    regs.set_ip(return_address_of(first));
     while let Some(instance) = find(cx, task, slot) {
         unlink(cx, task, instance);
         // SAFETY: unlinked above, so this is the only reference to the
@@ -453,7 +453,7 @@ fn lost_return(regs: &PtRegs, task: TaskId, listed: &[(usize, usize)], count: us
         "kretprobe trampoline at {:#010x} entered by a return that no active instance accounts for\n  \
          task {task} returned from the call whose return slot was {:#010x}; its real return address is unknown\n  {}",
         trampoline::address(),
-        (regs.esp as usize).wrapping_sub(4),
+        arch::returned_slot(regs),
         Instances(listed, count)
     )
 }
@@ -481,20 +481,19 @@ pub fn resolve_return_address(slot: usize, value: usize) -> usize {
 }
 
 /// For the unwinder: the real return address of the call that a trap caught
-/// inside the trampoline before its dispatcher ran (`eip` between the
-/// trampoline's entry and its call to the dispatcher, `esp` the interrupted
-/// ESP, `frame_at` the trap frame's own address). That call's instance is
-/// still active: the newest one of this task whose slot lies between the
-/// trap frame (calls made by the trap's own handlers have slots below it)
-/// and what the trampoline can have pushed so far above `esp`. `None` if
-/// `eip` is elsewhere or no instance matches.
+/// inside the trampoline before its dispatcher ran (`ip` between the
+/// trampoline's entry and its call to the dispatcher, `sp` the interrupted
+/// stack pointer, `frame_at` the trap frame's own address). That call's
+/// instance is still active: the newest one of this task whose slot lies
+/// between the trap frame (calls made by the trap's own handlers have slots
+/// below it) and what the trampoline can have pushed so far above `sp`.
+/// `None` if `ip` is elsewhere or no instance matches.
 #[unsafe(link_section = ".kprobes.text")]
-pub fn resolve_trampoline_trap(eip: usize, esp: usize, frame_at: usize) -> Option<usize> {
-    if !(trampoline::address()..trampoline::dispatch_return_site()).contains(&eip) {
+pub fn resolve_trampoline_trap(ip: usize, sp: usize, frame_at: usize) -> Option<usize> {
+    if !(trampoline::address()..trampoline::dispatch_return_site()).contains(&ip) {
         return None;
     }
-    // Pushed by the trampoline before its call: a trap frame and its address.
-    let highest = esp + crate::arch::imp::FRAME_SIZE + 4;
+    let highest = trampoline::pushed_before_dispatch(sp);
     with_lists(|cx| {
         active(cx, crate::host::current_task())
             .find(|&instance| slot_of(instance) > frame_at && slot_of(instance) < highest)

@@ -70,7 +70,7 @@ mod probe;
 mod registry;
 pub mod slots;
 
-pub use arch::imp::{FRAME_SIZE, PtRegs, TrapOutcome};
+pub use arch::imp::{CallingConvention, FRAME_SIZE, PtRegs, TrapOutcome, regs_get_kernel_argument};
 pub use blacklist::functions as blacklisted_functions;
 pub use control::{TrapContext, in_probe_context, trap_path_active};
 pub use error::KprobeError;
@@ -85,10 +85,7 @@ pub use kretprobe::{
     enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value, unregister_kretprobe,
     unregister_kretprobes,
 };
-pub use probe::{
-    CallingConvention, FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler,
-    regs_get_kernel_argument,
-};
+pub use probe::{FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler};
 pub use registry::{
     MAX_SITES, can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,
     site_index_occupancy, unregister_kprobe, unregister_kprobes,
@@ -99,7 +96,7 @@ pub use registry::{
 /// pay for them (and the heap in use stays flat from boot on).
 pub fn init() {
     probe_engine_core::decode::warm_up();
-    jprobe::check_layout();
+    arch::imp::jprobe::check_layout();
     slots::check_memory();
     blacklist::init();
 }

@@ -132,11 +132,11 @@ pub(crate) fn lookup(address: usize) -> Option<&'static Site> {
 /// The site whose boosted copy starts at `eip`, if any (the fault path
 /// only: O(sites), no lock).
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn site_of_boost_entry(eip: usize) -> Option<&'static Site> {
-    if !crate::slots::region().contains(&eip) {
+pub(crate) fn site_of_boost_entry(ip: usize) -> Option<&'static Site> {
+    if !crate::slots::region().contains(&ip) {
         return None; // cheap filter: most faults are nowhere near a slot
     }
-    SITES.iter().find(|site| site.address() != 0 && site.arch().boost_entry() == eip)
+    SITES.iter().find(|site| site.address() != 0 && site.arch().boost_entry() == ip)
 }
 
 /// Indexes site `site_number` under `address`.
@@ -179,7 +179,7 @@ pub(crate) fn lock() -> Result<Guard, KprobeError> {
 /// The byte at `address` as the original code has it (an armed breakpoint undone).
 fn original_byte(address: usize) -> u8 {
     match lookup(address) {
-        Some(site) if site.armed.load(Ordering::Acquire) => site.arch().insn.bytes[0],
+        Some(site) if site.armed.load(Ordering::Acquire) => site.arch().original_first_byte(),
         // SAFETY: callers pass addresses inside kernel text, which is mapped.
         _ => unsafe { core::ptr::read_volatile(address as *const u8) },
     }
@@ -244,7 +244,7 @@ fn refresh(site: &Site) {
             post_handlers |= probe.post_handler.is_some();
         }
     }
-    let boost = any_enabled && !post_handlers && site.arch().insn.fixup.boostable();
+    let boost = any_enabled && !post_handlers && site.arch().boostable();
     site.boosted.store(boost, Ordering::Release);
     for probe in site.probes() {
         probe.set_flag(KprobeFlags::BOOSTED, boost);

@@ -7,6 +7,7 @@
 //!   halves of running the copy out of line, and the fix-ups afterwards.
 //! - [`trampoline`]: the kretprobe return trampoline.
 pub mod cpu;
+pub mod jprobe;
 pub use probe_engine_core::decode;
 pub mod regs;
 pub mod slot;
@@ -15,9 +16,11 @@ pub mod trampoline;
 
 pub use decode::{Fixup, Insn};
 pub use slot::{ArchSite, prepare, release};
-pub use step::{StepProgress, StepState, resume_after_single_step, setup_boost, setup_single_step};
+pub use step::{
+    StepProgress, StepState, present_fault_at_original, resume_after_single_step, setup_boost, setup_single_step,
+};
 
-pub use regs::{FRAME_SIZE, PtRegs};
+pub use regs::{CallingConvention, FRAME_SIZE, PtRegs, regs_get_kernel_argument};
 
 use crate::host::{PatchError, text_poke};
 
@@ -33,6 +36,50 @@ pub enum TrapOutcome {
 
 /// The breakpoint opcode.
 pub const BREAKPOINT_INSTRUCTION: u8 = 0xcc;
+
+/// The probed address an `int3` trap came from: the trap leaves EIP after
+/// the one-byte `int3`.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub fn breakpoint_address(regs: &PtRegs) -> usize {
+    regs.ip() - 1
+}
+
+/// Whether `address` (mapped code) holds a breakpoint instruction now.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub fn is_breakpoint(address: usize) -> bool {
+    // SAFETY: callers pass the address an int3 trapped at: mapped code.
+    unsafe { core::ptr::read_volatile(address as *const u8) == BREAKPOINT_INSTRUCTION }
+}
+
+/// Whether a debug trap, with this debug status (DR6), is a single-step's.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub fn is_single_step(debug_status: u32) -> bool {
+    debug_status & cpu::DR6_SINGLE_STEP != 0
+}
+
+/// Where a function's return address is stacked, seen from a probe on its
+/// first instruction: a kernel-mode trap on i386 pushes no ESP/SS, so the
+/// slot is exactly where the interrupted ESP points.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub fn return_slot(regs: &PtRegs) -> usize {
+    regs.sp()
+}
+
+/// In the kretprobe trampoline: the return slot of the call that just
+/// returned with a plain `ret` (ESP is just above it).
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub fn returned_slot(regs: &PtRegs) -> usize {
+    regs.sp().wrapping_sub(4)
+}
+
+/// How much further than a plain `ret` a callee that pops its own
+/// arguments (`ret imm16`) can leave ESP.
+pub const MAX_CALLEE_POP: usize = 0xffff;
 
 /// Writes `int3` over the first byte of the probed instruction.
 pub fn arm(site: &ArchSite) -> Result<(), PatchError> {

@@ -82,3 +82,49 @@ impl PtRegs {
         self.eflags
     }
 }
+
+/// How a probed function receives its arguments, for
+/// [`regs_get_kernel_argument`].
+///
+/// Rust's own ABI (a plain `fn`, `extern "Rust"`) has no fixed convention on
+/// i386: rustc passes arguments in registers or on the stack as it sees fit,
+/// and that changes between compiler versions and optimization levels. A
+/// function whose arguments probes should read is declared `extern "C"` (or
+/// `extern "fastcall"`), which fixes where they are — provided LLVM must
+/// keep that convention: a function that is only ever called directly,
+/// from inside its crate, may be given a faster register convention of its
+/// own. Make it visible (`#[unsafe(no_mangle)]`) or take its address (a
+/// `#[used]` static holding it), as the demo does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallingConvention {
+    /// `extern "C"` (cdecl): every argument on the stack, the first right
+    /// above the return address.
+    C,
+    /// `extern "fastcall"`: the first two 32-bit arguments in ECX and EDX,
+    /// the rest on the stack above the return address.
+    Fastcall,
+}
+
+/// The `n`th (from 0) 32-bit argument of a function, read from the
+/// registers of a probe on its first instruction (Linux's
+/// `regs_get_kernel_argument`), for a function with the given calling
+/// convention. Only meaningful at the entry: there ESP points at the
+/// return address and no argument has been moved yet. `None` if the slot
+/// lies outside the stack the probed code runs on.
+pub fn regs_get_kernel_argument(regs: &PtRegs, n: usize, convention: CallingConvention) -> Option<u32> {
+    let stack_index = match (convention, n) {
+        (CallingConvention::Fastcall, 0) => return Some(regs.ecx),
+        (CallingConvention::Fastcall, 1) => return Some(regs.edx),
+        (CallingConvention::Fastcall, n) => n - 2,
+        (CallingConvention::C, n) => n,
+    };
+    let esp = regs.sp();
+    let address = esp.checked_add(4)?.checked_add(stack_index.checked_mul(4)?)?;
+    let stack = crate::host::stack_of(esp)?;
+    if address.checked_add(4)? > stack.end {
+        return None;
+    }
+    // SAFETY: the four bytes at `address` lie on the kernel stack that holds
+    // the probed ESP (checked just above), which is mapped and readable.
+    Some(unsafe { core::ptr::read_unaligned(address as *const u32) })
+}

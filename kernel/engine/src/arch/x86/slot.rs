@@ -51,6 +51,18 @@ impl ArchSite {
         self.address + self.insn.length
     }
 
+    /// The first byte of the original instruction (what an armed
+    /// breakpoint covers).
+    pub fn original_first_byte(&self) -> u8 {
+        self.insn.bytes[0]
+    }
+
+    /// Whether the instruction may run boosted (a relocated copy and a jump
+    /// back, no single-step trap).
+    pub fn boostable(&self) -> bool {
+        self.insn.fixup.boostable()
+    }
+
     /// The slot's bytes.
     pub fn slot_range(&self) -> Range<usize> {
         self.slot..self.slot + SLOT_SIZE

@@ -45,6 +45,18 @@ pub fn setup_boost(frame: &mut PtRegs, site: &ArchSite) {
     frame.eip = site.boost_entry() as u32;
 }
 
+/// The copy of `site`'s instruction faulted (single-stepped or boosted):
+/// makes the frame look as if the original instruction faulted — EIP at the
+/// probe address, TF and IF as the probed code had them (`step`, or `None`
+/// for a boosted copy, which runs with the probed code's own flags).
+#[unsafe(link_section = ".kprobes.text")]
+pub fn present_fault_at_original(frame: &mut PtRegs, site: &ArchSite, step: Option<StepState>) {
+    frame.eip = site.address as u32;
+    if let Some(step) = step {
+        frame.eflags = (frame.eflags & !(EFLAGS_TF | EFLAGS_IF)) | step.saved_flags;
+    }
+}
+
 /// Whether the single-step finished the instruction.
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -59,6 +59,13 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
     );
 }
 
+/// The highest address the trampoline can have pushed to by its call to the
+/// dispatcher, when a trap interrupted it with stack pointer `sp`: a frame
+/// and its address.
+pub fn pushed_before_dispatch(sp: usize) -> usize {
+    sp + FRAME_SIZE + 4
+}
+
 /// The trampoline's address (what replaced return addresses hold).
 pub fn address() -> usize {
     kretprobe_trampoline as *const () as usize

@@ -1,0 +1,114 @@
+//! The i386 half of jprobes: sending a hit to the handler with the probed
+//! function's stack, and `jprobe_return`.
+//!
+//! At the hit the registers and the top of the stack (the arguments) are
+//! saved, and EIP goes to the handler with interrupts off: its `extern "C"`
+//! parameters *are* the probed function's arguments. `jprobe_return` puts
+//! ESP back and executes `int3`; the engine restores the saved stack and
+//! registers there.
+use super::BREAKPOINT_INSTRUCTION;
+use super::cpu::EFLAGS_IF;
+use super::regs::PtRegs;
+use core::arch::naked_asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Size of the stack copy a jprobe saves (Linux's MAX_STACK_SIZE).
+pub const JPROBE_STACK_COPY: usize = 64;
+
+/// What a jprobe saves at its breakpoint.
+#[derive(Clone, Copy)]
+pub struct JprobeStack {
+    /// The registers at the hit.
+    pub regs: PtRegs,
+    /// The top of the probed function's stack.
+    pub stack: [u8; JPROBE_STACK_COPY],
+    /// How many bytes of `stack` hold it.
+    pub stack_len: usize,
+}
+
+impl JprobeStack {
+    /// Nothing saved.
+    pub const EMPTY: JprobeStack = JprobeStack {
+        regs: PtRegs {
+            edi: 0,
+            esi: 0,
+            ebp: 0,
+            esp: 0,
+            ebx: 0,
+            edx: 0,
+            ecx: 0,
+            eax: 0,
+            vector: 0,
+            error_code: 0,
+            eip: 0,
+            cs: 0,
+            eflags: 0,
+        },
+        stack: [0; JPROBE_STACK_COPY],
+        stack_len: 0,
+    };
+}
+
+/// The stack pointer `jprobe_return` restores (the probed function's ESP).
+static SAVED_ESP: AtomicUsize = AtomicUsize::new(0);
+
+/// Ends a jprobe handler: never returns to it; execution continues with the
+/// probed function as if the handler had not run.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub extern "C" fn jprobe_return() -> ! {
+    naked_asm!(
+        "mov esp, dword ptr [{saved}]", // 6 bytes: 8B 25 imm32
+        "int3",
+        "ud2",
+        saved = sym SAVED_ESP,
+    );
+}
+
+/// Offset of the `int3` in [`jprobe_return`] (checked at boot by [`check_layout`]).
+const RETURN_BREAKPOINT_OFFSET: usize = 6;
+
+#[unsafe(link_section = ".kprobes.text")]
+fn return_breakpoint() -> usize {
+    jprobe_return as *const () as usize + RETURN_BREAKPOINT_OFFSET
+}
+
+/// Checks that [`jprobe_return`]'s `int3` is where the trap path expects it.
+pub fn check_layout() {
+    // SAFETY: reads one byte of kernel text.
+    let byte = unsafe { core::ptr::read_volatile(return_breakpoint() as *const u8) };
+    assert_eq!(byte, BREAKPOINT_INSTRUCTION, "jprobe_return's int3 moved");
+}
+
+/// Whether a breakpoint at `address` is `jprobe_return`'s.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn is_return_breakpoint(address: usize) -> bool {
+    address == return_breakpoint()
+}
+
+/// Saves `regs` and the top of the probed stack into `save` (up to the end
+/// of the stack `stack_end` gives, if known) and sends `regs` to `entry`
+/// with interrupts off.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn enter_handler(regs: &mut PtRegs, entry: usize, save: &mut JprobeStack, stack_end: Option<usize>) {
+    let esp = regs.esp as usize;
+    let len = JPROBE_STACK_COPY.min(stack_end.unwrap_or(esp + JPROBE_STACK_COPY) - esp);
+    save.regs = *regs;
+    save.stack_len = len;
+    // SAFETY: [esp, esp+len) is the live stack of the probed code, below the
+    // end of its stack.
+    unsafe { core::ptr::copy_nonoverlapping(esp as *const u8, save.stack.as_mut_ptr(), len) };
+    SAVED_ESP.store(esp, Ordering::SeqCst);
+    regs.eip = entry as u32;
+    regs.eflags &= !EFLAGS_IF;
+}
+
+/// At `jprobe_return`'s breakpoint: puts back the stack bytes and the
+/// registers `save` holds.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn leave_handler(regs: &mut PtRegs, save: &JprobeStack) {
+    // SAFETY: restores the stack bytes saved at the hit; the current trap
+    // frame lies below them (jprobe_return reset ESP first).
+    unsafe { core::ptr::copy_nonoverlapping(save.stack.as_ptr(), save.regs.esp as *mut u8, save.stack_len) };
+    *regs = save.regs;
+}
