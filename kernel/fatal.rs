@@ -8,7 +8,7 @@ use crate::arch::qemu::{self, ExitCode};
 use crate::arch::x86::gdt::Tss;
 use crate::arch::x86::trap::{EXCEPTIONS, vector};
 use crate::arch::{TrapFrame, cpu};
-use crate::kprobes::ProbeFault;
+use crate::kprobes::trap::ProbeFault;
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -65,7 +65,7 @@ pub fn print_registers(frame: &TrapFrame) {
 /// `probe_fault` says which probe's handling it happened in, if any.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn exception(frame: &mut TrapFrame, probe_fault: Option<ProbeFault>) -> ! {
-    let context = crate::kprobes::begin_report();
+    let context = crate::kprobes::trap::begin_report();
     let vector_number = frame.vector as usize;
     let cr2 = if frame.vector == vector::PAGE_FAULT as u32 { cpu::cr2() } else { 0 };
     let (mnemonic, name) = EXCEPTIONS.get(vector_number).map_or(("?", "unknown"), |i| (i.mnemonic, i.name));
@@ -99,7 +99,7 @@ fn page_fault_cause(error_code: u32) -> &'static str {
 /// Body of the double-fault task (see `trap::double_fault_task_entry`).
 #[unsafe(link_section = ".kprobes.text")]
 pub extern "C" fn double_fault(error_code: u32) -> ! {
-    let _ = crate::kprobes::begin_report();
+    let _ = crate::kprobes::trap::begin_report();
     let state = crate::arch::x86::gdt::interrupted_task_state();
     println!(
         "\n!!! unexpected exception #DF (double fault), vector 8, error code {error_code:#x}, at {:#010x} {}",
@@ -125,7 +125,7 @@ pub extern "C" fn double_fault(error_code: u32) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let context = crate::kprobes::begin_report();
+    let context = crate::kprobes::trap::begin_report();
     println!("\n!!! kernel panic: {}", info.message());
     if let Some(location) = info.location() {
         println!("  at {}:{}:{}", location.file(), location.line(), location.column());

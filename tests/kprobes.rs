@@ -355,7 +355,7 @@ static UNKNOWN: Kprobe = Kprobe::new().symbol("no_such_function", 0);
 static PAST_END: Kprobe = Kprobe::new().symbol("kp_target", 100);
 static DATA_ADDRESS: Kprobe = Kprobe::new().address(&PRE_HITS as *const AtomicU32 as *const ());
 static MID_INSTRUCTION: Kprobe = Kprobe::new().symbol("kp_long_first", 1);
-static ENGINE: Kprobe = Kprobe::new().address(probe_kernel::kprobes::int3_handler as *const ());
+static ENGINE: Kprobe = Kprobe::new().address(probe_kernel::kprobes::trap::int3_handler as *const ());
 static TRAP_ENTRY: Kprobe = Kprobe::new().address(probe_kernel::arch::x86::trap::trap_common as *const ());
 static BUILTIN: Kprobe = Kprobe::new().symbol("memcpy", 0);
 

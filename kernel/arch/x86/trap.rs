@@ -155,14 +155,14 @@ pub fn last_dr6() -> u32 {
 /// probe engine first, then installed hooks, then the fatal report.
 #[unsafe(link_section = ".kprobes.text")]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    use crate::kprobes::{FaultOutcome, TrapContext};
+    use crate::kprobes::trap::{FaultOutcome, TrapContext};
     let vector = frame.vector as u8;
     match vector {
         vector::BREAKPOINT => {
             // SAFETY: exceptions enter through interrupt gates (IF = 0) and
             // this is the trap entry, in `.kprobes.text`; the token lives
             // only for the handler call.
-            if crate::kprobes::int3_handler(&mut unsafe { TrapContext::enter() }, frame) == TrapOutcome::NotMine {
+            if crate::kprobes::trap::int3_handler(&mut unsafe { TrapContext::enter() }, frame) == TrapOutcome::NotMine {
                 unhandled(HookKind::Breakpoint, frame, None);
             }
         }
@@ -171,7 +171,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::cpu::clear_dr6();
             LAST_DR6.store(dr6 as usize, Ordering::SeqCst);
             // SAFETY: as for the breakpoint above.
-            if crate::kprobes::debug_handler(&mut unsafe { TrapContext::enter() }, frame, dr6) == TrapOutcome::NotMine {
+            if crate::kprobes::trap::debug_handler(&mut unsafe { TrapContext::enter() }, frame, dr6)
+                == TrapOutcome::NotMine
+            {
                 unhandled(HookKind::Debug, frame, None);
             }
         }
@@ -179,7 +181,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::pic::handle_irq(v - vector::IRQ_BASE, frame);
         }
         _ => {
-            let outcome = crate::kprobes::fault_handler(
+            let outcome = crate::kprobes::trap::fault_handler(
                 // SAFETY: as for the breakpoint above.
                 &mut unsafe { TrapContext::enter() },
                 frame,
@@ -196,7 +198,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 #[cold]
 #[inline(never)]
 #[unsafe(link_section = ".kprobes.text")]
-fn unhandled(hook: HookKind, frame: &mut TrapFrame, probe_fault: Option<crate::kprobes::ProbeFault>) {
+fn unhandled(hook: HookKind, frame: &mut TrapFrame, probe_fault: Option<crate::kprobes::trap::ProbeFault>) {
     if run_hook(hook, frame) == TrapOutcome::NotMine {
         crate::fatal::exception(frame, probe_fault);
     }

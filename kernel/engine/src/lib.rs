@@ -24,9 +24,9 @@
 //!   address range, stack bounds, symbols, yielding.
 //!
 //! A host then wires its traps to the engine, as Linux's `do_int3` does:
-//! `#BP` to [`int3_handler`], `#DB` to [`debug_handler`] (with DR6), any other
-//! exception to [`fault_handler`], each with a [`TrapContext`] the entry
-//! creates; keeps the engine's code and its own trap entry in one section
+//! `#BP` to [`trap::int3_handler`], `#DB` to [`trap::debug_handler`] (with
+//! DR6), any other exception to [`trap::fault_handler`], each with a
+//! [`trap::TrapContext`] the entry creates; keeps the engine's code and its own trap entry in one section
 //! (`.kprobes.text`, [`Host::engine_text`]); defines
 //! `probe_engine_trap_return` (see [`host`]); has a global allocator (for
 //! registration-time work only); calls [`init`] once at boot and
@@ -38,7 +38,7 @@
 //!   sites, instruction slots, kretprobe instances, per-task lists) has a
 //!   size fixed at build time. Nothing on a trap path allocates, decodes or
 //!   takes a lock that interrupted code may hold, and the engine checks it:
-//!   the control block and instance lists need a [`TrapContext`], and the
+//!   the control block and instance lists need a [`trap::TrapContext`], and the
 //!   trap path is blacklisted from the image itself ([`blacklisted_functions`]).
 //! - **Decide at registration.** Instructions are decoded and classified once
 //!   (`probe_engine_core`), when a probe is registered; the trap path only
@@ -46,10 +46,10 @@
 //! - **Typed state.** The trap path's state is an enum whose variants carry
 //!   their data, changed only by transitions that refuse illegal moves.
 //!
-//! User API first: [`Kprobe`], [`Kretprobe`], [`Jprobe`] and their
-//! `register_*`, `unregister_*`, `enable_*`, `disable_*` functions,
-//! [`KprobeError`]. Trap-path entry points for the host: [`int3_handler`],
-//! [`debug_handler`], [`fault_handler`], [`begin_report`], [`TrapContext`].
+//! The crate root is the user API: [`Kprobe`], [`Kretprobe`], [`Jprobe`]
+//! and their `register_*`, `unregister_*`, `enable_*`, `disable_*`
+//! functions, [`KprobeError`]. What a host wires into its traps is in
+//! [`trap`]; what it implements is [`Host`].
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
@@ -70,13 +70,21 @@ mod probe;
 mod registry;
 pub mod slots;
 
+/// The trap-path entry points, for the host's trap handlers and fatal
+/// reports (probe users need none of them): the handlers of `#BP`, `#DB`
+/// and the other exceptions, the token they take, and the start of a fatal
+/// report.
+pub mod trap {
+    pub use crate::control::TrapContext;
+    pub use crate::handler::{
+        FaultOutcome, FaultPlace, ProbeFault, ReportContext, begin_report, debug_handler, fault_handler, int3_handler,
+    };
+}
+
 pub use arch::imp::{CallingConvention, FRAME_SIZE, PtRegs, TrapOutcome, regs_get_kernel_argument};
 pub use blacklist::functions as blacklisted_functions;
-pub use control::{TrapContext, in_probe_context, trap_path_active};
+pub use control::{in_probe_context, trap_path_active};
 pub use error::KprobeError;
-pub use handler::{
-    FaultOutcome, FaultPlace, ProbeFault, ReportContext, begin_report, debug_handler, fault_handler, int3_handler,
-};
 pub use host::{Host, PatchError, Symbol};
 pub use instances::{KretprobeInstance, arena_used as kretprobe_arena_used};
 pub use jprobe::{Jprobe, jprobe_return, register_jprobe, unregister_jprobe};
