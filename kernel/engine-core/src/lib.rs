@@ -16,6 +16,7 @@
 //!   another address and jump back.
 //! - [`index`]: the lock-free open-addressing index of probe sites, with
 //!   backward-shift deletion.
+//! - [`freelist`]: the O(1) free list behind kretprobe instance pools.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -23,5 +24,6 @@
 extern crate alloc;
 
 pub mod decode;
+pub mod freelist;
 pub mod index;
 pub mod relocate;

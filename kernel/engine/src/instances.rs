@@ -16,6 +16,7 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use linked_list_allocator::Heap;
+use probe_engine_core::freelist::FreeList;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Bytes reserved for all kretprobe instance pools together.
@@ -31,7 +32,9 @@ static ALLOCATOR: spin::Mutex<Option<Heap>> = spin::Mutex::new(None);
 #[repr(C)]
 pub struct KretprobeInstance {
     pub(crate) pool: *mut Pool,
-    /// Next free instance, or next older active instance of the same task.
+    /// This instance's index in its pool (for the pool's free list).
+    index: usize,
+    /// The next older active instance of the same task.
     pub(crate) next: *mut KretprobeInstance,
     pub(crate) return_address: usize,
     pub(crate) stack_slot: usize,
@@ -101,8 +104,11 @@ impl KretprobeInstance {
 /// The instances of one registration.
 pub(crate) struct Pool {
     pub owner: AtomicPtr<Kretprobe>,
-    free: *mut KretprobeInstance,
-    pub out: usize,
+    /// Which instances are free (`probe_engine_core::freelist`), over `links`.
+    free: FreeList,
+    links: *mut u32,
+    instances: *mut KretprobeInstance,
+    count: usize,
     layout: Layout,
     next_retired: AtomicPtr<Pool>,
 }
@@ -132,7 +138,7 @@ fn collect_retired(heap: &mut Heap) {
             }
             // SAFETY: retired pools stay allocated until freed right here.
             let (out, next, layout) =
-                unsafe { ((*pool).out, (*pool).next_retired.load(Ordering::Acquire), (*pool).layout) };
+                unsafe { ((*pool).free.out(), (*pool).next_retired.load(Ordering::Acquire), (*pool).layout) };
             if out == 0 {
                 link.store(next, Ordering::Release);
                 // SAFETY: allocated from this heap with this layout; no
@@ -152,34 +158,38 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
     let heap = guard.as_mut().expect("arena initialised");
     collect_retired(heap);
     let header = Layout::new::<Pool>();
-    let (with_instances, instances_at) = header.extend(Layout::array::<KretprobeInstance>(count).ok()?).ok()?;
+    let (with_links, links_at) = header.extend(Layout::array::<u32>(count).ok()?).ok()?;
+    let (with_instances, instances_at) = with_links.extend(Layout::array::<KretprobeInstance>(count).ok()?).ok()?;
     let (layout, data_at) = with_instances.extend(Layout::array::<u8>(count.checked_mul(data_size)?).ok()?).ok()?;
     let base = heap.allocate_first_fit(layout.pad_to_align()).ok()?.as_ptr();
     // SAFETY: `base` is a fresh allocation of `layout`: header, then the
-    // instances, then their data, at the offsets `extend` computed.
+    // free list's links, then the instances, then their data, at the
+    // offsets `extend` computed; nothing else refers to it yet.
     unsafe {
         let pool = base as *mut Pool;
+        let links = base.add(links_at) as *mut u32;
         let instances = base.add(instances_at) as *mut KretprobeInstance;
         let data = base.add(data_at);
         ptr::write_bytes(data, 0, count * data_size);
-        let mut free = ptr::null_mut();
-        for i in (0..count).rev() {
-            let instance = instances.add(i);
-            instance.write(KretprobeInstance {
+        for i in 0..count {
+            instances.add(i).write(KretprobeInstance {
                 pool,
-                next: free,
+                index: i,
+                next: ptr::null_mut(),
                 return_address: 0,
                 stack_slot: 0,
                 task: 0,
                 data: data.add(i * data_size),
                 data_len: data_size,
             });
-            free = instance;
         }
+        let free = FreeList::new(core::slice::from_raw_parts_mut(links, count));
         pool.write(Pool {
             owner: AtomicPtr::new(owner as *const Kretprobe as *mut Kretprobe),
             free,
-            out: 0,
+            links,
+            instances,
+            count,
             layout: layout.pad_to_align(),
             next_retired: AtomicPtr::new(ptr::null_mut()),
         });
@@ -206,12 +216,15 @@ pub(crate) fn retire(pool: *mut Pool) {
 /// Takes a free instance, or `None` if all are out. O(1); trap path only.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn get(_cx: &mut TrapContext, pool: *mut Pool) -> Option<NonNull<KretprobeInstance>> {
-    // SAFETY: the pool is live while its kretprobe is registered, and its
-    // lists change only here and in `put`, under the token (interrupts off).
+    // SAFETY: the pool is live while its kretprobe is registered; its free
+    // list changes only here and in `put`, under the token (interrupts off),
+    // so this is the only reference to it; `links` and `instances` hold
+    // `count` entries (laid out by `create`), and `take` returns an index
+    // below `count`.
     unsafe {
-        let instance = NonNull::new((*pool).free)?;
-        (*pool).free = (*instance.as_ptr()).next;
-        (*pool).out += 1;
+        let pool = &mut *pool;
+        let index = pool.free.take(core::slice::from_raw_parts(pool.links, pool.count))?;
+        let instance = NonNull::new_unchecked(pool.instances.add(index));
         (*instance.as_ptr()).next = ptr::null_mut();
         Some(instance)
     }
@@ -222,13 +235,12 @@ pub(crate) fn get(_cx: &mut TrapContext, pool: *mut Pool) -> Option<NonNull<Kret
 pub(crate) fn put(_cx: &mut TrapContext, instance: NonNull<KretprobeInstance>) {
     let instance = instance.as_ptr();
     // SAFETY: an instance's pool outlives it (a retired pool is freed only
-    // once `out` reaches 0); the token means nothing interleaves, and no
-    // reference to the instance is live (callers pass it by pointer).
+    // once nothing is out); the token means nothing interleaves, so this is
+    // the only reference to the pool, and no reference to the instance is
+    // live (callers pass it by pointer); `links` holds `count` entries.
     unsafe {
-        let pool = (*instance).pool;
-        (*instance).next = (*pool).free;
-        (*pool).free = instance;
-        (*pool).out -= 1;
+        let pool = &mut *(*instance).pool;
+        pool.free.give_back(core::slice::from_raw_parts_mut(pool.links, pool.count), (*instance).index);
     }
 }
 
