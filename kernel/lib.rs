@@ -12,8 +12,11 @@
 //!   interrupted code may hold.
 //! - **Decide at registration.** Instructions are decoded and classified once,
 //!   when a probe is registered; the trap path only follows the decision.
-//! - **Generic engine, narrow arch interface.** `kprobes` knows nothing of
-//!   opcodes; `arch::x86` alone touches asm, ports and control registers.
+//! - **Generic engine, narrow interfaces.** The engine is its own crate
+//!   (`probe_engine`, re-exported as [`kprobes`]): its generic part knows
+//!   nothing of opcodes, and it knows nothing of this kernel beyond its
+//!   `Host` trait, which [`kprobes::KernelHost`] implements; `arch::x86`
+//!   alone touches this kernel's asm, ports and control registers.
 //! - **Safe code by default.** Every `unsafe` block states why it is sound.
 //!
 //! Entry: a kernel binary (or test kernel) names its main function with
