@@ -121,15 +121,36 @@ pub fn decode_at(code: &[u8], start: usize, address: usize) -> Result<Insn, Refu
 
 /// Decodes the instruction at `address` inside `function`, walking from the
 /// function's start over its original bytes as `read_original` gives them
-/// (armed breakpoints undone). Registration time only: it allocates.
+/// (armed breakpoints undone). Registration time only. It allocates
+/// nothing: each instruction is decoded from a 15-byte window, so its cost
+/// is the walk alone, whatever state the heap is in.
 pub fn decode_in_function(
     address: usize,
     function: core::ops::Range<usize>,
     read_original: impl Fn(usize) -> u8,
 ) -> Result<Insn, Refusal> {
     let end = (address + MAX_INSN_LEN).min(function.end.max(address + 1));
-    let code: alloc::vec::Vec<u8> = (function.start..end).map(read_original).collect();
-    decode_at(&code, function.start, address)
+    let mut ip = function.start;
+    while ip < end {
+        let mut window = [0u8; MAX_INSN_LEN];
+        let available = (end - ip).min(MAX_INSN_LEN);
+        for (offset, byte) in window[..available].iter_mut().enumerate() {
+            *byte = read_original(ip + offset);
+        }
+        let mut decoder = Decoder::with_ip(32, &window[..available], ip as u64, DecoderOptions::NONE);
+        let insn = decoder.decode();
+        if ip == address {
+            if insn.is_invalid() {
+                return Err(Refusal::Invalid);
+            }
+            return classify(&insn, &window[..insn.len()]);
+        }
+        if insn.is_invalid() || ip + insn.len() > address {
+            return Err(Refusal::NotBoundary);
+        }
+        ip += insn.len();
+    }
+    Err(Refusal::NotBoundary)
 }
 
 /// Decodes a lone instruction at the start of `code` (placed at `address`).

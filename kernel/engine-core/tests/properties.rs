@@ -212,3 +212,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The windowed walk of `decode_in_function` agrees with decoding the
+    /// whole function at once, at every address of random code.
+    #[test]
+    fn decoding_in_a_function_agrees_with_one_pass(
+        code in proptest::collection::vec(any::<u8>(), 1..120),
+        start in 0x0010_0000usize..0x0800_0000,
+    ) {
+        use probe_engine_core::decode::{decode_at, decode_in_function};
+        let function = start..start + code.len();
+        for address in function.clone() {
+            let end = (address + 15).min(function.end);
+            let one_pass = decode_at(&code[..end - start], start, address);
+            let windowed = decode_in_function(address, function.clone(), |a| code[a - start]);
+            prop_assert_eq!(windowed, one_pass, "at offset {}", address - start);
+        }
+    }
+}
