@@ -22,10 +22,10 @@ use core::sync::atomic::Ordering;
 /// function's signature that ends by calling [`jprobe_return`].
 ///
 /// ```ignore
-/// use probe_kernel::kprobes::{jprobe_return, register_jprobe, Jprobe};
+/// use probe_engine::{jprobe_return, register_jprobe, Jprobe};
 ///
 /// extern "C" fn seen(a: u32, b: u32) -> u32 {
-///     probe_kernel::println!("work({a}, {b})");
+///     my_kernel::println!("work({a}, {b})");
 ///     jprobe_return()
 /// }
 ///

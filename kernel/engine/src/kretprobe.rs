@@ -62,17 +62,17 @@ pub type EntryHandler = fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction;
 /// A function-return probe.
 ///
 /// ```ignore
-/// use probe_kernel::kprobes::{register_kretprobe, regs_return_value, Kretprobe,
+/// use probe_engine::{register_kretprobe, regs_return_value, Kretprobe,
 ///     KretprobeInstance, PtRegs, EntryAction};
 ///
 /// fn entry(ri: &mut KretprobeInstance, _regs: &mut PtRegs) -> EntryAction {
-///     ri.store(probe_kernel::arch::cpu::rdtsc());
+///     ri.store(my_kernel::timestamp());
 ///     EntryAction::Report
 /// }
 /// fn returned(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
 ///     let start: u64 = ri.load();
-///     probe_kernel::println!("returned {} after {} cycles", regs_return_value(regs),
-///         probe_kernel::arch::cpu::rdtsc() - start);
+///     my_kernel::println!("returned {} after {} cycles", regs_return_value(regs),
+///         my_kernel::timestamp() - start);
 /// }
 ///
 /// static RP: Kretprobe = Kretprobe::new().symbol("my_crate::work")

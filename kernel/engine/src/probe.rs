@@ -79,10 +79,10 @@ pub(crate) enum Location {
 /// A breakpoint probe on one kernel instruction.
 ///
 /// ```ignore
-/// use probe_kernel::kprobes::{Kprobe, PreAction, PtRegs, register_kprobe};
+/// use probe_engine::{Kprobe, PreAction, PtRegs, register_kprobe};
 ///
 /// fn before(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
-///     probe_kernel::println!("hit {:#x}, eax={:#x}", regs.eip, regs.eax);
+///     my_kernel::println!("hit {:#x}, eax={:#x}", regs.eip, regs.eax);
 ///     PreAction::Continue
 /// }
 ///
@@ -137,7 +137,7 @@ impl Kprobe {
     }
 
     /// Probes the instruction `offset` bytes into the function `name`
-    /// (a path as the symbol table spells it, e.g. `probe_kernel::task::spawn`).
+    /// (a path as the symbol table spells it, e.g. `my_kernel::sched::spawn`).
     pub const fn symbol(mut self, name: &'static str, offset: usize) -> Self {
         self.location = match self.location {
             Location::Unset | Location::Symbol(..) => Location::Symbol(name, offset),
