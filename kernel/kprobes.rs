@@ -40,6 +40,11 @@ impl Host for KernelHost {
         crate::task::current_id()
     }
 
+    #[inline(always)]
+    fn current_cpu() -> usize {
+        0 // one CPU, until the SMP work
+    }
+
     fn task_may_resume_in(range: Range<usize>) -> bool {
         crate::task::preempted_in(range)
     }

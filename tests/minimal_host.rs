@@ -53,6 +53,9 @@ impl Host for MinimalHost {
         CURRENT_TASK_CALLS.fetch_add(1, SeqCst);
         0
     }
+    fn current_cpu() -> usize {
+        0
+    }
     fn task_may_resume_in(_range: Range<usize>) -> bool {
         false // one task, and registration never runs in interrupt context
     }

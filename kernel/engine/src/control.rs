@@ -372,15 +372,26 @@ impl ControlBlock {
 
 struct Cell(UnsafeCell<ControlBlock>);
 
-// SAFETY: one CPU; mutable access only through `with`, which needs a
+// SAFETY: each CPU touches only its own block (indexed by the host's
+// current CPU); mutable access only through `with`, which needs a
 // `TrapContext` (interrupts off) and whose borrows never overlap (see the
 // module comment).
 unsafe impl Sync for Cell {}
 
-static BLOCK: Cell = Cell(UnsafeCell::new(ControlBlock {
-    state: State::Idle,
-    jprobe: JprobeSave { saved: false, stack: JprobeStack::EMPTY },
-}));
+/// One control block per CPU, as Linux's per-CPU `kprobe_ctlblk`.
+static BLOCKS: [Cell; crate::MAX_CPUS] = [const {
+    Cell(UnsafeCell::new(ControlBlock {
+        state: State::Idle,
+        jprobe: JprobeSave { saved: false, stack: JprobeStack::EMPTY },
+    }))
+}; crate::MAX_CPUS];
+
+/// This CPU's control block.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn this_cpu() -> &'static Cell {
+    &BLOCKS[crate::host::current_cpu()]
+}
 
 /// Stops the run: the engine asked for a transition its state machine
 /// does not allow (a bug in the engine, never in a user's probes).
@@ -399,7 +410,7 @@ pub(crate) fn with<R>(_context: &mut TrapContext, f: impl FnOnce(&mut ControlBlo
     // `&mut` borrow of it is held for the whole of `f`, so no second borrow
     // can be made from this activation; a nested trap cannot arise inside
     // `f` (engine code is not probeable and `f` calls no handler).
-    f(unsafe { &mut *BLOCK.0.get() })
+    f(unsafe { &mut *this_cpu().0.get() })
 }
 
 /// Whether probe handling of any kind is in progress (handlers, a step, a
@@ -410,6 +421,6 @@ pub fn in_probe_context() -> bool {
         // SAFETY: interrupts are off, so no trap-path borrow can be live
         // while this is read (traps do not nest into this function, which
         // is engine code).
-        !matches!(unsafe { &(*BLOCK.0.get()).state }, State::Idle)
+        !matches!(unsafe { &(*this_cpu().0.get()).state }, State::Idle)
     })
 }

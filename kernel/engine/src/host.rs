@@ -56,6 +56,9 @@ pub trait Host {
     /// The running task's id, below [`MAX_TASKS`](crate::MAX_TASKS); callable
     /// from trap context.
     fn current_task() -> usize;
+    /// The CPU the caller runs on, below [`MAX_CPUS`](crate::MAX_CPUS);
+    /// callable from trap context (it picks the CPU's control block).
+    fn current_cpu() -> usize;
     /// Whether any task (the caller included, if it is in an interrupt
     /// handler) was interrupted with its EIP in `range` and will resume there.
     fn task_may_resume_in(range: Range<usize>) -> bool;
@@ -105,6 +108,10 @@ macro_rules! host {
                 <$host>::current_task()
             }
             #[unsafe(no_mangle)]
+            fn __probe_engine_host_current_cpu() -> usize {
+                <$host>::current_cpu()
+            }
+            #[unsafe(no_mangle)]
             fn __probe_engine_host_task_may_resume_in(range: core::ops::Range<usize>) -> bool {
                 <$host>::task_may_resume_in(range)
             }
@@ -142,6 +149,7 @@ unsafe extern "Rust" {
     fn __probe_engine_host_engine_text() -> Range<usize>;
     fn __probe_engine_host_slot_memory() -> Range<usize>;
     fn __probe_engine_host_current_task() -> usize;
+    fn __probe_engine_host_current_cpu() -> usize;
     fn __probe_engine_host_task_may_resume_in(range: Range<usize>) -> bool;
     fn __probe_engine_host_stack_of(address: usize) -> Option<Range<usize>>;
     fn __probe_engine_host_yield_now();
@@ -180,6 +188,12 @@ pub(crate) fn slot_memory() -> Range<usize> {
 pub(crate) fn current_task() -> usize {
     // SAFETY: see the comment above.
     unsafe { __probe_engine_host_current_task() }
+}
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn current_cpu() -> usize {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_current_cpu() }
 }
 pub(crate) fn task_may_resume_in(range: Range<usize>) -> bool {
     // SAFETY: see the comment above.

@@ -112,6 +112,10 @@ pub fn init() {
 /// Task ids the host may hand out (the per-task kretprobe lists).
 pub const MAX_TASKS: usize = 64;
 
+/// CPUs the engine keeps trap-path state for (one control block each;
+/// [`Host::current_cpu`] must stay below it).
+pub const MAX_CPUS: usize = 1;
+
 /// Called by the host's scheduler when task `id` exits (reclaims its kretprobe
 /// instances). Engine bookkeeping: never probeable.
 #[unsafe(link_section = ".kprobes.text")]
