@@ -14,6 +14,25 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size of the stack copy a jprobe saves (Linux's MAX_STACK_SIZE).
 pub const JPROBE_STACK_COPY: usize = 64;
+/// The copy in stack words (the stack is word-aligned).
+const STACK_WORDS: usize = JPROBE_STACK_COPY / 4;
+
+/// Copies `words` stack words one by one. A `memcpy` call here would be a
+/// byte-count loop with set-up on every jprobe hit, twice; the words are
+/// few and aligned, so plain loads and stores are the short path.
+///
+/// # Safety
+/// `from` and `to` must be valid, aligned and non-overlapping for `words`
+/// words.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+unsafe fn copy_words(from: *const u32, to: *mut u32, words: usize) {
+    for i in 0..words {
+        // SAFETY: in bounds for `words` words (the caller's contract);
+        // volatile so the loop stays loads and stores, not a memcpy call.
+        unsafe { to.add(i).write_volatile(from.add(i).read_volatile()) };
+    }
+}
 
 /// What a jprobe saves at its breakpoint.
 #[derive(Clone, Copy)]
@@ -21,9 +40,9 @@ pub struct JprobeStack {
     /// The registers at the hit.
     pub regs: PtRegs,
     /// The top of the probed function's stack.
-    pub stack: [u8; JPROBE_STACK_COPY],
-    /// How many bytes of `stack` hold it.
-    pub stack_len: usize,
+    pub stack: [u32; STACK_WORDS],
+    /// How many words of `stack` hold it.
+    pub stack_words: usize,
 }
 
 impl JprobeStack {
@@ -44,8 +63,8 @@ impl JprobeStack {
             cs: 0,
             eflags: 0,
         },
-        stack: [0; JPROBE_STACK_COPY],
-        stack_len: 0,
+        stack: [0; STACK_WORDS],
+        stack_words: 0,
     };
 }
 
@@ -92,12 +111,12 @@ pub fn is_return_breakpoint(address: usize) -> bool {
 #[unsafe(link_section = ".kprobes.text")]
 pub fn enter_handler(regs: &mut PtRegs, entry: usize, save: &mut JprobeStack, stack_end: Option<usize>) {
     let esp = regs.esp as usize;
-    let len = JPROBE_STACK_COPY.min(stack_end.unwrap_or(esp + JPROBE_STACK_COPY) - esp);
+    let words = STACK_WORDS.min((stack_end.unwrap_or(esp + JPROBE_STACK_COPY) - esp) / 4);
     save.regs = *regs;
-    save.stack_len = len;
-    // SAFETY: [esp, esp+len) is the live stack of the probed code, below the
-    // end of its stack.
-    unsafe { core::ptr::copy_nonoverlapping(esp as *const u8, save.stack.as_mut_ptr(), len) };
+    save.stack_words = words;
+    // SAFETY: [esp, esp + 4 * words) is the live, word-aligned stack of the
+    // probed code, below the end of its stack; the save area is ours.
+    unsafe { copy_words(esp as *const u32, save.stack.as_mut_ptr(), words) };
     SAVED_ESP.store(esp, Ordering::SeqCst);
     regs.eip = entry as u32;
     regs.eflags &= !EFLAGS_IF;
@@ -107,8 +126,8 @@ pub fn enter_handler(regs: &mut PtRegs, entry: usize, save: &mut JprobeStack, st
 /// registers `save` holds.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn leave_handler(regs: &mut PtRegs, save: &JprobeStack) {
-    // SAFETY: restores the stack bytes saved at the hit; the current trap
-    // frame lies below them (jprobe_return reset ESP first).
-    unsafe { core::ptr::copy_nonoverlapping(save.stack.as_ptr(), save.regs.esp as *mut u8, save.stack_len) };
+    // SAFETY: restores the stack words saved at the hit, where they were;
+    // the current trap frame lies below them (jprobe_return reset ESP first).
+    unsafe { copy_words(save.stack.as_ptr(), save.regs.esp as *mut u32, save.stack_words) };
     *regs = save.regs;
 }
