@@ -69,6 +69,11 @@ impl Host for KernelHost {
         crate::symbols::iter().map(symbol).for_each(visit)
     }
 
+    #[inline(always)]
+    fn timestamp() -> u64 {
+        crate::arch::cpu::rdtsc()
+    }
+
     fn never_probe(name: &str) -> bool {
         // Boot code, run before the engine exists.
         matches!(name, "_start" | "kernel_boot_entry")

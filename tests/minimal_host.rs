@@ -79,6 +79,9 @@ impl Host for MinimalHost {
     fn for_each_symbol(visit: &mut dyn FnMut(Symbol)) {
         probe_kernel::symbols::iter().map(symbol).for_each(visit)
     }
+    fn timestamp() -> u64 {
+        probe_kernel::arch::cpu::rdtsc()
+    }
     fn never_probe(name: &str) -> bool {
         matches!(name, "_start" | "kernel_boot_entry")
     }
@@ -189,7 +192,10 @@ fn entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
     EntryAction::Report
 }
 
+static ELAPSED: AtomicUsize = AtomicUsize::new(0);
+
 fn returned(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
+    ELAPSED.store(probe_kernel::arch::cpu::rdtsc().saturating_sub(ri.entry_timestamp()) as usize, SeqCst);
     let argument: u32 = ri.load();
     assert_eq!(regs.return_value() as u32, argument * 3 + 1, "mh_target({argument})");
     REPORTS.fetch_add(1, SeqCst);
@@ -213,6 +219,8 @@ fn test_kretprobe() {
     unregister_kretprobe(&RP).unwrap();
     assert_eq!((ENTRIES.load(SeqCst), REPORTS.load(SeqCst)), (1, 1));
     assert_eq!(LAST_RETURN.load(SeqCst), 19);
+    let elapsed = ELAPSED.load(SeqCst);
+    assert!(elapsed > 0 && elapsed < 10_000_000, "the entry was stamped with this host's timestamp: {elapsed}");
     assert!(CURRENT_TASK_CALLS.load(SeqCst) > asked, "the engine asked this host for the current task");
 }
 

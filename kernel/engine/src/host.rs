@@ -72,6 +72,9 @@ pub trait Host {
     fn symbol_at(address: usize) -> Option<Symbol>;
     /// Visits every function of the image.
     fn for_each_symbol(visit: &mut dyn FnMut(Symbol));
+    /// A monotonic timestamp (cycles, or any steady counter); callable from
+    /// trap context. The engine stamps each kretprobe call's entry with it.
+    fn timestamp() -> u64;
     /// Host code outside `engine_text` that must never be probed (code that
     /// runs before the engine exists, or that the engine's copies call),
     /// by name.
@@ -136,6 +139,10 @@ macro_rules! host {
                 <$host>::for_each_symbol(visit)
             }
             #[unsafe(no_mangle)]
+            fn __probe_engine_host_timestamp() -> u64 {
+                <$host>::timestamp()
+            }
+            #[unsafe(no_mangle)]
             fn __probe_engine_host_never_probe(name: &str) -> bool {
                 <$host>::never_probe(name)
             }
@@ -156,6 +163,7 @@ unsafe extern "Rust" {
     fn __probe_engine_host_symbol_by_name(name: &str) -> Option<Symbol>;
     fn __probe_engine_host_symbol_at(address: usize) -> Option<Symbol>;
     fn __probe_engine_host_for_each_symbol(visit: &mut dyn FnMut(Symbol));
+    fn __probe_engine_host_timestamp() -> u64;
     fn __probe_engine_host_never_probe(name: &str) -> bool;
 }
 
@@ -220,6 +228,12 @@ pub(crate) fn symbol_at(address: usize) -> Option<Symbol> {
 pub(crate) fn for_each_symbol(visit: &mut dyn FnMut(Symbol)) {
     // SAFETY: see the comment above.
     unsafe { __probe_engine_host_for_each_symbol(visit) }
+}
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn timestamp() -> u64 {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_timestamp() }
 }
 pub(crate) fn never_probe(name: &str) -> bool {
     // SAFETY: see the comment above.

@@ -39,6 +39,7 @@ pub struct KretprobeInstance {
     pub(crate) return_address: usize,
     pub(crate) stack_slot: usize,
     pub(crate) task: TaskId,
+    pub(crate) entry_time: u64,
     pub(crate) data: *mut u8,
     pub(crate) data_len: usize,
 }
@@ -47,6 +48,12 @@ impl KretprobeInstance {
     /// The real return address (where the probed function returns to).
     pub fn ret_addr(&self) -> usize {
         self.return_address
+    }
+
+    /// When the call entered the function (the host's timestamp), so a
+    /// return handler can tell how long it took.
+    pub fn entry_timestamp(&self) -> u64 {
+        self.entry_time
     }
 
     /// The task that made this call.
@@ -179,6 +186,7 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
                 return_address: 0,
                 stack_slot: 0,
                 task: 0,
+                entry_time: 0,
                 data: data.add(i * data_size),
                 data_len: data_size,
             });

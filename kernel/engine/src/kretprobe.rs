@@ -349,6 +349,7 @@ pub(crate) fn on_entry(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut 
         instance.return_address = return_address;
         instance.stack_slot = slot;
         instance.task = task;
+        instance.entry_time = crate::host::timestamp();
         if let Some(entry) = rp.entry_handler
             && entry(instance, regs) == EntryAction::Skip
         {
