@@ -188,6 +188,7 @@ static LAST_RETURN: AtomicUsize = AtomicUsize::new(0);
 
 fn entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
     ENTRIES.fetch_add(1, SeqCst);
+    assert_eq!(regs.argument(0), Some(entry_argument(regs, 0)));
     ri.store(entry_argument(regs, 0));
     EntryAction::Report
 }

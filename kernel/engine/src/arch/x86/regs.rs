@@ -81,6 +81,12 @@ impl PtRegs {
     pub fn flags(&self) -> u32 {
         self.eflags
     }
+
+    /// The `n`th argument of an `extern "C"` function, at its first
+    /// instruction (see [`regs_get_kernel_argument`] for other conventions).
+    pub fn argument(&self, n: usize) -> Option<u32> {
+        regs_get_kernel_argument(self, n, CallingConvention::C)
+    }
 }
 
 /// How a probed function receives its arguments, for
