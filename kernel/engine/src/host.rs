@@ -35,6 +35,14 @@ pub enum PatchError {
 }
 
 /// What the engine needs from its host kernel.
+///
+/// Implement it for a type of your own and bind it once, in the crate that
+/// links the kernel image, with [`host!`](crate::host). Beyond these
+/// functions the host's trap entry hands the engine its exceptions (see
+/// [`trap`](crate::trap)) and defines the global symbol
+/// `probe_engine_trap_return`: code that restores a
+/// [`PtRegs`](crate::PtRegs) frame at ESP (honouring a changed `esp`) and
+/// returns from it with `iretd`; the kretprobe trampoline leaves through it.
 pub trait Host {
     /// Writes `bytes` at `address` in kernel text, however the host keeps
     /// text read-only, and serializes so the next fetch sees them.

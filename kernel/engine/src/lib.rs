@@ -20,17 +20,19 @@
 //!   save and restore, and the register accessors of [`PtRegs`]; i386 is the
 //!   one implementation;
 //! - **the host kernel** ([`Host`], bound with [`host!`]): text patching,
-//!   slot memory, the current task, whether a task may resume inside an
-//!   address range, stack bounds, symbols, yielding.
+//!   slot memory, the current task and CPU, whether a task may resume
+//!   inside an address range, stack bounds, symbols, a timestamp, yielding.
 //!
-//! A host then wires its traps to the engine, as Linux's `do_int3` does:
-//! `#BP` to [`trap::int3_handler`], `#DB` to [`trap::debug_handler`] (with
-//! DR6), any other exception to [`trap::fault_handler`], each with a
-//! [`trap::TrapContext`] the entry creates; keeps the engine's code and its own trap entry in one section
-//! (`.kprobes.text`, [`Host::engine_text`]); defines
-//! `probe_engine_trap_return` (see [`host`]); has a global allocator (for
-//! registration-time work only); calls [`init`] once at boot and
-//! [`task_exited`] when a task exits.
+//! A host then:
+//! - wires its traps to the engine, as Linux's `do_int3` does: `#BP` to
+//!   [`trap::int3_handler`], `#DB` to [`trap::debug_handler`] (with DR6),
+//!   any other exception to [`trap::fault_handler`], each with a
+//!   [`trap::TrapContext`] the entry creates;
+//! - keeps the engine's code and its own trap entry in one section
+//!   (`.kprobes.text`, [`Host::engine_text`]);
+//! - defines `probe_engine_trap_return` (see [`Host`]);
+//! - has a global allocator (for registration-time work only);
+//! - calls [`init`] once at boot and [`task_exited`] when a task exits.
 //!
 //! # Design
 //!
@@ -38,8 +40,11 @@
 //!   sites, instruction slots, kretprobe instances, per-task lists) has a
 //!   size fixed at build time. Nothing on a trap path allocates, decodes or
 //!   takes a lock that interrupted code may hold, and the engine checks it:
-//!   the control block and instance lists need a [`trap::TrapContext`], and the
-//!   trap path is blacklisted from the image itself ([`blacklisted_functions`]).
+//!   the control block and instance lists need a [`trap::TrapContext`], the
+//!   trap path is blacklisted from the image itself
+//!   ([`blacklisted_functions`]), and a handler that allocates is stopped
+//!   by the host's allocator when it checks [`trap_path_active`] and
+//!   [`in_probe_context`].
 //! - **Decide at registration.** Instructions are decoded and classified once
 //!   (`probe_engine_core`), when a probe is registered; the trap path only
 //!   follows the decision.
