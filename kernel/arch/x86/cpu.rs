@@ -1,13 +1,14 @@
 //! Small CPU primitives: interrupt flag, halting, control and debug registers.
 //!
 //! Thin wrappers so the rest of the kernel states intent (`without_interrupts`)
-//! instead of repeating inline asm.
+//! instead of repeating inline asm. The ones the probe engine needs too
+//! (the interrupt flag, the EFLAGS and DR6 bits) are the engine's, written
+//! once there.
 use core::arch::asm;
 
-/// EFLAGS.TF: trap after the next instruction (single-step).
-pub const EFLAGS_TF: u32 = 1 << 8;
-/// EFLAGS.IF: maskable interrupts enabled.
-pub const EFLAGS_IF: u32 = 1 << 9;
+pub use probe_engine::arch::x86::cpu::{
+    DR6_SINGLE_STEP, EFLAGS_IF, EFLAGS_TF, disable_interrupts, interrupts_enabled, without_interrupts,
+};
 
 /// Current EFLAGS.
 #[inline(always)]
@@ -18,40 +19,12 @@ pub fn eflags() -> u32 {
     flags
 }
 
-/// Whether maskable interrupts are enabled.
-#[inline(always)]
-pub fn interrupts_enabled() -> bool {
-    eflags() & EFLAGS_IF != 0
-}
-
 /// Enables maskable interrupts.
 #[inline(always)]
 pub fn enable_interrupts() {
     // SAFETY: the IDT and PIC are set up before anyone enables interrupts
     // (boot does so only after `idt::init` and `pic::init`).
     unsafe { asm!("sti", options(nomem, nostack)) };
-}
-
-/// Disables maskable interrupts.
-#[inline(always)]
-pub fn disable_interrupts() {
-    // SAFETY: clearing IF cannot break memory safety.
-    unsafe { asm!("cli", options(nomem, nostack)) };
-}
-
-/// Runs `f` with interrupts disabled, restoring the previous state after.
-///
-/// On this single-CPU kernel that makes `f` atomic with respect to the
-/// timer, the scheduler and every IRQ handler (not to traps `f` causes).
-#[inline(always)]
-pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    let was_enabled = interrupts_enabled();
-    disable_interrupts();
-    let result = f();
-    if was_enabled {
-        enable_interrupts();
-    }
-    result
 }
 
 /// Waits for the next interrupt (enabling interrupts for the wait).
@@ -95,9 +68,6 @@ pub fn clear_dr6() {
     // SAFETY: writing 0 to DR6 only resets the sticky status bits.
     unsafe { asm!("mov dr6, {}", in(reg) 0u32, options(nomem, nostack, preserves_flags)) };
 }
-
-/// DR6.BS: the debug trap was caused by EFLAGS.TF.
-pub const DR6_SINGLE_STEP: u32 = 1 << 14;
 
 /// Reads the time-stamp counter (one tick per guest instruction under `-icount`).
 #[inline(always)]

@@ -398,8 +398,21 @@ fn this_cpu() -> &'static Cell {
 #[cold]
 #[inline(never)]
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn illegal(error: IllegalTransition) -> ! {
+fn illegal(error: IllegalTransition) -> ! {
     panic!("kprobes: illegal transition \"{}\" while {}", error.transition, error.from)
+}
+
+/// Applies a transition of the control block; an illegal one is an engine
+/// bug and ends the run with a report.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn transition(
+    cx: &mut TrapContext,
+    change: impl FnOnce(&mut ControlBlock) -> Result<(), IllegalTransition>,
+) {
+    if let Err(error) = with(cx, change) {
+        illegal(error);
+    }
 }
 
 /// Runs `f` on the control block. Never call a user handler inside `f`.

@@ -14,7 +14,7 @@
 //! Everything here runs with interrupts off, takes no lock, allocates
 //! nothing, decodes nothing, and lives in `.kprobes.text`; every entry takes
 //! the [`TrapContext`] that only the trap entry can create.
-use super::control::{self, ControlBlock, Hit, IllegalTransition, State, TrapContext};
+use super::control::{self, ControlBlock, Hit, State, TrapContext, transition};
 use super::probe::{FaultAction, PreAction, ProbeKind};
 use super::registry::{self, Site};
 use super::{jprobe, kretprobe};
@@ -22,16 +22,6 @@ use crate::arch::imp::PtRegs;
 use crate::arch::imp::TrapOutcome;
 use crate::arch::imp::{self as arch, StepProgress};
 use core::fmt;
-
-/// Applies a transition of the control block; an illegal one is an engine
-/// bug and ends the run with a report.
-#[unsafe(link_section = ".kprobes.text")]
-#[inline(always)]
-fn transition(cx: &mut TrapContext, change: impl FnOnce(&mut ControlBlock) -> Result<(), IllegalTransition>) {
-    if let Err(error) = control::with(cx, change) {
-        control::illegal(error);
-    }
-}
 
 /// `#BP`: is this one of ours?
 #[unsafe(link_section = ".kprobes.text")]

@@ -82,13 +82,10 @@ pub(crate) fn setjmp(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut Pt
     // SAFETY: registration stored the owning `&'static Jprobe`.
     let jprobe = unsafe { &*(probe.owner.load(Ordering::Acquire) as *const Jprobe) };
     let stack_end = crate::host::stack_of(regs.sp()).map(|stack| stack.end);
-    let saved = control::with(cx, |kcb| {
+    control::transition(cx, |kcb| {
         arch::enter_handler(regs, jprobe.entry as usize, kcb.save_jprobe()?, stack_end);
         Ok(())
     });
-    if let Err(error) = saved {
-        control::illegal(error);
-    }
 }
 
 /// `jprobe_return`'s `int3`: restore the stack and registers saved at the

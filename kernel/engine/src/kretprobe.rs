@@ -398,9 +398,7 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
     };
     // Probe hits from here on (handlers, or functions this code calls)
     // are reentries: they count misses instead of recursing.
-    if let Err(error) = control::with(cx, ControlBlock::begin_return_handlers) {
-        control::illegal(error);
-    }
+    control::transition(cx, ControlBlock::begin_return_handlers);
     let slot = slot_of(first);
     // Handlers and unwinders see the real return address from the start.
     regs.set_ip(return_address_of(first));
@@ -412,16 +410,12 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
         if let Some(rp) = instance_ref.kretprobe()
             && let Some(handler) = rp.handler
         {
-            if let Err(error) = control::with(cx, |kcb| kcb.run(&rp.kp)) {
-                control::illegal(error);
-            }
+            control::transition(cx, |kcb| kcb.run(&rp.kp));
             handler(instance_ref, regs);
         }
         instances::put(cx, instance);
     }
-    if let Err(error) = control::with(cx, ControlBlock::end_return_handlers) {
-        control::illegal(error);
-    }
+    control::transition(cx, ControlBlock::end_return_handlers);
 }
 
 /// The trampoline was entered by a return that no active instance of the
