@@ -22,7 +22,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-elf="" ; words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s="" ; input=""
+elf="" ; words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s="" ; input="" ; smp=${PROBE_SMP:-1}
 for arg in "$@"; do
     case "$arg" in
         --icount) icount=1 ;;
@@ -31,6 +31,7 @@ for arg in "$@"; do
         --direct) boot=direct ;;
         --timeout=*) timeout_s=${arg#--timeout=} ;;
         --input=*) input=${arg#--input=} ;;
+        --smp=*) smp=${arg#--smp=} ;;
         --nocapture|--quiet|-q|--test-threads=*|--color=*) ;; # libtest flags: meaningless here
         *) if [ -z "$elf" ]; then elf=$arg; else words+=("$arg"); fi ;;
     esac
@@ -76,7 +77,15 @@ fi
 
 qemu_args=(-m 128M -display none -serial stdio -monitor none -no-reboot
            -device isa-debug-exit,iobase=0xf4,iosize=0x04)
-[ "$icount" = 1 ] && qemu_args+=(-icount shift=0,sleep=off)
+case "$smp" in [1-8]) ;; *) echo "run.sh: --smp=$smp: the kernel runs 1 to 8 CPUs" >&2; exit 4 ;; esac
+qemu_args+=(-smp "$smp")
+# -icount runs one vCPU at a time (round robin, deterministic); otherwise
+# several CPUs run in parallel threads.
+if [ "$icount" = 1 ]; then
+    qemu_args+=(-icount shift=0,sleep=off)
+elif [ "$smp" -gt 1 ]; then
+    qemu_args+=(-accel tcg,thread=multi)
+fi
 [ "$gdb" = 1 ] && { qemu_args+=(-s -S); echo "run.sh: gdb stub on localhost:1234; in gdb: target remote :1234 (symbols: $elf)" >&2; }
 
 if [ "$boot" = iso ]; then

@@ -42,7 +42,7 @@ impl Host for KernelHost {
 
     #[inline(always)]
     fn current_cpu() -> usize {
-        0 // one CPU, until the SMP work
+        crate::arch::x86::percpu::cpu_id()
     }
 
     fn task_may_resume_in(range: Range<usize>) -> bool {

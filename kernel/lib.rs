@@ -44,6 +44,7 @@ pub mod kprobes;
 pub mod memory;
 pub mod shell;
 pub mod symbols;
+pub mod sync;
 pub mod task;
 pub mod testing;
 pub mod unwind;

@@ -35,66 +35,76 @@
 //! A task that has never run instead holds the first frame laid out by
 //! `context::prepare_stack`, which "returns" into `task_start`.
 //!
-//! Every state change happens with interrupts off (one CPU: that excludes the
-//! timer, hence any other task). When no task is runnable, the task that
-//! found so waits for interrupts inside the scheduler loop, on its own stack;
-//! `timer_tick` then only wakes sleepers and leaves the switching to that loop.
+//! Every CPU runs this scheduler on the one task table (`table`), under its
+//! lock. A task switched out on one CPU may be picked by any other (unless
+//! pinned), so it migrates; its `on_cpu` mark keeps every other CPU off its
+//! stack until the switch that left it has saved its ESP, which the task
+//! switched *to* acknowledges first thing ([`finish_switch`]). When no task
+//! is runnable for a CPU it runs its idle task, which halts until the next
+//! interrupt. Each CPU's local APIC timer ticks it at `pit::HZ`; CPU 0's tick
+//! is also the kernel's clock ([`ticks`]) and wakes sleepers.
 use super::TaskId;
-use super::table::{MAX_TASKS, State, Task, current_id, saved_esp_slot, set_current, with_tasks};
+use super::table::{
+    MAX_TASKS, PREEMPTED_EIP, State, TABLE_SIZE, Task, current_id, idle_task, is_idle, saved_esp_slot, set_current,
+    with_tasks,
+};
 use crate::arch::cpu;
 use crate::arch::x86::context::switch_context;
+use crate::arch::x86::percpu;
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Timer ticks a task may run before the timer hands the CPU to the next
 /// runnable task: 3 ticks = 12 ms at `pit::HZ` = 250.
 pub const TIME_SLICE_TICKS: u32 = 3;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
-/// Set while some task waits for an interrupt in the scheduler loop because
-/// nothing is runnable; the timer must not switch away from under it then.
-static IDLE: AtomicBool = AtomicBool::new(false);
 
 /// A function every timer tick calls (interrupt context, interrupts off).
 static TICK_HOOK: AtomicUsize = AtomicUsize::new(0);
 
 /// Installs (or with `None`, removes) a function the timer interrupt calls
-/// on every tick, before scheduling: ordinary, probeable code that runs in
-/// interrupt context (the probe tests hit probes from there).
+/// on every tick of CPU 0, before scheduling: ordinary, probeable code that
+/// runs in interrupt context (the probe tests hit probes from there).
 pub fn set_tick_hook(hook: Option<fn()>) {
     TICK_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
 }
 
-/// Timer ticks since interrupts were enabled (`pit::HZ` per second).
+/// Timer ticks of CPU 0 since interrupts were enabled (`pit::HZ` per second).
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
 
-/// Timer IRQ (called after EOI, interrupts off): counts the tick, wakes
-/// sleepers whose time has come, and preempts the running task if its time
-/// slice is used up and another task is runnable. Returns when the
-/// interrupted task is picked again.
+/// Timer interrupt of this CPU (called after EOI, interrupts off). On CPU 0:
+/// counts the tick, runs the tick hook, wakes sleepers whose time has come.
+/// On every CPU: preempts the running task if its time slice is used up and
+/// another task is runnable here (an idle task at once). Returns when the
+/// interrupted task is picked again (on this CPU or another).
 #[unsafe(link_section = ".kprobes.text")]
 pub fn timer_tick() {
-    let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
-    let hook = TICK_HOOK.load(Ordering::SeqCst);
-    if hook != 0 {
-        // SAFETY: TICK_HOOK only ever holds 0 or an `fn()` from `set_tick_hook`.
-        let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
-        hook();
+    let cpu = percpu::cpu_id();
+    let now = if cpu == 0 { TICKS.fetch_add(1, Ordering::Relaxed) + 1 } else { 0 };
+    if cpu == 0 {
+        let hook = TICK_HOOK.load(Ordering::SeqCst);
+        if hook != 0 {
+            // SAFETY: TICK_HOOK only ever holds 0 or an `fn()` from `set_tick_hook`.
+            let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+            hook();
+        }
     }
     let current = current_id();
-    let idle = IDLE.load(Ordering::Relaxed);
     let preempt = with_tasks(|tasks| {
-        for task in tasks.iter_mut() {
-            if let State::Sleeping { until } = task.state
-                && until <= now
-            {
-                task.state = State::Runnable;
+        if cpu == 0 {
+            for task in tasks.iter_mut() {
+                if let State::Sleeping { until } = task.state
+                    && until <= now
+                {
+                    task.state = State::Runnable;
+                }
             }
         }
-        if idle {
-            return false; // the idle loop picks the woken task itself
+        if is_idle(current) {
+            return pick_next(tasks, current, cpu).is_some();
         }
         let task = &mut tasks[current];
         task.slice_left = task.slice_left.saturating_sub(1);
@@ -102,24 +112,34 @@ pub fn timer_tick() {
             return false;
         }
         task.slice_left = TIME_SLICE_TICKS;
-        pick_next(tasks, current).is_some_and(|next| next != current)
+        pick_next(tasks, current, cpu).is_some_and(|next| next != current)
     });
     if preempt {
         schedule();
     }
 }
 
-/// The first runnable task after `current` in round-robin order, `current`
-/// itself last.
+/// Whether `task` may run on `cpu` now: runnable, not on another CPU's
+/// stack, and pinned nowhere else.
 #[inline(always)]
-fn pick_next(tasks: &[Task; MAX_TASKS], current: TaskId) -> Option<TaskId> {
-    (1..=MAX_TASKS).map(|step| (current + step) % MAX_TASKS).find(|&id| tasks[id].state == State::Runnable)
+fn can_run(task: &Task, cpu: usize) -> bool {
+    task.state == State::Runnable
+        && task.on_cpu.is_none_or(|on| on == cpu)
+        && task.pinned.is_none_or(|pinned| pinned == cpu)
 }
 
-/// Gives the CPU to the next runnable task (round robin) and returns once the
-/// caller is picked again; returns at once if the caller is the only
-/// runnable task. If nothing at all is runnable (the caller has just blocked
-/// or exited), waits for interrupts until something is.
+/// The first task that can run on `cpu` after `current` in round-robin
+/// order, `current` itself last; idle tasks are never picked here.
+#[inline(always)]
+fn pick_next(tasks: &[Task; TABLE_SIZE], current: TaskId, cpu: usize) -> Option<TaskId> {
+    let start = if is_idle(current) { MAX_TASKS - 1 } else { current };
+    (1..=MAX_TASKS).map(|step| (start + step) % MAX_TASKS).find(|&id| can_run(&tasks[id], cpu))
+}
+
+/// Gives the CPU to the next task that can run here (round robin) and
+/// returns once the caller is picked again, on this CPU or another; returns
+/// at once if the caller is the only one. If none can (the caller has just
+/// blocked or exited), the CPU's idle task runs until one can.
 ///
 /// Must be called with interrupts disabled, never with the task table held.
 #[unsafe(link_section = ".kprobes.text")]
@@ -129,34 +149,68 @@ pub(super) fn schedule() {
         !crate::kprobes::trap_path_active() && !crate::kprobes::in_probe_context(),
         "schedule in probe context: probe handlers must not sleep, yield or block"
     );
+    let cpu = percpu::cpu_id();
     let current = current_id();
-    loop {
-        let choice = with_tasks(|tasks| {
-            let next = pick_next(tasks, current)?;
-            if next != current {
-                tasks[next].slice_left = TIME_SLICE_TICKS;
-            }
-            Some((next, tasks[next].saved_esp))
-        });
-        match choice {
-            Some((next, _)) if next == current => return,
-            Some((next, next_esp)) => {
-                set_current(next);
-                // SAFETY: interrupts are off; `next_esp` was saved by an
-                // earlier `switch_context` of task `next` or laid out by
-                // `prepare_stack` at spawn, and `next` is runnable, so nothing
-                // runs on its stack now. The slot pointer is valid for the
-                // whole run (static table) and no reference to the table is
-                // live. We continue here when someone switches back to us.
-                unsafe { switch_context(saved_esp_slot(current), next_esp) };
-                return;
-            }
-            None => {
-                IDLE.store(true, Ordering::Relaxed);
-                cpu::wait_for_interrupt();
-                IDLE.store(false, Ordering::Relaxed);
+    let choice = with_tasks(|tasks| {
+        let next = pick_next(tasks, current, cpu).unwrap_or(idle_task(cpu));
+        if next == current {
+            return None;
+        }
+        tasks[next].slice_left = TIME_SLICE_TICKS;
+        tasks[next].on_cpu = Some(cpu);
+        Some((next, tasks[next].saved_esp))
+    });
+    let Some((next, next_esp)) = choice else { return };
+    percpu::this_cpu().previous_task.store(current, Ordering::Relaxed);
+    set_current(next);
+    // SAFETY: interrupts are off; `next_esp` was saved by an earlier
+    // `switch_context` of task `next` (its `on_cpu` was clear, so that
+    // switch completed) or laid out by `prepare_stack`, and `next` is now
+    // marked as ours, so no other CPU touches its stack. Our own `on_cpu`
+    // stays set until the task we switch to clears it in `finish_switch`,
+    // so nobody picks us before our ESP is saved. The slot pointer is valid
+    // for the whole run (static table). We continue here when some CPU
+    // switches back to us.
+    unsafe { switch_context(saved_esp_slot(current), next_esp) };
+    finish_switch();
+}
+
+/// The second half of every switch, run by the task switched to, on the
+/// CPU that switched: the previous task's ESP is saved now, so it may run
+/// elsewhere (or, exited, be joined: its joiner is woken here).
+#[unsafe(link_section = ".kprobes.text")]
+pub(super) fn finish_switch() {
+    let previous = percpu::this_cpu().previous_task.load(Ordering::Relaxed);
+    if previous == current_id() {
+        return; // a CPU's first task: nothing was switched out
+    }
+    with_tasks(|tasks| {
+        tasks[previous].on_cpu = None;
+        if let State::Exited { .. } = tasks[previous].state {
+            for task in tasks.iter_mut() {
+                if task.state == (State::Joining { target: previous }) {
+                    task.state = State::Runnable;
+                }
             }
         }
+    });
+}
+
+/// The body of every CPU's idle task: look for work, halt until the next
+/// interrupt, repeat.
+pub(super) fn idle_loop() -> ! {
+    loop {
+        cpu::without_interrupts(schedule);
+        cpu::wait_for_interrupt();
+    }
+}
+
+/// A reschedule request (interrupt context): an idle CPU looks for work at
+/// once instead of at its next tick.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn reschedule_idle() {
+    if is_idle(current_id()) {
+        schedule();
     }
 }
 
@@ -185,24 +239,25 @@ pub fn sleep(ticks: u64) {
 /// whether the timer then switches to other tasks or the IRQ's own code
 /// (a tick hook) asks. Returns what [`interrupt_leave`] restores.
 #[unsafe(link_section = ".kprobes.text")]
-pub fn interrupt_enter(eip: usize) -> Option<usize> {
-    let current = current_id();
-    with_tasks(|tasks| tasks[current].preempted_eip.replace(eip))
+#[inline(always)]
+pub fn interrupt_enter(eip: usize) -> usize {
+    PREEMPTED_EIP[current_id()].swap(eip, Ordering::AcqRel)
 }
 
-/// IRQ exit: the running task resumes at its interrupted EIP now.
+/// IRQ exit: the running task resumes at its interrupted EIP now. (The
+/// task may have migrated meanwhile: the record is the task's, not the CPU's.)
 #[unsafe(link_section = ".kprobes.text")]
-pub fn interrupt_leave(previous: Option<usize>) {
-    let current = current_id();
-    with_tasks(|tasks| tasks[current].preempted_eip = previous);
+#[inline(always)]
+pub fn interrupt_leave(previous: usize) {
+    PREEMPTED_EIP[current_id()].store(previous, Ordering::Release);
 }
 
 /// Whether any task — the caller included, if it is inside an interrupt
 /// handler — was interrupted with its EIP inside `range`, i.e. will resume
-/// executing there. The probe engine asks this before reusing an
-/// instruction slot.
+/// executing there, or a CPU was found executing there by the last
+/// cross-CPU synchronisation (`smp::sync_cpus`). The probe engine asks this
+/// before reusing an instruction slot.
 pub fn preempted_in(range: Range<usize>) -> bool {
-    cpu::without_interrupts(|| {
-        with_tasks(|tasks| tasks.iter().any(|task| task.preempted_eip.is_some_and(|eip| range.contains(&eip))))
-    })
+    PREEMPTED_EIP.iter().any(|eip| range.contains(&eip.load(Ordering::Acquire)))
+        || crate::arch::x86::smp::sync_found_in(&range)
 }

@@ -8,7 +8,7 @@
 //! [`stack_of_address`] answers "which kernel stack is this address on" for
 //! the unwinder and the double-fault report.
 use super::TaskId;
-use super::table::MAX_TASKS;
+use super::table::TABLE_SIZE;
 use core::ops::Range;
 
 /// Bytes of stack per spawned task.
@@ -25,23 +25,24 @@ struct TaskStack {
 }
 const _: () = assert!(core::mem::size_of::<TaskStack>() == GUARD_SIZE + STACK_SIZE);
 
-/// Stacks of tasks 1..MAX_TASKS (task 0 runs on the boot stack). Only ever
+/// Stacks of tasks 1..TABLE_SIZE, idle tasks included (task 0 runs on the
+/// boot stack). Only ever
 /// accessed through raw pointers: a stack belongs to the task running on it.
-static mut STACKS: [TaskStack; MAX_TASKS - 1] =
-    [const { TaskStack { guard: [0; GUARD_SIZE], stack: [0; STACK_SIZE] } }; MAX_TASKS - 1];
+static mut STACKS: [TaskStack; TABLE_SIZE - 1] =
+    [const { TaskStack { guard: [0; GUARD_SIZE], stack: [0; STACK_SIZE] } }; TABLE_SIZE - 1];
 
 fn slot_base(id: TaskId) -> usize {
-    assert!((1..MAX_TASKS).contains(&id), "task {id} has no stack of its own");
+    assert!((1..TABLE_SIZE).contains(&id), "task {id} has no stack of its own");
     (&raw const STACKS) as usize + (id - 1) * core::mem::size_of::<TaskStack>()
 }
 
 /// The guard pages below every task stack; paging unmaps them at boot.
 /// (The boot stack's own guard, `boot_stack_guard`, is handled by paging.)
 pub fn guard_pages() -> impl Iterator<Item = usize> {
-    (1..MAX_TASKS).map(slot_base)
+    (1..TABLE_SIZE).map(slot_base)
 }
 
-/// The stack of task `id` (1..MAX_TASKS): `bottom..top`, the guard page
+/// The stack of task `id` (1..TABLE_SIZE): `bottom..top`, the guard page
 /// lying just below `bottom`.
 pub fn task_stack(id: TaskId) -> Range<usize> {
     let bottom = slot_base(id) + GUARD_SIZE;
@@ -78,13 +79,12 @@ pub fn stack_of_address(address: usize) -> Option<Range<usize>> {
     if boot.contains(&address) {
         return Some(boot);
     }
-    let double_fault = crate::arch::x86::gdt::double_fault_stack();
-    if double_fault.contains(&address) {
+    if let Some(double_fault) = crate::arch::x86::gdt::double_fault_stack_of(address) {
         return Some(double_fault);
     }
     let first = slot_base(1);
     let slot_size = core::mem::size_of::<TaskStack>();
-    if address < first || address >= first + (MAX_TASKS - 1) * slot_size {
+    if address < first || address >= first + (TABLE_SIZE - 1) * slot_size {
         return None;
     }
     let stack = task_stack(1 + (address - first) / slot_size);

@@ -1,18 +1,34 @@
-//! The static task table: one slot per task, its state, and who is running.
+//! The static task table: one slot per task, its state, and who runs where.
 //!
-//! There is one CPU, so the table needs no lock: every access happens with
-//! interrupts disabled (inside [`with_tasks`]), which makes it atomic with
-//! respect to the timer and thus to preemption. A spin lock would be wrong
-//! here — the timer handler could spin forever on a lock held by the task it
-//! interrupted. The running task's id is kept separately in an atomic so trap
-//! handlers can read it without touching the table.
+//! Every CPU schedules from this one table, under one interrupt-safe spin
+//! lock ([`with_tasks`]): interrupts stay off on the CPU holding it, so its
+//! own timer can never find it held, and other CPUs wait their turn. The
+//! running task of each CPU is kept in that CPU's per-CPU block
+//! (`arch::x86::percpu`), so trap handlers read it with one GS-relative load
+//! and never touch the table.
+//!
+//! Besides the [`MAX_TASKS`] slots that `spawn` hands out (slot 0 is the boot
+//! task), the table has one *idle task* per CPU, at `MAX_TASKS + cpu`: what
+//! a CPU runs when no task is runnable for it. Idle tasks are never listed.
 use super::TaskId;
-use crate::arch::cpu;
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::arch::x86::percpu::{self, MAX_CPUS};
+use crate::sync::SpinLock;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Slots in the task table, including task 0 (the boot task).
+/// Slots `spawn` can fill, including task 0 (the boot task).
 pub const MAX_TASKS: usize = 16;
+/// Every slot: the spawnable ones, then one idle task per CPU.
+pub(super) const TABLE_SIZE: usize = MAX_TASKS + MAX_CPUS;
+
+/// The idle task of CPU `cpu`.
+pub(super) const fn idle_task(cpu: usize) -> TaskId {
+    MAX_TASKS + cpu
+}
+
+/// Whether `id` is some CPU's idle task.
+pub(super) const fn is_idle(id: TaskId) -> bool {
+    id >= MAX_TASKS
+}
 
 /// What a task slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,75 +60,81 @@ pub(super) struct Task {
     pub arg: usize,
     /// Ticks left in the current time slice.
     pub slice_left: u32,
-    /// The interrupted EIP if the timer preempted the task and it has not
-    /// run since; `None` if it runs, gave up the CPU itself, or never ran.
-    pub preempted_eip: Option<usize>,
+    /// The CPU running on this task's stack: set when a CPU picks it,
+    /// cleared only once that CPU has switched away completely (its ESP
+    /// saved). No other CPU may pick the task, nor `join` free its stack,
+    /// while it is set.
+    pub on_cpu: Option<usize>,
+    /// The only CPU this task may run on, if it was spawned pinned.
+    pub pinned: Option<usize>,
 }
 
 impl Task {
     /// An unused slot.
-    pub const FREE: Task =
-        Task { state: State::Free, name: "", saved_esp: 0, entry: None, arg: 0, slice_left: 0, preempted_eip: None };
+    pub const FREE: Task = Task {
+        state: State::Free,
+        name: "",
+        saved_esp: 0,
+        entry: None,
+        arg: 0,
+        slice_left: 0,
+        on_cpu: None,
+        pinned: None,
+    };
 }
 
-struct Table(UnsafeCell<[Task; MAX_TASKS]>);
+static TABLE: SpinLock<[Task; TABLE_SIZE]> = SpinLock::new([const { Task::FREE }; TABLE_SIZE]);
 
-// SAFETY: the table is only touched through `with_tasks` (interrupts off on
-// the only CPU, plus a re-entry check) or through raw pointers to one task's
-// `saved_esp` by the context switch, also with interrupts off.
-unsafe impl Sync for Table {}
+/// Where each task was interrupted (its EIP) while an interrupt handler
+/// runs for it or it is switched out from one, else 0. Written only by the
+/// CPU running the task, read by anyone (`preempted_in`): atomics, no lock.
+pub(super) static PREEMPTED_EIP: [AtomicUsize; TABLE_SIZE] = [const { AtomicUsize::new(0) }; TABLE_SIZE];
 
-static TABLE: Table = Table(UnsafeCell::new([const { Task::FREE }; MAX_TASKS]));
-/// Set while `with_tasks` holds the table, to catch re-entry (e.g. a probe
-/// handler on scheduler code calling back into the task API).
-static TABLE_BUSY: AtomicBool = AtomicBool::new(false);
-/// The running task. Written only with interrupts off, right before a switch.
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-
-/// Runs `f` on the task table with interrupts disabled.
+/// Runs `f` on the task table, holding its lock (interrupts off).
 ///
-/// Panics on re-entry: `f` must not call back into the task API, and the
-/// task table must not be used from a trap taken while it is held.
-/// Always inlined, so it lands in the (unprobeable) section of scheduler
-/// callers that live in `.kprobes.text`.
+/// Panics on re-entry from the same CPU: `f` must not call back into the
+/// task API, and the task table must not be used from a trap taken while
+/// it is held. Always inlined, so it lands in the (unprobeable) section of
+/// scheduler callers that live in `.kprobes.text`.
 #[inline(always)]
-pub(super) fn with_tasks<R>(f: impl FnOnce(&mut [Task; MAX_TASKS]) -> R) -> R {
-    cpu::without_interrupts(|| {
-        assert!(
-            !TABLE_BUSY.swap(true, Ordering::Acquire),
-            "task table re-entered (task API called from a trap inside the scheduler?)"
-        );
-        // SAFETY: interrupts are off on the only CPU and TABLE_BUSY was clear,
-        // so no other reference to the table exists until we clear it again.
-        let result = f(unsafe { &mut *TABLE.0.get() });
-        TABLE_BUSY.store(false, Ordering::Release);
-        result
-    })
+pub(super) fn with_tasks<R>(f: impl FnOnce(&mut [Task; TABLE_SIZE]) -> R) -> R {
+    let mut tasks = TABLE.lock_or("task table re-entered (task API called from a trap inside the scheduler?)");
+    f(&mut tasks)
 }
 
 /// Where the context switch saves `id`'s ESP, as a raw pointer (no reference
 /// to the table may be held across a switch).
 pub(super) fn saved_esp_slot(id: TaskId) -> *mut usize {
-    assert!(id < MAX_TASKS);
-    // SAFETY: in bounds (asserted); only a raw place projection, no reference.
-    unsafe { &raw mut (*TABLE.0.get())[id].saved_esp }
+    assert!(id < TABLE_SIZE);
+    // SAFETY: in bounds (asserted); only a raw place projection, no
+    // reference. The task being switched out is reserved by its `on_cpu`,
+    // so nobody else reads or writes its `saved_esp` meanwhile.
+    unsafe { &raw mut (*TABLE.as_ptr())[id].saved_esp }
 }
 
-/// The id of the task running now; readable from any context (an atomic).
+/// The id of the task running now on this CPU; readable from any context
+/// (one GS-relative load).
+#[inline(always)]
 pub fn current_id() -> TaskId {
-    CURRENT.load(Ordering::Relaxed)
+    percpu::current_task()
 }
 
 /// Makes `id` the running task; called by the scheduler just before the switch.
 pub(super) fn set_current(id: TaskId) {
-    CURRENT.store(id, Ordering::Relaxed);
+    percpu::set_current_task(id);
 }
 
-/// Registers the code running at boot as task 0.
+/// Registers the code running at boot as task 0, on CPU 0, and lays out
+/// CPU 0's idle task.
 pub(super) fn init_boot_task() {
     with_tasks(|tasks| {
-        tasks[0] =
-            Task { state: State::Runnable, name: "boot", slice_left: super::scheduler::TIME_SLICE_TICKS, ..Task::FREE };
+        tasks[0] = Task {
+            state: State::Runnable,
+            name: "boot",
+            slice_left: super::scheduler::TIME_SLICE_TICKS,
+            on_cpu: Some(0),
+            ..Task::FREE
+        };
     });
     set_current(0);
 }
@@ -120,9 +142,9 @@ pub(super) fn init_boot_task() {
 /// A task's state as seen from outside the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskState {
-    /// It is the task asking.
+    /// Running on a CPU now (the one asking, or another).
     Running,
-    /// Waiting for the CPU (possibly preempted).
+    /// Waiting for a CPU (possibly preempted).
     Ready,
     /// Sleeping until the tick counter reaches `until`.
     Sleeping {
@@ -150,14 +172,19 @@ pub struct TaskInfo {
     pub name: &'static str,
     /// What it is doing.
     pub state: TaskState,
-    /// The EIP where the timer preempted it, if it is switched out that way.
+    /// The EIP where an interrupt found it, if it is switched out from one
+    /// (or an interrupt handler runs for it now).
     pub preempted_eip: Option<usize>,
+    /// The CPU it runs on now, if any.
+    pub cpu: Option<usize>,
+    /// The CPU it is pinned to, if any.
+    pub pinned: Option<usize>,
 }
 
-fn public_state(id: TaskId, state: State) -> Option<TaskState> {
-    Some(match state {
+fn public_state(task: &Task) -> Option<TaskState> {
+    Some(match task.state {
         State::Free => return None,
-        State::Runnable if id == current_id() => TaskState::Running,
+        State::Runnable if task.on_cpu.is_some() => TaskState::Running,
         State::Runnable => TaskState::Ready,
         State::Sleeping { until } => TaskState::Sleeping { until },
         State::Joining { target } => TaskState::Joining { target },
@@ -165,14 +192,26 @@ fn public_state(id: TaskId, state: State) -> Option<TaskState> {
     })
 }
 
-fn info(tasks: &[Task; MAX_TASKS], id: TaskId) -> Option<TaskInfo> {
+fn info(tasks: &[Task; TABLE_SIZE], id: TaskId) -> Option<TaskInfo> {
+    if is_idle(id) {
+        return None;
+    }
     let task = tasks.get(id)?;
-    let state = public_state(id, task.state)?;
-    Some(TaskInfo { id, name: task.name, state, preempted_eip: task.preempted_eip })
+    let state = public_state(task)?;
+    let eip = PREEMPTED_EIP[id].load(Ordering::Relaxed);
+    Some(TaskInfo {
+        id,
+        name: task.name,
+        state,
+        preempted_eip: (eip != 0).then_some(eip),
+        cpu: task.on_cpu,
+        pinned: task.pinned,
+    })
 }
 
-/// Calls `f` with a snapshot of every live task, in id order. The snapshot
-/// is taken first, so `f` may use the task API (and the tasks may change).
+/// Calls `f` with a snapshot of every live task (idle tasks excluded), in id
+/// order. The snapshot is taken first, so `f` may use the task API (and the
+/// tasks may change).
 pub fn for_each_task(mut f: impl FnMut(TaskInfo)) {
     let snapshot: [Option<TaskInfo>; MAX_TASKS] = with_tasks(|tasks| core::array::from_fn(|id| info(tasks, id)));
     snapshot.into_iter().flatten().for_each(&mut f);

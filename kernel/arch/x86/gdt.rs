@@ -1,10 +1,22 @@
-//! The kernel's own GDT: flat code and data, a TSS, and a double-fault TSS.
+//! The kernel's GDTs, one per CPU: flat code and data, a TSS, a
+//! double-fault TSS, and the CPU's per-CPU data segment.
 //!
-//! GRUB's GDT is not guaranteed valid, so boot loads this one first and
-//! reloads every segment register. Everything runs in ring 0; the main TSS
-//! exists because a hardware task switch (the double-fault task gate) needs a
-//! current task to save the faulting state into — which is exactly what the
-//! double-fault report then reads.
+//! GRUB's GDT is not guaranteed valid, so boot loads the boot CPU's first
+//! and reloads every segment register; each application processor loads its
+//! own when it starts. Every GDT has the same layout, so one shared IDT
+//! works on all CPUs: its double-fault task gate names selector
+//! [`DOUBLE_FAULT_TSS`], which each CPU resolves to its own double-fault
+//! task, with its own stack (Linux's i386 kernel has per-CPU GDTs for the
+//! same reason). Everything runs in ring 0; the main TSS exists because a
+//! hardware task switch (the double-fault task gate) needs a current task to
+//! save the faulting state into, which is exactly what the double-fault
+//! report then reads.
+//!
+//! [`PER_CPU`] is a data segment whose base is the CPU's
+//! [`PerCpu`](super::percpu::PerCpu) block: GS holds it on every CPU and is
+//! never changed, so the CPU's id and running task are one GS-relative load
+//! from any context, trap handlers included.
+use super::percpu::{self, MAX_CPUS, PerCpu};
 use core::arch::asm;
 use core::mem::size_of;
 
@@ -16,6 +28,10 @@ pub const KERNEL_DATA: u16 = 0x10;
 pub const MAIN_TSS: u16 = 0x18;
 /// The double-fault task's TSS (target of IDT vector 8's task gate).
 pub const DOUBLE_FAULT_TSS: u16 = 0x20;
+/// The per-CPU data segment (GS).
+pub const PER_CPU: u16 = 0x28;
+
+const ENTRIES: usize = 6;
 
 /// A 32-bit task-state segment (Intel SDM vol. 3, figure 8-2).
 #[repr(C)]
@@ -56,10 +72,12 @@ const DOUBLE_FAULT_STACK_SIZE: usize = 16 * 1024;
 #[repr(C, align(16))]
 struct Stack([u8; DOUBLE_FAULT_STACK_SIZE]);
 
-static mut GDT: [u64; 5] = [0; 5];
-static mut MAIN_TSS_STATE: Tss = Tss::zeroed();
-static mut DOUBLE_FAULT_TSS_STATE: Tss = Tss::zeroed();
-static mut DOUBLE_FAULT_STACK: Stack = Stack([0; DOUBLE_FAULT_STACK_SIZE]);
+static mut GDT: [[u64; ENTRIES]; MAX_CPUS] = [[0; ENTRIES]; MAX_CPUS];
+static mut MAIN_TSS_STATE: [Tss; MAX_CPUS] = [Tss::zeroed(); MAX_CPUS];
+static mut DOUBLE_FAULT_TSS_STATE: [Tss; MAX_CPUS] = [Tss::zeroed(); MAX_CPUS];
+static mut DOUBLE_FAULT_STACK: [Stack; MAX_CPUS] = [const { Stack([0; DOUBLE_FAULT_STACK_SIZE]) }; MAX_CPUS];
+/// The page directory double-fault tasks run with (set once paging is on).
+static mut DOUBLE_FAULT_CR3: u32 = 0;
 
 impl Tss {
     const fn zeroed() -> Self {
@@ -100,6 +118,17 @@ const fn flat_segment(access: u8) -> u64 {
     0x000f_0000_0000_ffff | (0xc << 52) | ((access as u64) << 40)
 }
 
+/// A byte-granular 32-bit data segment over `size` bytes at `base`.
+fn data_segment(base: usize, size: usize) -> u64 {
+    let (base, limit) = (base as u64, (size - 1) as u64);
+    (limit & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (0x92 << 40) // present, ring 0, data, writable
+        | (((limit >> 16) & 0xf) << 48)
+        | (0x4 << 52) // 32-bit, byte granular
+        | (((base >> 24) & 0xff) << 56)
+}
+
 /// An available 32-bit TSS descriptor.
 fn tss_descriptor(tss: *const Tss) -> u64 {
     let base = tss as u64;
@@ -111,43 +140,52 @@ fn tss_descriptor(tss: *const Tss) -> u64 {
         | (((base >> 24) & 0xff) << 56)
 }
 
-/// Loads the GDT and task register and reloads every segment register.
+/// Loads CPU `cpu`'s GDT and task register and reloads every segment
+/// register, GS with the CPU's [`PerCpu`] block.
 ///
 /// # Safety
-/// Call once, at boot, before the IDT is loaded and with interrupts off.
-pub unsafe fn init(double_fault_entry: unsafe extern "C" fn() -> !) {
-    // SAFETY: single-threaded boot; nothing else references these statics yet.
+/// Call once per CPU, on that CPU, with interrupts off, before it loads the
+/// IDT: at boot for CPU 0, first thing in an application processor's start.
+/// `percpu::init_block(cpu)` must have filled the CPU's block.
+pub unsafe fn init(cpu: usize, double_fault_entry: unsafe extern "C" fn() -> !) {
+    assert!(cpu < MAX_CPUS);
+    // SAFETY: each CPU writes only its own entries of these arrays, once,
+    // before anything (the CPU itself included) uses them; the statics
+    // outlive every use.
     unsafe {
-        let df = &raw mut DOUBLE_FAULT_TSS_STATE;
-        let stack_top = (&raw mut DOUBLE_FAULT_STACK) as u32 + DOUBLE_FAULT_STACK_SIZE as u32;
+        let df = &raw mut DOUBLE_FAULT_TSS_STATE[cpu];
+        let stack_top = (&raw mut DOUBLE_FAULT_STACK[cpu]) as u32 + DOUBLE_FAULT_STACK_SIZE as u32;
         (*df).eip = double_fault_entry as usize as u32;
         (*df).esp = stack_top;
         (*df).ss = KERNEL_DATA as u32;
         (*df).ds = KERNEL_DATA as u32;
         (*df).es = KERNEL_DATA as u32;
         (*df).fs = KERNEL_DATA as u32;
-        (*df).gs = KERNEL_DATA as u32;
+        (*df).gs = PER_CPU as u32;
         (*df).cs = KERNEL_CODE as u32;
+        (*df).cr3 = DOUBLE_FAULT_CR3;
         (*df).eflags = 0x2; // reserved bit 1; IF clear
         (*df).trap_iomap = (size_of::<Tss>() as u32) << 16;
-        MAIN_TSS_STATE.trap_iomap = (size_of::<Tss>() as u32) << 16;
+        MAIN_TSS_STATE[cpu].trap_iomap = (size_of::<Tss>() as u32) << 16;
 
-        let gdt = &raw mut GDT;
+        let gdt = &raw mut GDT[cpu];
         (*gdt)[1] = flat_segment(0x9a); // present, ring 0, code, readable
         (*gdt)[2] = flat_segment(0x92); // present, ring 0, data, writable
-        (*gdt)[3] = tss_descriptor(&raw const MAIN_TSS_STATE);
-        (*gdt)[4] = tss_descriptor(&raw const DOUBLE_FAULT_TSS_STATE);
+        (*gdt)[3] = tss_descriptor(&raw const MAIN_TSS_STATE[cpu]);
+        (*gdt)[4] = tss_descriptor(&raw const DOUBLE_FAULT_TSS_STATE[cpu]);
+        (*gdt)[5] = data_segment(percpu::block_address(cpu), size_of::<PerCpu>());
 
         let pointer = x86::dtables::DescriptorTablePointer::<u64> {
-            limit: (size_of::<[u64; 5]>() - 1) as u16,
+            limit: (size_of::<[u64; ENTRIES]>() - 1) as u16,
             base: gdt as *const u64,
         };
         x86::dtables::lgdt(&pointer);
         asm!(
             "mov ds, {data:x}", "mov es, {data:x}", "mov fs, {data:x}",
-            "mov gs, {data:x}", "mov ss, {data:x}",
+            "mov gs, {gs:x}", "mov ss, {data:x}",
             "push {code}", "lea {tmp}, [2f]", "push {tmp}", "retf", "2:",
             data = in(reg) KERNEL_DATA as u32,
+            gs = in(reg) PER_CPU as u32,
             code = const KERNEL_CODE as u32,
             tmp = out(reg) _,
         );
@@ -155,26 +193,39 @@ pub unsafe fn init(double_fault_entry: unsafe extern "C" fn() -> !) {
     }
 }
 
-/// Gives the double-fault task the page directory it must run with.
+/// Gives every double-fault task the page directory it must run with.
 ///
 /// # Safety
 /// `cr3` must be the physical address of a valid page directory mapping the
-/// kernel; call before any double fault can happen with paging on.
+/// kernel; call on the boot CPU before any double fault can happen with
+/// paging on and before any application processor starts (they copy it).
 pub unsafe fn set_double_fault_cr3(cr3: u32) {
-    // SAFETY: a plain store; the CPU reads this field only on a task switch.
-    unsafe { DOUBLE_FAULT_TSS_STATE.cr3 = cr3 };
+    // SAFETY: plain stores, before any other CPU runs; the CPU reads these
+    // fields only on a task switch.
+    unsafe {
+        DOUBLE_FAULT_CR3 = cr3;
+        for cpu in 0..MAX_CPUS {
+            DOUBLE_FAULT_TSS_STATE[cpu].cr3 = cr3;
+        }
+    }
 }
 
-/// The state the CPU saved for the interrupted task when it switched to the
-/// double-fault task (EIP, registers, EFLAGS of the faulting code).
+/// The state this CPU saved for the interrupted task when it switched to
+/// its double-fault task (EIP, registers, EFLAGS of the faulting code).
 pub fn interrupted_task_state() -> Tss {
-    // SAFETY: read after the hardware task switch wrote it; nothing else
-    // writes the main TSS.
-    unsafe { core::ptr::read_volatile(&raw const MAIN_TSS_STATE) }
+    // SAFETY: read after the hardware task switch wrote it; only this CPU
+    // writes its main TSS.
+    unsafe { core::ptr::read_volatile(&raw const MAIN_TSS_STATE[percpu::cpu_id()]) }
 }
 
-/// The double-fault stack's bounds, for the unwinder.
-pub fn double_fault_stack() -> core::ops::Range<usize> {
-    let bottom = (&raw const DOUBLE_FAULT_STACK) as usize;
-    bottom..bottom + DOUBLE_FAULT_STACK_SIZE
+/// The double-fault stacks' bounds, for the unwinder: the one holding
+/// `address`, if any.
+pub fn double_fault_stack_of(address: usize) -> Option<core::ops::Range<usize>> {
+    let first = (&raw const DOUBLE_FAULT_STACK) as usize;
+    let end = first + MAX_CPUS * DOUBLE_FAULT_STACK_SIZE;
+    if !(first..end).contains(&address) {
+        return None;
+    }
+    let bottom = first + (address - first) / DOUBLE_FAULT_STACK_SIZE * DOUBLE_FAULT_STACK_SIZE;
+    Some(bottom..bottom + DOUBLE_FAULT_STACK_SIZE)
 }

@@ -1,5 +1,6 @@
-//! The IDT: interrupt gates for the 32 exceptions and 16 PIC IRQs, and a task
-//! gate for the double fault.
+//! The IDT, shared by every CPU: interrupt gates for the 32 exceptions, the
+//! 16 PIC IRQs and the local APIC's vectors (48–63), and a task gate for the
+//! double fault (each CPU's GDT resolves it to its own double-fault task).
 //!
 //! Interrupt gates (not trap gates) everywhere: handlers start with IF clear,
 //! which the probe engine relies on (a kprobe's handlers and single-step must
@@ -44,4 +45,18 @@ pub unsafe fn init() {
         };
         x86::dtables::lidt(&pointer);
     }
+}
+
+/// Loads the (already filled) IDT on an application processor.
+///
+/// # Safety
+/// Call once per application processor, after its `gdt::init`, with
+/// interrupts off, and only after the boot CPU's [`init`].
+pub unsafe fn load() {
+    let pointer = x86::dtables::DescriptorTablePointer::<u64> {
+        limit: (size_of::<[u64; ENTRIES]>() - 1) as u16,
+        base: (&raw const IDT) as *const u64,
+    };
+    // SAFETY: the table was filled by `init` and is never written again.
+    unsafe { x86::dtables::lidt(&pointer) };
 }

@@ -1,6 +1,7 @@
 //! i386 support: boot, descriptor tables, traps, interrupts, paging, text patching.
 //!
 //! Routing only; each concern lives in its own file.
+pub mod apic;
 pub mod boot;
 pub mod context;
 pub mod cpu;
@@ -9,8 +10,10 @@ pub mod idt;
 pub mod kprobes;
 pub mod paging;
 pub mod patch;
+pub mod percpu;
 pub mod pic;
 pub mod pit;
 pub mod qemu;
 pub mod serial;
+pub mod smp;
 pub mod trap;

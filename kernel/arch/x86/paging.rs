@@ -13,12 +13,19 @@ const TABLES: usize = MAPPED_BYTES / (1024 * PAGE_SIZE);
 
 const PRESENT: u32 = 1 << 0;
 const WRITABLE: u32 = 1 << 1;
+const WRITE_THROUGH: u32 = 1 << 3;
+const CACHE_DISABLE: u32 = 1 << 4;
+
+/// The 4 MiB of physical address space holding the I/O APIC (0xfec00000)
+/// and the local APIC (0xfee00000), identity-mapped uncached.
+const APIC_WINDOW: usize = 0xfec0_0000;
 
 #[repr(C, align(4096))]
 struct PageTable([u32; 1024]);
 
 static mut DIRECTORY: PageTable = PageTable([0; 1024]);
 static mut TABLES_STORAGE: [PageTable; TABLES] = [const { PageTable([0; 1024]) }; TABLES];
+static mut APIC_TABLE: PageTable = PageTable([0; 1024]);
 
 unsafe extern "C" {
     static __text_start: u8;
@@ -84,6 +91,11 @@ pub unsafe fn set_present(address: usize, present: bool) {
     invalidate(address);
 }
 
+/// The page directory every CPU runs with (CR3), once [`init`] ran.
+pub fn directory() -> u32 {
+    (&raw const DIRECTORY) as u32
+}
+
 /// Builds the identity map and turns paging and CR0.WP on.
 ///
 /// # Safety
@@ -109,6 +121,11 @@ pub unsafe fn init() {
             let address = (&raw const TABLES_STORAGE[table]) as u32;
             *entry = address | PRESENT | WRITABLE;
         }
+        let apic_table = &raw mut APIC_TABLE;
+        for (page, entry) in (*apic_table).0.iter_mut().enumerate() {
+            *entry = (APIC_WINDOW + page * PAGE_SIZE) as u32 | PRESENT | WRITABLE | WRITE_THROUGH | CACHE_DISABLE;
+        }
+        (*directory).0[APIC_WINDOW >> 22] = apic_table as u32 | PRESENT | WRITABLE;
         *entry_for(&raw const boot_stack_guard as usize) &= !PRESENT;
         for guard in crate::task::guard_pages() {
             *entry_for(guard) &= !PRESENT;

@@ -1,7 +1,8 @@
 //! The two 8259 PICs, remapped to vectors 32–47, and IRQ dispatch.
 //!
-//! Only IRQ 0 (the PIT) is unmasked; the others are acknowledged if they
-//! ever arrive. Spurious IRQs 7 and 15 are recognised and not acknowledged.
+//! Every line is masked (the cascade aside): each CPU's tick comes from its
+//! local APIC timer, and the PIT is only polled. IRQs that arrive anyway
+//! are acknowledged. Spurious IRQs 7 and 15 are recognised and not acknowledged.
 use super::trap::TrapFrame;
 use x86::io::{inb, outb};
 
@@ -12,7 +13,7 @@ const SLAVE_DATA: u16 = 0xa1;
 const END_OF_INTERRUPT: u8 = 0x20;
 const READ_ISR: u8 = 0x0b;
 
-/// Remaps both PICs to vectors 32–47 and masks everything but IRQ 0 and the cascade.
+/// Remaps both PICs to vectors 32–47 and masks everything but the cascade.
 ///
 /// # Safety
 /// Call once at boot with interrupts off, after the IDT has gates for 32–47.
@@ -27,7 +28,7 @@ pub unsafe fn init() {
         outb(SLAVE_DATA, 2);
         outb(MASTER_DATA, 0x01); // 8086 mode
         outb(SLAVE_DATA, 0x01);
-        outb(MASTER_DATA, !0b0000_0101); // IRQ 0 and cascade unmasked
+        outb(MASTER_DATA, !0b0000_0100); // only the cascade unmasked
         outb(SLAVE_DATA, 0xff);
     }
 }
@@ -56,10 +57,6 @@ pub fn end_of_interrupt(irq: u8) {
 pub fn handle_irq(irq: u8, frame: &mut TrapFrame) {
     let outer = crate::task::interrupt_enter(frame.eip as usize);
     match irq {
-        0 => {
-            end_of_interrupt(0);
-            crate::task::timer_tick();
-        }
         7 if in_service(MASTER_COMMAND) & 0x80 == 0 => {} // spurious: no EOI
         15 if in_service(SLAVE_COMMAND) & 0x80 == 0 => end_of_interrupt(2),
         _ => end_of_interrupt(irq),

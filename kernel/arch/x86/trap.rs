@@ -180,6 +180,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&v) => {
             super::pic::handle_irq(v - vector::IRQ_BASE, frame);
         }
+        v if (super::apic::vector::TIMER..=super::apic::vector::SPURIOUS).contains(&v) => {
+            super::smp::handle_apic_interrupt(v, frame);
+        }
         _ => {
             let outcome = crate::kprobes::trap::fault_handler(
                 // SAFETY: as for the breakpoint above.
@@ -295,8 +298,8 @@ macro_rules! trap_stubs {
             }
         )*
 
-        /// Entry stubs in vector order (0–47), for the IDT.
-        pub static STUBS: [unsafe extern "C" fn(); 48] = [$($name),*];
+        /// Entry stubs in vector order (0–63), for the IDT.
+        pub static STUBS: [unsafe extern "C" fn(); 64] = [$($name),*];
     };
     (@push_error error) => { "" };
     (@push_error) => { "push 0" };
@@ -313,6 +316,9 @@ trap_stubs! {
     stub_32 = 32; stub_33 = 33; stub_34 = 34; stub_35 = 35; stub_36 = 36; stub_37 = 37;
     stub_38 = 38; stub_39 = 39; stub_40 = 40; stub_41 = 41; stub_42 = 42; stub_43 = 43;
     stub_44 = 44; stub_45 = 45; stub_46 = 46; stub_47 = 47;
+    stub_48 = 48; stub_49 = 49; stub_50 = 50; stub_51 = 51; stub_52 = 52; stub_53 = 53;
+    stub_54 = 54; stub_55 = 55; stub_56 = 56; stub_57 = 57; stub_58 = 58; stub_59 = 59;
+    stub_60 = 60; stub_61 = 61; stub_62 = 62; stub_63 = 63;
 }
 
 /// The return address inside `trap_common` of its call to the dispatcher:

@@ -43,7 +43,8 @@ impl TrapContext {
     pub unsafe fn enter() -> TrapContext {
         debug_assert!(!crate::arch::imp::cpu::interrupts_enabled(), "trap context with interrupts on");
         // Interrupts are off: a plain read-modify-write cannot be torn.
-        TRAP_DEPTH.store(TRAP_DEPTH.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let depth = &TRAP_DEPTH[crate::host::current_cpu()];
+        depth.store(depth.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         TrapContext { _not_send: PhantomData }
     }
 }
@@ -52,19 +53,20 @@ impl Drop for TrapContext {
     #[unsafe(link_section = ".kprobes.text")]
     #[inline(always)]
     fn drop(&mut self) {
-        TRAP_DEPTH.store(TRAP_DEPTH.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+        let depth = &TRAP_DEPTH[crate::host::current_cpu()];
+        depth.store(depth.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
     }
 }
 
-/// Live [`TrapContext`]s: non-zero while the trap path (or an engine
-/// operation on its state) runs. Nothing there may context-switch, so one
-/// count serves every task.
-static TRAP_DEPTH: AtomicUsize = AtomicUsize::new(0);
+/// Live [`TrapContext`]s per CPU: non-zero while the trap path (or an
+/// engine operation on its state) runs there. Nothing there may
+/// context-switch, so one count per CPU serves every task.
+static TRAP_DEPTH: [AtomicUsize; crate::MAX_CPUS] = [const { AtomicUsize::new(0) }; crate::MAX_CPUS];
 
-/// Whether the trap path is running right now, before or after any probe's
-/// handlers (for the allocator's check).
+/// Whether the trap path is running right now on this CPU, before or after
+/// any probe's handlers (for the allocator's check).
 pub fn trap_path_active() -> bool {
-    TRAP_DEPTH.load(Ordering::Relaxed) != 0
+    crate::arch::imp::cpu::without_interrupts(|| TRAP_DEPTH[crate::host::current_cpu()].load(Ordering::Relaxed) != 0)
 }
 
 /// What the trap path of this CPU is in the middle of. Each variant
