@@ -1,9 +1,16 @@
 //! Console output (`print!`/`println!`) over the serial port, an output
 //! capture for tests, and line input with echo and editing.
 //!
-//! Output takes no lock: a line is written with interrupts off (so tasks do
-//! not interleave mid-line) and a trap handler that prints while interrupted
-//! code was printing simply interleaves its bytes. Nothing can deadlock.
+//! Output is line-buffered per task and written a whole line at a time
+//! under one output lock, so lines from several CPUs never mix: a task's
+//! `print!` pieces collect in its own buffer (with interrupts off while they
+//! are appended) until a newline or a full buffer ([`LINE_BUFFER`] bytes)
+//! sends them. The lock is per CPU re-entrant: a trap handler that prints
+//! while its own CPU was printing nests its bytes into that output, as on
+//! one CPU, instead of deadlocking; another CPU waits for the line to end.
+//! A task that reads input, a capture that starts or ends, and a fatal
+//! report send the pending partial line first ([`flush`]).
+use crate::arch::x86::percpu;
 use crate::arch::{cpu, serial};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -28,9 +35,74 @@ static CAPTURING: AtomicBool = AtomicBool::new(false);
 /// While set, captured output is not sent to the port (see [`capture_begin_silent`]).
 static SILENT: AtomicBool = AtomicBool::new(false);
 
-/// Writes one byte to the console (and to the capture, if one is running).
+/// Bytes of a task's pending line; a longer line is sent in pieces.
+pub const LINE_BUFFER: usize = 256;
+
+/// One task's pending line. Only the CPU running the task touches it, with
+/// interrupts off (a nested trap on that CPU appends to it, as it would
+/// print into the middle of the line on one CPU).
+struct Line {
+    len: AtomicUsize,
+    bytes: [AtomicU8; LINE_BUFFER],
+}
+
+static LINES: [Line; crate::task::TASK_SLOTS] =
+    [const { Line { len: AtomicUsize::new(0), bytes: [const { AtomicU8::new(0) }; LINE_BUFFER] } }; crate::task::TASK_SLOTS];
+
+/// The CPU writing to the port now (1 + its index), 0 if none.
+static OUTPUT_OWNER: AtomicUsize = AtomicUsize::new(0);
+/// Spins after which a fatal report takes the output lock anyway (the
+/// holder may be a CPU that will never release it).
+const FATAL_SPIN_LIMIT: usize = 50_000_000;
+
+/// Set once a fatal report has begun (see [`fatal_begin`]).
+static FATAL: AtomicBool = AtomicBool::new(false);
+
+/// A fatal report begins on this CPU: from now on the output lock is taken
+/// from a holder that does not let go within [`FATAL_SPIN_LIMIT`] spins
+/// (it may have stopped for good), and the pending partial line is sent.
+pub fn fatal_begin() {
+    FATAL.store(true, Ordering::Relaxed);
+    flush();
+}
+
+/// The output lock, held for one line. Re-entrant on its own CPU.
+struct Output {
+    release: bool,
+}
+
+impl Output {
+    #[unsafe(link_section = ".kprobes.text")]
+    fn acquire() -> Output {
+        let me = percpu::cpu_id() + 1;
+        if OUTPUT_OWNER.load(Ordering::Relaxed) == me {
+            return Output { release: false }; // nested on our own CPU
+        }
+        let mut spins = 0usize;
+        while OUTPUT_OWNER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            spins += 1;
+            if spins > FATAL_SPIN_LIMIT && FATAL.load(Ordering::Relaxed) {
+                OUTPUT_OWNER.store(me, Ordering::Release);
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        Output { release: true }
+    }
+}
+
+impl Drop for Output {
+    #[unsafe(link_section = ".kprobes.text")]
+    fn drop(&mut self) {
+        if self.release {
+            OUTPUT_OWNER.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// Sends one byte to the port (and to the capture, if one is running).
 #[unsafe(link_section = ".kprobes.text")]
-pub fn write_byte(byte: u8) {
+fn emit(byte: u8) {
     if !SILENT.load(Ordering::Relaxed) {
         if byte == b'\n' {
             serial::write_byte(b'\r');
@@ -45,11 +117,43 @@ pub fn write_byte(byte: u8) {
     }
 }
 
-struct Console;
+/// Writes one byte to the console at once, unbuffered (line editing's echo).
+#[unsafe(link_section = ".kprobes.text")]
+pub fn write_byte(byte: u8) {
+    cpu::without_interrupts(|| {
+        let _output = Output::acquire();
+        emit(byte);
+    });
+}
 
-impl Write for Console {
+/// Sends a line's pending bytes.
+#[unsafe(link_section = ".kprobes.text")]
+fn send(line: &Line) {
+    let _output = Output::acquire();
+    let len = line.len.swap(0, Ordering::Relaxed);
+    for byte in &line.bytes[..len] {
+        emit(byte.load(Ordering::Relaxed));
+    }
+}
+
+/// Sends the calling task's pending partial line, if any.
+pub fn flush() {
+    cpu::without_interrupts(|| send(&LINES[crate::task::current_id()]));
+}
+
+struct LineWriter(&'static Line);
+
+impl Write for LineWriter {
+    #[unsafe(link_section = ".kprobes.text")]
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        text.bytes().for_each(write_byte);
+        for byte in text.bytes() {
+            let len = self.0.len.load(Ordering::Relaxed);
+            self.0.bytes[len].store(byte, Ordering::Relaxed);
+            self.0.len.store(len + 1, Ordering::Relaxed);
+            if byte == b'\n' || len + 1 == LINE_BUFFER {
+                send(self.0);
+            }
+        }
         Ok(())
     }
 }
@@ -57,12 +161,13 @@ impl Write for Console {
 /// Implementation of [`print!`]; usable from any context.
 pub fn print_fmt(args: fmt::Arguments) {
     cpu::without_interrupts(|| {
-        let _ = Console.write_fmt(args);
+        let _ = LineWriter(&LINES[crate::task::current_id()]).write_fmt(args);
     });
 }
 
 /// Starts recording console output (discarding any earlier recording).
 pub fn capture_begin() {
+    flush();
     CAPTURE_LEN.store(0, Ordering::SeqCst);
     CAPTURING.store(true, Ordering::SeqCst);
 }
@@ -77,6 +182,7 @@ pub fn capture_begin_silent() {
 /// Stops recording and copies what was printed into `buffer`; returns the
 /// recorded bytes (at most 8 KiB are kept).
 pub fn capture_end(buffer: &mut [u8]) -> &[u8] {
+    flush();
     CAPTURING.store(false, Ordering::SeqCst);
     SILENT.store(false, Ordering::SeqCst);
     let len = CAPTURE_LEN.load(Ordering::SeqCst).min(CAPTURE_SIZE).min(buffer.len());
@@ -371,6 +477,7 @@ fn csi_key(last: u8, parameter: u32) -> Key {
 /// is read to its end and returned as the error. Reuse one editor for
 /// successive lines, so that the LF of a CR LF pair ends no empty line.
 pub fn read_line<'e>(editor: &'e mut LineEditor<'_>) -> Result<&'e str, LineError> {
+    flush();
     editor.clear();
     loop {
         let Some(byte) = serial::try_read_byte() else {

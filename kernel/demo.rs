@@ -2,16 +2,19 @@
 //! `samples/kprobes/kprobe_example.c` and `kretprobe_example.c`.
 //!
 //! It is written against the public API only, exactly as a user's kernel
-//! code would be: three tasks call two ordinary kernel functions; a kprobe
+//! code would be: four tasks, spread over the online CPUs (task `i` pinned
+//! to CPU `i mod N`), call two ordinary kernel functions; a kprobe
 //! on one prints the registers at each hit (pre and post handler), a
 //! kretprobe on the other reports each call's return value and duration
 //! (the entry timestamp lives in the instance's private data), and a
-//! summary gives hits and misses.
+//! summary gives hits and misses, and hits per CPU. Every line says which
+//! CPU it came from.
 use crate::arch::cpu::rdtsc;
 use crate::kprobes::{
     CallingConvention, EntryAction, Kprobe, Kretprobe, KretprobeInstance, PreAction, PtRegs, register_kprobe,
     register_kretprobe, regs_get_kernel_argument, regs_return_value, unregister_kprobe, unregister_kretprobe,
 };
+use crate::arch::x86::percpu::MAX_CPUS;
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -19,7 +22,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 /// Calls per task.
 pub const CALLS_PER_TASK: usize = 3;
 /// Tasks calling the probed functions.
-pub const TASKS: usize = 3;
+pub const TASKS: usize = 4;
 
 /// A checksum over a few bytes: the function the kprobe watches.
 /// `extern "C"` so probes know where its argument is (see
@@ -51,12 +54,22 @@ static PINNED_CONVENTION: [extern "C" fn(u32) -> u32; 2] = [checksum, slow_squar
 static PRE_HITS: AtomicUsize = AtomicUsize::new(0);
 static POST_HITS: AtomicUsize = AtomicUsize::new(0);
 static RETURNS: AtomicUsize = AtomicUsize::new(0);
+/// Kprobe hits per CPU.
+static HITS_BY_CPU: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// The CPU a handler runs on (handlers run with interrupts off, so it
+/// cannot change under them).
+fn this_cpu() -> usize {
+    crate::arch::x86::percpu::cpu_id()
+}
 
 fn handler_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
     PRE_HITS.fetch_add(1, Ordering::Relaxed);
+    HITS_BY_CPU[this_cpu()].fetch_add(1, Ordering::Relaxed);
     let seed = regs_get_kernel_argument(regs, 0, CallingConvention::C).unwrap_or(u32::MAX);
     println!(
-        "  <checksum> pre_handler: task {}, seed = {seed}, p->addr = {:#x}, eip = {:#x}, esp = {:#x}, eflags = {:#x}",
+        "  [cpu {}] <checksum> pre_handler: task {}, seed = {seed}, p->addr = {:#x}, eip = {:#x}, esp = {:#x}, eflags = {:#x}",
+        this_cpu(),
         crate::task::current_id(),
         probe.addr().unwrap_or(0),
         regs.eip,
@@ -68,7 +81,7 @@ fn handler_pre(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
 
 fn handler_post(_probe: &Kprobe, regs: &mut PtRegs) {
     POST_HITS.fetch_add(1, Ordering::Relaxed);
-    println!("  <checksum> post_handler: eip = {:#x}, eflags = {:#x}", regs.eip, regs.eflags);
+    println!("  [cpu {}] <checksum> post_handler: eip = {:#x}, eflags = {:#x}", this_cpu(), regs.eip, regs.eflags);
 }
 
 static CHECKSUM_PROBE: Kprobe =
@@ -95,7 +108,8 @@ fn return_handler(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
     let start: CallStart = instance.load();
     RETURNS.fetch_add(1, Ordering::Relaxed);
     println!(
-        "  slow_square({}) returned {} and took {} cycles (task {}, back to {})",
+        "  [cpu {}] slow_square({}) returned {} and took {} cycles (task {}, back to {})",
+        this_cpu(),
         start.argument,
         regs_return_value(regs),
         rdtsc() - start.timestamp,
@@ -139,9 +153,10 @@ pub struct Summary {
 
 /// Runs the demo and prints as it goes; returns the counts.
 pub fn run() -> Summary {
-    for counter in [&PRE_HITS, &POST_HITS, &RETURNS] {
+    for counter in [&PRE_HITS, &POST_HITS, &RETURNS].into_iter().chain(&HITS_BY_CPU) {
         counter.store(0, Ordering::Relaxed);
     }
+    let cpus = crate::arch::x86::smp::online_cpus();
     println!("\n== kprobe on probe_kernel::demo::checksum (like samples/kprobes/kprobe_example.c) ==");
     println!("== kretprobe on probe_kernel::demo::slow_square, maxactive 2 (like kretprobe_example.c) ==");
     if let Err(error) = register_kprobe(&CHECKSUM_PROBE) {
@@ -151,13 +166,14 @@ pub fn run() -> Summary {
         println!("register_kretprobe failed: {error}");
     }
     println!(
-        "Planted kprobe at {:#x}, kretprobe at {:#x}; {TASKS} tasks x {CALLS_PER_TASK} calls each",
+        "Planted kprobe at {:#x}, kretprobe at {:#x}; {TASKS} tasks x {CALLS_PER_TASK} calls each, on {cpus} CPU{}",
         CHECKSUM_PROBE.addr().unwrap_or(0),
-        SQUARE_PROBE.kp.addr().unwrap_or(0)
+        SQUARE_PROBE.kp.addr().unwrap_or(0),
+        if cpus == 1 { "" } else { "s" }
     );
     let mut ids = [0; TASKS];
     for (i, id) in ids.iter_mut().enumerate() {
-        *id = crate::task::spawn(worker, i + 1).expect("demo task");
+        *id = crate::task::spawn_on(i % cpus, "demo", worker, i + 1).expect("demo task");
     }
     for id in ids {
         crate::task::join(id);
@@ -181,6 +197,11 @@ pub fn run() -> Summary {
         "  kretprobe slow_square: {} calls, {} returns reported, {} missed (maxactive 2)",
         summary.calls, summary.kretprobe_reports, summary.kretprobe_missed
     );
+    crate::print!("  kprobe hits by CPU:");
+    for (cpu, hits) in HITS_BY_CPU.iter().enumerate().take(cpus) {
+        crate::print!(" cpu{cpu} {}", hits.load(Ordering::Relaxed));
+    }
+    println!();
     summary
 }
 
@@ -202,21 +223,22 @@ mod tests {
         crate::console::capture_begin();
         let summary = super::run();
         let text = core::str::from_utf8(crate::console::capture_end(&mut buffer)).expect("text");
-        assert!(text.ends_with("(maxactive 2)\n"), "the capture holds the whole demo");
+        assert!(text.contains("(maxactive 2)\n  kprobe hits by CPU: cpu0 "), "the capture holds the whole demo");
         let mut seeds: Vec<u32> =
             text.lines().filter(|l| l.contains("<checksum> pre_handler")).map(|l| number_after(l, "seed = ")).collect();
         seeds.sort();
-        let mut expected: Vec<u32> = (1..=3).flat_map(|first| (0..3).map(move |i| first * 10 + i)).collect();
+        let mut expected: Vec<u32> =
+            (1..=super::TASKS as u32).flat_map(|first| (0..3).map(move |i| first * 10 + i)).collect();
         expected.sort();
         assert_eq!(seeds, expected, "checksum's seeds as the workers passed them");
         let returns: Vec<(u32, u32)> = text
             .lines()
-            .filter(|l| l.trim_start().starts_with("slow_square("))
+            .filter(|l| l.contains("] slow_square("))
             .map(|l| (number_after(l, "slow_square("), number_after(l, ") returned ")))
             .collect();
         assert_eq!(returns.len(), summary.kretprobe_reports);
         for (argument, value) in &returns {
-            assert!((1..=5).contains(argument), "slow_square({argument}): the workers pass 1..=5");
+            assert!((1..=6).contains(argument), "slow_square({argument}): the workers pass 1..=6");
             assert_eq!(*value, argument * argument, "slow_square({argument}) returned {value}");
         }
     }
@@ -228,6 +250,6 @@ mod tests {
         assert_eq!(summary.kprobe_post_hits, summary.calls);
         assert_eq!(summary.kprobe_missed, 0);
         assert_eq!(summary.kretprobe_reports + summary.kretprobe_missed, summary.calls);
-        assert!(summary.kretprobe_missed > 0, "3 overlapping tasks exceed maxactive 2");
+        assert!(summary.kretprobe_missed > 0, "4 overlapping tasks exceed maxactive 2");
     }
 }

@@ -43,6 +43,15 @@ fn finish(event: &Fatal) -> ! {
     qemu::exit(ExitCode::Failed)
 }
 
+/// The first step of every report: the other CPUs stop (so the report is
+/// about one moment of the machine, and nothing else prints into it), and
+/// this task's pending output goes out first.
+#[unsafe(link_section = ".kprobes.text")]
+fn begin() {
+    crate::arch::x86::smp::stop_other_cpus();
+    crate::console::fatal_begin();
+}
+
 /// Prints every register of a frame.
 pub fn print_registers(frame: &TrapFrame) {
     println!(
@@ -66,6 +75,7 @@ pub fn print_registers(frame: &TrapFrame) {
 #[unsafe(link_section = ".kprobes.text")]
 pub fn exception(frame: &mut TrapFrame, probe_fault: Option<ProbeFault>) -> ! {
     let context = crate::kprobes::trap::begin_report();
+    begin();
     let vector_number = frame.vector as usize;
     let cr2 = if frame.vector == vector::PAGE_FAULT as u32 { cpu::cr2() } else { 0 };
     let (mnemonic, name) = EXCEPTIONS.get(vector_number).map_or(("?", "unknown"), |i| (i.mnemonic, i.name));
@@ -100,6 +110,7 @@ fn page_fault_cause(error_code: u32) -> &'static str {
 #[unsafe(link_section = ".kprobes.text")]
 pub extern "C" fn double_fault(error_code: u32) -> ! {
     let _ = crate::kprobes::trap::begin_report();
+    begin();
     let state = crate::arch::x86::gdt::interrupted_task_state();
     println!(
         "\n!!! unexpected exception #DF (double fault), vector 8, error code {error_code:#x}, at {:#010x} {}",
@@ -126,6 +137,7 @@ pub extern "C" fn double_fault(error_code: u32) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let context = crate::kprobes::trap::begin_report();
+    begin();
     println!("\n!!! kernel panic: {}", info.message());
     if let Some(location) = info.location() {
         println!("  at {}:{}:{}", location.file(), location.line(), location.column());

@@ -13,6 +13,8 @@ probe_kernel::entry_point!(main);
 fn main(boot: &'static BootInfo) -> ! {
     println!("probe-kernel {}: an i386 kprobes engine", env!("CARGO_PKG_VERSION"));
     println!("booted by {} via {:?}, command line \"{}\"", boot.bootloader_name(), boot.protocol, boot.command_line());
+    let cpus = probe_kernel::arch::x86::smp::online_cpus();
+    println!("{cpus} CPU{} online", if cpus == 1 { "" } else { "s" });
     let line = cmdline::parse(boot.command_line(), |word| {
         println!("unknown command-line word \"{word}\" (known: demo, bench, shell, test=NAME); using the default");
     });

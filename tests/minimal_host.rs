@@ -54,7 +54,8 @@ impl Host for MinimalHost {
         0
     }
     fn current_cpu() -> usize {
-        0
+        // The one thing no host can fake on SMP: which CPU's control block.
+        probe_kernel::arch::x86::percpu::cpu_id()
     }
     fn task_may_resume_in(_range: Range<usize>) -> bool {
         false // one task, and registration never runs in interrupt context

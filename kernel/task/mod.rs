@@ -26,6 +26,9 @@ pub use scheduler::{
 pub use stacks::{GUARD_SIZE, STACK_SIZE, guard_pages, stack_of_address, task_stack};
 pub use table::{MAX_TASKS, TaskInfo, TaskState, current_id, for_each_task, state, task_name};
 
+/// Slots of the task table, idle tasks included: every task id is below it.
+pub const TASK_SLOTS: usize = table::TABLE_SIZE;
+
 /// A task's index in the static task table (0 is the boot task).
 pub type TaskId = usize;
 
