@@ -230,10 +230,12 @@ fn preempted_in_sees_a_task_preempted_in_a_busy_loop() {
     STOP.store(false, Ordering::SeqCst);
     let range = busy_loop_range();
     assert!(!task::preempted_in(range.clone()), "nothing spawned yet");
-    let id = task::spawn_named("busy", busy_task, 0).expect("spawn");
+    // Pinned to the boot task's CPU, so the two share it (with more CPUs
+    // the busy task would otherwise run beside us, never preempted).
+    let id = task::spawn_on(0, "busy", busy_task, 0).expect("spawn");
     assert!(!task::preempted_in(range.clone()), "not run yet: nothing to resume");
-    // While the boot task sleeps only the busy task runs; it is preempted
-    // when the boot task is runnable again and its slice runs out.
+    // While the boot task sleeps only the busy task runs on CPU 0; it is
+    // preempted when the boot task is runnable again and its slice runs out.
     task::sleep(2 * task::TIME_SLICE_TICKS as u64);
     let preempted_at = match task::state(id) {
         Some(TaskState::Ready) => {

@@ -19,7 +19,7 @@ mod table;
 
 pub use lifecycle::{SpawnError, exit, join, run_idle, spawn, spawn_named, spawn_on};
 pub use scheduler::{
-    TIME_SLICE_TICKS, interrupt_enter, interrupt_leave, preempted_in, reschedule_idle, set_tick_hook, sleep, ticks,
+    TIME_SLICE_TICKS, interrupt_enter, interrupt_leave, preempted_in, reschedule_idle, set_affinity, set_tick_hook, sleep, ticks,
     timer_tick,
     yield_now,
 };

@@ -214,6 +214,23 @@ pub fn reschedule_idle() {
     }
 }
 
+/// Pins the calling task to CPU `cpu` (or with `None`, lets it run
+/// anywhere again), moving it there at once if it runs elsewhere: on
+/// return it runs on `cpu`. Task context only.
+pub fn set_affinity(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        assert!(cpu < crate::arch::x86::smp::online_cpus(), "set_affinity: CPU {cpu} is not online");
+    }
+    cpu::without_interrupts(|| {
+        let current = current_id();
+        with_tasks(|tasks| tasks[current].pinned = cpu);
+        if cpu.is_some_and(|cpu| cpu != percpu::cpu_id()) {
+            crate::arch::x86::smp::wake_idle_cpus();
+            schedule();
+        }
+    });
+}
+
 /// Lets the other runnable tasks run; returns at once if there are none.
 pub fn yield_now() {
     cpu::without_interrupts(schedule);
