@@ -4,7 +4,8 @@
 //! loader's magic and info address. Order matters: serial first (so anything
 //! after can report), then our own GDT and IDT (GRUB's are not to be trusted),
 //! boot information (copied out before any memory is used), paging, heap,
-//! symbols, tasks, timer, and only then interrupts.
+//! platform discovery (CPUs and interrupt controllers), symbols, tasks,
+//! timer, and only then interrupts.
 use crate::boot_info;
 
 core::arch::global_asm!(include_str!("../../../boot/entry.S"));
@@ -29,6 +30,7 @@ extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
     // leave the loader's structures unmapped.
     unsafe { super::paging::init() };
     crate::memory::init();
+    super::platform::init(boot);
     crate::symbols::init();
     crate::task::init();
     // SAFETY: the IDT has gates for the PIC vectors; interrupts are still off.

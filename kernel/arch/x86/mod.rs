@@ -11,6 +11,7 @@ pub mod paging;
 pub mod patch;
 pub mod pic;
 pub mod pit;
+pub mod platform;
 pub mod qemu;
 pub mod serial;
 pub mod trap;
