@@ -50,3 +50,15 @@ fn boot_information_is_not_in_the_heap() {
         boot.info_range
     );
 }
+
+#[test_case]
+fn the_rsdp_comes_from_the_acpi_tag() {
+    use probe_kernel::arch::x86::platform::{self, CpuEntry, Source};
+    // QEMU's BIOS has an ACPI 1.0 RSDP (revision 0): GRUB passes the "old" tag.
+    let rsdp = boot_info::get().unwrap().rsdp.expect("no ACPI tag from GRUB");
+    assert_eq!((&rsdp.bytes[..8], rsdp.bytes[15], rsdp.from_new_tag), (&b"RSD PTR "[..], 0, false));
+    assert_eq!(rsdp.bytes[20..], [0; 16]);
+    let topology = platform::topology();
+    assert_eq!(topology.source, Source::Acpi);
+    assert_eq!(topology.cpus(), &[CpuEntry { apic_id: 0, enabled: true }]);
+}
