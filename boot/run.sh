@@ -13,8 +13,14 @@
 #   --input=FILE  feed FILE to the serial port (QEMU's stdin) instead of the
 #                 terminal; a test kernel NAME with a tests/NAME.input file
 #                 gets that file
+#   --smp=N       give the machine N CPUs (QEMU's -smp N; default $PROBE_SMP,
+#                 else 1); N may carry QEMU's topology too, e.g. --smp=4,sockets=4
 # Other words go on the kernel command line. For test kernels a bare word is
 # a test filter (`cargo test -- NAME` becomes `test=NAME`).
+#
+# A test kernel's source (tests/NAME.rs or tests/NAME/main.rs) may add words
+# of its own with lines `// run.sh: WORDS`, e.g. `// run.sh: --smp=4 acpi=off`;
+# they come before the words given here, so a flag given here wins.
 #
 # Exit status: 0 the kernel passed, 1 it reported failure, 2 it hung
 # (timeout), 3 triple fault or reset, 4 QEMU failed.
@@ -22,8 +28,29 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-elf="" ; words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s="" ; input="" ; smp=${PROBE_SMP:-1}
-for arg in "$@"; do
+# The kernel image is the first argument that is not a flag.
+elf=""
+for arg in "$@"; do case "$arg" in -*) ;; *) elf=$arg; break ;; esac; done
+[ -n "$elf" ] || { echo "usage: $0 [--icount] [--gdb] [--iso|--direct] [--smp=N] KERNEL [words...]" >&2; exit 4; }
+
+# The main kernel is target/<target>/<profile>/probe-kernel; every other
+# image cargo hands us is a test kernel (`name-hash`).
+name=$(basename "$elf")
+is_test=0
+[ "$name" != probe-kernel ] && { is_test=1; name=${name%-*}; }
+[ "$is_test" = 1 ] && [ "$name" = probe_kernel ] && name="probe_kernel[unit-tests]"
+
+# A test kernel's own words: its source's `// run.sh: WORDS` lines.
+source_words=()
+if [ "$is_test" = 1 ]; then
+    for source in "$root/tests/$name.rs" "$root/tests/$name/main.rs"; do
+        [ -f "$source" ] || continue
+        read -ra source_words <<< "$(sed -n 's|^// run\.sh: *||p' "$source" | tr '\n' ' ')"
+    done
+fi
+
+words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s="" ; input="" ; smp=${PROBE_SMP:-1} ; elf_seen=0
+for arg in ${source_words[@]+"${source_words[@]}"} "$@"; do
     case "$arg" in
         --icount) icount=1 ;;
         --gdb) gdb=1 ;;
@@ -33,17 +60,11 @@ for arg in "$@"; do
         --input=*) input=${arg#--input=} ;;
         --smp=*) smp=${arg#--smp=} ;;
         --nocapture|--quiet|-q|--test-threads=*|--color=*) ;; # libtest flags: meaningless here
-        *) if [ -z "$elf" ]; then elf=$arg; else words+=("$arg"); fi ;;
+        *) if [ "$elf_seen" = 0 ] && [ "$arg" = "$elf" ]; then elf_seen=1; else words+=("$arg"); fi ;;
     esac
 done
-[ -n "$elf" ] || { echo "usage: $0 [--icount] [--gdb] [--iso|--direct] KERNEL [words...]" >&2; exit 4; }
-
-# The main kernel is target/<target>/<profile>/probe-kernel; every other
-# image cargo hands us is a test kernel (`name-hash`).
-name=$(basename "$elf")
-is_test=0
-[ "$name" != probe-kernel ] && { is_test=1; name=${name%-*}; }
-[ "$is_test" = 1 ] && [ "$name" = probe_kernel ] && name="probe_kernel[unit-tests]"
+[[ "$smp" =~ ^[1-9][0-9]*(,[a-z-]+=[0-9]+)*$ ]] ||
+    { echo "run.sh: --smp wants a CPU count (optionally ,sockets=S and the like), not '$smp'" >&2; exit 4; }
 # Serial input: bytes already waiting when the kernel boots.
 [ -z "$input" ] && [ "$is_test" = 1 ] && [ -f "$root/tests/$name.input" ] && input="$root/tests/$name.input"
 [ -z "$input" ] || [ -r "$input" ] || { echo "run.sh: cannot read input file $input" >&2; exit 4; }
@@ -75,15 +96,13 @@ if [ ! -x "$ksyms_tool" ] || [ -n "$(find "$root/kernel/ksyms-tool" "$root/kerne
 fi
 "$ksyms_tool" "$elf" || { echo "run.sh: could not embed symbols into $elf" >&2; exit 4; }
 
-qemu_args=(-m 128M -display none -serial stdio -monitor none -no-reboot
+qemu_args=(-m 128M -smp "$smp" -display none -serial stdio -monitor none -no-reboot
            -device isa-debug-exit,iobase=0xf4,iosize=0x04)
-case "$smp" in [1-8]) ;; *) echo "run.sh: --smp=$smp: the kernel runs 1 to 8 CPUs" >&2; exit 4 ;; esac
-qemu_args+=(-smp "$smp")
 # -icount runs one vCPU at a time (round robin, deterministic); otherwise
 # several CPUs run in parallel threads.
 if [ "$icount" = 1 ]; then
     qemu_args+=(-icount shift=0,sleep=off)
-elif [ "$smp" -gt 1 ]; then
+elif [ "${smp%%,*}" -gt 1 ]; then
     qemu_args+=(-accel tcg,thread=multi)
 fi
 [ "$gdb" = 1 ] && { qemu_args+=(-s -S); echo "run.sh: gdb stub on localhost:1234; in gdb: target remote :1234 (symbols: $elf)" >&2; }

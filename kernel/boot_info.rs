@@ -4,6 +4,12 @@
 //! facts in different formats. Both are parsed first thing at boot and copied
 //! into one static [`BootInfo`], so nothing later reads loader memory, and the
 //! info structure's range is recorded as reserved.
+//!
+//! Two firmware facts are copied here too, because later they are out of
+//! reach: the ACPI RSDP that GRUB hands over (a copy inside the info
+//! structure), and the BIOS data area's pointers to the EBDA and the end of
+//! base memory, which live in page 0, absent once paging is on. Platform
+//! discovery (`arch::x86::platform`) searches for firmware tables with them.
 use core::ops::Range;
 
 /// Which boot protocol started the kernel.
@@ -55,6 +61,37 @@ pub struct MemoryRegion {
 const MAX_REGIONS: usize = 32;
 const MAX_TEXT: usize = 256;
 
+/// Length of an ACPI 2.0+ RSDP (an ACPI 1.0 one is the first 20 bytes).
+pub const RSDP_LENGTH: usize = 36;
+const RSDP_V1_LENGTH: usize = 20;
+
+/// A copy of the ACPI RSDP a Multiboot2 loader handed over, as it was: GRUB
+/// copies the firmware's RSDP into an "old" (ACPI 1.0, 20 bytes) or "new"
+/// (ACPI 2.0+, 36 bytes) ACPI tag. Unchecked: the checksums are the ACPI
+/// parser's to verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct RsdpCopy {
+    /// The RSDP's bytes; an ACPI 1.0 RSDP is followed by 16 zero bytes, so
+    /// the copy can always be read as a 36-byte structure.
+    pub bytes: [u8; RSDP_LENGTH],
+    /// Whether it came from the "new" (ACPI 2.0+) tag.
+    pub from_new_tag: bool,
+}
+
+/// The BIOS data area's pointers used to search for firmware tables (ACPI's
+/// RSDP, the MP floating pointer), read at boot while page 0 was mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BiosArea {
+    /// Start of the extended BIOS data area (the segment at 0x40E × 16), if
+    /// the word there points into the range an EBDA may occupy
+    /// (0x80000–0x9FFFF).
+    pub ebda_start: Option<usize>,
+    /// End of base memory (the KiB count at 0x413 × 1024), if it is a
+    /// plausible value (512 to 640 KiB).
+    pub base_memory_end: Option<usize>,
+}
+
 /// Everything the kernel keeps from the loader.
 #[derive(Debug)]
 pub struct BootInfo {
@@ -68,6 +105,11 @@ pub struct BootInfo {
     loader_len: usize,
     regions: [MemoryRegion; MAX_REGIONS],
     region_count: usize,
+    /// The RSDP from the loader's ACPI tag, if it gave one (Multiboot2 only;
+    /// the "new" tag is preferred when both are present).
+    pub rsdp: Option<RsdpCopy>,
+    /// Where the BIOS says its data areas are (both protocols).
+    pub bios_area: BiosArea,
 }
 
 impl BootInfo {
@@ -81,6 +123,8 @@ impl BootInfo {
             loader_len: 0,
             regions: [MemoryRegion { start: 0, length: 0, kind: RegionKind::Reserved }; MAX_REGIONS],
             region_count: 0,
+            rsdp: None,
+            bios_area: BiosArea { ebda_start: None, base_memory_end: None },
         }
     }
 
@@ -129,11 +173,47 @@ pub fn get() -> Option<&'static BootInfo> {
 ///
 /// Called once by the boot code, before paging and before any allocation.
 pub fn parse(magic: u32, address: u32) -> &'static BootInfo {
-    BOOT_INFO.call_once(|| match magic {
-        MULTIBOOT2_MAGIC => parse_multiboot2(address),
-        MULTIBOOT1_MAGIC => parse_multiboot1(address),
-        other => panic!("unknown boot loader magic {other:#010x}"),
+    BOOT_INFO.call_once(|| {
+        let mut info = match magic {
+            MULTIBOOT2_MAGIC => parse_multiboot2(address),
+            MULTIBOOT1_MAGIC => parse_multiboot1(address),
+            other => panic!("unknown boot loader magic {other:#010x}"),
+        };
+        info.bios_area = read_bios_area();
+        info
     })
+}
+
+/// Reads the BIOS data area's EBDA segment (0x40E) and base memory size in
+/// KiB (0x413), keeping only plausible values (Intel's MultiProcessor
+/// Specification 1.4, section 4, and ACPI's RSDP search use both).
+fn read_bios_area() -> BiosArea {
+    // SAFETY: paging is still off (boot parses before paging::init), so
+    // physical addresses 0x40E and 0x413 are readable. On a BIOS machine they
+    // hold the BIOS data area's words; on anything else they hold some value
+    // that the plausibility checks below reject or that leads at worst to a
+    // search of memory below 1 MiB that finds no valid signature. 0x413 is
+    // odd: the words are read unaligned.
+    let (segment, kib) =
+        unsafe { (core::ptr::read_unaligned(0x40e as *const u16), core::ptr::read_unaligned(0x413 as *const u16)) };
+    let ebda = usize::from(segment) << 4;
+    let base_end = usize::from(kib) * 1024;
+    BiosArea {
+        ebda_start: (0x8_0000..0xa_0000).contains(&ebda).then_some(ebda),
+        base_memory_end: (512 * 1024..=640 * 1024).contains(&base_end).then_some(base_end),
+    }
+}
+
+/// Copies an RSDP of `length` bytes (20 or 36) that starts at `bytes`.
+///
+/// # Safety
+/// `bytes` must be readable for `length` bytes.
+unsafe fn copy_rsdp(bytes: *const u8, length: usize, from_new_tag: bool) -> RsdpCopy {
+    let mut copy = RsdpCopy { bytes: [0; RSDP_LENGTH], from_new_tag };
+    // SAFETY: the caller vouches for `length` readable bytes; the copy holds
+    // at most RSDP_LENGTH, so a smaller `length` leaves zeros after it.
+    unsafe { core::ptr::copy_nonoverlapping(bytes, copy.bytes.as_mut_ptr(), length.min(RSDP_LENGTH)) };
+    copy
 }
 
 fn parse_multiboot2(address: u32) -> BootInfo {
@@ -149,6 +229,19 @@ fn parse_multiboot2(address: u32) -> BootInfo {
     }
     if let Some(Ok(name)) = mbi.boot_loader_name_tag().map(|t| t.name()) {
         BootInfo::set_text(&mut info.loader, &mut info.loader_len, name.as_bytes());
+    }
+    // A Multiboot2 ACPI tag is its 8-byte tag header followed by a copy of
+    // the RSDP (Multiboot2 specification, 3.6.11 and 3.6.12).
+    const TAG_HEADER: usize = 8;
+    if let Some(tag) = mbi.rsdp_v2_tag() {
+        // SAFETY: the tag lies in the info structure, readable now; the
+        // multiboot2 crate checked it is at least 8 + 36 bytes long.
+        let rsdp = unsafe { copy_rsdp(core::ptr::from_ref(tag).cast::<u8>().add(TAG_HEADER), RSDP_LENGTH, true) };
+        info.rsdp = Some(rsdp);
+    } else if let Some(tag) = mbi.rsdp_v1_tag() {
+        // SAFETY: as above, with a tag of at least 8 + 20 bytes.
+        let rsdp = unsafe { copy_rsdp(core::ptr::from_ref(tag).cast::<u8>().add(TAG_HEADER), RSDP_V1_LENGTH, false) };
+        info.rsdp = Some(rsdp);
     }
     if let Some(map) = mbi.memory_map_tag() {
         for area in map.memory_areas() {

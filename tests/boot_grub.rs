@@ -3,6 +3,7 @@
 //! Why: `make run` and real machines boot this way (the runner boots every
 //! `boot_grub*` test kernel from the ISO); what the kernel learns from the
 //! Multiboot2 information must be right.
+// run.sh: --smp=1
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
@@ -49,4 +50,16 @@ fn boot_information_is_not_in_the_heap() {
         "info {:x?} overlaps heap {heap:x?}",
         boot.info_range
     );
+}
+
+#[test_case]
+fn the_rsdp_comes_from_the_acpi_tag() {
+    use probe_kernel::arch::x86::platform::{self, CpuEntry, Source};
+    // QEMU's BIOS has an ACPI 1.0 RSDP (revision 0): GRUB passes the "old" tag.
+    let rsdp = boot_info::get().unwrap().rsdp.expect("no ACPI tag from GRUB");
+    assert_eq!((&rsdp.bytes[..8], rsdp.bytes[15], rsdp.from_new_tag), (&b"RSD PTR "[..], 0, false));
+    assert_eq!(rsdp.bytes[20..], [0; 16]);
+    let topology = platform::topology();
+    assert_eq!(topology.source, Source::Acpi);
+    assert_eq!(topology.cpus(), &[CpuEntry { apic_id: 0, enabled: true }]);
 }

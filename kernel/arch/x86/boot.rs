@@ -4,7 +4,8 @@
 //! loader's magic and info address. Order matters: serial first (so anything
 //! after can report), then our own GDT and IDT (GRUB's are not to be trusted),
 //! boot information (copied out before any memory is used), paging, heap,
-//! symbols, tasks, timer, and only then interrupts.
+//! platform discovery (CPUs and interrupt controllers), symbols, tasks,
+//! timer, and only then interrupts.
 use crate::boot_info;
 
 core::arch::global_asm!(include_str!("../../../boot/entry.S"));
@@ -30,6 +31,7 @@ extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
     // leave the loader's structures unmapped.
     unsafe { super::paging::init() };
     crate::memory::init();
+    super::platform::init(boot);
     crate::symbols::init();
     crate::task::init();
     // SAFETY: the IDT has gates for the PIC and APIC vectors, paging maps
@@ -41,24 +43,16 @@ extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
     }
     super::apic::calibrate_timer();
     crate::kprobes::init();
-    let (ids, count) = fw_cfg_cpus();
-    super::smp::start_application_processors(&ids[..count]);
+    let topology = super::platform::topology();
+    let mut apic_ids = [0u8; super::percpu::MAX_CPUS];
+    let mut count = 0;
+    for cpu in topology.cpus().iter().filter(|cpu| cpu.enabled) {
+        apic_ids[count] = cpu.apic_id;
+        count += 1;
+    }
+    super::smp::start_application_processors(&apic_ids[..count]);
     super::apic::start_timer();
     super::cpu::enable_interrupts();
     // SAFETY: the symbol is provided by `entry_point!` in every kernel image.
     unsafe { __kernel_main(boot) }
-}
-
-/// The CPUs QEMU's fw_cfg device reports (APIC ids 0..N).
-fn fw_cfg_cpus() -> ([u8; super::percpu::MAX_CPUS], usize) {
-    // SAFETY: QEMU's fw_cfg selector and data ports; reading key 0x05
-    // (FW_CFG_NB_CPUS, 16 bits little-endian) has no side effects.
-    let count = unsafe {
-        x86::io::outw(0x510, 0x05);
-        let low = x86::io::inb(0x511) as usize;
-        let high = x86::io::inb(0x511) as usize;
-        low | high << 8
-    };
-    let count = if count == 0 || count > 255 { 1 } else { count.min(super::percpu::MAX_CPUS) };
-    (core::array::from_fn(|i| i as u8), count)
 }

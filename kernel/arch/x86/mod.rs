@@ -13,6 +13,7 @@ pub mod patch;
 pub mod percpu;
 pub mod pic;
 pub mod pit;
+pub mod platform;
 pub mod qemu;
 pub mod serial;
 pub mod smp;

@@ -84,6 +84,9 @@ ap_protected:
     movw %ax, %fs
     movw %ax, %gs
     movw %ax, %ss
+    movl %cr4, %eax
+    orl $0x10, %eax
+    movl %eax, %cr4
     movl {base} + (ap_mailbox_cr3 - ap_trampoline_start), %eax
     movl %eax, %cr3
     movl %cr0, %eax
@@ -185,7 +188,8 @@ pub fn start_application_processors(apic_ids: &[u8]) -> usize {
 }
 
 /// An application processor's first Rust code, on its idle task's stack,
-/// interrupts off, paging on with the kernel's directory, flat segments.
+/// interrupts off, paging (with CR4.PSE, for the directory's 4 MiB device pages) on with
+/// the kernel's directory, flat segments.
 extern "C" fn ap_main(cpu: usize) -> ! {
     // SAFETY: this CPU's start-up, in the order each init asks for: its GDT
     // (and GS) first, the shared IDT, then its local APIC; nothing here can
