@@ -166,6 +166,12 @@ fn chatter(c: usize) -> usize {
         probe_kernel::print!("cpu{c}:");
         for piece in 0..6 {
             probe_kernel::print!(" {c}{line:02}{piece}");
+            // Long enough between pieces that the CPUs' lines overlap in
+            // time (QEMU runs the vCPUs as host threads, two at a time
+            // here): with output sent piece by piece they do mix.
+            for i in 0..20_000u32 {
+                black_box(i);
+            }
         }
         println!(" end{c}");
     }
