@@ -47,7 +47,8 @@ struct Line {
 }
 
 static LINES: [Line; crate::task::TASK_SLOTS] =
-    [const { Line { len: AtomicUsize::new(0), bytes: [const { AtomicU8::new(0) }; LINE_BUFFER] } }; crate::task::TASK_SLOTS];
+    [const { Line { len: AtomicUsize::new(0), bytes: [const { AtomicU8::new(0) }; LINE_BUFFER] } };
+        crate::task::TASK_SLOTS];
 
 /// The CPU writing to the port now (1 + its index), 0 if none.
 static OUTPUT_OWNER: AtomicUsize = AtomicUsize::new(0);

@@ -10,11 +10,11 @@
 //! summary gives hits and misses, and hits per CPU. Every line says which
 //! CPU it came from.
 use crate::arch::cpu::rdtsc;
+use crate::arch::x86::percpu::MAX_CPUS;
 use crate::kprobes::{
     CallingConvention, EntryAction, Kprobe, Kretprobe, KretprobeInstance, PreAction, PtRegs, register_kprobe,
     register_kretprobe, regs_get_kernel_argument, regs_return_value, unregister_kprobe, unregister_kretprobe,
 };
-use crate::arch::x86::percpu::MAX_CPUS;
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes};

@@ -43,8 +43,7 @@ fn report_cpu(_: usize) -> usize {
 #[test_case]
 fn a_pinned_task_runs_on_its_cpu() {
     for round in 0..3 {
-        let ids: Vec<usize> =
-            (0..CPUS).map(|c| task::spawn_on(c, "pinned", report_cpu, 0).expect("spawn")).collect();
+        let ids: Vec<usize> = (0..CPUS).map(|c| task::spawn_on(c, "pinned", report_cpu, 0).expect("spawn")).collect();
         let seen: Vec<usize> = ids.into_iter().map(task::join).collect();
         assert_eq!(seen, (0..CPUS).collect::<Vec<_>>(), "round {round}");
     }

@@ -99,8 +99,7 @@ extern "C" fn idle_start() -> ! {
 pub fn run_idle(cpu: usize) -> ! {
     let id = idle_task(cpu);
     with_tasks(|tasks| {
-        tasks[id] =
-            Task { state: State::Runnable, name: "idle", on_cpu: Some(cpu), pinned: Some(cpu), ..Task::FREE };
+        tasks[id] = Task { state: State::Runnable, name: "idle", on_cpu: Some(cpu), pinned: Some(cpu), ..Task::FREE };
     });
     crate::arch::x86::percpu::set_current_task(id);
     idle_loop()

@@ -19,9 +19,8 @@ mod table;
 
 pub use lifecycle::{SpawnError, exit, join, run_idle, spawn, spawn_named, spawn_on};
 pub use scheduler::{
-    TIME_SLICE_TICKS, interrupt_enter, interrupt_leave, preempted_in, reschedule_idle, set_affinity, set_tick_hook, sleep, ticks,
-    timer_tick,
-    yield_now,
+    TIME_SLICE_TICKS, interrupt_enter, interrupt_leave, preempted_in, reschedule_idle, set_affinity, set_affinity_of,
+    set_tick_hook, sleep, ticks, timer_tick, yield_now,
 };
 pub use stacks::{GUARD_SIZE, STACK_SIZE, guard_pages, stack_of_address, task_stack};
 pub use table::{MAX_TASKS, TaskInfo, TaskState, current_id, for_each_task, state, task_name};

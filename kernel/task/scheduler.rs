@@ -231,6 +231,13 @@ pub fn set_affinity(cpu: Option<usize>) {
     });
 }
 
+/// Pins task `id` to CPU `cpu` (or with `None`, unpins it); it takes effect
+/// at the task's next switch (a running task stays where it is until then).
+pub fn set_affinity_of(id: TaskId, cpu: Option<usize>) {
+    with_tasks(|tasks| tasks[id].pinned = cpu);
+    crate::arch::x86::smp::wake_idle_cpus();
+}
+
 /// Lets the other runnable tasks run; returns at once if there are none.
 pub fn yield_now() {
     cpu::without_interrupts(schedule);
