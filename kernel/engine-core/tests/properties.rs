@@ -182,38 +182,6 @@ fn a_sixteen_bit_branch_is_refused() {
 }
 
 proptest! {
-    /// Random takes and give-backs: never an index twice, `out` exact, and
-    /// `take` fails exactly when everything is out.
-    #[test]
-    fn the_free_list_hands_out_each_index_once(
-        capacity in 0usize..40,
-        steps in proptest::collection::vec(any::<(bool, usize)>(), 1..300),
-    ) {
-        use probe_engine_core::freelist::FreeList;
-        let mut links = vec![0u32; capacity];
-        let mut list = FreeList::new(&mut links);
-        let mut out: Vec<usize> = Vec::new();
-        for (take, pick) in steps {
-            if take || out.is_empty() {
-                match list.take(&links) {
-                    Some(index) => {
-                        prop_assert!(index < capacity);
-                        prop_assert!(!out.contains(&index), "index {} handed out twice", index);
-                        out.push(index);
-                    }
-                    None => prop_assert_eq!(out.len(), capacity, "take failed with indices free"),
-                }
-            } else {
-                let index = out.swap_remove(pick % out.len());
-                list.give_back(&mut links, index);
-            }
-            prop_assert_eq!(list.out(), out.len());
-            prop_assert_eq!(list.capacity(), capacity);
-        }
-    }
-}
-
-proptest! {
     /// The windowed walk of `decode_in_function` agrees with decoding the
     /// whole function at once, at every address of random code.
     #[test]
