@@ -119,7 +119,7 @@ pub const MAX_TASKS: usize = 64;
 
 /// CPUs the engine keeps trap-path state for (one control block each;
 /// [`Host::current_cpu`] must stay below it).
-pub const MAX_CPUS: usize = 1;
+pub const MAX_CPUS: usize = 8;
 
 /// Called by the host's scheduler when task `id` exits (reclaims its kretprobe
 /// instances). Engine bookkeeping: never probeable.
