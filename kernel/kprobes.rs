@@ -45,7 +45,24 @@ impl Host for KernelHost {
         0 // one CPU, until the SMP work
     }
 
+    fn online_cpus() -> usize {
+        1 // the application processors are not started (yet)
+    }
+
+    /// Interrupts every other online CPU and waits until each has taken
+    /// the interrupt (so it is outside every interrupts-off region, the
+    /// probe trap path included), executed a serializing instruction,
+    /// recorded the EIP the interrupt found it at (for
+    /// [`task_may_resume_in`](Host::task_may_resume_in)) and acknowledged.
+    /// This kernel runs on one CPU, so there is no other CPU to wait for
+    /// and nothing to do: the caller's own `text_poke` already serialized
+    /// it. With application processors running this becomes an IPI to all
+    /// but self and a wait for their acknowledgements.
+    fn sync_cpus() {}
+
     fn task_may_resume_in(range: Range<usize>) -> bool {
+        // With one CPU no other CPU can be inside `range`; only preempted
+        // (or interrupted) tasks can.
         crate::task::preempted_in(range)
     }
 

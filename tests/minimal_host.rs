@@ -30,6 +30,8 @@ struct MinimalHost;
 
 /// How often the engine asked this host for the current task.
 static CURRENT_TASK_CALLS: AtomicUsize = AtomicUsize::new(0);
+/// How often the engine asked this host to synchronize the other CPUs.
+static SYNC_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 fn symbol(s: probe_kernel::symbols::Symbol) -> Symbol {
     Symbol { name: s.name, address: s.address, size: s.size, offset: s.offset }
@@ -56,8 +58,14 @@ impl Host for MinimalHost {
     fn current_cpu() -> usize {
         0
     }
+    fn online_cpus() -> usize {
+        1
+    }
+    fn sync_cpus() {
+        SYNC_CALLS.fetch_add(1, SeqCst); // no other CPU to interrupt
+    }
     fn task_may_resume_in(_range: Range<usize>) -> bool {
-        false // one task, and registration never runs in interrupt context
+        false // one task and one CPU, and registration never runs in interrupt context
     }
     fn stack_of(address: usize) -> Option<Range<usize>> {
         unsafe extern "C" {
