@@ -45,7 +45,24 @@ impl Host for KernelHost {
         crate::arch::x86::percpu::cpu_id()
     }
 
+    fn online_cpus() -> usize {
+        crate::arch::x86::smp::online_cpus()
+    }
+
+    /// Interrupts every other online CPU and waits until each has taken
+    /// the interrupt (so it is outside every interrupts-off region, the
+    /// probe trap path included), executed a serializing instruction,
+    /// recorded the EIP the interrupt found it at (for
+    /// [`task_may_resume_in`](Host::task_may_resume_in)) and acknowledged:
+    /// `smp::sync_cpus`, an IPI to all but self. Nothing to do on one CPU
+    /// (the caller's own `text_poke` serialized it).
+    fn sync_cpus() {
+        crate::arch::x86::smp::sync_cpus()
+    }
+
     fn task_may_resume_in(range: Range<usize>) -> bool {
+        // Tasks switched out or interrupted inside `range`, and CPUs the
+        // last sync round found executing there.
         crate::task::preempted_in(range)
     }
 

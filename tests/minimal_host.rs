@@ -11,6 +11,7 @@
 //! a batch of them, a stack trace in a return handler; plus `maxactive`
 //! misses and a jprobe. Every count is exact, and the engine is shown to
 //! have asked this host, not the kernel's.
+// run.sh: --smp=1
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
@@ -30,6 +31,8 @@ struct MinimalHost;
 
 /// How often the engine asked this host for the current task.
 static CURRENT_TASK_CALLS: AtomicUsize = AtomicUsize::new(0);
+/// How often the engine asked this host to synchronize the other CPUs.
+static SYNC_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 fn symbol(s: probe_kernel::symbols::Symbol) -> Symbol {
     Symbol { name: s.name, address: s.address, size: s.size, offset: s.offset }
@@ -57,8 +60,14 @@ impl Host for MinimalHost {
         // The one thing no host can fake on SMP: which CPU's control block.
         probe_kernel::arch::x86::percpu::cpu_id()
     }
+    fn online_cpus() -> usize {
+        1 // this host's machine has one CPU (see the run.sh line above)
+    }
+    fn sync_cpus() {
+        SYNC_CALLS.fetch_add(1, SeqCst); // no other CPU to interrupt
+    }
     fn task_may_resume_in(_range: Range<usize>) -> bool {
-        false // one task, and registration never runs in interrupt context
+        false // one task and one CPU, and registration never runs in interrupt context
     }
     fn stack_of(address: usize) -> Option<Range<usize>> {
         unsafe extern "C" {

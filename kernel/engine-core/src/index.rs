@@ -9,7 +9,18 @@
 //!
 //! Entries are site numbers; the caller keeps each site's address, and
 //! passes `address_of` to the operations that must compare or rehash.
-use core::sync::atomic::{AtomicU16, Ordering};
+//!
+//! Readers on other CPUs run truly concurrently with the writer, and a
+//! backward shift can carry an entry past a reader: the reader reads bucket
+//! `i` before the entry moves into it, then its old bucket after it was
+//! emptied, and misses a site that was indexed all along. So writers bump a
+//! generation count (odd while they change buckets, a sequence count as in
+//! Linux's seqlocks), and a lookup that misses trusts the miss only if the
+//! count was even and unchanged across it; otherwise it looks again. A hit
+//! is always trusted (the site's own address matched). Lookups stay
+//! lock-free and take no lock the writer holds; a miss can wait only for
+//! the bounded duration of one insert or remove on another CPU.
+use core::sync::atomic::{AtomicU16, AtomicU32, Ordering, fence};
 
 const EMPTY: u16 = 0;
 
@@ -18,6 +29,8 @@ const EMPTY: u16 = 0;
 pub struct SiteIndex<const BUCKETS: usize> {
     /// Site number + 1 per bucket, or `EMPTY`.
     buckets: [AtomicU16; BUCKETS],
+    /// Odd while the writer changes buckets; bumped twice per change.
+    generation: AtomicU32,
 }
 
 impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
@@ -26,7 +39,7 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
     /// An empty index.
     pub const fn new() -> Self {
         let () = Self::VALID;
-        SiteIndex { buckets: [const { AtomicU16::new(EMPTY) }; BUCKETS] }
+        SiteIndex { buckets: [const { AtomicU16::new(EMPTY) }; BUCKETS], generation: AtomicU32::new(0) }
     }
 
     /// The home bucket of `address`: Fibonacci hashing, the top bits of
@@ -38,9 +51,28 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
 
     /// The site at `address`: walks the probe run from its home bucket to
     /// the first empty one, comparing `address_of(site)`. Lock-free; safe
-    /// to run while a writer inserts or removes (see [`remove`](Self::remove)).
+    /// to run on any CPU while a writer inserts or removes: a miss is
+    /// retried if a change of the buckets overlapped it (see the module docs).
     #[inline(always)]
     pub fn lookup(&self, address: usize, address_of: impl Fn(usize) -> usize) -> Option<usize> {
+        loop {
+            let before = self.generation.load(Ordering::Acquire);
+            if let Some(site) = self.walk(address, &address_of) {
+                return Some(site);
+            }
+            // The bucket loads above happen before the second read of the
+            // count (a seqlock reader's acquire fence).
+            fence(Ordering::Acquire);
+            if before % 2 == 0 && self.generation.load(Ordering::Relaxed) == before {
+                return None;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    /// One walk of the probe run of `address`.
+    #[inline(always)]
+    fn walk(&self, address: usize, address_of: &impl Fn(usize) -> usize) -> Option<usize> {
         let mut index = Self::bucket(address);
         for _ in 0..BUCKETS {
             match self.buckets[index].load(Ordering::Acquire) {
@@ -57,6 +89,18 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
         None
     }
 
+    /// Marks the start of a change of the buckets (the count becomes odd).
+    fn begin_change(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        // The odd count is visible before any bucket changes.
+        fence(Ordering::Release);
+    }
+
+    /// Marks the end of a change (the count becomes even again).
+    fn end_change(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     /// Indexes `site` under `address`. The caller is the only writer, has
     /// not indexed this address already, and keeps at least one bucket free.
     pub fn insert(&self, site: usize, address: usize) {
@@ -64,7 +108,9 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
         while self.buckets[index].load(Ordering::Acquire) != EMPTY {
             index = (index + 1) & (BUCKETS - 1);
         }
+        self.begin_change();
         self.buckets[index].store(site as u16 + 1, Ordering::Release);
+        self.end_change();
     }
 
     /// Unindexes `site`, shifting later entries of its run back. The caller
@@ -72,12 +118,16 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
     /// site's address (the removed one's included).
     ///
     /// Every intermediate state keeps every other site findable by a
-    /// concurrent [`lookup`](Self::lookup): an entry is copied into the hole
-    /// before its old bucket is reused, and a bucket becomes empty only
-    /// once nothing behind it needs to pass through it.
+    /// lookup that reads the buckets as they are at one moment (a trap
+    /// nested on the writer's CPU cannot see any other): an entry is copied
+    /// into the hole before its old bucket is reused, and a bucket becomes
+    /// empty only once nothing behind it needs to pass through it. A lookup
+    /// on another CPU that spans the change can still miss, and retries
+    /// (the generation count).
     pub fn remove(&self, site: usize, address_of: impl Fn(usize) -> usize) {
         let entry = site as u16 + 1;
         let Some(mut hole) = self.buckets.iter().position(|e| e.load(Ordering::Acquire) == entry) else { return };
+        self.begin_change();
         let mut next = hole;
         loop {
             next = (next + 1) & (BUCKETS - 1);
@@ -96,6 +146,7 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
             }
         }
         self.buckets[hole].store(EMPTY, Ordering::Release);
+        self.end_change();
     }
 
     /// Buckets in use: after any history, the number of indexed sites.

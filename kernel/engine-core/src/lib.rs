@@ -16,7 +16,8 @@
 //!   another address and jump back.
 //! - [`index`]: the lock-free open-addressing index of probe sites, with
 //!   backward-shift deletion.
-//! - [`freelist`]: the O(1) free list behind kretprobe instance pools.
+//! - [`freelist`]: the O(1), lock-free, ABA-safe free list behind kretprobe
+//!   instance pools (a tagged Treiber stack).
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]

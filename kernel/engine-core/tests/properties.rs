@@ -182,38 +182,6 @@ fn a_sixteen_bit_branch_is_refused() {
 }
 
 proptest! {
-    /// Random takes and give-backs: never an index twice, `out` exact, and
-    /// `take` fails exactly when everything is out.
-    #[test]
-    fn the_free_list_hands_out_each_index_once(
-        capacity in 0usize..40,
-        steps in proptest::collection::vec(any::<(bool, usize)>(), 1..300),
-    ) {
-        use probe_engine_core::freelist::FreeList;
-        let mut links = vec![0u32; capacity];
-        let mut list = FreeList::new(&mut links);
-        let mut out: Vec<usize> = Vec::new();
-        for (take, pick) in steps {
-            if take || out.is_empty() {
-                match list.take(&links) {
-                    Some(index) => {
-                        prop_assert!(index < capacity);
-                        prop_assert!(!out.contains(&index), "index {} handed out twice", index);
-                        out.push(index);
-                    }
-                    None => prop_assert_eq!(out.len(), capacity, "take failed with indices free"),
-                }
-            } else {
-                let index = out.swap_remove(pick % out.len());
-                list.give_back(&mut links, index);
-            }
-            prop_assert_eq!(list.out(), out.len());
-            prop_assert_eq!(list.capacity(), capacity);
-        }
-    }
-}
-
-proptest! {
     /// The windowed walk of `decode_in_function` agrees with decoding the
     /// whole function at once, at every address of random code.
     #[test]
@@ -230,4 +198,43 @@ proptest! {
             prop_assert_eq!(windowed, one_pass, "at offset {}", address - start);
         }
     }
+}
+
+/// Addresses whose home bucket in a `SiteIndex<16>` is the same: one long
+/// probe run, so every removal shifts entries back.
+fn colliding_addresses(count: usize) -> Vec<usize> {
+    let home = SiteIndex::<16>::bucket(0x10_0000);
+    (0x10_0000..).step_by(4).filter(|&a| SiteIndex::<16>::bucket(a) == home).take(count).collect()
+}
+
+#[test]
+fn a_lookup_overtaken_by_a_removal_on_another_cpu_still_finds_its_site() {
+    use std::cell::Cell;
+    // One probe run: sites 0..4 in buckets home..home+4. A lookup of site 4
+    // is comparing site 3 (bucket home+3) when another CPU removes site 0:
+    // every entry shifts back one bucket, site 4 into home+3, which the
+    // lookup has just read, and home+4 empties. The lookup's next bucket
+    // is empty: one walk would miss site 4, indexed all along.
+    let addresses = colliding_addresses(5);
+    let index = SiteIndex::<16>::new();
+    let removed = Cell::new(false);
+    for (site, &address) in addresses.iter().enumerate() {
+        index.insert(site, address);
+    }
+    let address_of = |site: usize| if removed.get() && site == 0 { 0 } else { addresses[site] };
+    let compared = std::cell::RefCell::new(Vec::new());
+    let found = index.lookup(addresses[4], |site| {
+        compared.borrow_mut().push(site);
+        if site == 3 && !removed.get() {
+            // "Another CPU", between this lookup's bucket reads.
+            index.remove(0, |s| addresses[s]);
+            removed.set(true);
+        }
+        address_of(site)
+    });
+    assert_eq!(found, Some(4), "the overtaken lookup looked again");
+    assert_eq!(*compared.borrow(), [0, 1, 2, 3, 1, 2, 3, 4], "a miss, then a second walk over the shifted run");
+    assert_eq!(index.lookup(addresses[4], address_of), Some(4));
+    assert_eq!(index.lookup(addresses[0], address_of), None);
+    assert_eq!(index.occupancy(), 4);
 }

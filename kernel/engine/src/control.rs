@@ -1,7 +1,8 @@
 //! The probe control block: what the trap path is in the middle of, and the
 //! token that proves a caller may touch it.
 //!
-//! Linux keeps one per CPU (`struct kprobe_ctlblk`); this kernel has one CPU.
+//! One per CPU, as Linux's per-CPU `struct kprobe_ctlblk`, indexed by
+//! `Host::current_cpu`, next to that CPU's count of live trap contexts.
 //! Only code holding a [`TrapContext`] may borrow the block ([`with`]), and
 //! only the trap entry points (and the few engine paths that run with
 //! interrupts off on the engine's behalf) can create one. The borrows are
@@ -42,8 +43,10 @@ impl TrapContext {
     #[inline(always)]
     pub unsafe fn enter() -> TrapContext {
         debug_assert!(!crate::arch::imp::cpu::interrupts_enabled(), "trap context with interrupts on");
-        // Interrupts are off: a plain read-modify-write cannot be torn.
-        let depth = &TRAP_DEPTH[crate::host::current_cpu()];
+        // Interrupts are off, and only this CPU writes its own count: a
+        // plain read-modify-write cannot be torn, and the task cannot move
+        // to another CPU before the token is dropped.
+        let depth = &this_cpu().trap_depth;
         depth.store(depth.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         TrapContext { _not_send: PhantomData }
     }
@@ -53,20 +56,19 @@ impl Drop for TrapContext {
     #[unsafe(link_section = ".kprobes.text")]
     #[inline(always)]
     fn drop(&mut self) {
-        let depth = &TRAP_DEPTH[crate::host::current_cpu()];
+        // Still the CPU that made the token: interrupts stayed off.
+        let depth = &this_cpu().trap_depth;
         depth.store(depth.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
     }
 }
 
-/// Live [`TrapContext`]s per CPU: non-zero while the trap path (or an
-/// engine operation on its state) runs there. Nothing there may
-/// context-switch, so one count per CPU serves every task.
-static TRAP_DEPTH: [AtomicUsize; crate::MAX_CPUS] = [const { AtomicUsize::new(0) }; crate::MAX_CPUS];
-
-/// Whether the trap path is running right now on this CPU, before or after
-/// any probe's handlers (for the allocator's check).
+/// Whether the trap path is running right now on the calling CPU, before
+/// or after any probe's handlers (for the allocator's check). Read with
+/// interrupts off, so the answer is the CPU's the caller runs on; nothing
+/// on the trap path context-switches, so the count is the CPU's alone.
+#[unsafe(link_section = ".kprobes.text")]
 pub fn trap_path_active() -> bool {
-    crate::arch::imp::cpu::without_interrupts(|| TRAP_DEPTH[crate::host::current_cpu()].load(Ordering::Relaxed) != 0)
+    crate::arch::imp::cpu::without_interrupts(|| this_cpu().trap_depth.load(Ordering::Relaxed) != 0)
 }
 
 /// What the trap path of this CPU is in the middle of. Each variant
@@ -372,27 +374,40 @@ impl ControlBlock {
     }
 }
 
-struct Cell(UnsafeCell<ControlBlock>);
+/// One CPU's trap-path state: its control block and its count of live
+/// [`TrapContext`]s. Aligned to a cache line so CPUs never share one.
+#[repr(align(64))]
+struct PerCpu {
+    block: UnsafeCell<ControlBlock>,
+    /// Live [`TrapContext`]s on this CPU: non-zero while its trap path (or
+    /// an engine operation on its state) runs.
+    trap_depth: AtomicUsize,
+}
 
-// SAFETY: each CPU touches only its own block (indexed by the host's
-// current CPU); mutable access only through `with`, which needs a
-// `TrapContext` (interrupts off) and whose borrows never overlap (see the
-// module comment).
-unsafe impl Sync for Cell {}
+// SAFETY: each CPU touches only its own entry (indexed by the host's
+// current CPU, read with interrupts off so the caller cannot move to
+// another CPU meanwhile); mutable access to the block only through `with`,
+// which needs a `TrapContext` (interrupts off) and whose borrows never
+// overlap (see the module comment); the depth is atomic.
+unsafe impl Sync for PerCpu {}
 
-/// One control block per CPU, as Linux's per-CPU `kprobe_ctlblk`.
-static BLOCKS: [Cell; crate::MAX_CPUS] = [const {
-    Cell(UnsafeCell::new(ControlBlock {
-        state: State::Idle,
-        jprobe: JprobeSave { saved: false, stack: JprobeStack::EMPTY },
-    }))
+/// One entry per CPU, as Linux's per-CPU `kprobe_ctlblk`.
+static CPUS: [PerCpu; crate::MAX_CPUS] = [const {
+    PerCpu {
+        block: UnsafeCell::new(ControlBlock {
+            state: State::Idle,
+            jprobe: JprobeSave { saved: false, stack: JprobeStack::EMPTY },
+        }),
+        trap_depth: AtomicUsize::new(0),
+    }
 }; crate::MAX_CPUS];
 
-/// This CPU's control block.
+/// This CPU's trap-path state. Call with interrupts off (or the answer may
+/// be a CPU the caller has already left).
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
-fn this_cpu() -> &'static Cell {
-    &BLOCKS[crate::host::current_cpu()]
+fn this_cpu() -> &'static PerCpu {
+    &CPUS[crate::host::current_cpu()]
 }
 
 /// Stops the run: the engine asked for a transition its state machine
@@ -425,7 +440,7 @@ pub(crate) fn with<R>(_context: &mut TrapContext, f: impl FnOnce(&mut ControlBlo
     // `&mut` borrow of it is held for the whole of `f`, so no second borrow
     // can be made from this activation; a nested trap cannot arise inside
     // `f` (engine code is not probeable and `f` calls no handler).
-    f(unsafe { &mut *this_cpu().0.get() })
+    f(unsafe { &mut *this_cpu().block.get() })
 }
 
 /// Whether probe handling of any kind is in progress (handlers, a step, a
@@ -436,6 +451,6 @@ pub fn in_probe_context() -> bool {
         // SAFETY: interrupts are off, so no trap-path borrow can be live
         // while this is read (traps do not nest into this function, which
         // is engine code).
-        !matches!(unsafe { &(*this_cpu().0.get()).state }, State::Idle)
+        !matches!(unsafe { &(*this_cpu().block.get()).state }, State::Idle)
     })
 }

@@ -45,12 +45,18 @@ pub enum PatchError {
 /// returns from it with `iretd`; the kretprobe trampoline leaves through it.
 pub trait Host {
     /// Writes `bytes` at `address` in kernel text, however the host keeps
-    /// text read-only, and serializes so the next fetch sees them.
+    /// text read-only, and serializes the calling CPU so its next fetch
+    /// sees them. Other CPUs see them once the engine has called
+    /// [`sync_cpus`](Host::sync_cpus), which it does after every change of
+    /// text (Linux's `text_poke` then `text_poke_sync`).
     ///
     /// # Safety
     /// The engine passes byte sequences that leave every instruction any
-    /// task may execute well formed (an `int3` over a first byte, or the
-    /// original byte back); the host must write exactly them.
+    /// task or CPU may execute well formed: an `int3` over a first byte,
+    /// the original byte back, or, while an `int3` that every CPU has seen
+    /// guards an instruction's first byte (`text_poke_bp`), the rest of
+    /// that instruction, then its new first byte. The host must write
+    /// exactly them.
     unsafe fn text_poke(address: usize, bytes: &[u8]) -> Result<(), PatchError>;
     /// The kernel's text: probes go only here.
     fn kernel_text() -> Range<usize>;
@@ -65,10 +71,40 @@ pub trait Host {
     /// from trap context.
     fn current_task() -> usize;
     /// The CPU the caller runs on, below [`MAX_CPUS`](crate::MAX_CPUS);
-    /// callable from trap context (it picks the CPU's control block).
+    /// callable from trap context (it picks the CPU's control block). The
+    /// engine asks with interrupts off, so the answer stays true meanwhile.
     fn current_cpu() -> usize;
+    /// How many CPUs run now: at least 1, at most
+    /// [`MAX_CPUS`](crate::MAX_CPUS). Kretprobes without a `maxactive` get
+    /// `max(10, 2 × online_cpus())` instances, as in Linux today.
+    fn online_cpus() -> usize;
+    /// Synchronizes every other online CPU with the caller: each one takes
+    /// an interrupt (so it is outside every interrupts-off region, in
+    /// particular outside the probe trap path, which runs with interrupts
+    /// off from its trap to its `iretd`), executes a serializing
+    /// instruction (so it fetches text written before the call afresh),
+    /// records where that interrupt found it (the interrupted EIP, for
+    /// [`task_may_resume_in`](Host::task_may_resume_in)), and acknowledges;
+    /// returns when all have. With no other CPU online it returns at once.
+    ///
+    /// Called in task context with interrupts on (never from the trap
+    /// path), with the engine's registration lock held: Linux's
+    /// `text_poke_sync` and, for the trap path, `synchronize_rcu`. The
+    /// engine calls it after every change of text, and before it reuses or
+    /// hands back anything the trap path of another CPU may still be using
+    /// (a probe site, an instruction slot, a kretprobe pool, the caller's
+    /// probe).
+    ///
+    /// It is the engine's `text_poke_sync` too: there is no separate host
+    /// function for that, since what cross-modified code needs (an
+    /// interrupt and a serializing instruction on every other CPU) is part
+    /// of this one, and recording where each CPU was costs nothing more.
+    fn sync_cpus();
     /// Whether any task (the caller included, if it is in an interrupt
-    /// handler) was interrupted with its EIP in `range` and will resume there.
+    /// handler) was interrupted with its EIP in `range` and will resume
+    /// there, or the last [`sync_cpus`](Host::sync_cpus) found a CPU
+    /// executing inside `range`. The engine asks right after a sync, before
+    /// it reuses an instruction slot.
     fn task_may_resume_in(range: Range<usize>) -> bool;
     /// The kernel stack holding `address`, if any.
     fn stack_of(address: usize) -> Option<Range<usize>>;
@@ -123,6 +159,14 @@ macro_rules! host {
                 <$host>::current_cpu()
             }
             #[unsafe(no_mangle)]
+            fn __probe_engine_host_online_cpus() -> usize {
+                <$host>::online_cpus()
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_sync_cpus() {
+                <$host>::sync_cpus()
+            }
+            #[unsafe(no_mangle)]
             fn __probe_engine_host_task_may_resume_in(range: core::ops::Range<usize>) -> bool {
                 <$host>::task_may_resume_in(range)
             }
@@ -165,6 +209,8 @@ unsafe extern "Rust" {
     fn __probe_engine_host_slot_memory() -> Range<usize>;
     fn __probe_engine_host_current_task() -> usize;
     fn __probe_engine_host_current_cpu() -> usize;
+    fn __probe_engine_host_online_cpus() -> usize;
+    fn __probe_engine_host_sync_cpus();
     fn __probe_engine_host_task_may_resume_in(range: Range<usize>) -> bool;
     fn __probe_engine_host_stack_of(address: usize) -> Option<Range<usize>>;
     fn __probe_engine_host_yield_now();
@@ -210,6 +256,17 @@ pub(crate) fn current_task() -> usize {
 pub(crate) fn current_cpu() -> usize {
     // SAFETY: see the comment above.
     unsafe { __probe_engine_host_current_cpu() }
+}
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_online_cpus() }.clamp(1, crate::MAX_CPUS)
+}
+/// See [`Host::sync_cpus`]. Task context, interrupts on.
+#[expect(dead_code, reason = "bound here with the rest of the host interface; the quiescence protocol calls it")]
+pub(crate) fn sync_cpus() {
+    debug_assert!(crate::arch::imp::cpu::interrupts_enabled(), "sync_cpus with interrupts off");
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_sync_cpus() }
 }
 pub(crate) fn task_may_resume_in(range: Range<usize>) -> bool {
     // SAFETY: see the comment above.

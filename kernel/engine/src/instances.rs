@@ -2,19 +2,29 @@
 //!
 //! Each registration of a kretprobe gets one pool of `maxactive` instances
 //! (each with `data_size` private bytes) from a static arena reserved for
-//! pools. The trap path takes and returns instances in O(1) with interrupts
-//! off (this kernel has one CPU, so that makes get and put atomic against
-//! every interrupt). A pool whose kretprobe was unregistered while instances
-//! were still out is *retired*: it is freed once the last instance comes back,
-//! by the next registration (never on the trap path, which must not take the
-//! arena's lock).
+//! pools. The trap path takes and returns instances in O(1) through the
+//! pool's lock-free free list (`probe_engine_core::freelist`, a tagged
+//! Treiber stack): any CPU may take or give back at any moment, and an
+//! interrupt nested into a take or give back on the same CPU may do so
+//! too, with no lock.
+//!
+//! A pool whose kretprobe was unregistered is *retired*: its owner is
+//! cleared, so instances still out run no handler, and it is freed once
+//! (a) every CPU has been synchronized since the kretprobe stopped handing
+//! out its pool (`Host::sync_cpus`, called by the unregistration before
+//! [`retire`]: after it no CPU is between loading the pool's address and
+//! taking an instance from it), and (b) the last instance has come back
+//! (the free list's count of instances out, which drops last in a give
+//! back, reads 0). Freeing happens at the next registration or
+//! retirement, never on the trap path, which must not take the arena's
+//! lock.
 use super::control::TrapContext;
 use super::kretprobe::Kretprobe;
 use crate::arch::imp::cpu::without_interrupts;
 use crate::kretprobe::TaskId;
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use linked_list_allocator::Heap;
 use probe_engine_core::freelist::FreeList;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -111,9 +121,10 @@ impl KretprobeInstance {
 /// The instances of one registration.
 pub(crate) struct Pool {
     pub owner: AtomicPtr<Kretprobe>,
-    /// Which instances are free (`probe_engine_core::freelist`), over `links`.
+    /// Which instances are free (`probe_engine_core::freelist`), over
+    /// `links`; shared by every CPU, changed only atomically.
     free: FreeList,
-    links: *mut u32,
+    links: *const AtomicU32,
     instances: *mut KretprobeInstance,
     count: usize,
     layout: Layout,
@@ -134,7 +145,9 @@ fn arena() -> spin::MutexGuard<'static, Option<Heap>> {
     guard
 }
 
-/// Frees retired pools whose instances have all come back.
+/// Frees retired pools whose instances have all come back (every pool on
+/// the retired list was synchronized before it was put there; see the
+/// module docs).
 fn collect_retired(heap: &mut Heap) {
     without_interrupts(|| {
         let mut link = &RETIRED;
@@ -165,7 +178,7 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
     let heap = guard.as_mut().expect("arena initialised");
     collect_retired(heap);
     let header = Layout::new::<Pool>();
-    let (with_links, links_at) = header.extend(Layout::array::<u32>(count).ok()?).ok()?;
+    let (with_links, links_at) = header.extend(Layout::array::<AtomicU32>(count).ok()?).ok()?;
     let (with_instances, instances_at) = with_links.extend(Layout::array::<KretprobeInstance>(count).ok()?).ok()?;
     let (layout, data_at) = with_instances.extend(Layout::array::<u8>(count.checked_mul(data_size)?).ok()?).ok()?;
     let base = heap.allocate_first_fit(layout.pad_to_align()).ok()?.as_ptr();
@@ -174,7 +187,7 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
     // offsets `extend` computed; nothing else refers to it yet.
     unsafe {
         let pool = base as *mut Pool;
-        let links = base.add(links_at) as *mut u32;
+        let links = base.add(links_at) as *mut AtomicU32;
         let instances = base.add(instances_at) as *mut KretprobeInstance;
         let data = base.add(data_at);
         ptr::write_bytes(data, 0, count * data_size);
@@ -191,7 +204,10 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
                 data_len: data_size,
             });
         }
-        let free = FreeList::new(core::slice::from_raw_parts_mut(links, count));
+        for i in 0..count {
+            links.add(i).write(AtomicU32::new(0));
+        }
+        let free = FreeList::new(core::slice::from_raw_parts(links, count));
         pool.write(Pool {
             owner: AtomicPtr::new(owner as *const Kretprobe as *mut Kretprobe),
             free,
@@ -207,6 +223,12 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
 
 /// Detaches a pool from its kretprobe: instances still out run no handler,
 /// and the memory is freed once they are all back.
+///
+/// The caller has made the pool unreachable for new takes (the kretprobe's
+/// pool pointer cleared, its entry probe unlinked) and then synchronized
+/// every CPU (`Host::sync_cpus`), so no CPU still holds the pool's address
+/// on its way to a take: from here on the count of instances out only
+/// falls.
 pub(crate) fn retire(pool: *mut Pool) {
     let mut guard = arena();
     let heap = guard.as_mut().expect("arena initialised");
@@ -221,34 +243,44 @@ pub(crate) fn retire(pool: *mut Pool) {
     collect_retired(heap);
 }
 
-/// Takes a free instance, or `None` if all are out. O(1); trap path only.
+/// Takes a free instance, or `None` if all are out. O(1), lock-free, safe
+/// from any CPU and from interrupts nested into another take or give back;
+/// trap path only.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn get(_cx: &mut TrapContext, pool: *mut Pool) -> Option<NonNull<KretprobeInstance>> {
-    // SAFETY: the pool is live while its kretprobe is registered; its free
-    // list changes only here and in `put`, under the token (interrupts off),
-    // so this is the only reference to it; `links` and `instances` hold
-    // `count` entries (laid out by `create`), and `take` returns an index
-    // below `count`.
+    // SAFETY: the pool is live: the caller loaded its address from a
+    // registered kretprobe with interrupts off, and a pool is freed only
+    // after a sync of every CPU that follows its retirement (see the module
+    // docs), which this interrupts-off region precedes. Only a shared
+    // reference is made: every field the trap path changes is atomic.
+    // `links` and `instances` hold `count` entries (laid out by `create`),
+    // and `take` returns an index below `count`.
     unsafe {
-        let pool = &mut *pool;
+        let pool = &*pool;
         let index = pool.free.take(core::slice::from_raw_parts(pool.links, pool.count))?;
         let instance = NonNull::new_unchecked(pool.instances.add(index));
+        // The free list handed `index` to this caller alone: nobody else
+        // refers to the instance until it is given back.
         (*instance.as_ptr()).next = ptr::null_mut();
         Some(instance)
     }
 }
 
-/// Returns an instance to its pool. O(1); trap path only.
+/// Returns an instance to its pool. O(1), lock-free, safe from any CPU and
+/// from nested interrupts; trap path only.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn put(_cx: &mut TrapContext, instance: NonNull<KretprobeInstance>) {
     let instance = instance.as_ptr();
-    // SAFETY: an instance's pool outlives it (a retired pool is freed only
-    // once nothing is out); the token means nothing interleaves, so this is
-    // the only reference to the pool, and no reference to the instance is
-    // live (callers pass it by pointer); `links` holds `count` entries.
+    // SAFETY: an instance's pool outlives it: a retired pool is freed only
+    // once the count of instances out reads 0, and the give back below
+    // drops that count as its very last access to the pool. The caller
+    // owns the instance (taken from its pool, unlinked from every list) and
+    // holds no reference to it; the pool is only shared-borrowed, its free
+    // list being atomic; `links` holds `count` entries.
     unsafe {
-        let pool = &mut *(*instance).pool;
-        pool.free.give_back(core::slice::from_raw_parts_mut(pool.links, pool.count), (*instance).index);
+        let index = (*instance).index;
+        let pool = &*(*instance).pool;
+        pool.free.give_back(core::slice::from_raw_parts(pool.links, pool.count), index);
     }
 }
 

@@ -38,10 +38,17 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// Most private bytes an instance can hold.
 pub const MAX_DATA_SIZE: usize = 4096;
-/// CPUs in this kernel.
-pub const NR_CPUS: usize = 1;
-/// `maxactive` when the user gives 0 or less: Linux's `max(10, 2 * NR_CPUS)`.
-pub const DEFAULT_MAXACTIVE: usize = if 2 * NR_CPUS > 10 { 2 * NR_CPUS } else { 10 };
+/// The floor of the default `maxactive` (Linux's `max(10, 2 * CPUs)`): what
+/// a kretprobe without a `maxactive` gets on up to 5 online CPUs. The
+/// default itself is computed when the kretprobe registers:
+/// [`default_maxactive`].
+pub const DEFAULT_MAXACTIVE: usize = 10;
+
+/// `maxactive` when the user gives 0 or less, as Linux computes it today:
+/// `max(10, 2 × online CPUs)` (`Host::online_cpus`, asked now).
+pub fn default_maxactive() -> usize {
+    DEFAULT_MAXACTIVE.max(2 * crate::host::online_cpus())
+}
 
 /// What an entry handler decides.
 #[must_use]
@@ -135,15 +142,16 @@ impl Kretprobe {
     }
 
     /// How many calls may be active at once; 0 or less means
-    /// [`DEFAULT_MAXACTIVE`].
+    /// [`default_maxactive`] (computed at registration).
     pub const fn maxactive(mut self, count: i32) -> Self {
         self.maxactive = count;
         self
     }
 
-    /// The number of instances registration allocates.
-    pub const fn effective_maxactive(&self) -> usize {
-        if self.maxactive <= 0 { DEFAULT_MAXACTIVE } else { self.maxactive as usize }
+    /// The number of instances registration allocates (now): `maxactive`,
+    /// or [`default_maxactive`] for 0 or less.
+    pub fn effective_maxactive(&self) -> usize {
+        if self.maxactive <= 0 { default_maxactive() } else { self.maxactive as usize }
     }
 
     /// Calls whose return was not reported for lack of a free instance, or

@@ -94,9 +94,9 @@ pub use host::{Host, PatchError, Symbol};
 pub use instances::{KretprobeInstance, arena_used as kretprobe_arena_used};
 pub use jprobe::{Jprobe, jprobe_return, register_jprobe, unregister_jprobe};
 pub use kretprobe::{
-    DEFAULT_MAXACTIVE, EntryAction, EntryHandler, Kretprobe, MAX_DATA_SIZE, ReturnHandler, disable_kretprobe,
-    enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value, unregister_kretprobe,
-    unregister_kretprobes,
+    DEFAULT_MAXACTIVE, EntryAction, EntryHandler, Kretprobe, MAX_DATA_SIZE, ReturnHandler, default_maxactive,
+    disable_kretprobe, enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value,
+    unregister_kretprobe, unregister_kretprobes,
 };
 pub use probe::{FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler};
 pub use registry::{

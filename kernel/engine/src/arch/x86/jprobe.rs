@@ -5,7 +5,9 @@
 //! saved, and EIP goes to the handler with interrupts off: its `extern "C"`
 //! parameters *are* the probed function's arguments. `jprobe_return` puts
 //! ESP back and executes `int3`; the engine restores the saved stack and
-//! registers there.
+//! registers there. The ESP to put back is the CPU's own (several CPUs may
+//! be inside jprobe handlers at once): one saved stack pointer per CPU,
+//! which the handler cannot leave (interrupts stay off in it).
 use super::BREAKPOINT_INSTRUCTION;
 use super::cpu::EFLAGS_IF;
 use super::regs::PtRegs;
@@ -68,24 +70,37 @@ impl JprobeStack {
     };
 }
 
-/// The stack pointer `jprobe_return` restores (the probed function's ESP).
-static SAVED_ESP: AtomicUsize = AtomicUsize::new(0);
+/// The stack pointer `jprobe_return` restores (the probed function's ESP),
+/// per CPU: written at the hit and read at `jprobe_return` by the same CPU,
+/// with interrupts off throughout.
+static SAVED_ESP: [AtomicUsize; crate::MAX_CPUS] = [const { AtomicUsize::new(0) }; crate::MAX_CPUS];
+
+/// The calling CPU's saved stack pointer, for [`jprobe_return`] (a plain
+/// `extern "C"` call from its asm: the result comes back in EAX).
+#[unsafe(link_section = ".kprobes.text")]
+extern "C" fn saved_stack_pointer() -> usize {
+    SAVED_ESP[crate::host::current_cpu()].load(Ordering::Relaxed)
+}
 
 /// Ends a jprobe handler: never returns to it; execution continues with the
 /// probed function as if the handler had not run.
+///
+/// The call below may clobber EAX, ECX, EDX and EFLAGS: the `int3` restores
+/// every register from the save made at the hit anyway.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
 pub extern "C" fn jprobe_return() -> ! {
     naked_asm!(
-        "mov esp, dword ptr [{saved}]", // 6 bytes: 8B 25 imm32
+        "call {saved}",  // 5 bytes: E8 rel32
+        "mov esp, eax",  // 2 bytes: 89 C4
         "int3",
         "ud2",
-        saved = sym SAVED_ESP,
+        saved = sym saved_stack_pointer,
     );
 }
 
 /// Offset of the `int3` in [`jprobe_return`] (checked at boot by [`check_layout`]).
-const RETURN_BREAKPOINT_OFFSET: usize = 6;
+const RETURN_BREAKPOINT_OFFSET: usize = 7;
 
 #[unsafe(link_section = ".kprobes.text")]
 fn return_breakpoint() -> usize {
@@ -117,7 +132,7 @@ pub fn enter_handler(regs: &mut PtRegs, entry: usize, save: &mut JprobeStack, st
     // SAFETY: [esp, esp + 4 * words) is the live, word-aligned stack of the
     // probed code, below the end of its stack; the save area is ours.
     unsafe { copy_words(esp as *const u32, save.stack.as_mut_ptr(), words) };
-    SAVED_ESP.store(esp, Ordering::SeqCst);
+    SAVED_ESP[crate::host::current_cpu()].store(esp, Ordering::Relaxed);
     regs.eip = entry as u32;
     regs.eflags &= !EFLAGS_IF;
 }
