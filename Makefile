@@ -11,15 +11,18 @@ ARGS ?=
 
 .PHONY: run test bench setup clean
 
+# Four CPUs unless PROBE_SMP says otherwise: the demo spreads its tasks over them.
 run: setup
-	cargo run -- $(ARGS)
+	PROBE_SMP=$${PROBE_SMP:-4} cargo run -- $(ARGS)
 
 test: setup
 	boot/test-all.sh $(ARGS)
 
-# Guest instructions per probe hit, deterministic under -icount.
+# Guest instructions per probe hit, deterministic under -icount, on one
+# CPU and on four (cases of the second run end in _smp4).
 bench: setup
-	cargo run --release -- --direct --icount bench
+	cargo run --release -- --direct --icount --smp=1 bench
+	cargo run --release -- --direct --icount --smp=4 bench
 
 setup:
 	@boot/setup.sh

@@ -6,27 +6,39 @@
 # or if no test at all was selected (a filter that matches nothing is an
 # error, not a pass: it counts as one failure).
 # Arguments are a test filter passed to every kernel (test=NAME).
+#
+# The whole suite runs once per CPU count in PROBE_SMP_MATRIX (default
+# "1 4": every test kernel on one CPU and on four); a kernel whose source
+# names its own --smp (a `// run.sh:` line) runs on that count both times.
 set -u
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
-export PROBE_TEST_RESULTS="$target_dir/test-results.txt"
-mkdir -p "$target_dir"; rm -f "$PROBE_TEST_RESULTS"
+mkdir -p "$target_dir"
 
-cargo test --no-fail-fast -- "$@"
-cargo_status=$?
-
-passed=0; failed=0; kernels=0; selected=0
-if [ -f "$PROBE_TEST_RESULTS" ]; then
-    while read -r name p f s verdict; do
-        kernels=$((kernels + 1)); passed=$((passed + p)); failed=$((failed + f)); selected=$((selected + s))
-        [ "$f" != 0 ] && echo "FAILED kernel: $name ($verdict)"
-    done < "$PROBE_TEST_RESULTS"
-fi
-if [ "$cargo_status" != 0 ] && [ "$failed" = 0 ]; then
-    echo "cargo test failed before running every kernel (build error?)"
-    failed=$((failed + 1))
-fi
+passed=0; failed=0; kernels=0; selected=0; cargo_status=0
+for smp in ${PROBE_SMP_MATRIX:-1 4}; do
+    echo "== test kernels at -smp $smp =="
+    export PROBE_TEST_RESULTS="$target_dir/test-results-smp$smp.txt"
+    rm -f "$PROBE_TEST_RESULTS"
+    PROBE_SMP=$smp cargo test --no-fail-fast -- "$@"
+    status=$?
+    pass_failed=0
+    if [ -f "$PROBE_TEST_RESULTS" ]; then
+        while read -r name p f s verdict; do
+            kernels=$((kernels + 1)); passed=$((passed + p)); failed=$((failed + f)); selected=$((selected + s))
+            pass_failed=$((pass_failed + f))
+            [ "$f" != 0 ] && echo "FAILED kernel: $name at -smp $smp ($verdict)"
+        done < "$PROBE_TEST_RESULTS"
+    fi
+    if [ "$status" != 0 ]; then
+        cargo_status=$status
+        if [ "$pass_failed" = 0 ]; then
+            echo "cargo test at -smp $smp failed before running every kernel (build error?)"
+            failed=$((failed + 1))
+        fi
+    fi
+done
 
 # Host tests of the workspace's pure crates (the engine's algorithms, the
 # symbol table's format and the post-link tool), counted in from libtest's
@@ -59,6 +71,6 @@ if [ "$selected" = 0 ]; then
     fi
     failed=$((failed + 1))
 fi
-echo "$kernels test kernels and the host tests, $selected tests selected"
+echo "$kernels test kernel runs (over -smp ${PROBE_SMP_MATRIX:-1 4}) and the host tests, $selected tests selected"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$cargo_status" = 0 ] && [ "$host_status" = 0 ]

@@ -135,6 +135,11 @@ fn boosted_row(case: &'static str, description: &'static str, baseline: u64) -> 
     row(case, description, baseline, || register_kprobe(&BOOSTED).unwrap(), || unregister_kprobe(&BOOSTED).unwrap())
 }
 
+/// The case-name suffix for `cpus` online CPUs: none for one, `_smpN` else.
+fn case_suffix(cpus: usize) -> alloc::string::String {
+    if cpus == 1 { alloc::string::String::new() } else { alloc::format!("_smp{cpus}") }
+}
+
 /// Runs every case and prints one `bench: <case> <instructions>` line each.
 pub fn run() -> [Row; 10] {
     // On a fresh engine, before any other case has used sites and slots.
@@ -189,11 +194,16 @@ pub fn run() -> [Row; 10] {
     println!(
         "       the after_churn cases follow {CHURN_CYCLES} register/unregister cycles at {SLED_LENGTH} distinct addresses"
     );
+    // Run with more CPUs, every case is named for their count, so the two
+    // runs of `make bench` can be told apart (and compared) by scripts.
+    let cpus = crate::arch::x86::smp::online_cpus();
+    let suffix = case_suffix(cpus);
     for row in &rows {
-        println!("bench: {} {}", row.case, row.per_hit);
+        println!("bench: {}{suffix} {}", row.case, row.per_hit);
     }
+    println!("  on {cpus} CPU{}:", if cpus == 1 { "" } else { "s" });
     for row in &rows {
-        println!("  {:<34} {:<42} {:>7}", row.case, row.description, row.per_hit);
+        println!("  {:<34} {:<42} {:>7}", alloc::format!("{}{suffix}", row.case), row.description, row.per_hit);
     }
     println!(
         "memory: {} probe sites, {} instruction slots of {} bytes, kretprobe instance {} bytes + data",
