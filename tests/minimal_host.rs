@@ -152,9 +152,12 @@ fn reset() {
 #[test_case]
 fn test_kprobe() {
     reset();
+    let syncs = SYNC_CALLS.load(SeqCst);
     register_kprobe(&KP).unwrap();
+    assert_eq!(SYNC_CALLS.load(SeqCst), syncs + 1, "arming synchronized the other CPUs before returning");
     assert_eq!(mh_target(4), 13);
     unregister_kprobe(&KP).unwrap();
+    assert_eq!(SYNC_CALLS.load(SeqCst), syncs + 2, "unregistration synchronized once: disarm, then free");
     assert_eq!((PRE.load(SeqCst), POST.load(SeqCst)), (1, 1));
     assert_eq!(PRE_EIP.load(SeqCst), mh_target as *const () as usize);
     assert_ne!(POST_EIP.load(SeqCst), PRE_EIP.load(SeqCst), "the post handler sees where execution goes on");

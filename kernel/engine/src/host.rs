@@ -261,8 +261,8 @@ pub(crate) fn online_cpus() -> usize {
     // SAFETY: see the comment above.
     unsafe { __probe_engine_host_online_cpus() }.clamp(1, crate::MAX_CPUS)
 }
-/// See [`Host::sync_cpus`]. Task context, interrupts on.
-#[expect(dead_code, reason = "bound here with the rest of the host interface; the quiescence protocol calls it")]
+/// See [`Host::sync_cpus`]. Task context, interrupts on; the engine calls
+/// it only through `quiesce`.
 pub(crate) fn sync_cpus() {
     debug_assert!(crate::arch::imp::cpu::interrupts_enabled(), "sync_cpus with interrupts off");
     // SAFETY: see the comment above.

@@ -20,6 +20,7 @@
 //! lock.
 use super::control::TrapContext;
 use super::kretprobe::Kretprobe;
+use super::quiesce::Quiesced;
 use crate::arch::imp::cpu::without_interrupts;
 use crate::kretprobe::TaskId;
 use core::alloc::Layout;
@@ -229,7 +230,8 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
 /// every CPU (`Host::sync_cpus`), so no CPU still holds the pool's address
 /// on its way to a take: from here on the count of instances out only
 /// falls.
-pub(crate) fn retire(pool: *mut Pool) {
+pub(crate) fn retire(pool: Quiesced<*mut Pool>) {
+    let pool = pool.into_inner();
     let mut guard = arena();
     let heap = guard.as_mut().expect("arena initialised");
     without_interrupts(|| {

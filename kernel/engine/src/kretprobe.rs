@@ -27,6 +27,7 @@ use super::control::{self, ControlBlock, TrapContext};
 use super::error::KprobeError;
 use super::instances::{self, KretprobeInstance, Pool};
 use super::probe::{Kprobe, KprobeFlags, ProbeKind};
+use super::quiesce::quiesce;
 use super::registry;
 use crate::MAX_TASKS;
 use crate::arch::imp::{self as arch, PtRegs, trampoline};
@@ -197,25 +198,44 @@ fn register_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result
     rp.missed.store(0, Ordering::Relaxed);
     if let Err(error) = registry::register_locked(registry, &rp.kp) {
         rp.pool.store(ptr::null_mut(), Ordering::Release);
-        instances::retire(pool);
+        instances::retire(quiesce(pool));
         return Err(error);
     }
     Ok(())
 }
 
 /// Unregisters a return probe. Calls in flight return normally to their
-/// callers without running the handler.
+/// callers without running the handler. When it returns, no CPU is still
+/// handling the entry probe, so `rp` may be registered again.
 pub fn unregister_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
     let registry = registry::lock()?;
-    unregister_locked(&registry, rp)
+    let detached = detach_locked(&registry, rp)?;
+    finish(quiesce(detached));
+    Ok(())
 }
 
-fn unregister_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result<(), KprobeError> {
-    registry::unregister_locked(registry, &rp.kp)?;
-    let pool = rp.pool.swap(ptr::null_mut(), Ordering::AcqRel);
+/// The unpublished parts of a kretprobe: its entry probe and its pool.
+type DetachedKretprobe = (registry::Detached, *mut Pool);
+
+/// Unpublishes `rp`: its entry probe leaves its site, and its pool can no
+/// longer be found by a new call (see `quiesce`).
+fn detach_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result<DetachedKretprobe, KprobeError> {
+    let detached = registry::detach_locked(registry, &rp.kp)?;
+    Ok((detached, rp.pool.swap(ptr::null_mut(), Ordering::AcqRel)))
+}
+
+/// After the sync: no CPU is between loading the pool and taking from it,
+/// or still handling the entry probe; the site is freed, the pool retired.
+fn finish(detached: crate::quiesce::Quiesced<DetachedKretprobe>) {
+    let (site, pool) = detached.split();
+    registry::Detached::finish(site);
     if !pool.is_null() {
         instances::retire(pool);
     }
+}
+
+fn unregister_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result<(), KprobeError> {
+    finish(quiesce(detach_locked(registry, rp)?));
     Ok(())
 }
 
@@ -231,12 +251,13 @@ pub fn register_kretprobes(rps: &[&'static Kretprobe]) -> Result<(), KprobeError
     )
 }
 
-/// Unregisters every registered return probe in `rps`.
+/// Unregisters every registered return probe in `rps`, with one sync of
+/// every CPU for the whole batch.
 pub fn unregister_kretprobes(rps: &[&'static Kretprobe]) {
     let Ok(registry) = registry::lock() else { return };
-    for rp in rps {
-        let _ = unregister_locked(&registry, rp);
-    }
+    let detached: alloc::vec::Vec<DetachedKretprobe> =
+        rps.iter().filter_map(|rp| detach_locked(&registry, rp).ok()).collect();
+    quiesce(detached).each().for_each(finish);
 }
 
 /// Enables a disabled return probe (new calls are tracked again).

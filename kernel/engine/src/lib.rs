@@ -72,6 +72,7 @@ mod instances;
 mod jprobe;
 pub mod kretprobe;
 mod probe;
+mod quiesce;
 mod registry;
 pub mod slots;
 

@@ -9,13 +9,18 @@
 //!
 //! Writers (registration) are serialized by a lock the trap path never
 //! takes, and publish with release stores in an order that keeps every state
-//! a nested trap could observe consistent: a site is filled before it is
-//! indexed, a probe is linked before the breakpoint is armed, and the
-//! breakpoint is removed before the site is unindexed.
+//! a nested trap or another CPU could observe consistent: a site is filled
+//! before it is indexed, a probe is linked before the breakpoint is armed,
+//! and the breakpoint is removed before the site is unindexed. Every change
+//! of text is followed by a sync of every CPU before the call returns
+//! (`text_poke_sync`), and unregistration unpublishes, synchronizes, and
+//! only then frees the site (for another address) and its slot, and
+//! returns so the caller may reuse its probe (see `quiesce`).
 use super::blacklist;
 use super::control;
 use super::error::KprobeError;
 use super::probe::{Kprobe, KprobeFlags, Location, ProbeKind};
+use super::quiesce::{self, Quiesced, quiesce};
 use crate::arch::imp::slot::PrepareError;
 use crate::arch::imp::{self as arch, ArchSite};
 use core::cell::UnsafeCell;
@@ -177,7 +182,7 @@ pub(crate) fn lock() -> Result<Guard, KprobeError> {
 }
 
 /// The byte at `address` as the original code has it (an armed breakpoint undone).
-fn original_byte(address: usize) -> u8 {
+pub(crate) fn original_byte(address: usize) -> u8 {
     match lookup(address) {
         Some(site) if site.armed.load(Ordering::Acquire) => site.arch().original_first_byte(),
         // SAFETY: callers pass addresses inside kernel text, which is mapped.
@@ -186,7 +191,7 @@ fn original_byte(address: usize) -> u8 {
 }
 
 /// Whether any task, the caller included, may resume inside `range`.
-fn slot_in_use(range: Range<usize>) -> bool {
+pub(crate) fn slot_in_use(range: Range<usize>) -> bool {
     crate::host::task_may_resume_in(range)
 }
 
@@ -234,8 +239,11 @@ fn prepare_error(error: PrepareError) -> KprobeError {
 }
 
 /// Re-decides arming and boosting of `site` after its probe set changed.
+/// Returns whether it changed text (armed or disarmed the breakpoint): the
+/// caller then syncs every CPU before returning (interrupts are off here).
 #[unsafe(link_section = ".kprobes.text")]
-fn refresh(site: &Site) {
+#[must_use]
+fn refresh(site: &Site) -> bool {
     let mut any_enabled = false;
     let mut post_handlers = false;
     for probe in site.probes() {
@@ -253,9 +261,13 @@ fn refresh(site: &Site) {
     if any_enabled && !armed {
         arch::arm(site.arch()).expect("probe address left kernel text");
         site.armed.store(true, Ordering::Release);
+        true
     } else if !any_enabled && armed {
         arch::disarm(site.arch()).expect("probe address left kernel text");
         site.armed.store(false, Ordering::Release);
+        true
+    } else {
+        false
     }
 }
 
@@ -322,40 +334,74 @@ pub(crate) fn register_locked(_registry: &Guard, probe: &'static Kprobe) -> Resu
             site
         }
     };
-    crate::arch::imp::cpu::without_interrupts(|| {
+    let text_changed = crate::arch::imp::cpu::without_interrupts(|| {
         probe.missed.store(0, Ordering::Relaxed);
         probe.address.store(address, Ordering::Release);
         probe.set_flag(KprobeFlags::DISABLED, false);
         probe.set_flag(KprobeFlags::GONE, false);
         link(site, probe);
-        refresh(site);
+        refresh(site)
     });
+    if text_changed {
+        // Every CPU sees the breakpoint before registration returns.
+        quiesce::text_poke_sync();
+    }
     Ok(())
 }
 
-/// Unregisters one probe of any kind.
-pub(crate) fn unregister_locked(_registry: &Guard, probe: &'static Kprobe) -> Result<(), KprobeError> {
+/// A probe unlinked from its site (and the site, if that emptied it,
+/// disarmed and unindexed), that a trap on another CPU may still be using:
+/// [`finish`](Detached::finish) it once [`quiesce`]d.
+pub(crate) struct Detached {
+    /// The site, if the probe was its last: freed by `finish`.
+    emptied: Option<&'static Site>,
+}
+
+/// Unregistration's first half: unpublishes `probe` (step 1 of the
+/// `quiesce` protocol). Nothing is freed yet.
+pub(crate) fn detach_locked(_registry: &Guard, probe: &'static Kprobe) -> Result<Detached, KprobeError> {
     if probe.flags().contains(KprobeFlags::GONE) {
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
-    crate::arch::imp::cpu::without_interrupts(|| {
+    let emptied = crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::GONE, true);
         probe.set_flag(KprobeFlags::BOOSTED, false);
         unlink(site, probe);
-        refresh(site);
-        if site.head.load(Ordering::Acquire).is_null() {
+        let _text_changed = refresh(site); // the sync before `finish` covers it
+        let emptied = site.head.load(Ordering::Acquire).is_null();
+        if emptied {
             let number = SITES.iter().position(|s| ptr::eq(s, site)).expect("site outside the table");
+            // Unindexed, but its address and instruction stay as they are:
+            // a trap on another CPU may still be reading them.
             index_remove(number);
-            site.address.store(0, Ordering::Release);
         }
         probe.address.store(0, Ordering::Release);
+        emptied
     });
-    if site.address() == 0 {
-        // SAFETY: unindexed above; no trap can reach this site any more.
+    Ok(Detached { emptied: emptied.then_some(site) })
+}
+
+impl Detached {
+    /// Unregistration's second half, after every CPU was synchronized: no
+    /// trap can still be using the site, so its slot goes back (as garbage
+    /// if a task or CPU may resume inside it) and the site is free for
+    /// another address.
+    pub(crate) fn finish(detached: Quiesced<Detached>) {
+        let Some(site) = detached.into_inner().emptied else { return };
+        // SAFETY: unindexed and quiesced: no trap is reading `arch`, and
+        // none can find the site again; registration (which would fill it)
+        // is excluded by the lock our caller holds.
         let arch_site = unsafe { (*site.arch.get()).take() }.expect("site without instruction");
+        site.address.store(0, Ordering::Release);
         arch::release(&arch_site, slot_in_use);
     }
+}
+
+/// Unregisters one probe of any kind: unpublish, sync every CPU, free.
+pub(crate) fn unregister_locked(registry: &Guard, probe: &'static Kprobe) -> Result<(), KprobeError> {
+    let detached = detach_locked(registry, probe)?;
+    Detached::finish(quiesce(detached));
     Ok(())
 }
 
@@ -412,14 +458,13 @@ pub fn register_kprobes(probes: &[&'static Kprobe]) -> Result<(), KprobeError> {
     )
 }
 
-/// Unregisters every probe in `probes` that is registered.
+/// Unregisters every probe in `probes` that is registered, with one sync
+/// of every CPU for the whole batch (as Linux's `unregister_kprobes`).
 pub fn unregister_kprobes(probes: &[&'static Kprobe]) {
     let Ok(registry) = lock() else { return };
-    for probe in probes {
-        if let Ok(probe) = plain(probe) {
-            let _ = unregister_locked(&registry, probe);
-        }
-    }
+    let detached: alloc::vec::Vec<Detached> =
+        probes.iter().filter_map(|probe| detach_locked(&registry, plain(probe).ok()?).ok()).collect();
+    quiesce(detached).each().for_each(Detached::finish);
 }
 
 fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError> {
@@ -428,10 +473,13 @@ fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError>
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
-    crate::arch::imp::cpu::without_interrupts(|| {
+    let text_changed = crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::DISABLED, !enabled);
-        refresh(site);
+        refresh(site)
     });
+    if text_changed {
+        quiesce::text_poke_sync();
+    }
     Ok(())
 }
 

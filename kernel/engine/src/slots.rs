@@ -2,11 +2,16 @@
 //! instructions run out of line.
 //!
 //! A fixed pool in memory the host provides (`Host::slot_memory`, writable
-//! and executable), handed out at registration. A freed slot is not reused while any task
-//! could still be executing in it (a boosted slot runs with interrupts on, so
-//! a task can be preempted inside one): the caller passes a predicate that
-//! says whether a slot is still in use; such slots wait as garbage and are
-//! collected on a later allocation, as Linux's `collect_garbage_slots` does.
+//! and executable), handed out at registration. A freed slot is not reused
+//! while any task or CPU could still be executing in it (a boosted slot runs
+//! with interrupts on, so a task can be preempted inside one, and another
+//! CPU can be running it): a slot is freed only after a sync of every CPU
+//! (`Host::sync_cpus`), when the predicate the caller passes
+//! (`Host::task_may_resume_in`, which counts the tasks preempted inside and
+//! the CPUs that sync found inside) says no one may resume there. Slots it
+//! holds back wait as garbage and are looked at again, after another sync,
+//! on a later allocation, as Linux's `collect_garbage_slots` does after
+//! `synchronize_rcu_tasks`.
 use spin::Mutex;
 
 /// Bytes per slot: room for two copies of a probed instruction, one for
@@ -45,9 +50,15 @@ pub(crate) fn check_memory() {
     assert!(memory.len() >= SLOT_MEMORY_SIZE, "the host's slot memory holds fewer than {SLOT_COUNT} slots");
 }
 
-/// Takes a free slot, first collecting garbage slots that `in_use` clears.
-/// Returns the slot's address. Registration time only (takes a lock).
+/// Takes a free slot, first collecting garbage slots that `in_use` clears
+/// after a sync of every CPU (only if there is garbage to collect).
+/// Returns the slot's address. Registration time only (takes a lock; task
+/// context with interrupts on, for the sync).
 pub fn allocate(in_use: impl Fn(core::ops::Range<usize>) -> bool) -> Option<usize> {
+    if STATE.lock().contains(&State::Garbage) {
+        // Where every other CPU is now: `in_use` counts those inside a slot.
+        crate::quiesce::text_poke_sync();
+    }
     let mut state = STATE.lock();
     for index in 0..SLOT_COUNT {
         if state[index] == State::Garbage && !in_use(slot_address(index)..slot_address(index) + SLOT_SIZE) {
@@ -60,6 +71,8 @@ pub fn allocate(in_use: impl Fn(core::ops::Range<usize>) -> bool) -> Option<usiz
 }
 
 /// Gives a slot back; it becomes free once `in_use` says nobody runs in it.
+/// Call only after a sync of every CPU that followed the last moment a trap
+/// could send code into the slot (the engine's unregistration does).
 pub fn free(address: usize, in_use: impl Fn(core::ops::Range<usize>) -> bool) {
     let index = (address - slot_address(0)) / SLOT_SIZE;
     let mut state = STATE.lock();
