@@ -84,3 +84,52 @@ impl fmt::Display for KprobeError {
         }
     }
 }
+
+/// Why [`text_poke_bp`](crate::text_poke_bp) refused a patch. Every refusal
+/// leaves the text exactly as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextPokeError {
+    /// The address fails a check a probe there would fail too (outside
+    /// kernel text, in no function, the engine's trap path, not an
+    /// instruction boundary, an instruction that does not decode), or the
+    /// call came from a probe handler or with interrupts off.
+    Address(KprobeError),
+    /// A probe is registered inside the instruction: unregister it first.
+    ProbeSite,
+    /// The new bytes are not exactly one instruction: the first one they
+    /// hold is `decoded` bytes long (0: they do not decode).
+    NotOneInstruction {
+        /// The length of the first instruction the bytes hold.
+        decoded: usize,
+    },
+    /// The new instruction's length differs from the old one's.
+    LengthMismatch {
+        /// The instruction at the address now.
+        old: usize,
+        /// The new bytes.
+        new: usize,
+    },
+    /// The new instruction cannot run as a relocated copy out of line,
+    /// which is what a CPU that hits the guard executes; the text says why.
+    NotRelocatable(&'static str),
+    /// Every instruction slot is taken.
+    NoSlot,
+}
+
+impl fmt::Display for TextPokeError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            TextPokeError::Address(error) => write!(f, "{error}"),
+            TextPokeError::ProbeSite => write!(f, "a probe is registered inside the instruction"),
+            TextPokeError::NotOneInstruction { decoded: 0 } => write!(f, "the new bytes do not decode"),
+            TextPokeError::NotOneInstruction { decoded } => {
+                write!(f, "the new bytes are not one instruction (the first is {decoded} bytes)")
+            }
+            TextPokeError::LengthMismatch { old, new } => {
+                write!(f, "the new instruction is {new} bytes, the old one {old}")
+            }
+            TextPokeError::NotRelocatable(why) => write!(f, "the new instruction cannot run out of line: {why}"),
+            TextPokeError::NoSlot => write!(f, "no free instruction slots"),
+        }
+    }
+}

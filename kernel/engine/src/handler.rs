@@ -1,5 +1,7 @@
 //! The trap path: what happens at a probe hit.
 //!
+//! `int3` at the guard of a text patch in progress (`text_poke_bp`) →
+//! the out-of-line copy of the new instruction, before anything else.
 //! `int3` at a probed address → [`int3_handler`]: run the pre-handlers of
 //! every enabled probe there in order (a redirecting one ends the hit), then
 //! send the code to its instruction's slot: boosted (a copy that jumps back)
@@ -27,6 +29,11 @@ use core::fmt;
 #[unsafe(link_section = ".kprobes.text")]
 pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
     let address = arch::breakpoint_address(regs);
+    // The guard of a text patch in progress: run the new instruction.
+    if let Some(resume) = arch::text_poke_bp::guarded_resume(address) {
+        regs.set_ip(resume);
+        return TrapOutcome::Handled;
+    }
     let Some(site) = registry::lookup(address) else {
         return not_a_site(cx, regs, address);
     };

@@ -10,6 +10,8 @@
 //! - [`Kretprobe`]: a handler when a function returns, with instances from
 //!   a pool sized by `maxactive`, misses counted in `nmissed`, and
 //!   unregistration safe while calls are in flight.
+//! - [`text_poke_bp`]: one instruction replaced by another of the same
+//!   length while any CPU may be executing it (int3-guarded, as Linux's).
 //!
 //! # Embedding
 //!
@@ -20,7 +22,8 @@
 //!   save and restore, and the register accessors of [`PtRegs`]; i386 is the
 //!   one implementation;
 //! - **the host kernel** ([`Host`], bound with [`host!`]): text patching,
-//!   slot memory, the current task and CPU, whether a task may resume
+//!   slot memory, the current task and CPU, the online CPUs and a sync of
+//!   all of them (`Host::sync_cpus`), whether a task or CPU may resume
 //!   inside an address range, stack bounds, symbols, a timestamp, yielding.
 //!
 //! A host then:
@@ -50,6 +53,10 @@
 //!   follows the decision.
 //! - **Typed state.** The trap path's state is an enum whose variants carry
 //!   their data, changed only by transitions that refuse illegal moves.
+//! - **SMP without locks on the trap path.** Trap-path state is per CPU,
+//!   shared tables are read lock-free (instance pools are a tagged Treiber
+//!   stack), and writers wait the trap path out instead of excluding it:
+//!   unpublish, sync every CPU, then reuse (see the `quiesce` module).
 //!
 //! The crate root is the user API: [`Kprobe`], [`Kretprobe`], [`Jprobe`]
 //! and their `register_*`, `unregister_*`, `enable_*`, `disable_*`
@@ -71,6 +78,7 @@ mod host;
 mod instances;
 mod jprobe;
 pub mod kretprobe;
+mod patch;
 mod probe;
 mod quiesce;
 mod registry;
@@ -90,7 +98,7 @@ pub mod trap {
 pub use arch::imp::{CallingConvention, FRAME_SIZE, PtRegs, TrapOutcome, regs_get_kernel_argument};
 pub use blacklist::functions as blacklisted_functions;
 pub use control::{in_probe_context, trap_path_active};
-pub use error::KprobeError;
+pub use error::{KprobeError, TextPokeError};
 pub use host::{Host, PatchError, Symbol};
 pub use instances::{KretprobeInstance, arena_used as kretprobe_arena_used};
 pub use jprobe::{Jprobe, jprobe_return, register_jprobe, unregister_jprobe};
@@ -99,6 +107,7 @@ pub use kretprobe::{
     disable_kretprobe, enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value,
     unregister_kretprobe, unregister_kretprobes,
 };
+pub use patch::{TextPokeStage, text_poke_bp, text_poke_bp_guard_hits, text_poke_bp_observed};
 pub use probe::{FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler};
 pub use registry::{
     MAX_SITES, can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,

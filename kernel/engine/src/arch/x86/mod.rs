@@ -6,12 +6,14 @@
 //! - [`setup_single_step`] / [`resume_after_single_step`]: the trap-path
 //!   halves of running the copy out of line, and the fix-ups afterwards.
 //! - [`trampoline`]: the kretprobe return trampoline.
+//! - [`text_poke_bp`]: the int3-guarded patch of one instruction.
 pub mod cpu;
 pub mod jprobe;
 pub use probe_engine_core::decode;
 pub mod regs;
 pub mod slot;
 pub mod step;
+pub mod text_poke_bp;
 pub mod trampoline;
 
 pub use decode::{Fixup, Insn};
