@@ -187,7 +187,7 @@ fn console_lines_from_four_cpus_never_mix() {
     for id in ids {
         task::join(id);
     }
-    let text = core::str::from_utf8(console::capture_end(&mut buffer)).expect("utf-8").to_owned();
+    let text = alloc::string::String::from(core::str::from_utf8(console::capture_end(&mut buffer)).expect("utf-8"));
     let mut per_cpu = [0usize; CPUS];
     for line in text.lines() {
         let c: usize = line[3..4].parse().expect("a cpu digit");

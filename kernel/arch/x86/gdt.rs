@@ -204,8 +204,9 @@ pub unsafe fn set_double_fault_cr3(cr3: u32) {
     // fields only on a task switch.
     unsafe {
         DOUBLE_FAULT_CR3 = cr3;
-        for cpu in 0..MAX_CPUS {
-            DOUBLE_FAULT_TSS_STATE[cpu].cr3 = cr3;
+        let states = &raw mut DOUBLE_FAULT_TSS_STATE;
+        for state in (*states).iter_mut() {
+            state.cr3 = cr3;
         }
     }
 }

@@ -224,11 +224,11 @@ pub fn sync_cpus() {
         apic::send_ipi_all_but_self(apic::vector::SYNC);
         percpu::cpu_id()
     });
-    for other in 0..online {
+    for (other, ack) in SYNC_ACK.iter().enumerate().take(online) {
         if other == sender {
             continue;
         }
-        while SYNC_ACK[other].load(Ordering::Acquire) < generation {
+        while ack.load(Ordering::Acquire) < generation {
             core::hint::spin_loop();
         }
     }
