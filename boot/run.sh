@@ -50,6 +50,13 @@ if [ "$is_test" = 1 ]; then
 fi
 
 words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s="" ; input="" ; smp=${PROBE_SMP:-1} ; elf_seen=0
+# A later pass of test-all.sh's CPU-count matrix skips a kernel that fixes
+# its own CPU count: it ran on exactly that machine in the first pass.
+if [ -n "${PROBE_SKIP_OWN_SMP:-}" ] && [[ " ${source_words[*]-} " == *" --smp="* ]]; then
+    echo "run.sh: $name: boots its own --smp; already run in this matrix's first pass"
+    exit 0
+fi
+
 for arg in ${source_words[@]+"${source_words[@]}"} "$@"; do
     case "$arg" in
         --icount) icount=1 ;;

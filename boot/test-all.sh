@@ -9,19 +9,21 @@
 #
 # The whole suite runs once per CPU count in PROBE_SMP_MATRIX (default
 # "1 4": every test kernel on one CPU and on four); a kernel whose source
-# names its own --smp (a `// run.sh:` line) runs on that count both times.
+# names its own --smp (a `// run.sh:` line) runs once, in the first pass.
 set -u
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 mkdir -p "$target_dir"
 
-passed=0; failed=0; kernels=0; selected=0; cargo_status=0
+passed=0; failed=0; kernels=0; selected=0; cargo_status=0; pass=0
 for smp in ${PROBE_SMP_MATRIX:-1 4}; do
+    pass=$((pass + 1))
+    skip_own=""; [ "$pass" -gt 1 ] && skip_own=1
     echo "== test kernels at -smp $smp =="
     export PROBE_TEST_RESULTS="$target_dir/test-results-smp$smp.txt"
     rm -f "$PROBE_TEST_RESULTS"
-    PROBE_SMP=$smp cargo test --no-fail-fast -- "$@"
+    PROBE_SMP=$smp PROBE_SKIP_OWN_SMP=$skip_own cargo test --no-fail-fast -- "$@"
     status=$?
     pass_failed=0
     if [ -f "$PROBE_TEST_RESULTS" ]; then

@@ -57,7 +57,14 @@ impl Host for KernelHost {
     /// `smp::sync_cpus`, an IPI to all but self. Nothing to do on one CPU
     /// (the caller's own `text_poke` serialized it).
     fn sync_cpus() {
-        crate::arch::x86::smp::sync_cpus()
+        if crate::arch::x86::smp::online_cpus() == 1 {
+            crate::arch::x86::patch::forget_pending();
+            return;
+        }
+        crate::arch::x86::smp::sync_cpus();
+        // QEMU's multi-threaded TCG can keep a stale translation of code
+        // patched while another CPU translated it: see `retouch_after_sync`.
+        crate::arch::x86::patch::retouch_after_sync();
     }
 
     fn task_may_resume_in(range: Range<usize>) -> bool {

@@ -70,7 +70,8 @@ fn start_sleeper(arg: usize) -> task::TaskId {
     SLEEPY_INSIDE.store(false, SeqCst);
     SLEEPY_RELEASE.store(false, SeqCst);
     SLEEPY_PAST.store(false, SeqCst);
-    let id = task::spawn(sleeper, arg).expect("spawn");
+    // On our CPU, so it sleeps or waits whenever we look (not running beside us).
+    let id = task::spawn_on(0, "sleeper", sleeper, arg).expect("spawn");
     while !SLEEPY_INSIDE.load(SeqCst) {
         task::sleep(1);
     }

@@ -29,7 +29,7 @@ fn cpu() -> usize {
 #[test_case]
 fn every_cpu_is_online_with_its_own_id() {
     assert_eq!(smp::online_cpus(), CPUS);
-    assert_eq!(cpu(), 0, "the boot task starts on the boot CPU");
+    assert_eq!(cpu(), 0, "the boot task is pinned to the boot CPU");
     let ids: Vec<u8> = (0..CPUS).map(smp::apic_id_of).collect();
     for (i, id) in ids.iter().enumerate() {
         assert!(!ids[..i].contains(id), "APIC id {id} twice in {ids:?}");

@@ -2,12 +2,12 @@
 //! kretprobe in a tight loop while CPUs 1-3 run the probed code: every
 //! result right, counts consistent, every slot and pool back at the end.
 //!
-//! KNOWN FAILING (issue 9 is open on it): after a few hundred cycles a
-//! caller's int3 finds no site although the byte it reads back is an int3
-//! again (a later lookup finds the site), so the CPU that was inside the
-//! trap seems to see the next cycle's breakpoint: some step of
-//! unregistration does not wait for it. Not in `make test` (`test = false`
-//! in Cargo.toml) until fixed; run it with `cargo test --test smp_churn`.
+//! What it caught: under QEMU's multi-threaded TCG a CPU kept running a
+//! stale translation of a probed function (or of a reused slot) after the
+//! patch and the sync round; the host's sync now rewrites what was patched
+//! once every CPU has acknowledged (`patch::retouch_after_sync`), and a
+//! breakpoint that traps on its way out and in again is run again
+//! (`handler::not_a_site`).
 // run.sh: --smp=4
 #![no_std]
 #![no_main]

@@ -99,7 +99,8 @@ fn hook(event: &Fatal) -> ! {
 fn main(_boot: &'static probe_kernel::boot_info::BootInfo) -> ! {
     testing::single_test(NAME);
     fatal::set_hook(Some(hook));
-    let id = task::spawn_named("overflow", overflow, 0).expect("spawn");
+    // On the boot CPU, so it runs only once we block in `join` (after the store).
+    let id = task::spawn_on(0, "overflow", overflow, 0).expect("spawn");
     TASK.store(id, Ordering::SeqCst);
     let value = task::join(id);
     fail(format_args!("the recursion returned {value} instead of overflowing"))

@@ -8,8 +8,6 @@
 //! of times while tasks and the timer interrupt call it. Every value is
 //! exact: each call returns one of the two immediates, each guard hit is
 //! counted, the bytes end exactly as written, and no slot leaks.
-// run.sh: --smp=1
-// (At -smp 4 the toggling test hangs: the cross-CPU version of this test is open work, issue 9.)
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]

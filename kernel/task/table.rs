@@ -124,8 +124,7 @@ pub(super) fn set_current(id: TaskId) {
     percpu::set_current_task(id);
 }
 
-/// Registers the code running at boot as task 0, on CPU 0, and lays out
-/// CPU 0's idle task.
+/// Registers the code running at boot as task 0, pinned to CPU 0.
 pub(super) fn init_boot_task() {
     with_tasks(|tasks| {
         tasks[0] = Task {
@@ -133,6 +132,9 @@ pub(super) fn init_boot_task() {
             name: "boot",
             slice_left: super::scheduler::TIME_SLICE_TICKS,
             on_cpu: Some(0),
+            // The kernel's main thread stays on the boot CPU (move it with
+            // `set_affinity`): what it starts, and when, stays predictable.
+            pinned: Some(0),
             ..Task::FREE
         };
     });

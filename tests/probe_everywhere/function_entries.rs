@@ -42,8 +42,8 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
         unregister_kprobes(&kprobes);
         let batch_hits: usize = chunk.iter().map(|c| c.pre.load(Ordering::Relaxed)).sum();
         assert_eq!(
-            summary,
-            unprobed,
+            exact(&summary),
+            exact(&unprobed),
             "batch {batches} ({}..): the demo's results changed",
             symbols::Describe(chunk[0].probe.addr().unwrap_or(0))
         );
@@ -65,7 +65,7 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
     assert_eq!(hits_of("probe_kernel::demo::checksum"), calls);
     assert_eq!(hits_of("probe_kernel::demo::slow_square"), calls);
     assert_eq!(hits_of("probe_kernel::demo::run"), 1);
-    assert_eq!(probe_kernel::demo::run(), unprobed);
+    assert_eq!(exact(&probe_kernel::demo::run()), exact(&unprobed));
     println!();
     println!(
         "  every entry: {} functions probed in {batches} batches of up to {batch}, {refused} refused ({refusals:?}), {trap_path} trap-path functions skipped",
@@ -76,4 +76,17 @@ fn a_probe_on_every_function_entry_leaves_the_demo_unchanged() {
         Seconds(task::ticks() - started)
     );
     println!("  demo summary (unprobed and every probed run): {unprobed:?}");
+}
+
+/// What of the demo's summary is exact on any number of CPUs: its kprobe's
+/// counts, and its kretprobe's reports and misses together (which of the
+/// calls miss its 2 instances depends on how the CPUs interleave).
+fn exact(summary: &probe_kernel::demo::Summary) -> (usize, usize, usize, usize, usize) {
+    (
+        summary.calls,
+        summary.kprobe_hits,
+        summary.kprobe_post_hits,
+        summary.kprobe_missed,
+        summary.kretprobe_reports + summary.kretprobe_missed,
+    )
 }

@@ -6,6 +6,7 @@
 //! next fetch of those bytes sees the new code.
 use super::cpu;
 use core::arch::asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 const CR0_WP: u32 = 1 << 16;
 
@@ -39,5 +40,79 @@ pub unsafe fn text_poke(address: usize, bytes: &[u8]) -> Result<(), PatchError> 
         }
         cpu::serialize();
     });
+    record(address, bytes.len());
     Ok(())
+}
+
+/// Ranges written by [`text_poke`] since the last cross-CPU synchronisation,
+/// for [`retouch_after_sync`]; past [`PENDING_MAX`] the whole text is retouched.
+const PENDING_MAX: usize = 64;
+static PENDING_START: [AtomicUsize; PENDING_MAX] = [const { AtomicUsize::new(0) }; PENDING_MAX];
+static PENDING_LEN: [AtomicUsize; PENDING_MAX] = [const { AtomicUsize::new(0) }; PENDING_MAX];
+static PENDING_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn record(address: usize, len: usize) {
+    let index = PENDING_COUNT.fetch_add(1, Ordering::AcqRel);
+    if index < PENDING_MAX {
+        PENDING_START[index].store(address, Ordering::Release);
+        PENDING_LEN[index].store(len, Ordering::Release);
+    }
+}
+
+/// Rewrites `range` with its own bytes (with interrupts off and CR0.WP
+/// clear, as [`text_poke`] writes).
+///
+/// # Safety
+/// `range` must be mapped, and nobody may change its bytes meanwhile (the
+/// caller holds the registration lock that serializes every writer).
+unsafe fn rewrite_in_place(range: core::ops::Range<usize>) {
+    cpu::without_interrupts(|| {
+        // SAFETY: as in `text_poke`; each byte is written back with the
+        // value just read, so no instruction changes.
+        unsafe {
+            let cr0: u32;
+            asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
+            asm!("mov cr0, {}", in(reg) cr0 & !CR0_WP, options(nostack, preserves_flags));
+            for address in range {
+                let byte = core::ptr::read_volatile(address as *const u8);
+                core::ptr::write_volatile(address as *mut u8, byte);
+            }
+            asm!("mov cr0, {}", in(reg) cr0, options(nostack, preserves_flags));
+        }
+    });
+}
+
+/// After a synchronisation round with other CPUs online: writes every range
+/// patched since the last round, and the instruction slots, again with the
+/// same bytes, then forgets the ranges.
+///
+/// Why: QEMU's multi-threaded TCG can keep a translation of code that
+/// another CPU was translating at the moment it was patched, even after
+/// that CPU serialized (it read the old bytes before it marked the page as
+/// holding code, so the patching store did not invalidate anything). Once
+/// every CPU has acknowledged the round, no translation that started before
+/// the patch is still in progress, so a second store now takes QEMU's
+/// code-write path and drops any such stale translation. The bytes do not
+/// change, so on hardware this is only a few redundant stores.
+pub fn retouch_after_sync() {
+    let count = PENDING_COUNT.swap(0, Ordering::AcqRel);
+    if count > PENDING_MAX {
+        // SAFETY: kernel text is mapped; the registration lock serializes writers.
+        unsafe { rewrite_in_place(super::paging::kernel_text()) };
+    } else {
+        for index in 0..count {
+            let start = PENDING_START[index].load(Ordering::Acquire);
+            let len = PENDING_LEN[index].load(Ordering::Acquire);
+            // SAFETY: recorded by `text_poke`, which checked the range.
+            unsafe { rewrite_in_place(start..start + len) };
+        }
+    }
+    // Slots are written by the engine directly, before they are published.
+    // SAFETY: the slot region is mapped writable; only registration writes it.
+    unsafe { rewrite_in_place(crate::memory::slots::memory()) };
+}
+
+/// Forgets the recorded ranges (one CPU online: nothing can be stale).
+pub fn forget_pending() {
+    PENDING_COUNT.store(0, Ordering::Release);
 }

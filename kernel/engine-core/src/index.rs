@@ -55,19 +55,34 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
     /// retried if a change of the buckets overlapped it (see the module docs).
     #[inline(always)]
     pub fn lookup(&self, address: usize, address_of: impl Fn(usize) -> usize) -> Option<usize> {
+        self.find(address, address_of).ok()
+    }
+
+    /// Like [`lookup`](Self::lookup), but a miss says which state of the
+    /// buckets it was true of: the generation count then, for
+    /// [`changed_since`](Self::changed_since).
+    #[inline(always)]
+    pub fn find(&self, address: usize, address_of: impl Fn(usize) -> usize) -> Result<usize, u32> {
         loop {
             let before = self.generation.load(Ordering::Acquire);
             if let Some(site) = self.walk(address, &address_of) {
-                return Some(site);
+                return Ok(site);
             }
             // The bucket loads above happen before the second read of the
             // count (a seqlock reader's acquire fence).
             fence(Ordering::Acquire);
             if before % 2 == 0 && self.generation.load(Ordering::Relaxed) == before {
-                return None;
+                return Err(before);
             }
             core::hint::spin_loop();
         }
+    }
+
+    /// Whether the buckets changed (an insert or a removal began) since a
+    /// miss reported `generation`.
+    #[inline(always)]
+    pub fn changed_since(&self, generation: u32) -> bool {
+        self.generation.load(Ordering::Acquire) != generation
     }
 
     /// One walk of the probe run of `address`.

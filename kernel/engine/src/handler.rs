@@ -34,8 +34,9 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
         regs.set_ip(resume);
         return TrapOutcome::Handled;
     }
-    let Some(site) = registry::lookup(address) else {
-        return not_a_site(cx, regs, address);
+    let site = match registry::find(address) {
+        Ok(site) => site,
+        Err(generation) => return not_a_site(cx, regs, address, generation),
     };
     match control::with(cx, |kcb| kcb.hit()) {
         Hit::Fresh => {}
@@ -79,12 +80,23 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
 /// An `int3` at no registered site: `jprobe_return`'s, a probe removed
 /// while its trap was in flight, or not ours.
 #[unsafe(link_section = ".kprobes.text")]
-fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize) -> TrapOutcome {
+fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize, generation: u32) -> TrapOutcome {
     if arch::jprobe::is_return_breakpoint(address) {
         return jprobe::longjmp(cx, regs);
     }
     if !arch::is_breakpoint(address) {
         // The breakpoint was removed after it trapped: run the original.
+        regs.set_ip(address);
+        return TrapOutcome::Handled;
+    }
+    if registry::index_changed_since(generation) {
+        // An int3 again, and the index changed since our miss: the probe
+        // was removed and registered anew while this trap was on its way
+        // (QEMU's multi-threaded TCG can still run a translated block that
+        // predates the removal, sync or not). Run the instruction again: it
+        // traps on the new breakpoint and finds its site this time, or runs
+        // the original if that went too. Each retry needs another change of
+        // the index, so a foreign int3 still ends up NotMine below.
         regs.set_ip(address);
         return TrapOutcome::Handled;
     }

@@ -134,6 +134,20 @@ pub(crate) fn lookup(address: usize) -> Option<&'static Site> {
     INDEX.lookup(address, site_address).map(|number| &SITES[number])
 }
 
+/// [`lookup`] for the trap path: a miss carries the index's generation it
+/// was true of, for [`index_changed_since`].
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn find(address: usize) -> Result<&'static Site, u32> {
+    INDEX.find(address, site_address).map(|number| &SITES[number])
+}
+
+/// Whether a site was indexed or unindexed since a miss of [`find`].
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn index_changed_since(generation: u32) -> bool {
+    INDEX.changed_since(generation)
+}
+
 /// The site whose boosted copy starts at `eip`, if any (the fault path
 /// only: O(sites), no lock).
 #[unsafe(link_section = ".kprobes.text")]

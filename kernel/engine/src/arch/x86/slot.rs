@@ -78,6 +78,10 @@ pub enum PrepareError {
     NoSlot,
 }
 
+/// `pause` (`rep nop`), and the 2-byte `nop` (`xchg ax, ax`) its single-step copy runs.
+const PAUSE: [u8; 2] = [0xf3, 0x90];
+const TWO_BYTE_NOP: [u8; 2] = [0x66, 0x90];
+
 /// Decodes the instruction at `address` (inside `function`, whose original
 /// bytes `read_original` gives — armed breakpoints already undone), takes a
 /// slot and fills it. Registration time only.
@@ -94,6 +98,13 @@ pub fn prepare(
     image[..insn.length].copy_from_slice(&insn.bytes[..insn.length]);
     if insn.fixup == Fixup::EnableInterrupts {
         image[..insn.length].fill(NOP); // emulated: see `Fixup::EnableInterrupts`
+    }
+    if insn.bytes[..insn.length] == PAUSE {
+        // `pause` is a `nop` with a spin-loop hint, but QEMU's TCG leaves
+        // the CPU loop right after it and loses the single-step trap, so
+        // the step would run on into the slot's padding: step the 2-byte
+        // `nop` instead (the boosted copy keeps the real `pause`).
+        image[..PAUSE.len()].copy_from_slice(&TWO_BYTE_NOP);
     }
     image[BOOST_OFFSET..BOOST_OFFSET + boosted.len].copy_from_slice(&boosted.bytes[..boosted.len]);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
