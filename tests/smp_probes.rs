@@ -1,8 +1,11 @@
 //! The probe engine on four CPUs, exact: every CPU hitting one kprobe,
 //! kretprobe and jprobe at once; kretprobe pools under more concurrency
 //! than `maxactive`, and Linux's guidance that `maxactive` = the number of
-//! CPUs is enough for a function that never gives up its CPU; unregistering
-//! a kretprobe with instances in
+//! CPUs is enough for a function that never gives up its CPU; CPU 0
+//! registering, unregistering, enabling and disabling in a tight loop while
+//! CPUs 1-3 run the probed code (under QEMU's multi-threaded TCG it caught
+//! stale translations of patched code, see `patch::retouch_after_sync`);
+//! unregistering a kretprobe with instances in
 //! flight on other CPUs; and a task preempted inside a kretprobed function
 //! on one CPU that returns on another.
 // run.sh: --smp=4
@@ -206,6 +209,89 @@ fn maxactive_of_one_per_cpu_suffices_for_a_function_that_keeps_its_cpu() {
 fn the_default_maxactive_follows_the_online_cpus() {
     static DEFAULT: Kretprobe = Kretprobe::new().symbol("sp_slow").handler(count_slow);
     assert_eq!(DEFAULT.effective_maxactive(), 10usize.max(2 * CPUS));
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static CHURN_K_HITS: AtomicUsize = AtomicUsize::new(0);
+static CHURN_ENTRIES: AtomicUsize = AtomicUsize::new(0);
+static CHURN_RETURNS: AtomicUsize = AtomicUsize::new(0);
+static CHURN_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+fn churn_hit(_: &Kprobe, _: &mut PtRegs) -> PreAction {
+    CHURN_K_HITS.fetch_add(1, SeqCst);
+    PreAction::Continue
+}
+
+fn churn_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
+    CHURN_ENTRIES.fetch_add(1, SeqCst);
+    remember_argument(ri, regs)
+}
+
+fn churn_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
+    CHURN_RETURNS.fetch_add(1, SeqCst);
+    let x: u32 = ri.load();
+    if regs_return_value(regs) != x.wrapping_mul(7).wrapping_add(1) {
+        R_WRONG.fetch_add(1, SeqCst);
+    }
+}
+
+static CHURN_KPROBE: Kprobe = Kprobe::new().symbol("sp_kprobed", 0).pre_handler(churn_hit);
+static CHURN_KRETPROBE: Kretprobe =
+    Kretprobe::new().symbol("sp_kretprobed").entry_handler(churn_entry).handler(churn_return).data_size(4).maxactive(8);
+
+/// Calls both probed functions until told to stop; returns wrong results.
+fn call_until_stopped(c: usize) -> usize {
+    let mut wrong = 0;
+    let mut i = 0u32;
+    while !STOP.load(SeqCst) {
+        let x = (c as u32) << 24 | i;
+        wrong += usize::from(sp_kprobed(x) != x ^ 0x5a5a_5a5a);
+        wrong += usize::from(sp_kretprobed(x) != x.wrapping_mul(7).wrapping_add(1));
+        CHURN_CALLS.fetch_add(1, SeqCst);
+        i = i.wrapping_add(1);
+    }
+    wrong
+}
+
+#[test_case]
+fn cpu0_churns_registration_while_three_cpus_run_the_probed_code() {
+    const CYCLES: usize = 2_000;
+    for counter in [&CHURN_K_HITS, &CHURN_ENTRIES, &CHURN_RETURNS, &CHURN_CALLS, &R_WRONG] {
+        counter.store(0, SeqCst);
+    }
+    STOP.store(false, SeqCst);
+    let (slots, sites, arena) = (slots::in_use_count(), site_count(), kretprobe_arena_used());
+    let ids: Vec<usize> =
+        (1..CPUS).map(|c| task::spawn_on(c, "caller", call_until_stopped, c).expect("spawn")).collect();
+    for cycle in 0..CYCLES {
+        register_kprobe(&CHURN_KPROBE).expect("register kprobe");
+        register_kretprobe(&CHURN_KRETPROBE).expect("register kretprobe");
+        if cycle % 2 == 0 {
+            disable_kprobe(&CHURN_KPROBE).expect("disable kprobe");
+            disable_kretprobe(&CHURN_KRETPROBE).expect("disable kretprobe");
+            enable_kprobe(&CHURN_KPROBE).expect("enable kprobe");
+            enable_kretprobe(&CHURN_KRETPROBE).expect("enable kretprobe");
+        }
+        unregister_kretprobe(&CHURN_KRETPROBE).expect("unregister kretprobe");
+        unregister_kprobe(&CHURN_KPROBE).expect("unregister kprobe");
+    }
+    STOP.store(true, SeqCst);
+    let wrong: usize = ids.into_iter().map(task::join).sum();
+    assert_eq!(wrong, 0, "a probed function returned a wrong value during the churn");
+    assert_eq!(R_WRONG.load(SeqCst), 0, "a return handler saw a wrong value");
+    let calls = CHURN_CALLS.load(SeqCst);
+    assert!(CHURN_CALLS.load(SeqCst) > 0 && CHURN_K_HITS.load(SeqCst) > 0, "the callers ran under the probes");
+    assert!(CHURN_K_HITS.load(SeqCst) <= calls, "more kprobe hits than calls");
+    let (entries, returns) = (CHURN_ENTRIES.load(SeqCst), CHURN_RETURNS.load(SeqCst));
+    // A return is reported only for an entry of the same registration; an
+    // entry is unreported only if its registration went away while it ran
+    // (at most one call in flight per caller per cycle).
+    assert!(returns <= entries && entries - returns <= (CPUS - 1) * CYCLES, "entries {entries}, returns {returns}");
+    // One more cycle lets the engine collect what the last ones retired.
+    register_kretprobe(&CHURN_KRETPROBE).expect("register");
+    unregister_kretprobe(&CHURN_KRETPROBE).expect("unregister");
+    assert_eq!(kretprobe::retired_pools(), 0, "every retired pool collected");
+    assert_eq!((slots::in_use_count(), site_count(), kretprobe_arena_used()), (slots, sites, arena));
 }
 
 static ENTERED: AtomicUsize = AtomicUsize::new(0);

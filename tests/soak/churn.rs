@@ -123,7 +123,7 @@ fn four_tasks_and_the_timer_hit_probes_that_a_fifth_task_churns() {
     // ("calls while registered and enabled") reads a probe's state around
     // each call, which is exact only while no other CPU can change it in
     // between. The engine's exactness with CPUs running side by side is
-    // tests/smp_probes.rs's and tests/smp_churn.rs's to show.
+    // tests/smp_probes.rs's to show.
     let mut ids = [0; WORKERS];
     for (who, id) in ids.iter_mut().enumerate() {
         *id = task::spawn_on(0, "soak worker", worker, who).expect("spawn worker");
