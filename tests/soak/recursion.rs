@@ -154,8 +154,10 @@ fn recursive_calls_in_flight_across_unregistration_and_reregistration() {
     let started = task::ticks();
     let baseline = (heap_used(), kretprobe_arena_used(), slots::in_use_count(), site_count(), retired_pools());
     assert_eq!((baseline.3, baseline.4), (0, 0));
-    let workers = [0, 1, 2, 3].map(|who| task::spawn_named("recursing", rec_worker, who).expect("spawn"));
-    let control = task::spawn_named("rec control", rec_control, 0).expect("spawn control");
+    // On CPU 0, as in soak::churn: the exact accounting reads the probe's
+    // state around each call, true only while no other CPU changes it.
+    let workers = [0, 1, 2, 3].map(|who| task::spawn_on(0, "recursing", rec_worker, who).expect("spawn"));
+    let control = task::spawn_on(0, "rec control", rec_control, 0).expect("spawn control");
     for id in workers {
         assert_eq!(task::join(id), REC_TOP_CALLS);
     }
