@@ -9,14 +9,15 @@
 #   --gdb         start QEMU's gdb stub on :1234 and wait for a debugger
 #   --iso         boot through GRUB from an ISO (default for `cargo run`)
 #   --direct      boot the ELF with -kernel (Multiboot1; default for tests)
-#   --timeout=S   give up after S seconds (default 120; 3600 for `shell`)
+#   --timeout=S   give up after S seconds (default 120; 3600 for `shell`, 900 for `bench`)
 #   --input=FILE  feed FILE to the serial port (QEMU's stdin) instead of the
 #                 terminal; a test kernel NAME with a tests/NAME.input file
 #                 gets that file
 #   --smp=N       give the machine N CPUs (QEMU's -smp N; default $PROBE_SMP,
 #                 else 1); N may carry QEMU's topology too, e.g. --smp=4,sockets=4
 # Other words go on the kernel command line. For test kernels a bare word is
-# a test filter (`cargo test -- NAME` becomes `test=NAME`).
+# a test filter (`cargo test -- NAME` becomes `test=NAME`), except the
+# kernel's own switches (`noapic`).
 #
 # A test kernel's source (tests/NAME.rs or tests/NAME/main.rs) may add words
 # of its own with lines `// run.sh: WORDS`, e.g. `// run.sh: --smp=4 acpi=off`;
@@ -76,9 +77,15 @@ done
 [ -z "$input" ] && [ "$is_test" = 1 ] && [ -f "$root/tests/$name.input" ] && input="$root/tests/$name.input"
 [ -z "$input" ] || [ -r "$input" ] || { echo "run.sh: cannot read input file $input" >&2; exit 4; }
 
+# Kernel switches without a `=`, which are never test filters.
+kernel_switches=" noapic "
 cmdline=()
 for w in ${words[@]+"${words[@]}"}; do
-    if [ "$is_test" = 1 ] && [[ "$w" != *=* ]]; then cmdline+=("test=$w"); else cmdline+=("$w"); fi
+    if [ "$is_test" = 1 ] && [[ "$w" != *=* ]] && [[ "$kernel_switches" != *" $w "* ]]; then
+        cmdline+=("test=$w")
+    else
+        cmdline+=("$w")
+    fi
 done
 cmdline_text="${cmdline[*]-}"
 # Tests boot fast with -kernel, except boot_grub* kernels, which test the ISO path.
@@ -88,6 +95,9 @@ fi
 if [ -z "$timeout_s" ]; then
     timeout_s=120
     [[ " $cmdline_text " == *" shell "* ]] && timeout_s=3600
+    # The bench's churn is 100,000 registrations, each with cross-CPU sync
+    # rounds: about 150 s at -smp 4 under -icount, where the vCPUs take turns.
+    [[ " $cmdline_text " == *" bench "* ]] && timeout_s=900
 fi
 
 # Fill the kernel's symbol table (.ksyms) from the ELF's own symbols, with

@@ -2,7 +2,8 @@
 //!
 //! Words: `demo` (default), `bench`, `shell`, `test=NAME` (run only tests whose
 //! name contains NAME), `acpi=off` (platform discovery skips ACPI and reads
-//! the MP table). Unknown words are reported and ignored.
+//! the MP table), `noapic` (device interrupts through the 8259 PIC, not the
+//! I/O APIC; Linux's word). Unknown words are reported and ignored.
 
 /// What the kernel binary does after boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,17 +25,21 @@ pub struct CommandLine<'a> {
     pub test_filter: Option<&'a str>,
     /// `acpi=off`: find CPUs and interrupt controllers from the MP table only.
     pub acpi_off: bool,
+    /// `noapic`: leave the I/O APIC masked; device interrupts come through
+    /// the 8259 PIC to the boot CPU.
+    pub noapic: bool,
 }
 
 /// Parses `text`, calling `unknown` for each word it does not understand.
 pub fn parse<'a>(text: &'a str, mut unknown: impl FnMut(&'a str)) -> CommandLine<'a> {
-    let mut line = CommandLine { mode: Mode::Demo, test_filter: None, acpi_off: false };
+    let mut line = CommandLine { mode: Mode::Demo, test_filter: None, acpi_off: false, noapic: false };
     for word in text.split_ascii_whitespace() {
         match word {
             "demo" => line.mode = Mode::Demo,
             "bench" => line.mode = Mode::Bench,
             "shell" => line.mode = Mode::Shell,
             "acpi=off" => line.acpi_off = true,
+            "noapic" => line.noapic = true,
             _ => match word.strip_prefix("test=") {
                 Some(filter) => line.test_filter = Some(filter),
                 // The loader may pass the kernel's own path as the first word.
@@ -54,7 +59,10 @@ mod tests {
     fn words_select_mode_and_filter() {
         let mut unknown = 0;
         let line = parse("/boot/kernel.elf bench test=kprobes", |_| unknown += 1);
-        assert_eq!(line, CommandLine { mode: Mode::Bench, test_filter: Some("kprobes"), acpi_off: false });
+        assert_eq!(
+            line,
+            CommandLine { mode: Mode::Bench, test_filter: Some("kprobes"), acpi_off: false, noapic: false }
+        );
         assert_eq!(unknown, 0);
     }
 
@@ -62,7 +70,13 @@ mod tests {
     fn acpi_off_is_a_word_of_its_own() {
         let mut unknown = 0;
         let line = parse("acpi=off test=platform", |_| unknown += 1);
-        assert_eq!(line, CommandLine { mode: Mode::Demo, test_filter: Some("platform"), acpi_off: true });
+        assert_eq!(
+            line,
+            CommandLine { mode: Mode::Demo, test_filter: Some("platform"), acpi_off: true, noapic: false }
+        );
+        assert_eq!(unknown, 0);
+        let line = parse("noapic", |_| unknown += 1);
+        assert!(line.noapic && !line.acpi_off);
         assert_eq!(unknown, 0);
         let mut unknown = None;
         let line = parse("acpi=on", |w| unknown = Some(w));

@@ -4,6 +4,7 @@
 #![no_main]
 
 use probe_kernel::arch::qemu::{self, ExitCode};
+use probe_kernel::arch::x86::irq::Controller;
 use probe_kernel::boot_info::BootInfo;
 use probe_kernel::cmdline::{self, Mode};
 use probe_kernel::println;
@@ -15,8 +16,14 @@ fn main(boot: &'static BootInfo) -> ! {
     println!("booted by {} via {:?}, command line \"{}\"", boot.bootloader_name(), boot.protocol, boot.command_line());
     let cpus = probe_kernel::arch::x86::smp::online_cpus();
     println!("{cpus} CPU{} online", if cpus == 1 { "" } else { "s" });
+    match probe_kernel::arch::x86::irq::controller() {
+        Some(Controller::IoApic) => println!("device interrupts through the I/O APIC; serial input on IRQ 4, CPU 0"),
+        _ => println!("device interrupts through the 8259 PIC (noapic, or no I/O APIC); serial input on IRQ 4, CPU 0"),
+    }
     let line = cmdline::parse(boot.command_line(), |word| {
-        println!("unknown command-line word \"{word}\" (known: demo, bench, shell, test=NAME); using the default");
+        println!(
+            "unknown command-line word \"{word}\" (known: demo, bench, shell, test=NAME, acpi=off, noapic); using the default"
+        );
     });
     println!("memory map ({} KiB available):", boot.available_memory() / 1024);
     for region in boot.memory_map() {

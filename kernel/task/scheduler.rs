@@ -22,7 +22,7 @@
 //!
 //!   preempted by the timer              gave up the CPU itself
 //!   ----------------------              ----------------------
-//!   timer_tick, pic::handle_irq,        yield_now / sleep / join / exit,
+//!   timer_tick, handle_apic_interrupt,  yield_now / sleep / join / exit,
 //!   trap_dispatch frames                then the task's own frames
 //!   &TrapFrame (dispatcher argument)
 //!   TrapFrame: EDI..EAX (pushad),

@@ -7,8 +7,8 @@
 //! IPIs carry cross-CPU work: starting application processors
 //! (INIT-SIPI-SIPI), the synchronisation round of text patching and slot
 //! reuse, rescheduling and stopping CPUs for a fatal report (see `smp`).
-//! The 8259 PIC stays in virtual-wire mode behind the boot CPU's LINT0 for
-//! device interrupts.
+//! Device interrupts come from the I/O APIC (see `irq`); under `noapic` the
+//! 8259 PIC stays in virtual-wire mode behind the boot CPU's LINT0.
 //!
 //! Register offsets and ICR encodings: Intel SDM vol. 3, chapter 11.
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -106,6 +106,13 @@ pub unsafe fn init_this_cpu(boot_cpu: bool) {
     write(LVT_TIMER, LVT_MASKED);
     write(ERROR_STATUS, 0);
     eoi();
+}
+
+/// Masks this CPU's LINT0: the boot CPU's, once the I/O APIC delivers
+/// device interrupts and the PIC behind LINT0 is masked anyway (Linux's
+/// "symmetric I/O mode").
+pub fn mask_lint0() {
+    write(LVT_LINT0, LVT_MASKED);
 }
 
 /// Signals the end of the interrupt being handled.

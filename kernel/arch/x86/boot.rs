@@ -5,7 +5,8 @@
 //! after can report), then our own GDT and IDT (GRUB's are not to be trusted),
 //! boot information (copied out before any memory is used), paging, heap,
 //! platform discovery (CPUs and interrupt controllers), symbols, tasks,
-//! timer, and only then interrupts.
+//! the device interrupt controller (I/O APIC or PIC) and the serial
+//! port's receive interrupt, timer, and only then interrupts.
 use crate::boot_info;
 
 core::arch::global_asm!(include_str!("../../../boot/entry.S"));
@@ -37,13 +38,16 @@ extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
     // SAFETY: the IDT has gates for the PIC and APIC vectors, paging maps
     // the APIC page; interrupts are still off.
     unsafe {
-        super::pic::init();
         super::pit::init();
         super::apic::init_this_cpu(true);
     }
+    let topology = super::platform::topology();
+    let noapic = crate::cmdline::parse(boot.command_line(), |_| {}).noapic;
+    // SAFETY: once, interrupts off, after platform discovery and the boot
+    // CPU's local APIC; the IDT has gates for vectors 32–47.
+    unsafe { super::irq::init(topology, noapic) };
     super::apic::calibrate_timer();
     crate::kprobes::init();
-    let topology = super::platform::topology();
     let mut apic_ids = [0u8; super::percpu::MAX_CPUS];
     let mut count = 0;
     for cpu in topology.cpus().iter().filter(|cpu| cpu.enabled) {
@@ -51,6 +55,8 @@ extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
         count += 1;
     }
     super::smp::start_application_processors(&apic_ids[..count]);
+    // Routed once every CPU's APIC id is known (the boot CPU's too).
+    super::serial::enable_receive_interrupt();
     super::apic::start_timer();
     super::cpu::enable_interrupts();
     // SAFETY: the symbol is provided by `entry_point!` in every kernel image.

@@ -23,7 +23,7 @@ pub fn eflags() -> u32 {
 #[inline(always)]
 pub fn enable_interrupts() {
     // SAFETY: the IDT and PIC are set up before anyone enables interrupts
-    // (boot does so only after `idt::init` and `pic::init`).
+    // (boot does so only after `idt::init` and `irq::init`).
     unsafe { asm!("sti", options(nomem, nostack)) };
 }
 

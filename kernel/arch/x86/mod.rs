@@ -7,6 +7,8 @@ pub mod context;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+pub mod ioapic;
+pub mod irq;
 pub mod kprobes;
 pub mod paging;
 pub mod patch;

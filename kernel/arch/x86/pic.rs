@@ -1,9 +1,10 @@
-//! The two 8259 PICs, remapped to vectors 32–47, and IRQ dispatch.
+//! The two 8259 PICs, remapped to vectors 32–47.
 //!
-//! Every line is masked (the cascade aside): each CPU's tick comes from its
-//! local APIC timer, and the PIT is only polled. IRQs that arrive anyway
-//! are acknowledged. Spurious IRQs 7 and 15 are recognised and not acknowledged.
-use super::trap::TrapFrame;
+//! Every line starts masked (the cascade aside): each CPU's tick comes from
+//! its local APIC timer, and the PIT is only polled. With an I/O APIC (the
+//! usual case) the PIC stays fully masked; under `noapic`, or on a machine
+//! without one, `irq` unmasks the lines it routes here, and they reach the
+//! boot CPU through its local APIC's LINT0 (virtual-wire mode).
 use x86::io::{inb, outb};
 
 const MASTER_COMMAND: u16 = 0x20;
@@ -52,14 +53,36 @@ pub fn end_of_interrupt(irq: u8) {
     }
 }
 
-/// Handles IRQ `irq` (0–15) interrupted at `frame`.
+/// Whether IRQ `irq` is the PIC's spurious interrupt: IRQ 7 or 15 raised
+/// while its in-service bit is clear (the request went away before the
+/// CPU acknowledged it). A spurious IRQ 7 wants no EOI; a spurious 15
+/// wants one at the master only (it did cascade through IRQ 2).
 #[unsafe(link_section = ".kprobes.text")]
-pub fn handle_irq(irq: u8, frame: &mut TrapFrame) {
-    let outer = crate::task::interrupt_enter(frame.eip as usize);
+pub fn is_spurious(irq: u8) -> bool {
     match irq {
-        7 if in_service(MASTER_COMMAND) & 0x80 == 0 => {} // spurious: no EOI
-        15 if in_service(SLAVE_COMMAND) & 0x80 == 0 => end_of_interrupt(2),
-        _ => end_of_interrupt(irq),
+        7 => in_service(MASTER_COMMAND) & 0x80 == 0,
+        15 => in_service(SLAVE_COMMAND) & 0x80 == 0,
+        _ => false,
     }
-    crate::task::interrupt_leave(outer);
+}
+
+/// Masks every line, the cascade too: the I/O APIC delivers device
+/// interrupts instead.
+pub fn mask_all() {
+    // SAFETY: OCW1 writes to the mask registers only.
+    unsafe {
+        outb(MASTER_DATA, 0xff);
+        outb(SLAVE_DATA, 0xff);
+    }
+}
+
+/// Unmasks (`masked` false) or masks IRQ `irq` (0–15). Lines of the slave
+/// PIC reach the CPU through the cascade, which [`init`] leaves unmasked.
+pub fn set_masked(irq: u8, masked: bool) {
+    let (port, bit) = if irq < 8 { (MASTER_DATA, irq) } else { (SLAVE_DATA, irq - 8) };
+    // SAFETY: reading and writing the PIC's mask register (OCW1).
+    unsafe {
+        let current = inb(port);
+        outb(port, if masked { current | 1 << bit } else { current & !(1 << bit) });
+    }
 }

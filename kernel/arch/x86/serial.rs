@@ -1,12 +1,23 @@
-//! COM1 16550 UART, polled: output usable from any context, line input.
+//! COM1 16550 UART: output usable from any context; input taken by its
+//! receive interrupt (IRQ 4) into a buffer, or polled.
 //!
-//! There is no lock: every byte is one port write after a status poll, so a
-//! trap handler can print while the code it interrupted was printing (their
-//! bytes interleave; nothing deadlocks).
+//! Output has no lock: every byte is one port write after a status poll, so
+//! a trap handler can print while the code it interrupted was printing
+//! (their bytes interleave; nothing deadlocks).
+//!
+//! Input: once [`enable_receive_interrupt`] has run, the IRQ handler moves
+//! received bytes into a 256-byte buffer, and [`try_read_byte`] takes from
+//! it, or from the UART itself when the buffer is empty (so input works
+//! with interrupts off too). One lock covers the buffer and every read of
+//! the receiver, so no byte is read twice or by two CPUs at once. When the
+//! buffer is full the handler leaves the rest in the UART, which holds the
+//! sender back: nothing is dropped.
 //!
 //! Input that arrived before boot must survive it: a byte typed or piped in
 //! early already waits in the receiver when `init` runs, and switching the
 //! FIFOs on or off (or clearing them) would throw it away.
+use crate::sync::SpinLock;
+use core::sync::atomic::{AtomicU32, Ordering};
 use x86::io::{inb, outb};
 
 const COM1: u16 = 0x3f8;
@@ -18,6 +29,10 @@ const LINE_CONTROL: u16 = COM1 + 3;
 const MODEM_CONTROL: u16 = COM1 + 4;
 const LINE_STATUS: u16 = COM1 + 5;
 
+/// COM1's ISA IRQ.
+pub const IRQ: u8 = 4;
+
+const IER_RECEIVED_DATA: u8 = 1 << 0;
 const LSR_DATA_READY: u8 = 1 << 0;
 const LSR_TRANSMIT_EMPTY: u8 = 1 << 5;
 const MCR_LOOPBACK: u8 = 1 << 4;
@@ -62,10 +77,71 @@ pub fn write_byte(byte: u8) {
     }
 }
 
-/// Takes one received byte, if any.
-pub fn try_read_byte() -> Option<u8> {
-    // SAFETY: reading LSR and RBR of COM1 have no memory effects.
+/// Bytes the receive interrupt has taken, oldest first.
+struct Received {
+    bytes: [u8; RECEIVE_BUFFER],
+    first: usize,
+    len: usize,
+}
+
+/// Bytes buffered between the receive interrupt and the reader.
+pub const RECEIVE_BUFFER: usize = 256;
+
+static RECEIVED: SpinLock<Received> = SpinLock::new(Received { bytes: [0; RECEIVE_BUFFER], first: 0, len: 0 });
+/// Bytes the receive interrupt has moved into the buffer, ever.
+static TAKEN_BY_INTERRUPT: AtomicU32 = AtomicU32::new(0);
+
+/// One byte from the receiver, if it holds one. Caller holds `RECEIVED`.
+fn receive() -> Option<u8> {
+    // SAFETY: reading LSR and RBR of COM1 have no memory effects beyond
+    // taking the byte, and the caller's lock makes this the only reader.
     unsafe { (inb(LINE_STATUS) & LSR_DATA_READY != 0).then(|| inb(DATA)) }
+}
+
+/// Takes one received byte, if any: the oldest buffered one, else one
+/// still in the UART.
+pub fn try_read_byte() -> Option<u8> {
+    let mut received = RECEIVED.lock();
+    if received.len == 0 {
+        return receive();
+    }
+    let byte = received.bytes[received.first];
+    received.first = (received.first + 1) % RECEIVE_BUFFER;
+    received.len -= 1;
+    Some(byte)
+}
+
+/// The receive interrupt: moves what the UART holds into the buffer.
+fn on_receive_interrupt(_irq: u8) {
+    let mut received = RECEIVED.lock();
+    let mut taken = 0;
+    while received.len < RECEIVE_BUFFER {
+        let Some(byte) = receive() else { break };
+        let slot = (received.first + received.len) % RECEIVE_BUFFER;
+        received.bytes[slot] = byte;
+        received.len += 1;
+        taken += 1;
+    }
+    TAKEN_BY_INTERRUPT.fetch_add(taken, Ordering::Relaxed);
+}
+
+/// Bytes the receive interrupt has taken from the UART since boot (the
+/// rest were polled).
+pub fn bytes_taken_by_interrupt() -> u32 {
+    TAKEN_BY_INTERRUPT.load(Ordering::Relaxed)
+}
+
+/// Installs the receive interrupt on IRQ 4, delivered to CPU 0, and turns
+/// it on in the UART. A byte already waiting raises it at once. Boot calls
+/// this once; with the IRQ unavailable, input stays polled (and says so).
+pub fn enable_receive_interrupt() {
+    let routed = super::irq::set_handler(IRQ, on_receive_interrupt).and_then(|()| super::irq::enable(IRQ, 0));
+    match routed {
+        // SAFETY: IER bit 0 only asks the UART to raise IRQ 4 while it
+        // holds received data; the handler for it is installed.
+        Ok(()) => unsafe { outb(INTERRUPT_ENABLE, IER_RECEIVED_DATA) },
+        Err(error) => crate::println!("serial: input stays polled: IRQ {IRQ} unavailable ({error:?})"),
+    }
 }
 
 /// Switches the UART's internal loopback on or off (what is sent is received).

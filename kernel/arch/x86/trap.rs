@@ -178,7 +178,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             }
         }
         v if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&v) => {
-            super::pic::handle_irq(v - vector::IRQ_BASE, frame);
+            super::irq::handle_irq(v - vector::IRQ_BASE, frame);
         }
         v if (super::apic::vector::TIMER..=super::apic::vector::SPURIOUS).contains(&v) => {
             super::smp::handle_apic_interrupt(v, frame);
