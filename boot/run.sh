@@ -111,7 +111,10 @@ if [ ! -x "$ksyms_tool" ] || [ -n "$(find "$root/kernel/ksyms-tool" "$root/kerne
         { echo "run.sh: could not build the post-link tool (kernel/ksyms-tool)" >&2; exit 4; }
     touch "$ksyms_tool" # current now, even if cargo found nothing to rebuild
 fi
-"$ksyms_tool" "$elf" || { echo "run.sh: could not embed symbols into $elf" >&2; exit 4; }
+# Under a lock: runs side by side (the passes of test-all.sh) may boot the
+# same image, and none may load it while another writes its table (once
+# written, the tool finds it current and writes nothing).
+flock "$elf.lock" "$ksyms_tool" "$elf" || { echo "run.sh: could not embed symbols into $elf" >&2; exit 4; }
 
 qemu_args=(-m 128M -smp "$smp" -display none -serial stdio -monitor none -no-reboot
            -device isa-debug-exit,iobase=0xf4,iosize=0x04)
@@ -146,6 +149,7 @@ else
 fi
 
 log=$(mktemp)
+started=$SECONDS
 if [ -n "$input" ]; then
     timeout --foreground "$timeout_s" qemu-system-i386 "${qemu_args[@]}" < "$input" | tee "$log"
 else
@@ -187,7 +191,7 @@ if [ "$is_test" = 1 ]; then
         selected=$((passed + failed))
     fi
     [ -n "${PROBE_TEST_RESULTS:-}" ] && echo "$name $passed $failed $selected $verdict" >> "$PROBE_TEST_RESULTS"
-    echo "run.sh: $name: $passed passed, $failed failed, $selected selected ($verdict)" >&2
+    echo "run.sh: $name: $passed passed, $failed failed, $selected selected ($verdict) in $((SECONDS - started)) s" >&2
 fi
 rm -f "$log"
 exit "$rc"

@@ -8,35 +8,68 @@
 # Arguments are a test filter passed to every kernel (test=NAME).
 #
 # The whole suite runs once per CPU count in PROBE_SMP_MATRIX (default
-# "1 4": every test kernel on one CPU and on four); a kernel whose source
-# names its own --smp (a `// run.sh:` line) runs once, in the first pass.
+# "1 4": every test kernel on one CPU and on four), the passes side by side
+# on a machine with the cores for it; a kernel whose source names its own
+# --smp (a `// run.sh:` line) runs once, in the first pass.
 set -u
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 mkdir -p "$target_dir"
 
-passed=0; failed=0; kernels=0; selected=0; cargo_status=0; pass=0
-for smp in ${PROBE_SMP_MATRIX:-1 4}; do
-    pass=$((pass + 1))
-    skip_own=""; [ "$pass" -gt 1 ] && skip_own=1
+passed=0; failed=0; kernels=0; selected=0; cargo_status=0
+
+# Build every test kernel once, so the passes below only run them (and a
+# build error is reported once, not per pass).
+if ! cargo test --no-run --quiet; then
+    echo "cargo test --no-run failed: the test kernels do not build"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# The passes run side by side when the machine has a core for each
+# (PROBE_TEST_JOBS overrides nproc): QEMU runs one pass's kernels one after
+# another, so two passes on two cores take the time of the longer one. The
+# first pass prints as it goes; the others print when they end.
+matrix=(${PROBE_SMP_MATRIX:-1 4})
+jobs=${PROBE_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
+run_pass() { # index smp
+    local skip_own=""; [ "$1" -gt 0 ] && skip_own=1
+    PROBE_TEST_RESULTS="$target_dir/test-results-smp$2.txt" PROBE_SMP=$2 PROBE_SKIP_OWN_SMP=$skip_own \
+        cargo test --no-fail-fast -- "${@:3}"
+}
+pids=()
+for i in "${!matrix[@]}"; do
+    smp=${matrix[$i]}
+    rm -f "$target_dir/test-results-smp$smp.txt" "$target_dir/test-pass-smp$smp.log" "$target_dir/test-pass-smp$smp.status"
+    if [ "$i" = 0 ] || [ "$jobs" -le 1 ]; then continue; fi
+    ( run_pass "$i" "$smp" "$@" > "$target_dir/test-pass-smp$smp.log" 2>&1; echo $? > "$target_dir/test-pass-smp$smp.status" ) &
+    pids+=($!)
+done
+for i in "${!matrix[@]}"; do
+    smp=${matrix[$i]}
     echo "== test kernels at -smp $smp =="
-    export PROBE_TEST_RESULTS="$target_dir/test-results-smp$smp.txt"
-    rm -f "$PROBE_TEST_RESULTS"
-    PROBE_SMP=$smp PROBE_SKIP_OWN_SMP=$skip_own cargo test --no-fail-fast -- "$@"
-    status=$?
+    if [ "$i" = 0 ] || [ "$jobs" -le 1 ]; then
+        run_pass "$i" "$smp" "$@"
+        status=$?
+    else
+        wait "${pids[$((i - 1))]}"
+        cat "$target_dir/test-pass-smp$smp.log"
+        status=$(cat "$target_dir/test-pass-smp$smp.status" 2>/dev/null || echo 1)
+    fi
+    results="$target_dir/test-results-smp$smp.txt"
     pass_failed=0
-    if [ -f "$PROBE_TEST_RESULTS" ]; then
+    if [ -f "$results" ]; then
         while read -r name p f s verdict; do
             kernels=$((kernels + 1)); passed=$((passed + p)); failed=$((failed + f)); selected=$((selected + s))
             pass_failed=$((pass_failed + f))
             [ "$f" != 0 ] && echo "FAILED kernel: $name at -smp $smp ($verdict)"
-        done < "$PROBE_TEST_RESULTS"
+        done < "$results"
     fi
     if [ "$status" != 0 ]; then
         cargo_status=$status
         if [ "$pass_failed" = 0 ]; then
-            echo "cargo test at -smp $smp failed before running every kernel (build error?)"
+            echo "cargo test at -smp $smp failed before running every kernel"
             failed=$((failed + 1))
         fi
     fi

@@ -1,9 +1,12 @@
-//! Booting through GRUB from the ISO (Multiboot2) gives the kernel what it needs.
+//! Booting through GRUB from the ISO (Multiboot2) on four CPUs gives the
+//! kernel what it needs, and every CPU works.
 //!
 //! Why: `make run` and real machines boot this way (the runner boots every
-//! `boot_grub*` test kernel from the ISO); what the kernel learns from the
-//! Multiboot2 information must be right.
-// run.sh: --smp=1
+//! `boot_grub*` test kernel from the ISO), with several CPUs; what the kernel
+//! learns from the Multiboot2 information must be right, and the
+//! application processors must start from GRUB's machine state as they do
+//! from QEMU's own loader.
+// run.sh: --smp=4
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
@@ -61,5 +64,39 @@ fn the_rsdp_comes_from_the_acpi_tag() {
     assert_eq!(rsdp.bytes[20..], [0; 16]);
     let topology = platform::topology();
     assert_eq!(topology.source, Source::Acpi);
-    assert_eq!(topology.cpus(), &[CpuEntry { apic_id: 0, enabled: true }]);
+    let enabled = |apic_id| CpuEntry { apic_id, enabled: true };
+    assert_eq!(topology.cpus(), &[enabled(0), enabled(1), enabled(2), enabled(3)]);
+}
+
+#[test_case]
+fn four_cpus_run_tasks_and_take_probe_hits() {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    use probe_kernel::arch::x86::{irq, percpu, smp};
+    use probe_kernel::kprobes::{Kprobe, PreAction, PtRegs, register_kprobe, unregister_kprobe};
+    assert_eq!(smp::online_cpus(), 4);
+    assert_eq!(irq::controller(), Some(irq::Controller::IoApic));
+
+    static HITS: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+    fn count_hit(_probe: &Kprobe, _regs: &mut PtRegs) -> PreAction {
+        HITS[percpu::cpu_id()].fetch_add(1, Ordering::Relaxed);
+        PreAction::Continue
+    }
+    #[inline(never)]
+    #[unsafe(no_mangle)]
+    extern "C" fn boot_grub_probed(x: usize) -> usize {
+        core::hint::black_box(x) + 1
+    }
+    static PROBE: Kprobe = Kprobe::new().symbol("boot_grub_probed", 0).pre_handler(count_hit);
+    register_kprobe(&PROBE).unwrap();
+    fn calls(_: usize) -> usize {
+        let sum: usize = (0..100).map(|i| boot_grub_probed(i)).sum();
+        assert_eq!(sum, 5050);
+        percpu::cpu_id()
+    }
+    let tasks: [_; 4] = core::array::from_fn(|cpu| probe_kernel::task::spawn_on(cpu, "calls", calls, 0).unwrap());
+    let ran_on = tasks.map(probe_kernel::task::join);
+    unregister_kprobe(&PROBE).unwrap();
+    assert_eq!(ran_on, [0, 1, 2, 3]);
+    assert_eq!(HITS.each_ref().map(|hits| hits.load(Ordering::Relaxed)), [100; 4]);
+    assert_eq!(PROBE.nmissed(), 0);
 }

@@ -8,7 +8,7 @@
 //! unregistering a kretprobe with instances in
 //! flight on other CPUs; and a task preempted inside a kretprobed function
 //! on one CPU that returns on another.
-// run.sh: --smp=4
+// run.sh: --smp=4 --timeout=300
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]

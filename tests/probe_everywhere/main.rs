@@ -17,6 +17,8 @@
 //! (in batches that fill the site table) while the demo runs: the demo's
 //! summary must not change. The third probes every instruction of the task
 //! API (spawn, task start, yield, sleep, exit, join) while tasks switch.
+// Thousands of registrations, each with cross-CPU sync rounds: about 45 s at -smp 4 alone, twice that beside the other pass
+// run.sh: --timeout=300
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
