@@ -8,10 +8,13 @@
 //! with interrupts off and subtracts the unprobed baseline.
 use crate::arch::cpu::{rdtsc, without_interrupts};
 use crate::kprobes::{
-    Jprobe, Kprobe, Kretprobe, KretprobeInstance, PreAction, PtRegs, jprobe_return, register_jprobe, register_kprobe,
-    register_kretprobe, unregister_jprobe, unregister_kprobe, unregister_kretprobe,
+    Jprobe, Kprobe, Kretprobe, KretprobeInstance, MAX_SITES, PreAction, PtRegs, jprobe_return, register_jprobe,
+    register_kprobe, register_kprobes, register_kretprobe, unregister_jprobe, unregister_kprobe, unregister_kprobes,
+    unregister_kretprobe,
 };
 use crate::println;
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::arch::naked_asm;
 
 /// Calls per measurement.
@@ -80,12 +83,17 @@ fn row(
 /// probe: the least of five batches of 20, so a timer tick that lands in
 /// one batch does not count (registration runs with interrupts on).
 fn register_unregister(case: &'static str, description: &'static str) -> Row {
+    register_unregister_of(&BOOSTED, case, description)
+}
+
+/// [`register_unregister`] of `probe`.
+fn register_unregister_of(probe: &'static Kprobe, case: &'static str, description: &'static str) -> Row {
     let per_cycle = (0..5)
         .map(|_| {
             let start = rdtsc();
             for _ in 0..20 {
-                register_kprobe(&BOOSTED).unwrap();
-                unregister_kprobe(&BOOSTED).unwrap();
+                register_kprobe(probe).unwrap();
+                unregister_kprobe(probe).unwrap();
             }
             (rdtsc() - start) / 20
         })
@@ -94,28 +102,34 @@ fn register_unregister(case: &'static str, description: &'static str) -> Row {
     Row { case, description, per_hit: per_cycle }
 }
 
-/// Distinct probe addresses for the churn: every byte of `bench_sled`.
-const SLED_LENGTH: usize = 1024;
+/// Distinct probe addresses for the churn: the first bytes of `bench_sled`.
+const CHURN_ADDRESSES: usize = 1024;
 
-/// 1024 one-byte instructions.
+/// One-byte instructions: a probe on every one fills the site table.
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub extern "C" fn bench_sled() {
-    naked_asm!(".rept 1024", "nop", ".endr", "ret");
+    naked_asm!(".rept {n}", "nop", ".endr", "ret", n = const MAX_SITES);
 }
 
 /// One probe per instruction of `bench_sled`.
-static SLED: [Kprobe; SLED_LENGTH] = sled_probes();
+static SLED: [Kprobe; MAX_SITES] = sled_probes();
 
-const fn sled_probes() -> [Kprobe; SLED_LENGTH] {
-    let mut probes = [const { Kprobe::new() }; SLED_LENGTH];
+const fn sled_probes() -> [Kprobe; MAX_SITES] {
+    let mut probes = [const { Kprobe::new() }; MAX_SITES];
     let mut i = 0;
-    while i < SLED_LENGTH {
+    while i < MAX_SITES {
         probes[i] = Kprobe::new().symbol("bench_sled", i).pre_handler(pre);
         i += 1;
     }
     probes
 }
+
+/// The offset of the deep registration case (Linux's figure for the issue:
+/// each registration decoded from the function's start, so its cost grew
+/// with the offset).
+const DEEP_OFFSET: usize = 4000;
+static DEEP: Kprobe = Kprobe::new().symbol("bench_sled", DEEP_OFFSET).pre_handler(pre);
 
 /// Register/unregister cycles at distinct addresses before the "after
 /// churn" cases (issue 7: tombstones left by unregistering slowed every
@@ -123,9 +137,8 @@ const fn sled_probes() -> [Kprobe; SLED_LENGTH] {
 pub const CHURN_CYCLES: usize = 100_000;
 
 fn churn() {
-    core::hint::black_box(bench_sled as *const ()); // keep it linked: probes find it by name
     for cycle in 0..CHURN_CYCLES {
-        let probe = &SLED[cycle % SLED_LENGTH];
+        let probe = &SLED[cycle % CHURN_ADDRESSES];
         register_kprobe(probe).unwrap();
         unregister_kprobe(probe).unwrap();
     }
@@ -135,17 +148,63 @@ fn boosted_row(case: &'static str, description: &'static str, baseline: u64) -> 
     row(case, description, baseline, || register_kprobe(&BOOSTED).unwrap(), || unregister_kprobe(&BOOSTED).unwrap())
 }
 
+/// Ticks per probe to register `MAX_SITES` probes as one batch (one sync of
+/// every CPU for all of them); they are unregistered again, untimed.
+fn register_batch(case: &'static str, description: &'static str) -> Row {
+    let batch: Vec<&'static Kprobe> = SLED.iter().collect();
+    let start = rdtsc();
+    register_kprobes(&batch).unwrap();
+    let ticks = rdtsc() - start;
+    unregister_kprobes(&batch);
+    Row { case, description, per_hit: ticks / MAX_SITES as u64 }
+}
+
+/// A boosted hit with the site table full: `MAX_SITES - 1` probes on the
+/// sled and the measured one.
+fn boosted_at_full_table(case: &'static str, description: &'static str, baseline: u64) -> Row {
+    let batch: Vec<&'static Kprobe> = SLED[..MAX_SITES - 1].iter().collect();
+    row(
+        case,
+        description,
+        baseline,
+        || {
+            register_kprobes(&batch).unwrap();
+            register_kprobe(&BOOSTED).unwrap();
+            assert_eq!(crate::kprobes::site_count(), MAX_SITES);
+        },
+        || {
+            unregister_kprobe(&BOOSTED).unwrap();
+            unregister_kprobes(&batch);
+        },
+    )
+}
+
 /// The case-name suffix for `cpus` online CPUs: none for one, `_smpN` else.
-fn case_suffix(cpus: usize) -> alloc::string::String {
-    if cpus == 1 { alloc::string::String::new() } else { alloc::format!("_smp{cpus}") }
+fn case_suffix(cpus: usize) -> String {
+    if cpus == 1 { String::new() } else { alloc::format!("_smp{cpus}") }
+}
+
+/// Linux 6.1 (i386, QEMU 7.2, the same `-icount` setting, event enabled but
+/// not recorded) per hit, for the cases it has a counterpart of: what the
+/// issue that asked for these cases measured. Its int3 kprobe figure is
+/// 839–879; the low end is used, so our ratios are not flattered.
+fn linux_figure(case: &str) -> Option<(u64, &'static str)> {
+    match case {
+        "kprobe" | "kprobe_boosted" | "kprobe_boosted_at_16384" => Some((839, "int3 kprobe")),
+        "kprobe_optimized" => Some((350, "jump-optimized kprobe")),
+        "kretprobe" | "kretprobe_optimized" => Some((677, "kretprobe")),
+        _ => None,
+    }
 }
 
 /// Runs every case and prints one `bench: <case> <instructions>` line each.
-pub fn run() -> [Row; 10] {
+pub fn run() -> Vec<Row> {
+    core::hint::black_box(bench_sled as *const ()); // keep it linked: probes find it by name
     // On a fresh engine, before any other case has used sites and slots.
     let fresh_registration = register_unregister("register_unregister", "register + unregister, function entry");
+    let deep = register_unregister_of(&DEEP, "register_unregister_deep", "register + unregister, offset 4000");
     let baseline = measure().min(measure());
-    let fresh = [
+    let mut rows = alloc::vec![
         Row { case: "unprobed_call", description: "unprobed call (absolute, per call)", per_hit: baseline / CALLS },
         row(
             "kprobe",
@@ -176,23 +235,28 @@ pub fn run() -> [Row; 10] {
             },
         ),
         row("jprobe", "jprobe", baseline, || register_jprobe(&JUMP).unwrap(), || unregister_jprobe(&JUMP).unwrap()),
+        boosted_at_full_table("kprobe_boosted_at_16384", "kprobe, boosted, 16,384 probes registered", baseline),
         fresh_registration,
+        deep,
+        register_batch("register_16384", "register 16,384 as one batch, per probe"),
     ];
     churn();
-    let after = [
-        boosted_row("kprobe_boosted_after_churn", "kprobe, boosted, after the churn", baseline),
-        register_unregister("register_unregister_after_churn", "register + unregister, after the churn"),
-        Row {
-            case: "site_index_occupancy_after_churn",
-            description: "site index buckets in use after the churn",
-            per_hit: crate::kprobes::site_index_occupancy() as u64,
-        },
-    ];
-    let rows: [Row; 10] = core::array::from_fn(|i| if i < fresh.len() { fresh[i] } else { after[i - fresh.len()] });
+    rows.push(boosted_row("kprobe_boosted_after_churn", "kprobe, boosted, after the churn", baseline));
+    rows.push(register_unregister("register_unregister_after_churn", "register + unregister, after the churn"));
+    rows.push(Row {
+        case: "site_index_occupancy_after_churn",
+        description: "site index buckets in use after the churn",
+        per_hit: crate::kprobes::site_index_occupancy() as u64,
+    });
+    rows.push(Row {
+        case: "static_bytes_per_probe",
+        description: "engine's static memory per probed address",
+        per_hit: (crate::kprobes::static_memory_bytes() / MAX_SITES) as u64,
+    });
     println!("bench: {CALLS} calls per hit case; TSC ticks per hit over the unprobed call, per cycle for");
     println!("       registration; guest instructions when QEMU runs with -icount shift=0,sleep=off;");
     println!(
-        "       the after_churn cases follow {CHURN_CYCLES} register/unregister cycles at {SLED_LENGTH} distinct addresses"
+        "       the after_churn cases follow {CHURN_CYCLES} register/unregister cycles at {CHURN_ADDRESSES} distinct addresses"
     );
     // Run with more CPUs, every case is named for their count, so the two
     // runs of `make bench` can be told apart (and compared) by scripts.
@@ -202,15 +266,29 @@ pub fn run() -> [Row; 10] {
         println!("bench: {}{suffix} {}", row.case, row.per_hit);
     }
     println!("  on {cpus} CPU{}:", if cpus == 1 { "" } else { "s" });
+    println!("  {:<40} {:<44} {:>7}  {:>9}  {:>6}", "case", "what", "ours", "Linux 6.1", "ratio");
     for row in &rows {
-        println!("  {:<34} {:<42} {:>7}", alloc::format!("{}{suffix}", row.case), row.description, row.per_hit);
+        let (linux, ratio) = match linux_figure(row.case) {
+            Some((figure, _)) => {
+                (alloc::format!("{figure}"), alloc::format!("{:.2}", row.per_hit as f64 / figure as f64))
+            }
+            None => (String::from("-"), String::from("-")),
+        };
+        let case = alloc::format!("{}{suffix}", row.case);
+        println!("  {case:<40} {:<44} {:>7}  {linux:>9}  {ratio:>6}", row.description, row.per_hit);
     }
     println!(
-        "memory: {} probe sites, {} instruction slots of {} bytes, kretprobe instance {} bytes + data",
-        crate::kprobes::MAX_SITES,
+        "  Linux 6.1 figures (i386, same QEMU and -icount): int3 kprobe 839-879, jump-optimized kprobe 350, kretprobe 677"
+    );
+    println!(
+        "memory: {} probe sites, {} instruction slots of {} bytes, {} bytes of engine tables per probed address, \
+         kretprobe instance {} bytes + data, Kprobe {} bytes",
+        MAX_SITES,
         crate::memory::slots::SLOT_COUNT,
         crate::memory::slots::SLOT_SIZE,
-        core::mem::size_of::<KretprobeInstance>()
+        crate::kprobes::static_memory_bytes() / MAX_SITES,
+        core::mem::size_of::<KretprobeInstance>(),
+        core::mem::size_of::<Kprobe>()
     );
     rows
 }

@@ -55,7 +55,7 @@ extern "C" fn kp_long_first() -> u32 {
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 extern "C" fn kp_nop_sled() {
-    naked_asm!(".rept 140", "nop", ".endr", "ret");
+    naked_asm!(".rept {n}", "nop", ".endr", "ret", n = const MAX_SITES + 1);
 }
 
 macro_rules! refused_instruction {

@@ -83,8 +83,8 @@ unsafe fn rewrite_in_place(range: core::ops::Range<usize>) {
 }
 
 /// After a synchronisation round with other CPUs online: writes every range
-/// patched since the last round, and the instruction slots, again with the
-/// same bytes, then forgets the ranges.
+/// patched since the last round, and the instruction slots written since,
+/// again with the same bytes, then forgets the ranges.
 ///
 /// Why: QEMU's multi-threaded TCG can keep a translation of code that
 /// another CPU was translating at the moment it was patched, even after
@@ -107,12 +107,15 @@ pub fn retouch_after_sync() {
             unsafe { rewrite_in_place(start..start + len) };
         }
     }
-    // Slots are written by the engine directly, before they are published.
-    // SAFETY: the slot region is mapped writable; only registration writes it.
-    unsafe { rewrite_in_place(crate::memory::slots::memory()) };
+    // Slots are written by the engine directly, before they are published;
+    // it keeps the list of those written since the last round.
+    // SAFETY: slot ranges lie in the slot region, mapped writable; only
+    // registration writes it, and it holds the lock that serializes writers.
+    probe_engine::slots::take_written(|range| unsafe { rewrite_in_place(range) });
 }
 
 /// Forgets the recorded ranges (one CPU online: nothing can be stale).
 pub fn forget_pending() {
     PENDING_COUNT.store(0, Ordering::Release);
+    probe_engine::slots::take_written(|_| {});
 }

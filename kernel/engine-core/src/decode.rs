@@ -153,6 +153,93 @@ pub fn decode_in_function(
     Err(Refusal::NotBoundary)
 }
 
+/// Where a function's instructions start, found by one walk from its start
+/// over its original bytes: afterwards [`decode`](Self::decode) answers
+/// what [`decode_in_function`] would for any address of the function with
+/// one decode, instead of a walk from the start each time (registering a
+/// probe deep inside a long function, or many probes in one, stays cheap).
+/// A bitmap of `WORDS` × 32 bytes' worth, held inline (no allocation), so a
+/// cache of these can be a static; longer functions are not walked.
+/// Registration time only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstructionStarts<const WORDS: usize> {
+    function: core::ops::Range<usize>,
+    /// Bit `i`: an instruction starts at `function.start + i`.
+    bits: [u32; WORDS],
+    /// Where the walk met an undecodable instruction, if it did (it stops there).
+    invalid_at: Option<usize>,
+}
+
+impl<const WORDS: usize> InstructionStarts<WORDS> {
+    /// The longest function (in bytes) a walk covers.
+    pub const CAPACITY: usize = WORDS * 32;
+
+    /// Knows no function yet.
+    pub const fn empty() -> Self {
+        InstructionStarts { function: 0..0, bits: [0; WORDS], invalid_at: None }
+    }
+
+    /// Walks `function` once, decoding each instruction from a window of at
+    /// most 15 bytes that ends at the function's end, as
+    /// [`decode_in_function`] does. Refuses (returns `false`, knowing no
+    /// function) one longer than [`CAPACITY`](Self::CAPACITY) bytes.
+    pub fn walk(&mut self, function: core::ops::Range<usize>, read_original: impl Fn(usize) -> u8) -> bool {
+        self.function = 0..0;
+        self.invalid_at = None;
+        if function.len() > Self::CAPACITY {
+            return false;
+        }
+        self.bits[..function.len().div_ceil(32)].fill(0);
+        let mut ip = function.start;
+        while ip < function.end {
+            let mut window = [0u8; MAX_INSN_LEN];
+            let available = (function.end - ip).min(MAX_INSN_LEN);
+            for (offset, byte) in window[..available].iter_mut().enumerate() {
+                *byte = read_original(ip + offset);
+            }
+            let insn = Decoder::with_ip(32, &window[..available], ip as u64, DecoderOptions::NONE).decode();
+            if insn.is_invalid() {
+                self.invalid_at = Some(ip);
+                break;
+            }
+            let offset = ip - function.start;
+            self.bits[offset / 32] |= 1 << (offset % 32);
+            ip += insn.len();
+        }
+        self.function = function;
+        true
+    }
+
+    /// The function walked (empty before a walk).
+    pub fn function(&self) -> core::ops::Range<usize> {
+        self.function.clone()
+    }
+
+    /// Whether a decodable instruction starts at `address`.
+    pub fn is_start(&self, address: usize) -> bool {
+        self.function.contains(&address) && {
+            let offset = address - self.function.start;
+            self.bits[offset / 32] & (1 << (offset % 32)) != 0
+        }
+    }
+
+    /// What [`decode_in_function`] says of `address` in the function walked.
+    pub fn decode(&self, address: usize, read_original: impl Fn(usize) -> u8) -> Result<Insn, Refusal> {
+        if self.invalid_at == Some(address) {
+            return Err(Refusal::Invalid);
+        }
+        if !self.is_start(address) {
+            return Err(Refusal::NotBoundary);
+        }
+        let mut window = [0u8; MAX_INSN_LEN];
+        let available = (self.function.end - address).min(MAX_INSN_LEN);
+        for (offset, byte) in window[..available].iter_mut().enumerate() {
+            *byte = read_original(address + offset);
+        }
+        decode_one(&window[..available], address)
+    }
+}
+
 /// Decodes a lone instruction at the start of `code` (placed at `address`).
 pub fn decode_one(code: &[u8], address: usize) -> Result<Insn, Refusal> {
     decode_at(code, address, address)

@@ -141,7 +141,16 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
     /// (the generation count).
     pub fn remove(&self, site: usize, address_of: impl Fn(usize) -> usize) {
         let entry = site as u16 + 1;
-        let Some(mut hole) = self.buckets.iter().position(|e| e.load(Ordering::Acquire) == entry) else { return };
+        // The site sits on its own address's probe run: walk that, not the
+        // whole table (removal stays O(run length) however large it is).
+        let mut hole = Self::bucket(address_of(site));
+        loop {
+            match self.buckets[hole].load(Ordering::Acquire) {
+                EMPTY => return, // not indexed
+                found if found == entry => break,
+                _ => hole = (hole + 1) & (BUCKETS - 1),
+            }
+        }
         self.begin_change();
         let mut next = hole;
         loop {

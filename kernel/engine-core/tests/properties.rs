@@ -198,6 +198,27 @@ proptest! {
             prop_assert_eq!(windowed, one_pass, "at offset {}", address - start);
         }
     }
+
+    /// One walk of a function's instruction starts answers every address
+    /// exactly as the walk from the start that `decode_in_function` makes.
+    #[test]
+    fn instruction_starts_agree_with_decoding_in_the_function(
+        code in proptest::collection::vec(any::<u8>(), 1..160),
+        start in 0x0010_0000usize..0x0800_0000,
+    ) {
+        use probe_engine_core::decode::{InstructionStarts, decode_in_function};
+        let function = start..start + code.len();
+        let read = |a: usize| code[a - start];
+        let mut starts = InstructionStarts::<8>::empty();
+        prop_assert!(starts.walk(function.clone(), read));
+        for address in function.clone() {
+            let walked = decode_in_function(address, function.clone(), read);
+            prop_assert_eq!(starts.decode(address, read), walked, "at offset {}", address - start);
+        }
+        // Too long a function is refused, and answers nothing.
+        let mut short = InstructionStarts::<1>::empty();
+        prop_assert_eq!(short.walk(function.clone(), read), code.len() <= 32);
+    }
 }
 
 /// Addresses whose home bucket in a `SiteIndex<16>` is the same: one long

@@ -111,7 +111,7 @@ pub use patch::{TextPokeStage, text_poke_bp, text_poke_bp_guard_hits, text_poke_
 pub use probe::{FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler};
 pub use registry::{
     MAX_SITES, can_probe, disable_kprobe, enable_kprobe, original_bytes, register_kprobe, register_kprobes, site_count,
-    site_index_occupancy, unregister_kprobe, unregister_kprobes,
+    site_index_occupancy, static_memory_bytes, unregister_kprobe, unregister_kprobes,
 };
 
 /// Prepares the engine at boot: builds iced-x86's decoder tables and the

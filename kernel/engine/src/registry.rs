@@ -26,13 +26,13 @@ use crate::arch::imp::{self as arch, ArchSite};
 use core::cell::UnsafeCell;
 use core::ops::Range;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use probe_engine_core::decode::Refusal;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicUsize, Ordering};
+use probe_engine_core::decode::{Insn, InstructionStarts, Refusal};
 use probe_engine_core::index::SiteIndex;
 
 /// Number of distinct probed addresses at once.
-pub const MAX_SITES: usize = 128;
-const INDEX_SIZE: usize = 256;
+pub const MAX_SITES: usize = 16_384;
+const INDEX_SIZE: usize = 32_768;
 const _: () = assert!(INDEX_SIZE.is_power_of_two() && INDEX_SIZE >= 2 * MAX_SITES);
 const _: () = assert!(MAX_SITES <= crate::slots::SLOT_COUNT);
 
@@ -119,6 +119,51 @@ static SITES: [Site; MAX_SITES] = [const { Site::empty() }; MAX_SITES];
 static INDEX: SiteIndex<INDEX_SIZE> = SiteIndex::new();
 static REGISTRY: spin::Mutex<()> = spin::Mutex::new(());
 
+/// Free site numbers, a stack (the lowest number on top at first), so a
+/// new site is found in O(1) however many are in use. Changed only under
+/// the registration lock; its own lock is never taken on a trap path.
+struct FreeSites {
+    numbers: [u16; MAX_SITES],
+    len: usize,
+}
+static FREE_SITES: spin::Mutex<FreeSites> = spin::Mutex::new(FreeSites::new());
+const _: () = assert!(MAX_SITES <= u16::MAX as usize);
+
+impl FreeSites {
+    const fn new() -> Self {
+        let mut numbers = [0u16; MAX_SITES];
+        let mut i = 0;
+        while i < MAX_SITES {
+            numbers[i] = (MAX_SITES - 1 - i) as u16;
+            i += 1;
+        }
+        FreeSites { numbers, len: MAX_SITES }
+    }
+}
+
+fn take_site_number() -> Option<usize> {
+    let mut free = FREE_SITES.lock();
+    free.len = free.len.checked_sub(1)?;
+    Some(free.numbers[free.len] as usize)
+}
+
+fn give_back_site_number(number: usize) {
+    let mut free = FREE_SITES.lock();
+    let top = free.len;
+    free.numbers[top] = number as u16;
+    free.len += 1;
+}
+
+/// Site number + 1 of the site whose instruction slot each slot is, 0 for
+/// none: the fault path finds a boosted copy's site in O(1).
+static SLOT_SITE: [AtomicU16; crate::slots::SLOT_COUNT] = [const { AtomicU16::new(0) }; crate::slots::SLOT_COUNT];
+
+/// The number of `site` in the table.
+#[unsafe(link_section = ".kprobes.text")]
+fn site_number(site: &Site) -> usize {
+    (site as *const Site as usize - SITES.as_ptr() as usize) / core::mem::size_of::<Site>()
+}
+
 /// The address of site `number` (for the index).
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
@@ -149,13 +194,15 @@ pub(crate) fn index_changed_since(generation: u32) -> bool {
 }
 
 /// The site whose boosted copy starts at `eip`, if any (the fault path
-/// only: O(sites), no lock).
+/// only: O(1), no lock).
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn site_of_boost_entry(ip: usize) -> Option<&'static Site> {
     if !crate::slots::region().contains(&ip) {
-        return None; // cheap filter: most faults are nowhere near a slot
+        return None; // most faults are nowhere near a slot
     }
-    SITES.iter().find(|site| site.address() != 0 && site.arch().boost_entry() == ip)
+    let number = SLOT_SITE[crate::slots::slot_index(ip)].load(Ordering::Acquire).checked_sub(1)?;
+    let site = &SITES[number as usize];
+    (site.address() != 0 && site.arch().boost_entry() == ip).then_some(site)
 }
 
 /// Indexes site `site_number` under `address`.
@@ -243,6 +290,44 @@ pub(crate) fn resolve(probe: &Kprobe) -> Result<(usize, Range<usize>), KprobeErr
     Ok((address, function.address..function.address + function.size))
 }
 
+/// Instruction starts of the last few functions registration looked into,
+/// so each is walked once however many probes go into it and however deep
+/// (`InstructionStarts`). Kernel text keeps its instruction boundaries
+/// (probes change bytes, `text_poke_bp` swaps an instruction for one of the
+/// same length, and both are undone by `original_byte`), so an entry never
+/// goes stale. Static (4 × 8 KiB of bitmap, functions up to 64 KiB; a
+/// longer one is decoded from its start each time), so the cache holds no
+/// heap memory. Registration time only: its lock is never taken on a trap
+/// path.
+struct StartsCache {
+    entries: [InstructionStarts<STARTS_WORDS>; STARTS_CACHED],
+    /// The entry to replace next (round robin).
+    next: usize,
+}
+const STARTS_CACHED: usize = 4;
+const STARTS_WORDS: usize = 2048;
+static STARTS_CACHE: spin::Mutex<StartsCache> =
+    spin::Mutex::new(StartsCache { entries: [const { InstructionStarts::empty() }; STARTS_CACHED], next: 0 });
+
+/// The instruction at `address` in `function`, from its original bytes.
+fn decode(address: usize, function: Range<usize>) -> Result<Insn, Refusal> {
+    let mut cache = STARTS_CACHE.lock();
+    let cache = &mut *cache;
+    let known = cache.entries.iter().position(|entry| entry.function() == function && !function.is_empty());
+    let index = match known {
+        Some(index) => index,
+        None => {
+            let victim = cache.next;
+            if !cache.entries[victim].walk(function.clone(), original_byte) {
+                return probe_engine_core::decode::decode_in_function(address, function, original_byte);
+            }
+            cache.next = (victim + 1) % STARTS_CACHED;
+            victim
+        }
+    };
+    cache.entries[index].decode(address, original_byte)
+}
+
 fn prepare_error(error: PrepareError) -> KprobeError {
     match error {
         PrepareError::NoSlot => KprobeError::TableFull("instruction slots"),
@@ -322,8 +407,18 @@ fn unlink(site: &Site, probe: &Kprobe) {
     }
 }
 
-/// Registers one probe of any kind.
-pub(crate) fn register_locked(_registry: &Guard, probe: &'static Kprobe) -> Result<(), KprobeError> {
+/// Registers one probe of any kind; every CPU sees its breakpoint before
+/// this returns.
+pub(crate) fn register_locked(registry: &Guard, probe: &'static Kprobe) -> Result<(), KprobeError> {
+    if register_unsynced(registry, probe)? {
+        quiesce::text_poke_sync();
+    }
+    Ok(())
+}
+
+/// Registers one probe of any kind without the sync after arming: returns
+/// whether text changed, so a batch can sync every CPU once at its end.
+fn register_unsynced(_registry: &Guard, probe: &'static Kprobe) -> Result<bool, KprobeError> {
     if !probe.flags().contains(KprobeFlags::GONE) {
         return Err(KprobeError::AlreadyRegistered);
     }
@@ -336,11 +431,20 @@ pub(crate) fn register_locked(_registry: &Guard, probe: &'static Kprobe) -> Resu
             site
         }
         None => {
-            let number = SITES.iter().position(|s| s.address() == 0).ok_or(KprobeError::TableFull("probe sites"))?;
-            let arch_site = arch::prepare(address, function, original_byte, slot_in_use).map_err(prepare_error)?;
+            let number = take_site_number().ok_or(KprobeError::TableFull("probe sites"))?;
+            let arch_site = match arch::prepare(address, decode(address, function), slot_in_use) {
+                Ok(arch_site) => arch_site,
+                Err(error) => {
+                    give_back_site_number(number);
+                    return Err(prepare_error(error));
+                }
+            };
+            let slot = crate::slots::slot_index(arch_site.slot);
             let site = &SITES[number];
             // SAFETY: the site is free and not indexed: nobody reads `arch`.
             unsafe { *site.arch.get() = Some(arch_site) };
+            SLOT_SITE[slot].store(number as u16 + 1, Ordering::Release);
+            SITE_COUNT.fetch_add(1, Ordering::Relaxed);
             site.head.store(ptr::null_mut(), Ordering::Release);
             site.armed.store(false, Ordering::Release);
             site.address.store(address, Ordering::Release);
@@ -356,11 +460,7 @@ pub(crate) fn register_locked(_registry: &Guard, probe: &'static Kprobe) -> Resu
         link(site, probe);
         refresh(site)
     });
-    if text_changed {
-        // Every CPU sees the breakpoint before registration returns.
-        quiesce::text_poke_sync();
-    }
-    Ok(())
+    Ok(text_changed)
 }
 
 /// A probe unlinked from its site (and the site, if that emptied it,
@@ -385,7 +485,7 @@ pub(crate) fn detach_locked(_registry: &Guard, probe: &'static Kprobe) -> Result
         let _text_changed = refresh(site); // the sync before `finish` covers it
         let emptied = site.head.load(Ordering::Acquire).is_null();
         if emptied {
-            let number = SITES.iter().position(|s| ptr::eq(s, site)).expect("site outside the table");
+            let number = site_number(site);
             // Unindexed, but its address and instruction stay as they are:
             // a trap on another CPU may still be reading them.
             index_remove(number);
@@ -408,7 +508,10 @@ impl Detached {
         // is excluded by the lock our caller holds.
         let arch_site = unsafe { (*site.arch.get()).take() }.expect("site without instruction");
         site.address.store(0, Ordering::Release);
+        SLOT_SITE[crate::slots::slot_index(arch_site.slot)].store(0, Ordering::Release);
         arch::release(&arch_site, slot_in_use);
+        give_back_site_number(site_number(site));
+        SITE_COUNT.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -460,16 +563,26 @@ pub(crate) fn register_all<T>(
 }
 
 /// Registers every probe or none: on the first failure the ones already
-/// registered are unregistered again, and that error is returned.
+/// registered are unregistered again, and that error is returned. The
+/// breakpoints are armed one by one and every CPU is synchronized once for
+/// the whole batch, before this returns (Linux syncs per probe).
 pub fn register_kprobes(probes: &[&'static Kprobe]) -> Result<(), KprobeError> {
     let registry = lock()?;
+    let text_changed = core::cell::Cell::new(false);
     register_all(
         probes,
-        |probe| register_locked(&registry, plain(probe)?),
+        |probe| {
+            text_changed.set(register_unsynced(&registry, plain(probe)?)? | text_changed.get());
+            Ok(())
+        },
         |probe| {
             let _ = unregister_locked(&registry, probe);
         },
-    )
+    )?;
+    if text_changed.get() {
+        quiesce::text_poke_sync();
+    }
+    Ok(())
 }
 
 /// Unregisters every probe in `probes` that is registered, with one sync
@@ -514,9 +627,7 @@ pub fn disable_kprobe(probe: &'static Kprobe) -> Result<(), KprobeError> {
 pub fn can_probe(address: *const ()) -> Result<probe_engine_core::decode::Fixup, KprobeError> {
     let probe = Kprobe::new().address(address);
     let (address, function) = resolve(&probe)?;
-    probe_engine_core::decode::decode_in_function(address, function, original_byte)
-        .map(|insn| insn.fixup)
-        .map_err(|refusal| prepare_error(PrepareError::Refused(refusal)))
+    decode(address, function).map(|insn| insn.fixup).map_err(|refusal| prepare_error(PrepareError::Refused(refusal)))
 }
 
 /// Buckets of the site index in use (for tests and the bench: after any
@@ -527,7 +638,22 @@ pub fn site_index_occupancy() -> usize {
 
 /// Number of probed addresses (sites) in use.
 pub fn site_count() -> usize {
-    SITES.iter().filter(|s| s.address() != 0).count()
+    SITE_COUNT.load(Ordering::Relaxed)
+}
+
+static SITE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of static memory the engine keeps for its probe sites, all
+/// `MAX_SITES` of them: the site table, its index, the free-site stack,
+/// the slot-to-site map, and the instruction slots with their pool (the
+/// slot memory the host provides included). The probes themselves (each
+/// `Kprobe`) are the caller's.
+pub fn static_memory_bytes() -> usize {
+    core::mem::size_of_val(&SITES)
+        + core::mem::size_of_val(&INDEX)
+        + core::mem::size_of::<FreeSites>()
+        + core::mem::size_of_val(&SLOT_SITE)
+        + crate::slots::static_memory_bytes()
 }
 
 /// The bytes currently at `address` with any armed breakpoint undone.

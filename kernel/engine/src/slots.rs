@@ -18,8 +18,10 @@ use spin::Mutex;
 /// single-stepping (up to 15 bytes) and one relocated for boosting with its
 /// jump back (up to 15 + 5 bytes); see `arch::x86::slot`.
 pub const SLOT_SIZE: usize = 48;
-/// Number of slots.
-pub const SLOT_COUNT: usize = 256;
+/// Number of slots: one per probe site ([`MAX_SITES`](crate::MAX_SITES)),
+/// and 256 more for `text_poke_bp` and for slots held back as garbage.
+pub const SLOT_COUNT: usize = crate::registry::MAX_SITES + 256;
+const _: () = assert!(SLOT_COUNT <= u16::MAX as usize);
 
 /// Bytes of slot memory the host must provide.
 pub const SLOT_MEMORY_SIZE: usize = SLOT_SIZE * SLOT_COUNT;
@@ -31,11 +33,55 @@ enum State {
     Garbage,
 }
 
-static STATE: Mutex<[State; SLOT_COUNT]> = Mutex::new([State::Free; SLOT_COUNT]);
+/// Every slot's state, with the free and the garbage slots on stacks of
+/// their own, so allocation and freeing are O(1) however many slots exist;
+/// only a collection looks at every garbage slot (and there are few).
+struct Pool {
+    state: [State; SLOT_COUNT],
+    free: [u16; SLOT_COUNT],
+    free_len: usize,
+    garbage: [u16; SLOT_COUNT],
+    garbage_len: usize,
+}
+
+impl Pool {
+    const fn new() -> Self {
+        // Popped from the top: the lowest slot first.
+        let mut free = [0u16; SLOT_COUNT];
+        let mut i = 0;
+        while i < SLOT_COUNT {
+            free[i] = (SLOT_COUNT - 1 - i) as u16;
+            i += 1;
+        }
+        Pool { state: [State::Free; SLOT_COUNT], free, free_len: SLOT_COUNT, garbage: [0; SLOT_COUNT], garbage_len: 0 }
+    }
+
+    fn push_free(&mut self, index: usize) {
+        self.state[index] = State::Free;
+        self.free[self.free_len] = index as u16;
+        self.free_len += 1;
+    }
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool::new());
+
+/// Slot ranges written since the host last asked ([`take_written`]); past
+/// [`WRITTEN_MAX`] of them, the whole region counts as written.
+const WRITTEN_MAX: usize = 64;
+struct Written {
+    slots: [u16; WRITTEN_MAX],
+    count: usize,
+}
+static WRITTEN: Mutex<Written> = Mutex::new(Written { slots: [0; WRITTEN_MAX], count: 0 });
 
 /// A slot's address.
 pub fn slot_address(index: usize) -> usize {
     crate::host::slot_memory().start + index * SLOT_SIZE
+}
+
+/// The index of the slot at `address`.
+pub fn slot_index(address: usize) -> usize {
+    (address - slot_address(0)) / SLOT_SIZE
 }
 
 /// The whole slot region (for "is this EIP inside a slot?").
@@ -52,21 +98,31 @@ pub(crate) fn check_memory() {
 
 /// Takes a free slot, first collecting garbage slots that `in_use` clears
 /// after a sync of every CPU (only if there is garbage to collect).
-/// Returns the slot's address. Registration time only (takes a lock; task
-/// context with interrupts on, for the sync).
+/// Returns the slot's address. O(1) but for that collection. Registration
+/// time only (takes a lock; task context with interrupts on, for the sync).
 pub fn allocate(in_use: impl Fn(core::ops::Range<usize>) -> bool) -> Option<usize> {
-    if STATE.lock().contains(&State::Garbage) {
+    if POOL.lock().garbage_len > 0 {
         // Where every other CPU is now: `in_use` counts those inside a slot.
         crate::quiesce::text_poke_sync();
     }
-    let mut state = STATE.lock();
-    for index in 0..SLOT_COUNT {
-        if state[index] == State::Garbage && !in_use(slot_address(index)..slot_address(index) + SLOT_SIZE) {
-            state[index] = State::Free;
+    let mut pool = POOL.lock();
+    let mut kept = 0;
+    for i in 0..pool.garbage_len {
+        let index = pool.garbage[i] as usize;
+        if in_use(slot_address(index)..slot_address(index) + SLOT_SIZE) {
+            pool.garbage[kept] = index as u16;
+            kept += 1;
+        } else {
+            pool.push_free(index);
         }
     }
-    let index = state.iter().position(|s| *s == State::Free)?;
-    state[index] = State::Used;
+    pool.garbage_len = kept;
+    if pool.free_len == 0 {
+        return None;
+    }
+    pool.free_len -= 1;
+    let index = pool.free[pool.free_len] as usize;
+    pool.state[index] = State::Used;
     Some(slot_address(index))
 }
 
@@ -74,14 +130,45 @@ pub fn allocate(in_use: impl Fn(core::ops::Range<usize>) -> bool) -> Option<usiz
 /// Call only after a sync of every CPU that followed the last moment a trap
 /// could send code into the slot (the engine's unregistration does).
 pub fn free(address: usize, in_use: impl Fn(core::ops::Range<usize>) -> bool) {
-    let index = (address - slot_address(0)) / SLOT_SIZE;
-    let mut state = STATE.lock();
-    state[index] = if in_use(address..address + SLOT_SIZE) { State::Garbage } else { State::Free };
+    let index = slot_index(address);
+    let mut pool = POOL.lock();
+    assert!(pool.state[index] == State::Used, "slot {index} freed twice");
+    if in_use(address..address + SLOT_SIZE) {
+        pool.state[index] = State::Garbage;
+        let top = pool.garbage_len;
+        pool.garbage[top] = index as u16;
+        pool.garbage_len += 1;
+    } else {
+        pool.push_free(index);
+    }
+}
+
+/// Bytes of static memory behind the slots: the slot memory the host
+/// provides and the pool that tracks it.
+pub fn static_memory_bytes() -> usize {
+    SLOT_MEMORY_SIZE + core::mem::size_of::<Pool>() + core::mem::size_of::<Written>()
 }
 
 /// Number of slots currently handed out (used or awaiting collection).
 pub fn in_use_count() -> usize {
-    STATE.lock().iter().filter(|s| **s != State::Free).count()
+    SLOT_COUNT - POOL.lock().free_len
+}
+
+/// Calls `visit` with each slot range written since the last call (the
+/// whole region if there were many), and forgets them. For a host that
+/// must touch freshly written code again after a sync of every CPU (see
+/// the kernel's `patch::retouch_after_sync`).
+pub fn take_written(mut visit: impl FnMut(core::ops::Range<usize>)) {
+    let mut written = WRITTEN.lock();
+    if written.count > WRITTEN_MAX {
+        visit(region());
+    } else {
+        for &index in &written.slots[..written.count] {
+            let start = slot_address(index as usize);
+            visit(start..start + SLOT_SIZE);
+        }
+    }
+    written.count = 0;
 }
 
 /// Writes code into a slot the caller owns.
@@ -95,4 +182,10 @@ pub unsafe fn write(address: usize, code: &[u8]) {
     // slot region.
     unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), address as *mut u8, code.len()) };
     crate::arch::imp::cpu::serialize();
+    let mut written = WRITTEN.lock();
+    if written.count < WRITTEN_MAX {
+        let count = written.count;
+        written.slots[count] = slot_index(address) as u16;
+    }
+    written.count = written.count.saturating_add(1);
 }

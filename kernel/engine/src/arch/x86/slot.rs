@@ -13,7 +13,7 @@
 //! Relocation for boosting: `jmp`/`jcc` are re-encoded with rel32 to the
 //! original target; `call rel32` becomes `push <original return>; jmp target`,
 //! so the stacked return address is the true one.
-use super::decode::{self, Fixup, Insn, MAX_INSN_LEN, Refusal};
+use super::decode::{Fixup, Insn, MAX_INSN_LEN, Refusal};
 use crate::slots::{self, SLOT_SIZE};
 use core::ops::Range;
 use probe_engine_core::relocate::{MAX_RELOCATED_LEN, relocate};
@@ -82,16 +82,15 @@ pub enum PrepareError {
 const PAUSE: [u8; 2] = [0xf3, 0x90];
 const TWO_BYTE_NOP: [u8; 2] = [0x66, 0x90];
 
-/// Decodes the instruction at `address` (inside `function`, whose original
-/// bytes `read_original` gives — armed breakpoints already undone), takes a
-/// slot and fills it. Registration time only.
+/// Takes a slot for `insn`, the instruction decoded at `address` (from its
+/// original bytes: armed breakpoints undone), and fills it. Registration
+/// time only.
 pub fn prepare(
     address: usize,
-    function: Range<usize>,
-    read_original: impl Fn(usize) -> u8,
+    insn: Result<Insn, Refusal>,
     slot_in_use: impl Fn(Range<usize>) -> bool,
 ) -> Result<ArchSite, PrepareError> {
-    let insn = decode::decode_in_function(address, function, read_original).map_err(PrepareError::Refused)?;
+    let insn = insn.map_err(PrepareError::Refused)?;
     let slot = slots::allocate(slot_in_use).ok_or(PrepareError::NoSlot)?;
     let boosted = relocate(&insn, address, slot + BOOST_OFFSET);
     let mut image = [0xcc; SLOT_SIZE];
