@@ -3,7 +3,8 @@
 //! The kernel keeps frame pointers (`frame-pointer: always` in the target),
 //! so each frame is `[ebp] = caller's ebp, [ebp+4] = return address`. Two
 //! kinds of return address need help to tell the truth:
-//! - the return site of `trap_common`'s call to the dispatcher: the frame
+//! - the return site of a trap entry's call into Rust (`trap_common`'s, or the
+//!   dedicated `#BP` and `#DB` entries'): the frame
 //!   above is a [`TrapFrame`]; the walk continues at the interrupted EIP/EBP
 //!   (and, at a function's first instruction, the return address at ESP);
 //! - the kretprobe trampoline: the walk asks the kretprobe engine for the
@@ -66,7 +67,7 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
         }
         address = crate::kprobes::kretprobe::resolve_return_address(slot, address);
         let next = read(frame_pointer);
-        if address == crate::arch::x86::trap::dispatcher_return_site()
+        if crate::arch::x86::trap::is_dispatcher_return_site(address)
             || crate::kprobes::kretprobe::is_dispatcher_return_site(address)
         {
             // The dispatcher's first argument is the trap frame.

@@ -189,3 +189,30 @@ fn stack_trace_save_regs_starts_at_the_probed_instruction() {
         ["backtrace::traced_caller", "backtrace::stack_trace_save_regs_starts_at_the_probed_instruction"]
     );
 }
+
+fn save_from_handler(_probe: &Kprobe, _regs: &mut PtRegs) -> PreAction {
+    let mut store = [0; 16];
+    let count = unwind::stack_trace_save(&mut store);
+    *SAVED.lock() = (store, count);
+    PreAction::Continue
+}
+
+static LEAF_WALK_PROBE: Kprobe = Kprobe::new().symbol("traced_leaf", 0).pre_handler(save_from_handler);
+
+/// From inside a handler, the walk passes through the `#BP` entry's trap
+/// frame and goes on with the probed function's callers.
+#[inline(never)]
+#[test_case]
+fn stack_trace_save_in_a_handler_sees_through_the_breakpoint_trap() {
+    register_kprobe(&LEAF_WALK_PROBE).unwrap();
+    assert_eq!(black_box(traced_caller()), 9);
+    unregister_kprobe(&LEAF_WALK_PROBE).unwrap();
+    let (store, count) = *SAVED.lock();
+    let names: alloc::vec::Vec<&str> = store[..count].iter().map(|&a| name_of(a)).collect();
+    let caller = names.iter().position(|&n| n == "backtrace::traced_caller");
+    assert!(caller.is_some(), "the probed function's caller is missing: {names:?}");
+    assert_eq!(
+        names.get(caller.unwrap() + 1).copied(),
+        Some("backtrace::stack_trace_save_in_a_handler_sees_through_the_breakpoint_trap")
+    );
+}

@@ -151,32 +151,19 @@ pub fn last_dr6() -> u32 {
     LAST_DR6.load(Ordering::SeqCst) as u32
 }
 
-/// The one Rust entry for every vector. Order follows Linux's `do_int3`: the
-/// probe engine first, then installed hooks, then the fatal report.
+/// The Rust entry for every vector but `#BP` and `#DB` (which have entries
+/// of their own, [`breakpoint_common`] and [`debug_common`]). Order follows
+/// Linux's `do_int3`: the probe engine first, then installed hooks, then
+/// the fatal report.
 #[unsafe(link_section = ".kprobes.text")]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     use crate::kprobes::trap::{FaultOutcome, TrapContext};
     let vector = frame.vector as u8;
     match vector {
-        vector::BREAKPOINT => {
-            // SAFETY: exceptions enter through interrupt gates (IF = 0) and
-            // this is the trap entry, in `.kprobes.text`; the token lives
-            // only for the handler call.
-            if crate::kprobes::trap::int3_handler(&mut unsafe { TrapContext::enter() }, frame) == TrapOutcome::NotMine {
-                unhandled(HookKind::Breakpoint, frame, None);
-            }
-        }
-        vector::DEBUG => {
-            let dr6 = super::cpu::dr6();
-            super::cpu::clear_dr6();
-            LAST_DR6.store(dr6 as usize, Ordering::SeqCst);
-            // SAFETY: as for the breakpoint above.
-            if crate::kprobes::trap::debug_handler(&mut unsafe { TrapContext::enter() }, frame, dr6)
-                == TrapOutcome::NotMine
-            {
-                unhandled(HookKind::Debug, frame, None);
-            }
-        }
+        // Their stubs enter through the dedicated entries; these arms keep
+        // the dispatcher complete for any other way in.
+        vector::BREAKPOINT => breakpoint_trap(frame),
+        vector::DEBUG => debug_trap(frame),
         v if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&v) => {
             super::irq::handle_irq(v - vector::IRQ_BASE, frame);
         }
@@ -235,6 +222,77 @@ pub unsafe extern "C" fn trap_common() {
     );
 }
 
+/// A dedicated trap entry: `trap_common`'s frame, then a direct call of
+/// `$handler` (no dispatch on the vector), then [`trap_return`]. For the
+/// two vectors every probe hit takes.
+macro_rules! dedicated_entry {
+    ($(#[$doc:meta])* $name:ident, $return_site:literal, $handler:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Never called: only jumped to by its entry stub, with the CPU's
+        /// exception frame, an error code and the vector on the stack.
+        #[unsafe(naked)]
+        #[unsafe(link_section = ".kprobes.text")]
+        pub unsafe extern "C" fn $name() {
+            naked_asm!(
+                "pushad",
+                "lea ecx, [esp + {size}]",    // interrupted ESP
+                "mov [esp + {esp}], ecx",
+                "cld",
+                "push esp",                   // &mut TrapFrame
+                "call {handler}",
+                concat!(".global ", $return_site),
+                concat!($return_site, ":"),
+                "add esp, 4",
+                "jmp {exit}",
+                size = const FRAME_SIZE,
+                esp = const offset_of!(TrapFrame, esp),
+                handler = sym $handler,
+                exit = sym trap_return,
+            );
+        }
+    };
+}
+
+dedicated_entry!(
+    /// The `#BP` entry: straight to the probe engine's `int3` handler.
+    breakpoint_common,
+    "breakpoint_return_site",
+    breakpoint_trap
+);
+dedicated_entry!(
+    /// The `#DB` entry: straight to the probe engine's debug handler.
+    debug_common,
+    "debug_return_site",
+    debug_trap
+);
+
+/// `#BP`, from [`breakpoint_common`]: the engine, then hooks and the report.
+#[unsafe(link_section = ".kprobes.text")]
+extern "C" fn breakpoint_trap(frame: &mut TrapFrame) {
+    use crate::kprobes::trap::TrapContext;
+    // SAFETY: exceptions enter through interrupt gates (IF = 0) and this is
+    // the trap entry, in `.kprobes.text`; the token lives only for the call.
+    if crate::kprobes::trap::int3_handler(&mut unsafe { TrapContext::enter() }, frame) == TrapOutcome::NotMine {
+        unhandled(HookKind::Breakpoint, frame, None);
+    }
+}
+
+/// `#DB`, from [`debug_common`]: DR6 read and cleared, then the engine,
+/// hooks and the report.
+#[unsafe(link_section = ".kprobes.text")]
+extern "C" fn debug_trap(frame: &mut TrapFrame) {
+    use crate::kprobes::trap::TrapContext;
+    let dr6 = super::cpu::dr6();
+    super::cpu::clear_dr6();
+    LAST_DR6.store(dr6 as usize, Ordering::SeqCst);
+    // SAFETY: as in `breakpoint_trap`.
+    if crate::kprobes::trap::debug_handler(&mut unsafe { TrapContext::enter() }, frame, dr6) == TrapOutcome::NotMine {
+        unhandled(HookKind::Debug, frame, None);
+    }
+}
+
 /// Restores a [`TrapFrame`] at ESP and returns to it with `iretd`.
 ///
 /// Also the exit of the kretprobe trampoline, which builds the same frame.
@@ -283,30 +341,37 @@ pub unsafe extern "C" fn trap_return() {
 }
 
 macro_rules! trap_stubs {
-    ($( $name:ident = $vector:literal $(, $error:ident)? ;)*) => {
-        $(
-            #[unsafe(naked)]
-            #[unsafe(link_section = ".kprobes.text")]
-            unsafe extern "C" fn $name() {
-                naked_asm!(
-                    trap_stubs!(@push_error $($error)?),
-                    "push {vector}",
-                    "jmp {common}",
-                    vector = const $vector,
-                    common = sym trap_common,
-                );
-            }
-        )*
+    ($( $name:ident = $vector:literal $(, $error:ident)? $(=> $common:ident)? ;)*) => {
+        $( trap_stubs!(@one $name, $vector, [$($error)?], [$($common)?]); )*
 
         /// Entry stubs in vector order (0–63), for the IDT.
         pub static STUBS: [unsafe extern "C" fn(); 64] = [$($name),*];
+    };
+    (@one $name:ident, $vector:literal, [$($error:ident)?], []) => {
+        trap_stubs!(@emit $name, $vector, [$($error)?], trap_common);
+    };
+    (@one $name:ident, $vector:literal, [$($error:ident)?], [$common:ident]) => {
+        trap_stubs!(@emit $name, $vector, [$($error)?], $common);
+    };
+    (@emit $name:ident, $vector:literal, [$($error:ident)?], $common:ident) => {
+        #[unsafe(naked)]
+        #[unsafe(link_section = ".kprobes.text")]
+        unsafe extern "C" fn $name() {
+            naked_asm!(
+                trap_stubs!(@push_error $($error)?),
+                "push {vector}",
+                "jmp {common}",
+                vector = const $vector,
+                common = sym $common,
+            );
+        }
     };
     (@push_error error) => { "" };
     (@push_error) => { "push 0" };
 }
 
 trap_stubs! {
-    stub_0 = 0; stub_1 = 1; stub_2 = 2; stub_3 = 3; stub_4 = 4; stub_5 = 5;
+    stub_0 = 0; stub_1 = 1 => debug_common; stub_2 = 2; stub_3 = 3 => breakpoint_common; stub_4 = 4; stub_5 = 5;
     stub_6 = 6; stub_7 = 7; stub_8 = 8, error; stub_9 = 9; stub_10 = 10, error;
     stub_11 = 11, error; stub_12 = 12, error; stub_13 = 13, error; stub_14 = 14, error;
     stub_15 = 15; stub_16 = 16; stub_17 = 17, error; stub_18 = 18; stub_19 = 19;
@@ -328,6 +393,19 @@ pub fn dispatcher_return_site() -> usize {
         static trap_common_return_site: u8;
     }
     &raw const trap_common_return_site as usize
+}
+
+/// Whether `address` is the return address of a trap entry's call into
+/// Rust (`trap_common`'s, or the dedicated `#BP` and `#DB` entries'), with
+/// a [`TrapFrame`] above it.
+pub fn is_dispatcher_return_site(address: usize) -> bool {
+    unsafe extern "C" {
+        static breakpoint_return_site: u8;
+        static debug_return_site: u8;
+    }
+    address == dispatcher_return_site()
+        || address == &raw const breakpoint_return_site as usize
+        || address == &raw const debug_return_site as usize
 }
 
 /// The double-fault task's entry. The CPU switched tasks (new stack, state
