@@ -54,8 +54,15 @@ pub(crate) static STATE: [AtomicU8; PROBES] = [const { AtomicU8::new(UNREGISTERE
 pub(crate) static TRANSITION: [AtomicBool; PROBES] = [const { AtomicBool::new(false) }; PROBES];
 /// Announced task calls whose entry hit has not happened yet.
 pub(crate) static ENTERING: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
-/// Bumped at every unregistration (a kretprobe call in flight across one is orphaned).
+/// Bumped when an unregistration has returned.
 pub(crate) static GENERATION: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
+/// Bumped just before an unregistration begins. A kretprobe call that
+/// returns with this past the `GENERATION` it started at overlapped an
+/// unregistration: its return may go unreported (orphaned). Counting from
+/// the start matters with several CPUs: unregistering waits for the other
+/// CPUs in a sync round, and the calls that run meanwhile on this CPU
+/// return after the kretprobe is gone but before the call has returned.
+pub(crate) static UNREGISTERS_BEGUN: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
 /// Calls started while the probe was registered and enabled.
 pub(crate) static EXPECTED: [AtomicUsize; PROBES] = [const { AtomicUsize::new(0) }; PROBES];
 /// Of those, kretprobe calls whose registration ended before they returned.
@@ -74,8 +81,11 @@ pub(crate) static BAD: AtomicUsize = AtomicUsize::new(0);
 pub(crate) static FIRST_BAD: AtomicU32 = AtomicU32::new(0);
 /// Set by the boosted kprobe's handler when it ended a worker's window.
 pub(crate) static RELEASED: [AtomicBool; WORKERS] = [const { AtomicBool::new(false) }; WORKERS];
-/// The kretprobe's generation as `soak_kret` saw it just before returning.
+/// The kretprobe's `UNREGISTERS_BEGUN` as `soak_kret` saw it just before returning.
 pub(crate) static RETURN_GENERATION: [AtomicUsize; WORKERS] = [const { AtomicUsize::new(0) }; WORKERS];
+/// Set by the kretprobe's return handler for the worker whose call it
+/// reported (cleared by the caller before each call).
+pub(crate) static REPORTED: [AtomicBool; WORKERS] = [const { AtomicBool::new(false) }; WORKERS];
 pub(crate) static HOOK_ON: AtomicBool = AtomicBool::new(false);
 pub(crate) static WORKERS_DONE: AtomicUsize = AtomicUsize::new(0);
 /// Control-task operations done: register, unregister, enable, disable.

@@ -35,12 +35,21 @@ pub(crate) fn call(target: usize, who: u32, i: usize) -> bool {
         // Widen the window: the control task must wait for this call.
         task::yield_now();
     }
+    if target == KRET {
+        REPORTED[who as usize].store(false, SeqCst);
+    }
     let value = black_box(self::target(target))(a, b, who);
     if target == KRET {
         let at_return = RETURN_GENERATION[who as usize].load(SeqCst);
         cpu::enable_interrupts();
-        if enabled[0] && at_return != generation {
-            ORPHANED[KRET].fetch_add(1, SeqCst);
+        if enabled[0] && !REPORTED[who as usize].load(SeqCst) {
+            // Unreported: only an unregistration that overlapped the call
+            // may explain it (the pool is large enough never to miss).
+            if at_return != generation {
+                ORPHANED[KRET].fetch_add(1, SeqCst);
+            } else {
+                bad(0x320);
+            }
         }
     }
     for &p in probes.iter().filter(|&&p| LATE[p]) {

@@ -53,6 +53,7 @@ pub(crate) fn transition(probe: usize) {
                 IN_FLIGHT_UNREGISTERS.fetch_add(1, SeqCst);
             }
             MISSED[probe].fetch_add(nmissed(probe), SeqCst);
+            UNREGISTERS_BEGUN[probe].fetch_add(1, SeqCst);
             engine_call(probe, "unregister", || unregister(probe));
             GENERATION[probe].fetch_add(1, SeqCst);
             OPS[1].fetch_add(1, SeqCst);

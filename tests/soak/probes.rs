@@ -39,7 +39,7 @@ pub(crate) extern "C" fn soak_kret(a: u32, b: u32, who: u32) -> u32 {
         }
         KRET_INSIDE.fetch_sub(1, SeqCst);
         cpu::disable_interrupts();
-        RETURN_GENERATION[who as usize].store(GENERATION[KRET].load(SeqCst), SeqCst);
+        RETURN_GENERATION[who as usize].store(UNREGISTERS_BEGUN[KRET].load(SeqCst), SeqCst);
     }
     value
 }
@@ -138,6 +138,9 @@ pub(crate) fn kret_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
     }
     if ri.task() != task::current_id() {
         bad(0x310);
+    }
+    if probe == KRET && a >> 20 < HOOK {
+        REPORTED[(a >> 20) as usize].store(true, SeqCst);
     }
     HANDLED[probe].fetch_add(1, SeqCst);
 }

@@ -11,14 +11,20 @@ const REC_TOP_CALLS: usize = 150_000;
 static REC_STATE: AtomicU8 = AtomicU8::new(UNREGISTERED);
 static REC_TRANSITION: AtomicBool = AtomicBool::new(false);
 static REC_ENTERING: AtomicUsize = AtomicUsize::new(0);
+/// Unregistrations returned, and begun (see `UNREGISTERS_BEGUN` in books.rs
+/// for why a call counts as orphaned from the start of one).
 static REC_GENERATION: AtomicUsize = AtomicUsize::new(0);
+static REC_UNREGISTERS_BEGUN: AtomicUsize = AtomicUsize::new(0);
+/// Per worker, a bit per depth: set by the return handler when it reported
+/// that level's call (cleared by the caller before the call).
+static REC_REPORTED: [AtomicU32; WORKERS] = [const { AtomicU32::new(0) }; WORKERS];
 static REC_EXPECTED: AtomicUsize = AtomicUsize::new(0);
 static REC_ORPHANED: AtomicUsize = AtomicUsize::new(0);
 static REC_HANDLED: AtomicUsize = AtomicUsize::new(0);
 static REC_MISSED: AtomicUsize = AtomicUsize::new(0);
 static REC_BAD: AtomicUsize = AtomicUsize::new(0);
 static REC_DONE: AtomicUsize = AtomicUsize::new(0);
-/// The generation as a worker's innermost returning call saw it, with
+/// `REC_UNREGISTERS_BEGUN` as a worker's innermost returning call saw it, with
 /// interrupts off up to its caller's check.
 static REC_RETURN_GENERATION: [AtomicUsize; WORKERS] = [const { AtomicUsize::new(0) }; WORKERS];
 
@@ -47,6 +53,7 @@ fn rec_call(who: u32, depth: u32, a: u32) -> u32 {
         // Widen the window: the control task must wait for this entry.
         task::yield_now();
     }
+    REC_REPORTED[who as usize].fetch_and(!(1 << depth), SeqCst);
     let value = black_box(soak_recurse as extern "C" fn(u32, u32, u32) -> u32)(who, depth, a);
     let at_return = REC_RETURN_GENERATION[who as usize].load(SeqCst);
     cpu::enable_interrupts();
@@ -55,8 +62,14 @@ fn rec_call(who: u32, depth: u32, a: u32) -> u32 {
     }
     if enabled {
         REC_EXPECTED.fetch_add(1, SeqCst);
-        if at_return != generation {
-            REC_ORPHANED.fetch_add(1, SeqCst);
+        if REC_REPORTED[who as usize].load(SeqCst) & 1 << depth == 0 {
+            // Unreported: only an unregistration that overlapped the call
+            // may explain it (the pool never runs out).
+            if at_return != generation {
+                REC_ORPHANED.fetch_add(1, SeqCst);
+            } else {
+                REC_BAD.fetch_add(1, SeqCst);
+            }
         }
     }
     value
@@ -80,21 +93,27 @@ extern "C" fn soak_recurse(who: u32, depth: u32, a: u32) -> u32 {
     };
     let value = inner ^ (depth << 24) ^ 0x1357;
     cpu::disable_interrupts();
-    REC_RETURN_GENERATION[who as usize].store(REC_GENERATION.load(SeqCst), SeqCst);
+    REC_RETURN_GENERATION[who as usize].store(REC_UNREGISTERS_BEGUN.load(SeqCst), SeqCst);
     value
 }
 
 fn rec_entry(ri: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
-    let (_who, depth, a) = stack_arguments(regs);
-    ri.store([depth, a]);
+    let (who, depth, a) = stack_arguments(regs);
+    ri.store([who, depth, a]);
     EntryAction::Report
 }
 
 fn rec_return(ri: &mut KretprobeInstance, regs: &mut PtRegs) {
-    let [depth, a]: [u32; 2] = ri.load();
-    if depth > REC_DEPTH || regs_return_value(regs) != rec_expected(depth, a) || ri.task() != task::current_id() {
+    let [who, depth, a]: [u32; 3] = ri.load();
+    if who as usize >= WORKERS
+        || depth > REC_DEPTH
+        || regs_return_value(regs) != rec_expected(depth, a)
+        || ri.task() != task::current_id()
+    {
         REC_BAD.fetch_add(1, SeqCst);
+        return;
     }
+    REC_REPORTED[who as usize].fetch_or(1 << depth, SeqCst);
     REC_HANDLED.fetch_add(1, SeqCst);
 }
 
@@ -103,7 +122,7 @@ static RP_REC: Kretprobe = Kretprobe::new()
     .symbol("soak_recurse")
     .entry_handler(rec_entry)
     .handler(rec_return)
-    .data_size(8)
+    .data_size(12)
     .maxactive((WORKERS as i32) * (REC_DEPTH as i32 + 1));
 
 fn rec_worker(who: usize) -> usize {
@@ -128,6 +147,7 @@ fn rec_control(_: usize) -> usize {
             }
             (_, 0) => {
                 REC_MISSED.fetch_add(RP_REC.nmissed(), SeqCst);
+                REC_UNREGISTERS_BEGUN.fetch_add(1, SeqCst);
                 unregister_kretprobe(&RP_REC).expect("unregister");
                 REC_GENERATION.fetch_add(1, SeqCst);
                 UNREGISTERED
