@@ -8,9 +8,9 @@
 //! with interrupts off and subtracts the unprobed baseline.
 use crate::arch::cpu::{rdtsc, without_interrupts};
 use crate::kprobes::{
-    Jprobe, Kprobe, Kretprobe, KretprobeInstance, MAX_SITES, PreAction, PtRegs, jprobe_return, register_jprobe,
-    register_kprobe, register_kprobes, register_kretprobe, unregister_jprobe, unregister_kprobe, unregister_kprobes,
-    unregister_kretprobe,
+    Jprobe, Kprobe, KprobeFlags, Kretprobe, KretprobeInstance, MAX_SITES, PreAction, PtRegs, jprobe_return,
+    register_jprobe, register_kprobe, register_kprobes, register_kretprobe, set_optimization, unregister_jprobe,
+    unregister_kprobe, unregister_kprobes, unregister_kretprobe,
 };
 use crate::println;
 use alloc::string::String;
@@ -197,8 +197,35 @@ fn linux_figure(case: &str) -> Option<(u64, &'static str)> {
     }
 }
 
+/// `row` with jump optimization on (every other case runs with it off, so
+/// each measures the mechanism its name says); asserts the probe was
+/// optimized, so the figure can never silently be an int3 one.
+fn optimized_row(
+    case: &'static str,
+    description: &'static str,
+    baseline: u64,
+    probe: &'static Kprobe,
+    setup: impl FnOnce(),
+    teardown: impl FnOnce(),
+) -> Row {
+    set_optimization(true).unwrap();
+    let row = row(
+        case,
+        description,
+        baseline,
+        || {
+            setup();
+            assert!(probe.flags().contains(KprobeFlags::OPTIMIZED), "{case}: the probe was not optimized");
+        },
+        teardown,
+    );
+    set_optimization(false).unwrap();
+    row
+}
+
 /// Runs every case and prints one `bench: <case> <instructions>` line each.
 pub fn run() -> Vec<Row> {
+    set_optimization(false).unwrap();
     core::hint::black_box(bench_sled as *const ()); // keep it linked: probes find it by name
     // On a fresh engine, before any other case has used sites and slots.
     let fresh_registration = register_unregister("register_unregister", "register + unregister, function entry");
@@ -214,6 +241,14 @@ pub fn run() -> Vec<Row> {
             || unregister_kprobe(&SINGLE_STEP).unwrap(),
         ),
         boosted_row("kprobe_boosted", "kprobe, boosted (pre handler only)", baseline),
+        optimized_row(
+            "kprobe_optimized",
+            "kprobe, jump-optimized (pre handler only)",
+            baseline,
+            &BOOSTED,
+            || register_kprobe(&BOOSTED).unwrap(),
+            || unregister_kprobe(&BOOSTED).unwrap(),
+        ),
         row(
             "kretprobe",
             "kretprobe (return handler)",
@@ -234,6 +269,14 @@ pub fn run() -> Vec<Row> {
                 unregister_kretprobe(&RETURN).unwrap()
             },
         ),
+        optimized_row(
+            "kretprobe_optimized",
+            "kretprobe, entry jump-optimized",
+            baseline,
+            &RETURN.kp,
+            || register_kretprobe(&RETURN).unwrap(),
+            || unregister_kretprobe(&RETURN).unwrap(),
+        ),
         row("jprobe", "jprobe", baseline, || register_jprobe(&JUMP).unwrap(), || unregister_jprobe(&JUMP).unwrap()),
         boosted_at_full_table("kprobe_boosted_at_16384", "kprobe, boosted, 16,384 probes registered", baseline),
         fresh_registration,
@@ -248,6 +291,7 @@ pub fn run() -> Vec<Row> {
         description: "site index buckets in use after the churn",
         per_hit: crate::kprobes::site_index_occupancy() as u64,
     });
+    set_optimization(true).unwrap();
     rows.push(Row {
         case: "static_bytes_per_probe",
         description: "engine's static memory per probed address",

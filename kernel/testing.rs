@@ -216,6 +216,12 @@ pub fn text_byte(address: usize) -> u8 {
     unsafe { core::ptr::read_volatile(address as *const u8) }
 }
 
+/// The first byte an armed `probe` leaves at its address: the `jmp`
+/// opcode (0xE9) where it is jump-optimized, else the breakpoint (0xCC).
+pub fn armed_opcode(probe: &crate::kprobes::Kprobe) -> u8 {
+    if probe.flags().contains(crate::kprobes::KprobeFlags::OPTIMIZED) { 0xe9 } else { 0xcc }
+}
+
 /// `length` bytes of kernel text from `address`, as [`text_byte`] reads them.
 pub fn text_bytes(address: usize, length: usize) -> Vec<u8> {
     (address..address + length).map(text_byte).collect()

@@ -69,6 +69,7 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
         let next = read(frame_pointer);
         if crate::arch::x86::trap::is_dispatcher_return_site(address)
             || crate::kprobes::kretprobe::is_dispatcher_return_site(address)
+            || crate::kprobes::optimize::is_dispatcher_return_site(address)
         {
             // The dispatcher's first argument is the trap frame.
             visit(Frame { address, frame_pointer: next, is_return: true });

@@ -18,7 +18,7 @@ use probe_kernel::arch::x86::trap::{HookKind, set_hook};
 use probe_kernel::arch::{TrapFrame, TrapOutcome};
 use probe_kernel::kprobes::*;
 use probe_kernel::task;
-use probe_kernel::testing::{address_of, text_byte};
+use probe_kernel::testing::{address_of, armed_opcode, text_byte};
 
 probe_kernel::test_kernel_main!();
 
@@ -249,8 +249,8 @@ fn enabling_and_disabling_from_several_tasks_keeps_flags_and_breakpoint_consiste
     let mut first = [0u8];
     original_bytes(hd_times7 as *const () as usize, &mut first);
     let armed = text_byte(hd_times7 as *const () as usize);
-    assert_eq!(armed, 0xcc);
-    assert_ne!(first[0], 0xcc);
+    assert_eq!(armed, armed_opcode(&CHURN_PROBE));
+    assert_ne!(first[0], armed);
     unregister_kprobe(&CHURN_PROBE).unwrap();
     assert_eq!(text_byte(hd_times7 as *const () as usize), first[0]);
 }

@@ -172,7 +172,8 @@ fn check_probed(case: &Case) {
         case.boostable,
         "BOOSTED after the post-handler probe left"
     );
-    assert_eq!(code_bytes(at)[0], 0xcc, "breakpoint disarmed while a probe remains");
+    // With no post handler left the probe may be jump-optimized again.
+    assert_eq!(code_bytes(at)[0], armed_opcode(boosted), "breakpoint disarmed while a probe remains");
     unregister_kprobe(boosted).unwrap();
     assert_eq!(code_bytes(at), original, "bytes not restored after the last probe");
 

@@ -30,7 +30,7 @@ use probe_kernel::arch::cpu::{self, EFLAGS_IF, EFLAGS_TF};
 use probe_kernel::arch::x86::kprobes::Fixup;
 use probe_kernel::arch::x86::trap::{HookKind, set_hook};
 use probe_kernel::kprobes::{Kprobe, KprobeFlags, PreAction, PtRegs, can_probe, register_kprobe, unregister_kprobe};
-use probe_kernel::testing::{leak, stack_word, text_byte};
+use probe_kernel::testing::{armed_opcode, leak, stack_word, text_byte};
 
 probe_kernel::test_kernel_main!();
 

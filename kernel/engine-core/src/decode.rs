@@ -83,6 +83,14 @@ pub struct Insn {
     pub mnemonic: Mnemonic,
 }
 
+/// A one-byte `nop`, classified (a filler for arrays of instructions).
+pub const NOP_INSN: Insn = Insn {
+    bytes: [0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    length: 1,
+    fixup: Fixup::Plain,
+    mnemonic: Mnemonic::Nop,
+};
+
 /// Why an instruction cannot be probed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -166,6 +174,11 @@ pub struct InstructionStarts<const WORDS: usize> {
     function: core::ops::Range<usize>,
     /// Bit `i`: an instruction starts at `function.start + i`.
     bits: [u32; WORDS],
+    /// Bit `i`: a direct jump or call of the function targets
+    /// `function.start + i` (for the jump optimizer).
+    targets: [u32; WORDS],
+    /// The first indirect jump of the function, if it has one.
+    indirect_jump_at: Option<usize>,
     /// Where the walk met an undecodable instruction, if it did (it stops there).
     invalid_at: Option<usize>,
 }
@@ -176,7 +189,13 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
 
     /// Knows no function yet.
     pub const fn empty() -> Self {
-        InstructionStarts { function: 0..0, bits: [0; WORDS], invalid_at: None }
+        InstructionStarts {
+            function: 0..0,
+            bits: [0; WORDS],
+            targets: [0; WORDS],
+            indirect_jump_at: None,
+            invalid_at: None,
+        }
     }
 
     /// Walks `function` once, decoding each instruction from a window of at
@@ -186,10 +205,12 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
     pub fn walk(&mut self, function: core::ops::Range<usize>, read_original: impl Fn(usize) -> u8) -> bool {
         self.function = 0..0;
         self.invalid_at = None;
+        self.indirect_jump_at = None;
         if function.len() > Self::CAPACITY {
             return false;
         }
         self.bits[..function.len().div_ceil(32)].fill(0);
+        self.targets[..function.len().div_ceil(32)].fill(0);
         let mut ip = function.start;
         while ip < function.end {
             let mut window = [0u8; MAX_INSN_LEN];
@@ -204,6 +225,19 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
             }
             let offset = ip - function.start;
             self.bits[offset / 32] |= 1 << (offset % 32);
+            match insn.flow_control() {
+                FlowControl::IndirectBranch => {
+                    self.indirect_jump_at.get_or_insert(ip);
+                }
+                FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch | FlowControl::Call => {
+                    let target = insn.near_branch_target() as usize;
+                    if function.contains(&target) {
+                        let offset = target - function.start;
+                        self.targets[offset / 32] |= 1 << (offset % 32);
+                    }
+                }
+                _ => {}
+            }
             ip += insn.len();
         }
         self.function = function;
@@ -221,6 +255,25 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
             let offset = address - self.function.start;
             self.bits[offset / 32] & (1 << (offset % 32)) != 0
         }
+    }
+
+    /// Whether a direct jump or call of the function targets an address in
+    /// `range` (inside the function walked).
+    pub fn targets_inside(&self, range: core::ops::Range<usize>) -> bool {
+        range.filter(|address| self.function.contains(address)).any(|address| {
+            let offset = address - self.function.start;
+            self.targets[offset / 32] & (1 << (offset % 32)) != 0
+        })
+    }
+
+    /// The first indirect jump of the function walked, if it has one.
+    pub fn indirect_jump(&self) -> Option<usize> {
+        self.indirect_jump_at
+    }
+
+    /// Whether the walk decoded the whole function.
+    pub fn complete(&self) -> bool {
+        self.invalid_at.is_none()
     }
 
     /// What [`decode_in_function`] says of `address` in the function walked.

@@ -14,6 +14,8 @@
 //!   control flow, for the trap-path blacklist.
 //! - [`relocate`]: the boosted copy of an instruction, re-encoded to run at
 //!   another address and jump back.
+//! - [`optimize`]: whether a probe may be jump-optimized (Linux's
+//!   `can_optimize`) and the detour's relocated copy of what it displaces.
 //! - [`index`]: the lock-free open-addressing index of probe sites, with
 //!   backward-shift deletion.
 //! - [`freelist`]: the O(1), lock-free, ABA-safe free list behind kretprobe
@@ -27,4 +29,5 @@ extern crate alloc;
 pub mod decode;
 pub mod freelist;
 pub mod index;
+pub mod optimize;
 pub mod relocate;

@@ -50,6 +50,19 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
     }
     regs.set_ip(address);
     transition(cx, |kcb| kcb.begin_handlers(site));
+    if !run_pre_handlers(cx, regs, site) {
+        run_instruction(cx, regs, site);
+    }
+    TrapOutcome::Handled
+}
+
+/// Runs the pre-handlers of every enabled probe at `site` in order (the
+/// control block in `Handlers`). Returns whether one took the hit over: a
+/// redirecting pre-handler (the hit is then finished) or a jprobe (its
+/// handler runs next, and the hit goes on at `jprobe_return`). Shared by
+/// breakpoint and optimized hits.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn run_pre_handlers(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) -> bool {
     for probe in site.probes() {
         if !probe.is_enabled() {
             continue;
@@ -63,18 +76,15 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
             }
             ProbeKind::Jprobe => {
                 jprobe::setjmp(cx, probe, regs);
-                // The jprobe handler runs next, in the probed context; the
-                // hit goes on when it calls `jprobe_return`.
-                return TrapOutcome::Handled;
+                return true;
             }
         };
         if action == PreAction::Redirected {
             transition(cx, ControlBlock::finish);
-            return TrapOutcome::Handled;
+            return true;
         }
     }
-    run_instruction(cx, regs, site);
-    TrapOutcome::Handled
+    false
 }
 
 /// An `int3` at no registered site: `jprobe_return`'s, a probe removed
@@ -106,7 +116,12 @@ fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize, generatio
 /// After the pre-handlers: boost or single-step the probed instruction.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn run_instruction(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
-    if site.boosted() {
+    if let Some(copy) = site.detour_copy_entry() {
+        // Jump-optimized (or being changed): the jump may cover the bytes
+        // after this instruction, so the detour's copy of the whole range runs.
+        regs.set_ip(copy);
+        transition(cx, ControlBlock::finish);
+    } else if site.boosted() {
         arch::setup_boost(regs, site.arch());
         transition(cx, ControlBlock::finish);
     } else {
@@ -118,6 +133,12 @@ pub(crate) fn run_instruction(cx: &mut TrapContext, regs: &mut PtRegs, site: &'s
 #[unsafe(link_section = ".kprobes.text")]
 fn reenter(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
     site.count_miss();
+    if let Some(copy) = site.detour_copy_entry() {
+        // The detour's copy runs the range without a trap: the outer state
+        // stays as it is.
+        regs.set_ip(copy);
+        return;
+    }
     regs.set_ip(site.address());
     let step = arch::setup_single_step(regs, site.arch());
     transition(cx, |kcb| kcb.reenter(site, step));

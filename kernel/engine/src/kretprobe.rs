@@ -210,7 +210,7 @@ fn register_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result
 pub fn unregister_kretprobe(rp: &'static Kretprobe) -> Result<(), KprobeError> {
     let registry = registry::lock()?;
     let detached = detach_locked(&registry, rp)?;
-    finish(quiesce(detached));
+    finish(&registry, quiesce(detached));
     Ok(())
 }
 
@@ -226,16 +226,16 @@ fn detach_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result<D
 
 /// After the sync: no CPU is between loading the pool and taking from it,
 /// or still handling the entry probe; the site is freed, the pool retired.
-fn finish(detached: crate::quiesce::Quiesced<DetachedKretprobe>) {
+fn finish(registry: &registry::Guard, detached: crate::quiesce::Quiesced<DetachedKretprobe>) {
     let (site, pool) = detached.split();
-    registry::Detached::finish(site);
+    registry::Detached::finish(registry, site);
     if !pool.is_null() {
         instances::retire(pool);
     }
 }
 
 fn unregister_locked(registry: &registry::Guard, rp: &'static Kretprobe) -> Result<(), KprobeError> {
-    finish(quiesce(detach_locked(registry, rp)?));
+    finish(registry, quiesce(detach_locked(registry, rp)?));
     Ok(())
 }
 
@@ -257,7 +257,7 @@ pub fn unregister_kretprobes(rps: &[&'static Kretprobe]) {
     let Ok(registry) = registry::lock() else { return };
     let detached: alloc::vec::Vec<DetachedKretprobe> =
         rps.iter().filter_map(|rp| detach_locked(&registry, rp).ok()).collect();
-    quiesce(detached).each().for_each(finish);
+    quiesce(detached).each().for_each(|detached| finish(&registry, detached));
 }
 
 /// Enables a disabled return probe (new calls are tracked again).

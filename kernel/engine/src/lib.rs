@@ -10,6 +10,10 @@
 //! - [`Kretprobe`]: a handler when a function returns, with instances from
 //!   a pool sized by `maxactive`, misses counted in `nmissed`, and
 //!   unregistration safe while calls are in flight.
+//! - Jump optimization ([`set_optimization`], [`can_optimize`]): where it
+//!   is safe, a probe's breakpoint becomes a `jmp` to a detour, so a hit
+//!   takes no exception (Linux's optprobes); `KprobeFlags::OPTIMIZED` says
+//!   which probes are.
 //! - [`text_poke_bp`]: one instruction replaced by another of the same
 //!   length while any CPU may be executing it (int3-guarded, as Linux's).
 //!
@@ -78,6 +82,7 @@ mod host;
 mod instances;
 mod jprobe;
 pub mod kretprobe;
+pub mod optimize;
 mod patch;
 mod probe;
 mod quiesce;
@@ -107,6 +112,7 @@ pub use kretprobe::{
     disable_kretprobe, enable_kretprobe, register_kretprobe, register_kretprobes, regs_return_value,
     unregister_kretprobe, unregister_kretprobes,
 };
+pub use optimize::{OptimizeRefusal, can_optimize, optimization_enabled, set_optimization};
 pub use patch::{TextPokeStage, text_poke_bp, text_poke_bp_guard_hits, text_poke_bp_observed};
 pub use probe::{FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler};
 pub use registry::{

@@ -38,7 +38,9 @@ pub fn text_poke_bp_observed(
 ) -> Result<(), TextPokeError> {
     let _registry = registry::lock().map_err(TextPokeError::Address)?;
     let (address, function) = registry::resolve(&Kprobe::new().address(address)).map_err(TextPokeError::Address)?;
-    if (address..address + new.len().max(1)).any(|byte| registry::lookup(byte).is_some()) {
+    if (address..address + new.len().max(1))
+        .any(|byte| registry::lookup(byte).is_some() || crate::optimize::covered_by_jump(byte))
+    {
         return Err(TextPokeError::ProbeSite);
     }
     arch::text_poke_bp(address, new, function, registry::original_byte, registry::slot_in_use, observe)

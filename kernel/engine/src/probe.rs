@@ -51,8 +51,8 @@ bitflags::bitflags! {
         const DISABLED = 1 << 1;
         /// Its address runs the boosted copy (no single-step trap).
         const BOOSTED = 1 << 2;
-        /// Jump-optimized. This engine does not jump-optimize yet, so this
-        /// flag is never set; it exists so code written for Linux reads it.
+        /// Jump-optimized: its address holds a `jmp` to a detour instead of
+        /// a breakpoint (see `set_optimization`).
         const OPTIMIZED = 1 << 3;
     }
 }

@@ -23,12 +23,14 @@ use super::probe::{Kprobe, KprobeFlags, Location, ProbeKind};
 use super::quiesce::{self, Quiesced, quiesce};
 use crate::arch::imp::slot::PrepareError;
 use crate::arch::imp::{self as arch, ArchSite};
+use crate::optimize::{self, Detour};
 use core::cell::UnsafeCell;
 use core::ops::Range;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicUsize, Ordering};
 use probe_engine_core::decode::{Insn, InstructionStarts, Refusal};
 use probe_engine_core::index::SiteIndex;
+use probe_engine_core::optimize::{Displaced, Facts, OptimizeRefusal};
 
 /// Number of distinct probed addresses at once.
 pub const MAX_SITES: usize = 16_384;
@@ -48,10 +50,22 @@ pub(crate) struct Site {
     head: AtomicPtr<Kprobe>,
     armed: AtomicBool,
     boosted: AtomicBool,
+    /// The slot of the site's detour while it is jump-optimized, else 0:
+    /// what the trap path reads (see `optimize`).
+    detour_slot: AtomicUsize,
+    /// What the jump displaced, while `detour_slot` is set.
+    displaced: UnsafeCell<Option<Displaced>>,
+    /// The function the address lies in (set with the address), for the
+    /// optimizer: it must not look symbols up while a probe may be armed on
+    /// the lookup itself.
+    function: [AtomicUsize; 2],
 }
 
 // SAFETY: `arch` is written only by registration (under REGISTRY, while the
-// site is not indexed) and read by the trap path only once indexed.
+// site is not indexed) and read by the trap path only once indexed;
+// `displaced` is written only under REGISTRY while `detour_slot` is 0 and
+// every CPU has been synced since it became 0, and read only under
+// REGISTRY.
 unsafe impl Sync for Site {}
 
 impl Site {
@@ -62,7 +76,44 @@ impl Site {
             head: AtomicPtr::new(ptr::null_mut()),
             armed: AtomicBool::new(false),
             boosted: AtomicBool::new(false),
+            detour_slot: AtomicUsize::new(0),
+            displaced: UnsafeCell::new(None),
+            function: [const { AtomicUsize::new(0) }; 2],
         }
+    }
+
+    /// The function the probed address lies in.
+    pub fn function(&self) -> Range<usize> {
+        self.function[0].load(Ordering::Acquire)..self.function[1].load(Ordering::Acquire)
+    }
+
+    /// Whether the breakpoint is armed (or, optimized, the jump in place).
+    pub fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
+    /// Where the detour's copy of the displaced instructions starts, while
+    /// the site is jump-optimized (or being optimized or unoptimized): the
+    /// trap path resumes there instead of the one-instruction slot.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn detour_copy_entry(&self) -> Option<usize> {
+        match self.detour_slot.load(Ordering::Acquire) {
+            0 => None,
+            slot => Some(crate::optimize::copy_entry(slot)),
+        }
+    }
+
+    /// The detour, while the site is jump-optimized. Registration side
+    /// (the registration lock held).
+    pub(crate) fn detour(&self) -> Option<Detour> {
+        let slot = self.detour_slot.load(Ordering::Acquire);
+        if slot == 0 {
+            return None;
+        }
+        // SAFETY: read under REGISTRY (see `Sync` above).
+        let displaced = unsafe { *self.displaced.get() };
+        Some(Detour { slot, displaced: displaced.expect("detour without its instructions") })
     }
 
     /// The probed address.
@@ -244,6 +295,12 @@ pub(crate) fn lock() -> Result<Guard, KprobeError> {
 
 /// The byte at `address` as the original code has it (an armed breakpoint undone).
 pub(crate) fn original_byte(address: usize) -> u8 {
+    // A jump of an optimized site up to four bytes before covers it.
+    for start in address.saturating_sub(probe_engine_core::optimize::JUMP_LEN - 1)..=address {
+        if let Some(byte) = lookup(start).and_then(|site| site.detour()).and_then(|d| d.original_byte(address)) {
+            return byte;
+        }
+    }
     match lookup(address) {
         Some(site) if site.armed.load(Ordering::Acquire) => site.arch().original_first_byte(),
         // SAFETY: callers pass addresses inside kernel text, which is mapped.
@@ -326,6 +383,67 @@ fn decode(address: usize, function: Range<usize>) -> Result<Insn, Refusal> {
         }
     };
     cache.entries[index].decode(address, original_byte)
+}
+
+/// The optimizer's verdict on the code at `address` in `function`, over
+/// its original bytes, with the instruction starts of the cache.
+pub(crate) fn analyze(address: usize, function: Range<usize>) -> Result<Displaced, OptimizeRefusal> {
+    decode(address, function.clone()).map_err(|_| OptimizeRefusal::Undecodable { at: address })?;
+    let cache = STARTS_CACHE.lock();
+    let walk = cache.entries.iter().find(|entry| entry.function() == function);
+    probe_engine_core::optimize::analyze(address, function, walk.map(Facts), original_byte)
+}
+
+/// Site number `number` (the optimized trap path's frame names its site).
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn site_by_number(number: usize) -> &'static Site {
+    &SITES[number]
+}
+
+/// The number of `site` (what its detour names).
+pub(crate) fn number_of(site: &Site) -> usize {
+    site_number(site)
+}
+
+/// Calls `f` on every site in use. Registration lock held.
+pub(crate) fn each_site(mut f: impl FnMut(&'static Site)) {
+    for site in SITES.iter() {
+        if site.address() != 0 && lookup(site.address()).is_some_and(|found| ptr::eq(found, site)) {
+            f(site);
+        }
+    }
+}
+
+/// Publishes (or with `None`, unpublishes) `site`'s detour. Unpublishing
+/// leaves the displaced instructions readable for traps still on their
+/// way; the caller syncs every CPU before the slot is reused or a new
+/// detour published.
+pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<Detour>) {
+    match detour {
+        Some(detour) => {
+            // SAFETY: `detour_slot` is 0 and every CPU was synced since it
+            // became 0 (see `Sync`): no one reads `displaced`.
+            unsafe { *site.displaced.get() = Some(detour.displaced) };
+            SLOT_SITE[crate::slots::slot_index(detour.slot)].store(site_number(site) as u16 + 1, Ordering::Release);
+            site.detour_slot.store(detour.slot, Ordering::Release);
+        }
+        None => {
+            if let Some(old) = site.detour() {
+                SLOT_SITE[crate::slots::slot_index(old.slot)].store(0, Ordering::Release);
+            }
+            site.detour_slot.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// A slot for a detour, if one can be spared: every site that could
+/// still be registered keeps one for its instruction.
+pub(crate) fn allocate_detour_slot() -> Option<usize> {
+    if crate::slots::free_count() <= MAX_SITES - site_count() {
+        return None;
+    }
+    crate::slots::allocate(slot_in_use)
 }
 
 fn prepare_error(error: PrepareError) -> KprobeError {
@@ -413,26 +531,48 @@ pub(crate) fn register_locked(registry: &Guard, probe: &'static Kprobe) -> Resul
     if register_unsynced(registry, probe)? {
         quiesce::text_poke_sync();
     }
+    optimize_at(registry, probe.address.load(Ordering::Acquire));
     Ok(())
+}
+
+/// Jump-optimizes the site at `address` if it is eligible (after a change
+/// that every CPU has seen).
+fn optimize_at(registry: &Guard, address: usize) {
+    if let Some(site) = lookup(address) {
+        optimize::reconsider(registry, site);
+    }
 }
 
 /// Registers one probe of any kind without the sync after arming: returns
 /// whether text changed, so a batch can sync every CPU once at its end.
-fn register_unsynced(_registry: &Guard, probe: &'static Kprobe) -> Result<bool, KprobeError> {
+fn register_unsynced(registry: &Guard, probe: &'static Kprobe) -> Result<bool, KprobeError> {
     if !probe.flags().contains(KprobeFlags::GONE) {
         return Err(KprobeError::AlreadyRegistered);
     }
     let (address, function) = resolve(probe)?;
+    if probe.kind == ProbeKind::Jprobe
+        && lookup(address).is_some_and(|site| site.probes().any(|p| p.kind == ProbeKind::Jprobe))
+    {
+        return Err(KprobeError::JprobeExists);
+    }
+    // A jump over this address goes first (its bytes are not the code's),
+    // unless it is this site's own and the new probe keeps it eligible.
+    optimize::before_adding(registry, address, probe);
+    add(probe, address, function).inspect_err(|_| {
+        // Refused: the jumps taken out for it come back.
+        optimize_at(registry, address);
+        optimize::reconsider_around(registry, address);
+    })
+}
+
+/// [`register_unsynced`] once the address is checked: the site, the probe
+/// linked, the breakpoint armed.
+fn add(probe: &'static Kprobe, address: usize, function: Range<usize>) -> Result<bool, KprobeError> {
     let site = match lookup(address) {
-        Some(site) => {
-            if probe.kind == ProbeKind::Jprobe && site.probes().any(|p| p.kind == ProbeKind::Jprobe) {
-                return Err(KprobeError::JprobeExists);
-            }
-            site
-        }
+        Some(site) => site,
         None => {
             let number = take_site_number().ok_or(KprobeError::TableFull("probe sites"))?;
-            let arch_site = match arch::prepare(address, decode(address, function), slot_in_use) {
+            let arch_site = match arch::prepare(address, decode(address, function.clone()), slot_in_use) {
                 Ok(arch_site) => arch_site,
                 Err(error) => {
                     give_back_site_number(number);
@@ -447,6 +587,8 @@ fn register_unsynced(_registry: &Guard, probe: &'static Kprobe) -> Result<bool, 
             SITE_COUNT.fetch_add(1, Ordering::Relaxed);
             site.head.store(ptr::null_mut(), Ordering::Release);
             site.armed.store(false, Ordering::Release);
+            site.function[0].store(function.start, Ordering::Release);
+            site.function[1].store(function.end, Ordering::Release);
             site.address.store(address, Ordering::Release);
             index_insert(number, address);
             site
@@ -469,6 +611,8 @@ fn register_unsynced(_registry: &Guard, probe: &'static Kprobe) -> Result<bool, 
 pub(crate) struct Detached {
     /// The site, if the probe was its last: freed by `finish`.
     emptied: Option<&'static Site>,
+    /// The probed address.
+    address: usize,
 }
 
 /// Unregistration's first half: unpublishes `probe` (step 1 of the
@@ -478,6 +622,10 @@ pub(crate) fn detach_locked(_registry: &Guard, probe: &'static Kprobe) -> Result
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
+    // Back to the breakpoint before the probe set changes (and perhaps the
+    // breakpoint goes): `finish` re-optimizes what is left.
+    optimize::unoptimize(_registry, site);
+    let address = site.address();
     let emptied = crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::GONE, true);
         probe.set_flag(KprobeFlags::BOOSTED, false);
@@ -493,7 +641,7 @@ pub(crate) fn detach_locked(_registry: &Guard, probe: &'static Kprobe) -> Result
         probe.address.store(0, Ordering::Release);
         emptied
     });
-    Ok(Detached { emptied: emptied.then_some(site) })
+    Ok(Detached { emptied: emptied.then_some(site), address })
 }
 
 impl Detached {
@@ -501,8 +649,17 @@ impl Detached {
     /// trap can still be using the site, so its slot goes back (as garbage
     /// if a task or CPU may resume inside it) and the site is free for
     /// another address.
-    pub(crate) fn finish(detached: Quiesced<Detached>) {
-        let Some(site) = detached.into_inner().emptied else { return };
+    pub(crate) fn finish(registry: &Guard, detached: Quiesced<Detached>) {
+        let Detached { emptied, address } = detached.into_inner();
+        Self::free(emptied);
+        // What is left at the address, and sites whose jump this probe
+        // kept out of their range, may be optimized now.
+        optimize_at(registry, address);
+        optimize::reconsider_around(registry, address);
+    }
+
+    fn free(emptied: Option<&'static Site>) {
+        let Some(site) = emptied else { return };
         // SAFETY: unindexed and quiesced: no trap is reading `arch`, and
         // none can find the site again; registration (which would fill it)
         // is excluded by the lock our caller holds.
@@ -518,7 +675,7 @@ impl Detached {
 /// Unregisters one probe of any kind: unpublish, sync every CPU, free.
 pub(crate) fn unregister_locked(registry: &Guard, probe: &'static Kprobe) -> Result<(), KprobeError> {
     let detached = detach_locked(registry, probe)?;
-    Detached::finish(quiesce(detached));
+    Detached::finish(registry, quiesce(detached));
     Ok(())
 }
 
@@ -582,6 +739,9 @@ pub fn register_kprobes(probes: &[&'static Kprobe]) -> Result<(), KprobeError> {
     if text_changed.get() {
         quiesce::text_poke_sync();
     }
+    for probe in probes {
+        optimize_at(&registry, probe.address.load(Ordering::Acquire));
+    }
     Ok(())
 }
 
@@ -591,15 +751,19 @@ pub fn unregister_kprobes(probes: &[&'static Kprobe]) {
     let Ok(registry) = lock() else { return };
     let detached: alloc::vec::Vec<Detached> =
         probes.iter().filter_map(|probe| detach_locked(&registry, plain(probe).ok()?).ok()).collect();
-    quiesce(detached).each().for_each(Detached::finish);
+    quiesce(detached).each().for_each(|detached| Detached::finish(&registry, detached));
 }
 
 fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError> {
-    let _registry = lock()?;
+    let registry = lock()?;
     if probe.flags().contains(KprobeFlags::GONE) {
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
+    if !enabled {
+        // Disabling the last enabled probe disarms: the jump goes first.
+        optimize::unoptimize(&registry, site);
+    }
     let text_changed = crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::DISABLED, !enabled);
         refresh(site)
@@ -607,6 +771,7 @@ fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError>
     if text_changed {
         quiesce::text_poke_sync();
     }
+    optimize::reconsider(&registry, site);
     Ok(())
 }
 

@@ -19,8 +19,10 @@ use spin::Mutex;
 /// jump back (up to 15 + 5 bytes); see `arch::x86::slot`.
 pub const SLOT_SIZE: usize = 48;
 /// Number of slots: one per probe site ([`MAX_SITES`](crate::MAX_SITES)),
-/// and 256 more for `text_poke_bp` and for slots held back as garbage.
-pub const SLOT_COUNT: usize = crate::registry::MAX_SITES + 256;
+/// one more per site for the detours of jump-optimized probes, and 256 more
+/// for `text_poke_bp` and for slots held back as garbage. (The host's slot
+/// memory need not take room in the image: it can be uninitialized.)
+pub const SLOT_COUNT: usize = 2 * crate::registry::MAX_SITES + 256;
 const _: () = assert!(SLOT_COUNT <= u16::MAX as usize);
 
 /// Bytes of slot memory the host must provide.
@@ -141,6 +143,11 @@ pub fn free(address: usize, in_use: impl Fn(core::ops::Range<usize>) -> bool) {
     } else {
         pool.push_free(index);
     }
+}
+
+/// Slots free right now (garbage not counted).
+pub fn free_count() -> usize {
+    POOL.lock().free_len
 }
 
 /// Bytes of static memory behind the slots: the slot memory the host

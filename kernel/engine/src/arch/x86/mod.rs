@@ -9,6 +9,7 @@
 //! - [`text_poke_bp`]: the int3-guarded patch of one instruction.
 pub mod cpu;
 pub mod jprobe;
+pub mod optprobe;
 pub use probe_engine_core::decode;
 pub mod regs;
 pub mod slot;

@@ -1,0 +1,340 @@
+//! Jump-optimized probes (Linux's optprobes): deciding, installing and
+//! removing the `jmp` to a probe's detour, and the detour's dispatcher.
+//!
+//! A probe site whose probes need nothing after the instruction (no post
+//! or fault handler, no jprobe), at code that passes
+//! `probe_engine_core::optimize::analyze`, with no other probe inside the
+//! range the jump displaces, gets a detour (an instruction slot, see
+//! `arch::x86::optprobe`) and has its first five bytes replaced by a jump
+//! there. A hit then costs no exception at all.
+//!
+//! Installing and removing cross-modify code other CPUs may be running, so
+//! both follow Linux's int3-guarded order (`text_poke_bp`), with the site's
+//! breakpoint as the guard, and a sync of every CPU between steps:
+//!
+//! - **optimize:** the breakpoint is armed; publish the detour and mark the
+//!   site optimized (from now on a breakpoint hit resumes in the detour's
+//!   copy of the whole range, not in the one-instruction slot), sync; make
+//!   sure no task or CPU may resume inside the range or the one-instruction
+//!   slot (it would run into the jump's tail); write the tail, sync; write
+//!   the `jmp` opcode over the breakpoint, sync.
+//! - **unoptimize:** write the breakpoint over the opcode, sync; restore the
+//!   tail, sync; mark the site unoptimized, sync; free the detour (as
+//!   garbage while a task may resume in its copy).
+//!
+//! Every change of a site's probes first unoptimizes it if the change
+//! could make it ineligible, and reconsiders it afterwards, so a post
+//! handler or a probe inside the range appearing sends the site back to
+//! int3, and its going re-optimizes it. [`set_optimization`] is Linux's
+//! `debug.kprobes-optimization` switch.
+use crate::arch::imp::optprobe;
+use crate::control::{self, ControlBlock, Hit, TrapContext, transition};
+use crate::error::KprobeError;
+use crate::probe::{KprobeFlags, ProbeKind};
+use crate::quiesce::text_poke_sync;
+use crate::registry::{self, Guard, Site};
+use crate::{PtRegs, handler};
+use core::sync::atomic::{AtomicBool, Ordering};
+use probe_engine_core::optimize::{Displaced, JUMP_LEN, OptimizeRefusal as CodeRefusal};
+
+/// Whether probes are jump-optimized (Linux's `debug.kprobes-optimization`,
+/// on by default as there).
+static OPTIMIZATION: AtomicBool = AtomicBool::new(true);
+
+/// A site's detour: its slot and what the jump displaced (registration
+/// side; the trap path reads only the slot, `Site::detour_copy_entry`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Detour {
+    /// The instruction slot holding the detour.
+    pub slot: usize,
+    /// The displaced instructions.
+    pub displaced: Displaced,
+}
+
+impl Detour {
+    /// The original byte at `address`, if the jump displaced it.
+    pub fn original_byte(&self, address: usize) -> Option<u8> {
+        let mut start = self.displaced.address;
+        for insn in &self.displaced.insns[..self.displaced.count] {
+            if (start..start + insn.length).contains(&address) {
+                return Some(insn.bytes[address - start]);
+            }
+            start += insn.length;
+        }
+        None
+    }
+}
+
+/// Where the relocated copy of the displaced instructions starts in the
+/// detour at `slot`.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn copy_entry(slot: usize) -> usize {
+    slot + optprobe::DETOUR_COPY_OFFSET
+}
+
+/// Why a probe cannot be jump-optimized ([`can_optimize`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizeRefusal {
+    /// No probe can go there at all.
+    NotProbeable(KprobeError),
+    /// The 5-byte jump would not fit inside the function.
+    PastFunctionEnd,
+    /// The displaced instruction at `at` cannot run in the detour (it could
+    /// not be boosted, or it transfers control before the last).
+    Unrelocatable {
+        /// Its address.
+        at: usize,
+    },
+    /// The direct jump or call at `from` targets the inside of the range.
+    JumpIntoRange {
+        /// The branch's address.
+        from: usize,
+    },
+    /// The function has an indirect jump (a jump table) at `at`: its
+    /// targets are unknown.
+    IndirectJump {
+        /// Its address.
+        at: usize,
+    },
+    /// The instruction at `at` does not decode.
+    Undecodable {
+        /// Its address.
+        at: usize,
+    },
+}
+
+impl From<CodeRefusal> for OptimizeRefusal {
+    fn from(refusal: CodeRefusal) -> Self {
+        match refusal {
+            CodeRefusal::PastFunctionEnd => OptimizeRefusal::PastFunctionEnd,
+            CodeRefusal::Unrelocatable { at } => OptimizeRefusal::Unrelocatable { at },
+            CodeRefusal::JumpIntoRange { from } => OptimizeRefusal::JumpIntoRange { from },
+            CodeRefusal::IndirectJump { at } => OptimizeRefusal::IndirectJump { at },
+            CodeRefusal::Undecodable { at } => OptimizeRefusal::Undecodable { at },
+        }
+    }
+}
+
+/// What the optimizer says of the code at `address` alone (not of the
+/// probes there): the number of bytes a jump there displaces, or why it
+/// cannot go there.
+pub fn can_optimize(address: *const ()) -> Result<usize, OptimizeRefusal> {
+    let probe = crate::Kprobe::new().address(address);
+    let (address, function) = registry::resolve(&probe).map_err(OptimizeRefusal::NotProbeable)?;
+    registry::can_probe(address as *const ()).map_err(OptimizeRefusal::NotProbeable)?;
+    Ok(registry::analyze(address, function)?.length)
+}
+
+/// Whether probes are jump-optimized where they can be.
+pub fn optimization_enabled() -> bool {
+    OPTIMIZATION.load(Ordering::Acquire)
+}
+
+/// Turns jump optimization on or off (Linux's `debug.kprobes-optimization`
+/// sysctl): on, every eligible registered probe is optimized before this
+/// returns; off, every optimized one goes back to its breakpoint. Refused
+/// like registration (from a handler, or with interrupts off).
+pub fn set_optimization(enabled: bool) -> Result<(), KprobeError> {
+    let registry = registry::lock()?;
+    OPTIMIZATION.store(enabled, Ordering::Release);
+    registry::each_site(|site| {
+        if enabled {
+            reconsider(&registry, site);
+        } else {
+            unoptimize(&registry, site);
+        }
+    });
+    Ok(())
+}
+
+/// Whether `site`'s probes allow a jump (the code aside): the switch is
+/// on, at least one probe is enabled, and every probe needs nothing after
+/// the instruction: no post or fault handler, no jprobe.
+fn probes_allow(site: &Site) -> bool {
+    optimization_enabled()
+        && site.probes().any(|probe| probe.is_enabled())
+        && site.probes().all(|probe| match probe.kind {
+            ProbeKind::Plain => probe.post_handler.is_none() && probe.fault_handler.is_none(),
+            ProbeKind::Kretprobe => true,
+            ProbeKind::Jprobe => false,
+        })
+}
+
+/// Optimizes `site` if it is eligible and not optimized yet. Task
+/// context, interrupts on, registration lock held. Staying with the
+/// breakpoint is always correct, so every obstacle (no slot, a task
+/// inside the range) just leaves the site as it is.
+pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
+    if site.detour_copy_entry().is_some() {
+        // Still optimized (the change kept it eligible): a probe just
+        // added there is optimized too.
+        for probe in site.probes() {
+            probe.set_flag(KprobeFlags::OPTIMIZED, true);
+        }
+        return;
+    }
+    if !site.is_armed() || !probes_allow(site) {
+        return;
+    }
+    let address = site.address();
+    // Another probe within the jump's five bytes rules it out whatever the
+    // code (the cheap check first: a sled of probes never decodes).
+    if (address + 1..address + JUMP_LEN).any(|byte| registry::lookup(byte).is_some()) {
+        return;
+    }
+    let Ok(displaced) = registry::analyze(address, site.function()) else { return };
+    // No other probe may lie inside the range, and it may not overlap
+    // another site's jump.
+    let inside = address + 1..address + displaced.length;
+    if inside.clone().any(|byte| registry::lookup(byte).is_some())
+        || (address.saturating_sub(JUMP_LEN - 1)..address).any(|byte| {
+            registry::lookup(byte)
+                .and_then(|other| other.detour())
+                .is_some_and(|detour| detour.displaced.range().contains(&address))
+        })
+    {
+        return;
+    }
+    let Some(slot) = registry::allocate_detour_slot() else { return };
+    let image = optprobe::detour_image(registry::number_of(site), &displaced, slot);
+    // SAFETY: the slot was just allocated to us; nobody executes it yet.
+    unsafe { crate::slots::write(slot, &image) };
+    registry::publish_detour(registry, site, Some(Detour { slot, displaced }));
+    text_poke_sync();
+    // Every breakpoint hit from now on resumes in the detour's copy; a task
+    // that was already inside the range, or in the one-instruction slot
+    // (whose jump back lands inside the range), would run into the tail.
+    if registry::slot_in_use(inside) || registry::slot_in_use(site.arch().slot_range()) {
+        registry::publish_detour(registry, site, None);
+        text_poke_sync();
+        crate::slots::free(slot, registry::slot_in_use);
+        return;
+    }
+    let jump = optprobe::jump(address, slot);
+    // SAFETY: the tail of the range, behind the armed breakpoint: no CPU
+    // executes it (checked above, and only the breakpoint leads in).
+    unsafe { crate::host::text_poke(address + 1, &jump[1..]) }.expect("probe address left kernel text");
+    text_poke_sync();
+    // SAFETY: the breakpoint becomes the jump's opcode; the tail is in place.
+    unsafe { crate::host::text_poke(address, &jump[..1]) }.expect("probe address left kernel text");
+    text_poke_sync();
+    for probe in site.probes() {
+        probe.set_flag(KprobeFlags::OPTIMIZED, true);
+    }
+}
+
+/// Puts `site` back to its breakpoint if it is optimized. Task context,
+/// interrupts on, registration lock held.
+pub(crate) fn unoptimize(registry: &Guard, site: &'static Site) {
+    let Some(detour) = site.detour() else { return };
+    let address = site.address();
+    // SAFETY: the jump's opcode becomes a breakpoint, whose hits resume in
+    // the detour's copy while the site is marked optimized.
+    unsafe { crate::host::text_poke(address, &[crate::arch::imp::BREAKPOINT_INSTRUCTION]) }
+        .expect("probe address left kernel text");
+    text_poke_sync();
+    let mut tail = [0u8; JUMP_LEN - 1];
+    for (i, byte) in tail.iter_mut().enumerate() {
+        *byte = detour.original_byte(address + 1 + i).expect("the jump displaced its own bytes");
+    }
+    // SAFETY: behind the breakpoint; the original bytes come back.
+    unsafe { crate::host::text_poke(address + 1, &tail) }.expect("probe address left kernel text");
+    text_poke_sync();
+    registry::publish_detour(registry, site, None);
+    for probe in site.probes() {
+        probe.set_flag(KprobeFlags::OPTIMIZED, false);
+    }
+    // No breakpoint hit is still on its way into the detour after this.
+    text_poke_sync();
+    crate::slots::free(detour.slot, registry::slot_in_use);
+}
+
+/// Before `probe` is added at `address`: unoptimizes every site whose jump
+/// covers the address, except the site at the address itself when `probe`
+/// keeps it eligible (a plain probe without post or fault handler, or a
+/// kretprobe's entry).
+pub(crate) fn before_adding(registry: &Guard, address: usize, probe: &crate::Kprobe) {
+    let keeps_eligible = match probe.kind {
+        ProbeKind::Plain => probe.post_handler.is_none() && probe.fault_handler.is_none(),
+        ProbeKind::Kretprobe => true,
+        ProbeKind::Jprobe => false,
+    };
+    // The site's own jump stays if the new probe keeps it eligible.
+    let own_stays = keeps_eligible && registry::lookup(address).is_some();
+    let last = if own_stays { address } else { address + 1 };
+    for start in address.saturating_sub(JUMP_LEN - 1)..last {
+        unoptimize_if_covering(registry, start, address);
+    }
+}
+
+/// Whether the jump of an optimized site covers `address` (registration
+/// lock held).
+pub(crate) fn covered_by_jump(address: usize) -> bool {
+    (address.saturating_sub(JUMP_LEN - 1)..=address).any(|start| {
+        registry::lookup(start)
+            .and_then(|site| site.detour())
+            .is_some_and(|detour| detour.displaced.range().contains(&address))
+    })
+}
+
+fn unoptimize_if_covering(registry: &Guard, start: usize, address: usize) {
+    if let Some(site) = registry::lookup(start)
+        && site.detour().is_some_and(|detour| detour.displaced.range().contains(&address))
+    {
+        unoptimize(registry, site);
+    }
+}
+
+/// Reconsiders every site whose jump could cover `address`, once a probe
+/// there went away.
+pub(crate) fn reconsider_around(registry: &Guard, address: usize) {
+    for start in address.saturating_sub(JUMP_LEN - 1)..address {
+        if let Some(site) = registry::lookup(start) {
+            reconsider(registry, site);
+        }
+    }
+}
+
+/// An optimized hit: called by `optprobe_entry` (interrupts off) with the
+/// frame its detour built. The same as a breakpoint hit, except that no
+/// exception was taken and the displaced instructions resume in the
+/// detour's copy.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
+    // SAFETY: the detour executed `cli` after saving the flags, and
+    // `optprobe_entry` is the engine's own trap entry.
+    let mut cx = unsafe { TrapContext::enter() };
+    let cx = &mut cx;
+    let (number, detour) = optprobe::take_site_and_detour(regs);
+    let site = registry::site_by_number(number);
+    let copy = copy_entry(detour);
+    if site.detour_copy_entry() != Some(copy) {
+        // This CPU jumped in before the site was unoptimized (it stopped at
+        // the detour's first instruction, interrupts still on): the probe
+        // is going or gone, so no handler runs; the detour's copy, kept
+        // while anyone may resume in it, runs the displaced code.
+        regs.set_ip(copy);
+        return;
+    }
+    match control::with(cx, |kcb| kcb.hit()) {
+        Hit::Fresh => {}
+        Hit::Reentry | Hit::InsideReentry => {
+            site.count_miss();
+            regs.set_ip(copy);
+            return;
+        }
+    }
+    transition(cx, |kcb| kcb.begin_handlers(site));
+    if handler::run_pre_handlers(cx, regs, site) {
+        return; // redirected (the hit is finished)
+    }
+    regs.set_ip(copy);
+    transition(cx, ControlBlock::finish);
+}
+
+/// Whether `address` is where `optprobe_entry`'s call to the dispatcher
+/// returns (the unwinder continues through the frame there).
+pub fn is_dispatcher_return_site(address: usize) -> bool {
+    address == optprobe::dispatch_return_site()
+}
