@@ -264,6 +264,10 @@ fn cpu0_churns_registration_while_three_cpus_run_the_probed_code() {
     let ids: Vec<usize> =
         (1..CPUS).map(|c| task::spawn_on(c, "caller", call_until_stopped, c).expect("spawn")).collect();
     for cycle in 0..CYCLES {
+        // Every fourth cycle with jump optimization: its probes are then
+        // optimized and unoptimized under the callers too (four times the
+        // sync rounds of a breakpoint-only cycle, hence not every cycle).
+        set_optimization(cycle % 4 == 0).expect("switch optimization");
         register_kprobe(&CHURN_KPROBE).expect("register kprobe");
         register_kretprobe(&CHURN_KRETPROBE).expect("register kretprobe");
         if cycle % 2 == 0 {
@@ -276,6 +280,7 @@ fn cpu0_churns_registration_while_three_cpus_run_the_probed_code() {
         unregister_kprobe(&CHURN_KPROBE).expect("unregister kprobe");
     }
     STOP.store(true, SeqCst);
+    set_optimization(true).expect("optimization back on");
     let wrong: usize = ids.into_iter().map(task::join).sum();
     assert_eq!(wrong, 0, "a probed function returned a wrong value during the churn");
     assert_eq!(R_WRONG.load(SeqCst), 0, "a return handler saw a wrong value");

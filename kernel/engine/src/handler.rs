@@ -180,6 +180,9 @@ pub enum FaultPlace {
     SingleStep,
     /// In the boosted copy of the probed instruction.
     Boosted,
+    /// In the detour's copy of the instructions a jump-optimized probe
+    /// displaced (the address is the probe's; EIP is the instruction's).
+    Optimized,
 }
 
 /// A fault inside probe handling that no fault handler took: which probe it
@@ -199,6 +202,7 @@ impl fmt::Display for ProbeFault {
             FaultPlace::Handler => "in a handler of the kprobe",
             FaultPlace::SingleStep => "while single-stepping the probed instruction of the kprobe",
             FaultPlace::Boosted => "in the boosted copy of the instruction of the kprobe",
+            FaultPlace::Optimized => "in the jump-optimized copy of the instructions of the kprobe",
         };
         write!(f, "fault {what} at {:#010x} {}", self.address, crate::host::Describe(self.address))
     }
@@ -253,13 +257,21 @@ pub fn fault_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> FaultOutcome {
             }
             FaultOutcome::NotMine(Some(ProbeFault { place: FaultPlace::Handler, address: probe.addr().unwrap_or(0) }))
         }
-        State::Idle => match registry::site_of_boost_entry(ip) {
-            Some(site) => {
+        State::Idle => {
+            if let Some(site) = registry::site_of_boost_entry(ip) {
                 arch::present_fault_at_original(regs, site.arch(), None);
-                fault_in_copy(cx, regs, site, FaultPlace::Boosted)
+                return fault_in_copy(cx, regs, site, FaultPlace::Boosted);
             }
-            None => FaultOutcome::NotMine(None),
-        },
+            match registry::site_of_detour_copy(ip) {
+                Some((site, original)) => {
+                    // The copy runs with the probed code's own flags: only
+                    // EIP goes back, to the displaced instruction that faulted.
+                    regs.set_ip(original);
+                    fault_in_copy(cx, regs, site, FaultPlace::Optimized)
+                }
+                None => FaultOutcome::NotMine(None),
+            }
+        }
         State::Handlers { running: None, .. } | State::Reporting => FaultOutcome::NotMine(None),
     }
 }

@@ -202,14 +202,25 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
     unsafe { crate::slots::write(slot, &image) };
     registry::publish_detour(registry, site, Some(Detour { slot, displaced }));
     text_poke_sync();
-    // Every breakpoint hit from now on resumes in the detour's copy; a task
-    // that was already inside the range, or in the one-instruction slot
-    // (whose jump back lands inside the range), would run into the tail.
-    if registry::slot_in_use(inside) || registry::slot_in_use(site.arch().slot_range()) {
-        registry::publish_detour(registry, site, None);
+    // Every breakpoint hit from now on resumes in the detour's copy, and no
+    // jump leads into the range, so nothing new can get inside it. A task
+    // or CPU that already was inside the range, or in the one-instruction
+    // slot (whose jump back lands inside), would run into the tail: wait
+    // until they have left (Linux's synchronize_rcu_tasks), letting them
+    // run meanwhile.
+    let mut rounds = 0;
+    while registry::slot_in_use(inside.clone()) || registry::slot_in_use(site.arch().slot_range()) {
+        rounds += 1;
+        if rounds > LEAVE_RANGE_ROUNDS {
+            // Stuck there (a task that sleeps inside, say): stay on the
+            // breakpoint, which is always correct.
+            registry::publish_detour(registry, site, None);
+            text_poke_sync();
+            crate::slots::free(slot, registry::slot_in_use);
+            return;
+        }
+        crate::host::yield_now();
         text_poke_sync();
-        crate::slots::free(slot, registry::slot_in_use);
-        return;
     }
     let jump = optprobe::jump(address, slot);
     // SAFETY: the tail of the range, behind the armed breakpoint: no CPU
@@ -218,16 +229,31 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
     text_poke_sync();
     // SAFETY: the breakpoint becomes the jump's opcode; the tail is in place.
     unsafe { crate::host::text_poke(address, &jump[..1]) }.expect("probe address left kernel text");
-    text_poke_sync();
+    // No sync needed: a CPU that still fetches the breakpoint is sent to the
+    // same detour copy; the next sync makes every CPU take the jump.
     for probe in site.probes() {
         probe.set_flag(KprobeFlags::OPTIMIZED, true);
     }
 }
 
+/// Sync rounds [`reconsider`] waits for tasks and CPUs to leave the range.
+const LEAVE_RANGE_ROUNDS: usize = 100;
+
 /// Puts `site` back to its breakpoint if it is optimized. Task context,
 /// interrupts on, registration lock held.
 pub(crate) fn unoptimize(registry: &Guard, site: &'static Site) {
-    let Some(detour) = site.detour() else { return };
+    if let Some(slot) = unoptimize_unsynced(registry, site) {
+        // No breakpoint hit is still on its way into the detour after this.
+        text_poke_sync();
+        crate::slots::free(slot, registry::slot_in_use);
+    }
+}
+
+/// [`unoptimize`] up to the last sync: returns the detour's slot, to be
+/// freed after the caller's next sync of every CPU (unregistration's
+/// quiesce), if the site was optimized.
+pub(crate) fn unoptimize_unsynced(registry: &Guard, site: &'static Site) -> Option<usize> {
+    let detour = site.detour()?;
     let address = site.address();
     // SAFETY: the jump's opcode becomes a breakpoint, whose hits resume in
     // the detour's copy while the site is marked optimized.
@@ -245,9 +271,7 @@ pub(crate) fn unoptimize(registry: &Guard, site: &'static Site) {
     for probe in site.probes() {
         probe.set_flag(KprobeFlags::OPTIMIZED, false);
     }
-    // No breakpoint hit is still on its way into the detour after this.
-    text_poke_sync();
-    crate::slots::free(detour.slot, registry::slot_in_use);
+    Some(detour.slot)
 }
 
 /// Before `probe` is added at `address`: unoptimizes every site whose jump

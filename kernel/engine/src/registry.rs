@@ -64,8 +64,9 @@ pub(crate) struct Site {
 // SAFETY: `arch` is written only by registration (under REGISTRY, while the
 // site is not indexed) and read by the trap path only once indexed;
 // `displaced` is written only under REGISTRY while `detour_slot` is 0 and
-// every CPU has been synced since it became 0, and read only under
-// REGISTRY.
+// every CPU has been synced since it became 0; it is read under REGISTRY,
+// or by a trap that saw `detour_slot` set (no sync can complete while that
+// trap runs, so no write can begin before it ends).
 unsafe impl Sync for Site {}
 
 impl Site {
@@ -254,6 +255,27 @@ pub(crate) fn site_of_boost_entry(ip: usize) -> Option<&'static Site> {
     let number = SLOT_SITE[crate::slots::slot_index(ip)].load(Ordering::Acquire).checked_sub(1)?;
     let site = &SITES[number as usize];
     (site.address() != 0 && site.arch().boost_entry() == ip).then_some(site)
+}
+
+/// The site whose detour's copy of displaced instructions `ip` lies in,
+/// and the original instruction that the copy's byte at `ip` belongs to
+/// (the fault path only: O(1), no lock).
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn site_of_detour_copy(ip: usize) -> Option<(&'static Site, usize)> {
+    if !crate::slots::region().contains(&ip) {
+        return None;
+    }
+    let index = crate::slots::slot_index(ip);
+    let slot = crate::slots::slot_address(index);
+    let number = SLOT_SITE[index].load(Ordering::Acquire).checked_sub(1)?;
+    let site = &SITES[number as usize];
+    if site.detour_slot.load(Ordering::Acquire) != slot {
+        return None;
+    }
+    let offset = ip.checked_sub(optimize::copy_entry(slot))?;
+    // SAFETY: `detour_slot` was seen set from a trap (see `Sync`).
+    let displaced = unsafe { (*site.displaced.get()).as_ref()? };
+    Some((site, displaced.original_of(offset)))
 }
 
 /// Indexes site `site_number` under `address`.
@@ -613,6 +635,8 @@ pub(crate) struct Detached {
     emptied: Option<&'static Site>,
     /// The probed address.
     address: usize,
+    /// The slot of the site's detour, if it was jump-optimized: freed by `finish`.
+    detour_slot: Option<usize>,
 }
 
 /// Unregistration's first half: unpublishes `probe` (step 1 of the
@@ -623,8 +647,9 @@ pub(crate) fn detach_locked(_registry: &Guard, probe: &'static Kprobe) -> Result
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
     // Back to the breakpoint before the probe set changes (and perhaps the
-    // breakpoint goes): `finish` re-optimizes what is left.
-    optimize::unoptimize(_registry, site);
+    // breakpoint goes): `finish` frees the detour after the quiesce, and
+    // re-optimizes what is left.
+    let detour_slot = optimize::unoptimize_unsynced(_registry, site);
     let address = site.address();
     let emptied = crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::GONE, true);
@@ -641,7 +666,7 @@ pub(crate) fn detach_locked(_registry: &Guard, probe: &'static Kprobe) -> Result
         probe.address.store(0, Ordering::Release);
         emptied
     });
-    Ok(Detached { emptied: emptied.then_some(site), address })
+    Ok(Detached { emptied: emptied.then_some(site), address, detour_slot })
 }
 
 impl Detached {
@@ -650,7 +675,10 @@ impl Detached {
     /// if a task or CPU may resume inside it) and the site is free for
     /// another address.
     pub(crate) fn finish(registry: &Guard, detached: Quiesced<Detached>) {
-        let Detached { emptied, address } = detached.into_inner();
+        let Detached { emptied, address, detour_slot } = detached.into_inner();
+        if let Some(slot) = detour_slot {
+            crate::slots::free(slot, slot_in_use);
+        }
         Self::free(emptied);
         // What is left at the address, and sites whose jump this probe
         // kept out of their range, may be optimized now.
@@ -760,16 +788,18 @@ fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError>
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
-    if !enabled {
-        // Disabling the last enabled probe disarms: the jump goes first.
-        optimize::unoptimize(&registry, site);
-    }
+    // Disabling may disarm: the jump goes first (its detour is freed after
+    // the sync below, which every change here ends with).
+    let detour_slot = if enabled { None } else { optimize::unoptimize_unsynced(&registry, site) };
     let text_changed = crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::DISABLED, !enabled);
         refresh(site)
     });
-    if text_changed {
+    if text_changed || detour_slot.is_some() {
         quiesce::text_poke_sync();
+    }
+    if let Some(slot) = detour_slot {
+        crate::slots::free(slot, slot_in_use);
     }
     optimize::reconsider(&registry, site);
     Ok(())
