@@ -62,6 +62,7 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
 /// handler runs next, and the hit goes on at `jprobe_return`). Shared by
 /// breakpoint and optimized hits.
 #[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
 pub(crate) fn run_pre_handlers(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) -> bool {
     for probe in site.probes() {
         if !probe.is_enabled() {

@@ -279,6 +279,9 @@ pub(crate) fn unoptimize_unsynced(registry: &Guard, site: &'static Site) -> Opti
 /// keeps it eligible (a plain probe without post or fault handler, or a
 /// kretprobe's entry).
 pub(crate) fn before_adding(registry: &Guard, address: usize, probe: &crate::Kprobe) {
+    if !registry::any_detours() {
+        return;
+    }
     let keeps_eligible = match probe.kind {
         ProbeKind::Plain => probe.post_handler.is_none() && probe.fault_handler.is_none(),
         ProbeKind::Kretprobe => true,
@@ -313,6 +316,9 @@ fn unoptimize_if_covering(registry: &Guard, start: usize, address: usize) {
 /// Reconsiders every site whose jump could cover `address`, once a probe
 /// there went away.
 pub(crate) fn reconsider_around(registry: &Guard, address: usize) {
+    if !optimization_enabled() {
+        return;
+    }
     for start in address.saturating_sub(JUMP_LEN - 1)..address {
         if let Some(site) = registry::lookup(start) {
             reconsider(registry, site);

@@ -317,10 +317,12 @@ pub(crate) fn lock() -> Result<Guard, KprobeError> {
 
 /// The byte at `address` as the original code has it (an armed breakpoint undone).
 pub(crate) fn original_byte(address: usize) -> u8 {
-    // A jump of an optimized site up to four bytes before covers it.
-    for start in address.saturating_sub(probe_engine_core::optimize::JUMP_LEN - 1)..=address {
-        if let Some(byte) = lookup(start).and_then(|site| site.detour()).and_then(|d| d.original_byte(address)) {
-            return byte;
+    if DETOURS.load(Ordering::Relaxed) != 0 {
+        // A jump of an optimized site up to four bytes before may cover it.
+        for start in address.saturating_sub(probe_engine_core::optimize::JUMP_LEN - 1)..=address {
+            if let Some(byte) = lookup(start).and_then(|site| site.detour()).and_then(|d| d.original_byte(address)) {
+                return byte;
+            }
         }
     }
     match lookup(address) {
@@ -448,16 +450,28 @@ pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<Deto
             // became 0 (see `Sync`): no one reads `displaced`.
             unsafe { *site.displaced.get() = Some(detour.displaced) };
             SLOT_SITE[crate::slots::slot_index(detour.slot)].store(site_number(site) as u16 + 1, Ordering::Release);
-            site.detour_slot.store(detour.slot, Ordering::Release);
+            if site.detour_slot.swap(detour.slot, Ordering::AcqRel) == 0 {
+                DETOURS.fetch_add(1, Ordering::Relaxed);
+            }
         }
         None => {
             if let Some(old) = site.detour() {
                 SLOT_SITE[crate::slots::slot_index(old.slot)].store(0, Ordering::Release);
+                DETOURS.fetch_sub(1, Ordering::Relaxed);
             }
             site.detour_slot.store(0, Ordering::Release);
         }
     }
 }
+
+/// Whether any site is jump-optimized (or being changed).
+pub(crate) fn any_detours() -> bool {
+    DETOURS.load(Ordering::Relaxed) != 0
+}
+
+/// Sites with a detour published (changed under the registration lock):
+/// while there are none, no jump hides original bytes.
+static DETOURS: AtomicUsize = AtomicUsize::new(0);
 
 /// A slot for a detour, if one can be spared: every site that could
 /// still be registered keeps one for its instruction.
@@ -560,6 +574,9 @@ pub(crate) fn register_locked(registry: &Guard, probe: &'static Kprobe) -> Resul
 /// Jump-optimizes the site at `address` if it is eligible (after a change
 /// that every CPU has seen).
 fn optimize_at(registry: &Guard, address: usize) {
+    if !optimize::optimization_enabled() {
+        return;
+    }
     if let Some(site) = lookup(address) {
         optimize::reconsider(registry, site);
     }
