@@ -24,6 +24,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 /// `&mut TrapContext`, so the compiler refuses any caller that has not
 /// come through a trap entry.
 pub struct TrapContext {
+    /// This CPU's trap-path state, found once when the token is made:
+    /// interrupts stay off while it lives, so the CPU cannot change.
+    cpu: &'static PerCpu,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -46,9 +49,9 @@ impl TrapContext {
         // Interrupts are off, and only this CPU writes its own count: a
         // plain read-modify-write cannot be torn, and the task cannot move
         // to another CPU before the token is dropped.
-        let depth = &this_cpu().trap_depth;
-        depth.store(depth.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        TrapContext { _not_send: PhantomData }
+        let cpu = this_cpu();
+        cpu.trap_depth.store(cpu.trap_depth.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        TrapContext { cpu, _not_send: PhantomData }
     }
 }
 
@@ -57,7 +60,7 @@ impl Drop for TrapContext {
     #[inline(always)]
     fn drop(&mut self) {
         // Still the CPU that made the token: interrupts stayed off.
-        let depth = &this_cpu().trap_depth;
+        let depth = &self.cpu.trap_depth;
         depth.store(depth.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
     }
 }
@@ -435,12 +438,13 @@ pub(crate) fn transition(
 /// Runs `f` on the control block. Never call a user handler inside `f`.
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
-pub(crate) fn with<R>(_context: &mut TrapContext, f: impl FnOnce(&mut ControlBlock) -> R) -> R {
-    // SAFETY: the token proves interrupts are off on the trap path, and the
-    // `&mut` borrow of it is held for the whole of `f`, so no second borrow
-    // can be made from this activation; a nested trap cannot arise inside
-    // `f` (engine code is not probeable and `f` calls no handler).
-    f(unsafe { &mut *this_cpu().block.get() })
+pub(crate) fn with<R>(context: &mut TrapContext, f: impl FnOnce(&mut ControlBlock) -> R) -> R {
+    // SAFETY: the token proves interrupts are off on the trap path (so its
+    // CPU is the caller's), and the `&mut` borrow of it is held for the
+    // whole of `f`, so no second borrow can be made from this activation; a
+    // nested trap cannot arise inside `f` (engine code is not probeable and
+    // `f` calls no handler).
+    f(unsafe { &mut *context.cpu.block.get() })
 }
 
 /// Whether probe handling of any kind is in progress (handlers, a step, a
