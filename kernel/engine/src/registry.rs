@@ -663,14 +663,16 @@ pub(crate) fn detach_locked(_registry: &Guard, probe: &'static Kprobe) -> Result
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
-    // Back to the breakpoint before the probe set changes (and perhaps the
-    // breakpoint goes): `finish` frees the detour after the quiesce, and
-    // re-optimizes what is left.
-    let detour_slot = optimize::unoptimize_unsynced(_registry, site);
+    // If the breakpoint goes, the jump goes first (`finish` frees the
+    // detour after the quiesce). Otherwise the jump stays: removing a probe
+    // never makes a site less eligible, and the dispatcher walks the probe
+    // list as a breakpoint hit does.
+    let detour_slot = if others_enabled(site, probe) { None } else { optimize::unoptimize_unsynced(_registry, site) };
     let address = site.address();
     let emptied = crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::GONE, true);
         probe.set_flag(KprobeFlags::BOOSTED, false);
+        probe.set_flag(KprobeFlags::OPTIMIZED, false);
         unlink(site, probe);
         let _text_changed = refresh(site); // the sync before `finish` covers it
         let emptied = site.head.load(Ordering::Acquire).is_null();
@@ -805,9 +807,10 @@ fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError>
         return Err(KprobeError::NotRegistered);
     }
     let site = lookup(probe.address.load(Ordering::Acquire)).ok_or(KprobeError::NotRegistered)?;
-    // Disabling may disarm: the jump goes first (its detour is freed after
-    // the sync below, which every change here ends with).
-    let detour_slot = if enabled { None } else { optimize::unoptimize_unsynced(&registry, site) };
+    // Disabling the last enabled probe disarms: the jump goes first (its
+    // detour is freed after the sync below).
+    let detour_slot =
+        if enabled || others_enabled(site, probe) { None } else { optimize::unoptimize_unsynced(&registry, site) };
     let text_changed = crate::arch::imp::cpu::without_interrupts(|| {
         probe.set_flag(KprobeFlags::DISABLED, !enabled);
         refresh(site)
@@ -820,6 +823,11 @@ fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError>
     }
     optimize::reconsider(&registry, site);
     Ok(())
+}
+
+/// Whether a probe other than `probe` is enabled at `site`.
+fn others_enabled(site: &Site, probe: &Kprobe) -> bool {
+    site.probes().any(|other| other.is_enabled() && !ptr::eq(other, probe))
 }
 
 /// Re-enables a disabled probe.
