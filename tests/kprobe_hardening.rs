@@ -160,6 +160,37 @@ fn a_fault_in_a_boosted_copy_reaches_the_fault_handler_too() {
     fault_in_copy_is_seen_at_the_probe_address(&BOOSTED_LOAD, true);
 }
 
+/// On `hd_read`'s entry, jump-optimized: the faulting load is the second
+/// instruction the jump displaces, so it runs in the detour's copy.
+static OPTIMIZED_ENTRY: Kprobe = Kprobe::new().symbol("hd_read", 0).pre_handler(note_pre);
+
+/// An exception hook that skips `hd_read`'s faulting load, as
+/// `skip_faulting_load` does for a probe's fault handler.
+fn skip_faulting_load_in_hook(frame: &mut TrapFrame) -> TrapOutcome {
+    if frame.vector != 14 {
+        return TrapOutcome::NotMine;
+    }
+    FAULTS.fetch_add(1, SeqCst);
+    FAULT_EIP.store(frame.eip as usize, SeqCst);
+    frame.eax = 0xdead;
+    frame.eip = resume_address();
+    TrapOutcome::Handled
+}
+
+#[test_case]
+fn a_fault_in_an_optimized_copy_is_presented_at_the_displaced_instruction() {
+    FAULTS.store(0, SeqCst);
+    set_optimization(true).unwrap();
+    register_kprobe(&OPTIMIZED_ENTRY).unwrap();
+    assert!(OPTIMIZED_ENTRY.flags().contains(KprobeFlags::OPTIMIZED));
+    set_hook(HookKind::Exception, Some(skip_faulting_load_in_hook));
+    let value = hd_read(0x123);
+    set_hook(HookKind::Exception, None);
+    unregister_kprobe(&OPTIMIZED_ENTRY).unwrap();
+    assert_eq!((value, FAULTS.load(SeqCst)), (0xdead, 1));
+    assert_eq!(FAULT_EIP.load(SeqCst), load_address(), "the fault is seen at the original load, not in the detour");
+}
+
 // -------------------------------------------- concurrent registration (bug 4)
 
 static REPORTS: AtomicU32 = AtomicU32::new(0);

@@ -152,16 +152,15 @@ pub fn analyze<const WORDS: usize>(
     }
     let displaced = displaced_at(address, &function, &read_original)?;
     let inside = address + 1..address + displaced.length;
-    if let Some(Facts(walk)) = facts {
-        if let Some(at) = walk.indirect_jump() {
-            return Err(OptimizeRefusal::IndirectJump { at });
-        }
-        if !walk.targets_inside(inside.clone()) {
-            return Ok(displaced);
-        }
+    if let Some(Facts(walk)) = facts
+        && walk.indirect_jump().is_none()
+        && !walk.targets_inside(inside.clone())
+    {
+        return Ok(displaced);
     }
-    // No walk to ask, or a branch into the range: find it (and anything
-    // else wrong) by decoding the whole function.
+    // No walk to ask, or it knows of a problem: find the first one by
+    // address by decoding the whole function, so the reason given never
+    // depends on whether a walk was at hand.
     scan(&function, &inside, &read_original)?;
     Ok(displaced)
 }
