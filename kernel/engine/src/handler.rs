@@ -27,6 +27,7 @@ use core::fmt;
 
 /// `#BP`: is this one of ours?
 #[unsafe(link_section = ".kprobes.text")]
+#[inline] // into the host's trap entry (the hot path of every breakpoint hit)
 pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
     let address = arch::breakpoint_address(regs);
     // The guard of a text patch in progress: run the new instruction.
@@ -91,6 +92,8 @@ pub(crate) fn run_pre_handlers(cx: &mut TrapContext, regs: &mut PtRegs, site: &'
 /// An `int3` at no registered site: `jprobe_return`'s, a probe removed
 /// while its trap was in flight, or not ours.
 #[unsafe(link_section = ".kprobes.text")]
+#[cold]
+#[inline(never)]
 fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize, generation: u32) -> TrapOutcome {
     if arch::jprobe::is_return_breakpoint(address) {
         return jprobe::longjmp(cx, regs);
@@ -116,6 +119,7 @@ fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize, generatio
 
 /// After the pre-handlers: boost or single-step the probed instruction.
 #[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
 pub(crate) fn run_instruction(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
     if let Some(copy) = site.detour_copy_entry() {
         // Jump-optimized (or being changed): the jump may cover the bytes
@@ -132,6 +136,7 @@ pub(crate) fn run_instruction(cx: &mut TrapContext, regs: &mut PtRegs, site: &'s
 }
 
 #[unsafe(link_section = ".kprobes.text")]
+#[inline(never)]
 fn reenter(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
     site.count_miss();
     if let Some(copy) = site.detour_copy_entry() {
@@ -147,6 +152,7 @@ fn reenter(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
 
 /// `#DB`: the single-step of a probed instruction finished.
 #[unsafe(link_section = ".kprobes.text")]
+#[inline] // into the host's trap entry, as `int3_handler`
 pub fn debug_handler(cx: &mut TrapContext, regs: &mut PtRegs, dr6: u32) -> TrapOutcome {
     let Some((site, step, reentered)) = control::with(cx, |kcb| kcb.step()) else {
         return TrapOutcome::NotMine;
