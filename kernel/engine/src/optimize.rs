@@ -339,7 +339,7 @@ pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
     let (number, detour) = optprobe::take_site_and_detour(regs);
     let site = registry::site_by_number(number);
     let copy = copy_entry(detour);
-    if site.detour_copy_entry() != Some(copy) {
+    if !site.has_detour(detour) {
         // This CPU jumped in before the site was unoptimized (it stopped at
         // the detour's first instruction, interrupts still on): the probe
         // is going or gone, so no handler runs; the detour's copy, kept

@@ -36,6 +36,7 @@ use probe_engine_core::optimize::{Displaced, Facts, OptimizeRefusal};
 pub const MAX_SITES: usize = 16_384;
 const INDEX_SIZE: usize = 32_768;
 const _: () = assert!(INDEX_SIZE.is_power_of_two() && INDEX_SIZE >= 2 * MAX_SITES);
+const _: () = assert!(MAX_SITES.is_power_of_two());
 const _: () = assert!(MAX_SITES <= crate::slots::SLOT_COUNT);
 
 /// Compiler builtins the engine's own copies call (outside `.kprobes.text`
@@ -103,6 +104,14 @@ impl Site {
             0 => None,
             slot => Some(crate::optimize::copy_entry(slot)),
         }
+    }
+
+    /// Whether `slot` is the site's published detour (an optimized hit's
+    /// check that its detour is still the site's).
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn has_detour(&self, slot: usize) -> bool {
+        self.detour_slot.load(Ordering::Acquire) == slot
     }
 
     /// The detour, while the site is jump-optimized. Registration side
@@ -422,7 +431,10 @@ pub(crate) fn analyze(address: usize, function: Range<usize>) -> Result<Displace
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
 pub(crate) fn site_by_number(number: usize) -> &'static Site {
-    &SITES[number]
+    // The number comes from a detour the engine wrote, so it is in range;
+    // the modulo (a mask: MAX_SITES is a power of two) lets the compiler
+    // drop the bounds check without an unchecked access.
+    &SITES[number % MAX_SITES]
 }
 
 /// The number of `site` (what its detour names).
