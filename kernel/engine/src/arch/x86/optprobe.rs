@@ -27,10 +27,8 @@
 //!
 //! No trap is taken: an optimized hit costs a jump, the frame, the
 //! handlers and an `iretd`, where a breakpoint costs two exceptions.
-use super::regs::{FRAME_SIZE, PtRegs};
+use super::regs::PtRegs;
 use crate::slots::SLOT_SIZE;
-use core::arch::naked_asm;
-use core::mem::offset_of;
 use probe_engine_core::optimize::{Displaced, JUMP_LEN, MAX_DISPLACED_COPY};
 
 /// The vector handlers see in an optimized hit's frame: a breakpoint's, as
@@ -41,38 +39,18 @@ pub const OPTIMIZED_HIT_VECTOR: u32 = 3;
 pub const DETOUR_COPY_OFFSET: usize = 23;
 const _: () = assert!(DETOUR_COPY_OFFSET + MAX_DISPLACED_COPY <= SLOT_SIZE);
 
-/// The frame builder every detour jumps to.
-///
-/// ```text
-///                (probed code's stack)     = frame.esp
-///                EFLAGS, CS, EIP, error, vector   (pushed by the detour)
-///                pushad   EAX..EDI
-///        ESP ->  &PtRegs argument
-/// ```
-///
-/// # Safety
-/// Never called: only reached by a detour's `jmp`, with the detour's five
-/// pushes on the probed code's stack and interrupts off.
-#[unsafe(naked)]
-#[unsafe(link_section = ".kprobes.text")]
-pub unsafe extern "C" fn optprobe_entry() {
-    naked_asm!(
-        "pushad",
-        "lea ecx, [esp + {size}]",
-        "mov [esp + {esp}], ecx",
-        "cld",
-        "mov eax, esp",
-        "push eax",
-        "call {dispatch}",
-        ".global optprobe_dispatch_return_site",
-        "optprobe_dispatch_return_site:",
-        "add esp, 4",
-        "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
-        size = const FRAME_SIZE,
-        esp = const offset_of!(PtRegs, esp),
-        dispatch = sym crate::optimize::optimized_dispatch,
-    );
-}
+super::regs::frame_entry!(
+    /// The frame builder every detour jumps to, with the top of the frame
+    /// (EFLAGS, CS, EIP, detour, site) pushed by the detour.
+    ///
+    /// # Safety
+    /// Never called: only reached by a detour's `jmp`, with the detour's
+    /// five pushes on the probed code's stack and interrupts off.
+    optprobe_entry,
+    prefix: [],
+    return_site: "optprobe_dispatch_return_site",
+    dispatch: crate::optimize::optimized_dispatch
+);
 
 /// The return address of [`optprobe_entry`]'s call to the dispatcher: the
 /// unwinder continues through the frame below it.

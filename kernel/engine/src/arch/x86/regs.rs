@@ -51,6 +51,52 @@ const _: () = assert!(offset_of!(PtRegs, vector) == 32);
 const _: () = assert!(offset_of!(PtRegs, eip) == 40);
 const _: () = assert!(offset_of!(PtRegs, eflags) == FRAME_SIZE - 4);
 
+/// Defines a naked engine entry that builds a [`PtRegs`] frame, calls
+/// `$dispatch(&mut PtRegs)` with interrupts off and leaves through the
+/// host's trap exit (`probe_engine_trap_return`): the kretprobe trampoline
+/// and the optprobe entry, which differ only in how the top of the frame
+/// (EFLAGS, CS, EIP, error code, vector) got there: `$prefix`, the lines
+/// that push it, if the entry pushes it itself. `$return_site` labels the
+/// return address of the call, where the unwinder continues through the
+/// frame.
+///
+/// ```text
+///                (interrupted stack)       = frame.esp
+///                EFLAGS, CS, EIP, error, vector   ($prefix, or whoever jumped here)
+///                pushad   EAX..EDI
+///        ESP ->  &PtRegs argument
+/// ```
+macro_rules! frame_entry {
+    (
+        $(#[$meta:meta])*
+        $name:ident, prefix: [$($prefix:literal),*], return_site: $return_site:literal, dispatch: $dispatch:path
+    ) => {
+        $(#[$meta])*
+        #[unsafe(naked)]
+        #[unsafe(link_section = ".kprobes.text")]
+        pub unsafe extern "C" fn $name() {
+            core::arch::naked_asm!(
+                $($prefix,)*
+                "pushad",
+                "lea ecx, [esp + {size}]",
+                "mov [esp + {esp}], ecx",
+                "cld",
+                "mov eax, esp",
+                "push eax",
+                "call {dispatch}",
+                concat!(".global ", $return_site),
+                concat!($return_site, ":"),
+                "add esp, 4",
+                "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
+                size = const $crate::arch::imp::regs::FRAME_SIZE,
+                esp = const core::mem::offset_of!($crate::arch::imp::regs::PtRegs, esp),
+                dispatch = sym $dispatch,
+            );
+        }
+    };
+}
+pub(crate) use frame_entry;
+
 impl PtRegs {
     /// Where the code resumes.
     #[inline(always)]

@@ -19,45 +19,30 @@
 //!                pushad   EAX..EDI
 //!        ESP ->  &PtRegs argument
 //! ```
-use super::regs::{FRAME_SIZE, PtRegs};
-use core::arch::naked_asm;
-use core::mem::offset_of;
+use super::regs::FRAME_SIZE;
 
 /// The vector number a trampoline frame carries (no real vector has it).
 pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
 
-/// Where probed functions return to while a kretprobe instance is active.
-///
-/// # Safety
-/// Never called: only reached by a `ret` whose stacked return address the
-/// engine replaced, with ESP just above that slot.
-#[unsafe(naked)]
-#[unsafe(link_section = ".kprobes.text")]
-pub unsafe extern "C" fn kretprobe_trampoline() {
-    naked_asm!(
+super::regs::frame_entry!(
+    /// Where probed functions return to while a kretprobe instance is active.
+    ///
+    /// # Safety
+    /// Never called: only reached by a `ret` whose stacked return address the
+    /// engine replaced, with ESP just above that slot.
+    kretprobe_trampoline,
+    prefix: [
         "pushfd",
-        "cli",                       // after pushfd: the frame keeps the function's IF
-        ".byte 0x0e",                // push cs, 32-bit (the assembler's `push cs` is 16-bit)
+        "cli",        // after pushfd: the frame keeps the function's IF
+        ".byte 0x0e", // push cs, 32-bit (the assembler's `push cs` is 16-bit)
         "push 0",
         "push 0",
-        "push {vector}",
-        "pushad",
-        "lea ecx, [esp + {size}]",
-        "mov [esp + {esp}], ecx",
-        "cld",
-        "mov eax, esp",
-        "push eax",
-        "call {dispatch}",
-        ".global kretprobe_dispatch_return_site",
-        "kretprobe_dispatch_return_site:",
-        "add esp, 4",
-        "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
-        vector = const KRETPROBE_VECTOR,
-        size = const FRAME_SIZE,
-        esp = const offset_of!(PtRegs, esp),
-        dispatch = sym crate::kretprobe::trampoline_dispatch,
-    );
-}
+        "push -1"     // KRETPROBE_VECTOR
+    ],
+    return_site: "kretprobe_dispatch_return_site",
+    dispatch: crate::kretprobe::trampoline_dispatch
+);
+const _: () = assert!(KRETPROBE_VECTOR == -1i32 as u32);
 
 /// The highest address the trampoline can have pushed to by its call to the
 /// dispatcher, when a trap interrupted it with stack pointer `sp`: a frame
