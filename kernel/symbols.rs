@@ -8,13 +8,16 @@
 //! fills after linking, in place (boot/run.sh runs it on every kernel image).
 //! The layout, the checks and the lookups are the `ksyms-table` crate's,
 //! shared with the tool and tested on the host; in short, a 48-byte header,
-//! 16-byte entries sorted by address, an index sorted by name, then the names.
+//! 16-byte entries sorted by address, a hash index by name, then the names.
 //!
 //! Lookups are lock-free and allocation-free (trap handlers and the panic path
-//! use them): a binary search by address, a binary search by name. The table
-//! is read through a pointer the optimizer cannot trace back to the static,
-//! because the compiler believes it knows the static's (empty) content, which
-//! the post-link step replaced. An image nobody filled simply has no symbols:
+//! use them): a binary search by address, and by name a hash of the name and
+//! about one name comparison (the hash index replaced a binary search by name
+//! that compared names at every step and dominated a probe's registration).
+//! After [`init`], lookups use the table it validated, without parsing the
+//! header again. The table is read through a pointer the optimizer cannot
+//! trace back to the static, because the compiler believes it knows the
+//! static's (empty) content, which the post-link step replaced. An image nobody filled simply has no symbols:
 //! lookups return `None`.
 use crate::println;
 use core::fmt;
@@ -49,6 +52,12 @@ static TABLE: Image = Image { magic: MAGIC_EMPTY, capacity: CAPACITY as u32, res
 /// Set by [`init`] when the table fails validation; lookups then give up.
 static BROKEN: AtomicBool = AtomicBool::new(false);
 
+/// The table [`init`] validated. Lookups take it from here rather than parse
+/// the header each time, and, opened, it gives names without checking them
+/// as UTF-8 again: together most of a lookup by name, which every
+/// symbol-based probe registration does.
+static OPENED: spin::Once<Table<'static>> = spin::Once::new();
+
 /// A function in the kernel image: its name, first byte and size, and the
 /// offset into it of the address looked up (0 for lookups by name).
 pub type Symbol = ksyms_table::Symbol<'static>;
@@ -65,9 +74,27 @@ fn bytes() -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(base, CAPACITY) }
 }
 
-/// The table, if it has been filled and looks sound (a constant-time header
-/// check; [`init`] ran the full one).
+/// The table, if it has been filled and looks sound: the one [`init`]
+/// validated, or before that, one whose header passed a constant-time check.
 fn table() -> Option<Table<'static>> {
+    if let Some(table) = OPENED.get() {
+        return Some(*table);
+    }
+    unopened()
+}
+
+/// `query` on the table, if there is one as [`table`] says; on the validated
+/// one in place, without copying it.
+fn with_table<R>(query: impl Fn(&Table<'static>) -> Option<R>) -> Option<R> {
+    match OPENED.get() {
+        Some(table) => query(table),
+        None => query(&unopened()?),
+    }
+}
+
+/// The table before [`init`] validated it: one whose header passed a
+/// constant-time check, unless [`init`] found it broken.
+fn unopened() -> Option<Table<'static>> {
     if BROKEN.load(Ordering::Relaxed) {
         return None;
     }
@@ -78,7 +105,9 @@ fn table() -> Option<Table<'static>> {
 /// has no usable table (lookups then return `None`).
 pub fn init() {
     match Table::open(bytes()) {
-        Ok(_) => {}
+        Ok(table) => {
+            OPENED.call_once(|| table);
+        }
         Err(Invalid::Empty) => {
             println!("symbols: no symbol table in this image (the post-link tool did not run); addresses stay bare");
         }
@@ -104,14 +133,14 @@ pub fn iter() -> impl Iterator<Item = Symbol> {
 /// hashes, e.g. `probe_kernel::arch::x86::trap::trap_dispatch`, or plain C
 /// names. If several functions share a name, the lowest address wins.
 pub fn lookup_name(name: &str) -> Option<Symbol> {
-    table()?.lookup_name(name)
+    with_table(|table| table.lookup_name(name))
 }
 
 /// The function containing `address`, with `offset = address - start`;
 /// `None` if `address` lies in no function (padding, data, beyond the end).
 /// An asm label inside a function does not count as its own function here.
 pub fn lookup_address(address: usize) -> Option<Symbol> {
-    table()?.lookup_address(address)
+    with_table(|table| table.lookup_address(address))
 }
 
 /// Formats an address as `name+0xoff/0xsize`.
@@ -144,5 +173,5 @@ impl fmt::Display for DescribeReturn {
 /// The function that contains the call returning to `address` (looked up at
 /// `address - 1`); the offset is that of `address` itself.
 pub fn lookup_return_address(address: usize) -> Option<Symbol> {
-    table()?.lookup_return_address(address)
+    with_table(|table| table.lookup_return_address(address))
 }

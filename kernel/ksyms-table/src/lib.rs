@@ -2,10 +2,12 @@
 //!
 //! Backtraces and symbol-based probes need name → address and address →
 //! name+offset/size at run time, and no loader hands the kernel its own ELF
-//! symbols. So a post-link tool (kernel/ksyms-tool) writes a sorted table
-//! into a fixed-size static of the image, and the kernel (kernel/symbols.rs)
-//! reads it in place. Both sides use this crate, so the layout, the order
-//! lookups rely on and the checks that guard them cannot drift apart.
+//! symbols. So a post-link tool (kernel/ksyms-tool) writes a table (entries
+//! sorted by address for address lookups, and a hash index by name, since
+//! every symbol-based probe registration looks a name up) into a fixed-size
+//! static of the image, and the kernel (kernel/symbols.rs) reads it in place.
+//! Both sides use this crate, so the layout, the order and the index lookups
+//! rely on and the checks that guard them cannot drift apart.
 //!
 //! Principles: `no_std` and allocation-free for reading (trap handlers and
 //! the panic path look symbols up), every read bounds-checked so that no

@@ -6,8 +6,18 @@
 //! whose body is garbage gives wrong answers, never a panic or an endless
 //! loop. [`Table::validate`] is the full check, run once (at boot): after it,
 //! the answers are the ones the writer meant.
+//!
+//! Lookups by name go through the name hash index (see `layout`): one hash
+//! of the name and, on average, about one name comparison, rather than a
+//! binary search comparing names at every step, since a probe's
+//! registration looks its symbol up by name. A garbage index can only make
+//! a lookup visit every bucket once, and validation checks that each name
+//! has exactly one bucket, which holds its first entry.
 use crate::adler32;
-use crate::layout::{ENTRY_SIZE, Flags, HEADER_SIZE, INDEX_SIZE, MAGIC_EMPTY, MAGIC_FILLED, entry, header};
+use crate::layout::{
+    BUCKET_SIZE, ENTRY_SIZE, Flags, HEADER_SIZE, MAGIC_EMPTY, MAGIC_FILLED, bucket_count, entry, header, home_bucket,
+    name_hash,
+};
 use core::fmt;
 
 /// A function (or label) in the table, as a lookup reports it.
@@ -44,10 +54,11 @@ pub enum Invalid {
     BadSize,
     /// An entry's name is empty, outside the strings or not UTF-8.
     BadName,
-    /// The by-name index names an entry that does not exist.
-    IndexOutOfRange,
-    /// The by-name index is not sorted by (name, address).
-    IndexNotSorted,
+    /// A bucket of the name hash index names an entry that does not exist.
+    BucketOutOfRange,
+    /// The name hash index does not give every name exactly one bucket,
+    /// holding the first entry of that name, on that name's probe sequence.
+    HashIndexMismatch,
 }
 
 impl Invalid {
@@ -63,8 +74,8 @@ impl Invalid {
             Invalid::NotSortedByAddress => "entries not sorted by address",
             Invalid::BadSize => "entry with a bad size",
             Invalid::BadName => "entry with a bad name",
-            Invalid::IndexOutOfRange => "name index out of range",
-            Invalid::IndexNotSorted => "name index not sorted",
+            Invalid::BucketOutOfRange => "name hash bucket out of range",
+            Invalid::HashIndexMismatch => "name hash index does not match the names",
         }
     }
 }
@@ -96,11 +107,30 @@ impl Entry {
 #[derive(Clone, Copy)]
 pub struct Table<'a> {
     bytes: &'a [u8],
+    /// The `count` entries, each one bounds check away.
+    entries: &'a [[u8; ENTRY_SIZE]],
     count: usize,
-    by_name: usize,
+    buckets: usize,
+    /// The number of buckets less one (a power of two less one).
+    mask: usize,
     strings: usize,
     strings_len: usize,
     used: usize,
+    /// The strings as text, once [`Table::open`] has validated them: names
+    /// are then slices of it (two char-boundary checks) rather than each
+    /// checked as UTF-8 at every lookup. `None` after [`Table::parse`].
+    text: Option<&'a str>,
+}
+
+/// Whether `a` and `b` hold the same bytes, compared a word at a time (the
+/// compiler's `==` calls the byte-at-a-time `memcmp` of compiler_builtins).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let ((a_words, a_tail), (b_words, b_tail)) = (a.as_chunks::<4>(), b.as_chunks::<4>());
+    let tails_equal = a_tail.iter().eq(b_tail);
+    a_words.iter().zip(b_words).all(|(x, y)| u32::from_ne_bytes(*x) == u32::from_ne_bytes(*y)) && tails_equal
 }
 
 /// The little-endian u32 at `offset` of `bytes`, or 0 outside them.
@@ -116,11 +146,12 @@ impl<'a> Table<'a> {
     /// its header is consistent. Constant time: cheap enough before every
     /// lookup. Does not look at the body; see [`Table::validate`].
     pub fn parse(bytes: &'a [u8]) -> Result<Table<'a>, Invalid> {
-        let magic = bytes.get(header::MAGIC..header::MAGIC + 8);
-        if magic == Some(&MAGIC_EMPTY[..]) {
+        // As u64s: one comparison each, rather than a call to memcmp.
+        let magic = bytes.first_chunk().map(|magic| u64::from_le_bytes(*magic));
+        if magic == Some(u64::from_le_bytes(MAGIC_EMPTY)) {
             return Err(Invalid::Empty);
         }
-        if magic != Some(&MAGIC_FILLED[..]) || bytes.len() < HEADER_SIZE {
+        if magic != Some(u64::from_le_bytes(MAGIC_FILLED)) || bytes.len() < HEADER_SIZE {
             return Err(Invalid::BadMagic);
         }
         if word(bytes, header::CAPACITY) as usize != bytes.len() {
@@ -128,33 +159,47 @@ impl<'a> Table<'a> {
         }
         let field = |offset| word(bytes, offset) as usize;
         let count = field(header::COUNT);
-        let (entries, by_name, strings) = (field(header::ENTRIES), field(header::BY_NAME), field(header::STRINGS));
-        let (strings_len, used) = (field(header::STRINGS_LEN), field(header::USED));
-        // `count` is bounded first, so the products below cannot overflow.
-        let layout_ok = count <= bytes.len() / (ENTRY_SIZE + INDEX_SIZE)
-            && entries == HEADER_SIZE
-            && by_name == entries + count * ENTRY_SIZE
-            && strings == by_name + count * INDEX_SIZE
-            && strings_len <= bytes.len()
-            && strings + strings_len == used
+        let (entries, buckets, slots) = (field(header::ENTRIES), field(header::BUCKETS), field(header::BUCKET_COUNT));
+        let (strings, strings_len, used) = (field(header::STRINGS), field(header::STRINGS_LEN), field(header::USED));
+        // Checked arithmetic: the fields are anything a u32 can hold.
+        let after = |start: usize, items: usize, size: usize| items.checked_mul(size)?.checked_add(start);
+        let layout_ok = entries == HEADER_SIZE
+            && after(entries, count, ENTRY_SIZE) == Some(buckets)
+            && bucket_count(count) == Some(slots)
+            && after(buckets, slots, BUCKET_SIZE) == Some(strings)
+            && strings.checked_add(strings_len) == Some(used)
             && used <= bytes.len();
         if !layout_ok {
             return Err(Invalid::InconsistentHeader);
         }
-        Ok(Table { bytes, count, by_name, strings, strings_len, used })
+        // In range, as `HEADER_SIZE <= buckets <= used <= bytes.len()`.
+        let (entries, _) = bytes.get(HEADER_SIZE..buckets).unwrap_or(&[]).as_chunks();
+        Ok(Table { bytes, entries, count, buckets, mask: slots - 1, strings, strings_len, used, text: None })
     }
 
     /// [`Table::parse`] and [`Table::validate`]: a table whose every answer
-    /// is the one its writer meant.
+    /// is the one its writer meant. Keep it rather than parse again: its
+    /// lookups skip the UTF-8 check of the name they answer with.
     pub fn open(bytes: &'a [u8]) -> Result<Table<'a>, Invalid> {
         let table = Table::parse(bytes)?;
         table.validate()?;
-        Ok(table)
+        // Names and their NULs, so text (a table with other bytes between
+        // its names is not the writer's, and its checksum says so).
+        let text = core::str::from_utf8(&bytes[table.strings..table.used]).ok();
+        Ok(Table { text, ..table })
     }
 
     /// The full check, linear in the table's size: zero padding, checksum,
-    /// address order, sizes, names and the by-name index. Any changed byte
+    /// address order, sizes, names and the name hash index. Any changed byte
     /// of a table the writer built makes it fail.
+    ///
+    /// The hash index is checked through the lookup itself: every bucket is
+    /// empty or names an entry; every entry's name, looked up, gives an entry
+    /// with that name and not after it (so, for the first entry of a name,
+    /// that entry itself); and there are no other filled buckets than those
+    /// the distinct names found. Linear in the size for the writer's tables
+    /// (short probe sequences); a table crafted to pass the checksum with
+    /// long ones costs at most one probe sequence per entry.
     pub fn validate(&self) -> Result<(), Invalid> {
         let reserved = &self.bytes[header::RESERVED..HEADER_SIZE];
         let tail = &self.bytes[self.used..];
@@ -179,18 +224,26 @@ impl<'a> Table<'a> {
                 return Err(Invalid::BadName);
             }
         }
-        let mut previous: (&[u8], u32) = (&[], 0);
-        for rank in 0..self.count {
-            let index = self.by_name(rank);
-            if index >= self.count {
-                return Err(Invalid::IndexOutOfRange);
+        let mut filled = 0;
+        for slot in 0..=self.mask {
+            match self.bucket(slot) {
+                0 => {}
+                value if value - 1 < self.count => filled += 1,
+                _ => return Err(Invalid::BucketOutOfRange),
             }
-            let entry = self.entry(index);
-            let key = (self.name_bytes(&entry).unwrap_or(&[]), entry.address);
-            if key < previous {
-                return Err(Invalid::IndexNotSorted);
+        }
+        // Names were all checked above: they are inside the strings.
+        let mut distinct = 0;
+        for index in 0..self.count {
+            let name = self.name_bytes(&self.entry(index)).unwrap_or(&[]);
+            match self.find(name).map(|(first, _)| first) {
+                Some(first) if first < index => {}
+                Some(first) if first == index => distinct += 1,
+                _ => return Err(Invalid::HashIndexMismatch),
             }
-            previous = key;
+        }
+        if filled != distinct {
+            return Err(Invalid::HashIndexMismatch);
         }
         Ok(())
     }
@@ -202,20 +255,21 @@ impl<'a> Table<'a> {
 
     /// Entry `index`; zeros outside the table.
     fn entry(&self, index: usize) -> Entry {
-        let at = HEADER_SIZE.saturating_add(index.saturating_mul(ENTRY_SIZE));
-        let packed = word(self.bytes, at.saturating_add(entry::NAME_LEN));
+        // One bounds check for the entry, not one per field.
+        let bytes = self.entries.get(index).unwrap_or(&[0; ENTRY_SIZE]);
+        let packed = word(bytes, entry::NAME_LEN);
         const _: () = assert!(entry::FLAGS == entry::NAME_LEN + 2);
         Entry {
-            address: word(self.bytes, at.saturating_add(entry::ADDRESS)),
-            size: word(self.bytes, at.saturating_add(entry::SIZE)),
-            name: word(self.bytes, at.saturating_add(entry::NAME)),
+            address: word(bytes, entry::ADDRESS),
+            size: word(bytes, entry::SIZE),
+            name: word(bytes, entry::NAME),
             name_len: packed as u16,
             flags: Flags((packed >> 16) as u16),
         }
     }
 
     fn address(&self, index: usize) -> usize {
-        self.entry(index).address as usize
+        self.entries.get(index).map_or(0, |entry| word(entry, entry::ADDRESS)) as usize
     }
 
     /// The name bytes of `entry`, if they lie inside the strings.
@@ -225,9 +279,26 @@ impl<'a> Table<'a> {
         self.bytes.get(self.strings + start..self.strings + end)
     }
 
-    /// The entry index at position `rank` of the by-name index.
-    fn by_name(&self, rank: usize) -> usize {
-        word(self.bytes, self.by_name.saturating_add(rank.saturating_mul(INDEX_SIZE))) as usize
+    /// Bucket `slot` of the name hash index: 0 (empty) or 1 + an entry index.
+    fn bucket(&self, slot: usize) -> usize {
+        word(self.bytes, self.buckets.saturating_add(slot.saturating_mul(BUCKET_SIZE))) as usize
+    }
+
+    /// The entry the hash index gives for `name`, and its index: that of the
+    /// first bucket of its probe sequence that names an entry called `name`,
+    /// if one comes before an empty bucket. Visits each bucket at most once.
+    fn find(&self, name: &[u8]) -> Option<(usize, Entry)> {
+        let mut slot = home_bucket(name_hash(name), self.mask + 1);
+        for _ in 0..=self.mask {
+            let index = self.bucket(slot).checked_sub(1)?;
+            let entry = self.entry(index);
+            match self.name_bytes(&entry) {
+                Some(found) if same_bytes(found, name) => return Some((index, entry)),
+                _ => {}
+            }
+            slot = (slot + 1) & self.mask;
+        }
+        None
     }
 
     /// Entry `index` as a symbol, `offset` bytes in; `None` if its name is
@@ -237,7 +308,19 @@ impl<'a> Table<'a> {
             return None;
         }
         let entry = self.entry(index);
-        let name = core::str::from_utf8(self.name_bytes(&entry)?).ok()?;
+        self.symbol_of(&entry, offset)
+    }
+
+    /// `entry` as a symbol `offset` bytes in; `None` if its name is not text.
+    fn symbol_of(&self, entry: &Entry, offset: usize) -> Option<Symbol<'a>> {
+        // A name that is text on its own and lies in text starts and ends on
+        // character boundaries of it, so `get` fails only for a bad name.
+        let start = entry.name as usize;
+        let end = start.checked_add(entry.name_len as usize)?;
+        let name = match self.text {
+            Some(text) => text.get(start..end)?,
+            None => core::str::from_utf8(self.name_bytes(entry)?).ok()?,
+        };
         Some(Symbol { name, address: entry.address as usize, size: entry.size as usize, offset })
     }
 
@@ -249,37 +332,21 @@ impl<'a> Table<'a> {
     }
 
     /// The symbol called `name` (offset 0); of several with that name, the
-    /// one at the lowest address.
+    /// one at the lowest address. Through the hash index: the cost is a hash
+    /// of `name` and about one name comparison, whatever the table's size.
     pub fn lookup_name(&self, name: &str) -> Option<Symbol<'a>> {
-        let wanted = name.as_bytes();
-        let name_at = |rank| self.name_bytes(&self.entry(self.by_name(rank))).unwrap_or(&[]);
-        let (mut low, mut high) = (0, self.count);
-        while low < high {
-            let middle = low + (high - low) / 2;
-            if name_at(middle) < wanted {
-                low = middle + 1;
-            } else {
-                high = middle;
-            }
-        }
-        if low == self.count || name_at(low) != wanted {
+        let (index, entry) = self.find(name.as_bytes())?;
+        // Only a bucket out of range in an unvalidated table gets this far
+        // with an index that is no entry.
+        if index >= self.count {
             return None;
         }
-        self.symbol(self.by_name(low), 0)
+        self.symbol_of(&entry, 0)
     }
 
     /// Index of the first entry whose address is above `address`.
     fn partition(&self, address: usize) -> usize {
-        let (mut low, mut high) = (0, self.count);
-        while low < high {
-            let middle = low + (high - low) / 2;
-            if self.address(middle) <= address {
-                low = middle + 1;
-            } else {
-                high = middle;
-            }
-        }
-        low
+        self.entries.partition_point(|entry| word(entry, entry::ADDRESS) as usize <= address)
     }
 
     /// The function containing `address`, with `offset = address - start`;
@@ -302,9 +369,9 @@ impl<'a> Table<'a> {
             first -= 1;
         }
         (first..index)
-            .map(|candidate| (candidate, self.entry(candidate)))
-            .find(|(_, entry)| !entry.flags.contains(Flags::NESTED) && entry.contains(address))
-            .and_then(|(candidate, entry)| self.symbol(candidate, address - entry.address as usize))
+            .map(|candidate| self.entry(candidate))
+            .find(|entry| !entry.flags.contains(Flags::NESTED) && entry.contains(address))
+            .and_then(|entry| self.symbol_of(&entry, address - entry.address as usize))
     }
 
     /// The function that contains the call returning to `address` (looked

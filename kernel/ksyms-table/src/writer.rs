@@ -1,10 +1,14 @@
 //! Building a symbol table's bytes from a list of symbols.
 //!
 //! The one producer of tables (the post-link tool uses it; the host tests
-//! check its output against a reference model). It sorts the symbols itself,
-//! so the order lookups rely on is established here and nowhere else.
+//! check its output against a reference model). It sorts the symbols itself
+//! and fills the name hash index, so the order and the buckets lookups rely
+//! on are established here and nowhere else.
 use crate::adler32;
-use crate::layout::{ENTRY_SIZE, Flags, HEADER_SIZE, INDEX_SIZE, MAGIC_FILLED, MAX_NAME_LEN, header};
+use crate::layout::{
+    BUCKET_SIZE, ENTRY_SIZE, Flags, HEADER_SIZE, MAGIC_FILLED, MAX_NAME_LEN, bucket_count, header, home_bucket,
+    name_hash,
+};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -86,8 +90,9 @@ pub fn build(symbols: &[Input], capacity: usize) -> Result<Vec<u8>, BuildError> 
 
     let count = sorted.len();
     let entries = HEADER_SIZE;
-    let by_name = entries + count * ENTRY_SIZE;
-    let strings = by_name + count * INDEX_SIZE;
+    let buckets = entries + count * ENTRY_SIZE;
+    let slots = bucket_count(count).ok_or(BuildError::TooSmall { needed: usize::MAX, count })?;
+    let strings = buckets + slots * BUCKET_SIZE;
     let strings_len: usize = names.iter().map(|name| name.len() + 1).sum();
     let used = strings + strings_len;
     if used > capacity || capacity > u32::MAX as usize {
@@ -107,11 +112,26 @@ pub fn build(symbols: &[Input], capacity: usize) -> Result<Vec<u8>, BuildError> 
         table[start..start + name.len()].copy_from_slice(name);
         name_offset += name.len() + 1; // and a NUL, already zero
     }
-    let mut order: Vec<usize> = (0..count).collect();
-    order.sort_by(|&a, &b| (names[a], sorted[a].address).cmp(&(names[b], sorted[b].address)));
-    for (rank, index) in order.into_iter().enumerate() {
-        let at = by_name + rank * INDEX_SIZE;
-        table[at..at + 4].copy_from_slice(&(index as u32).to_le_bytes());
+    // Each distinct name gets the bucket of its first entry in table order
+    // (entries are visited in that order, and a later one with a name
+    // already present is skipped); linear probing from the name's hash.
+    let mut bucket_values: Vec<u32> = vec![0; slots];
+    for (index, name) in names.iter().enumerate() {
+        let mut slot = home_bucket(name_hash(name), slots);
+        loop {
+            match bucket_values[slot] {
+                0 => {
+                    bucket_values[slot] = index as u32 + 1;
+                    break;
+                }
+                taken if names[taken as usize - 1] == *name => break,
+                _ => slot = (slot + 1) & (slots - 1),
+            }
+        }
+    }
+    for (slot, value) in bucket_values.into_iter().enumerate() {
+        let at = buckets + slot * BUCKET_SIZE;
+        table[at..at + 4].copy_from_slice(&value.to_le_bytes());
     }
 
     let checksum = adler32(&table[HEADER_SIZE..used]);
@@ -120,7 +140,8 @@ pub fn build(symbols: &[Input], capacity: usize) -> Result<Vec<u8>, BuildError> 
         (header::CAPACITY, capacity),
         (header::COUNT, count),
         (header::ENTRIES, entries),
-        (header::BY_NAME, by_name),
+        (header::BUCKETS, buckets),
+        (header::BUCKET_COUNT, slots),
         (header::STRINGS, strings),
         (header::STRINGS_LEN, strings_len),
         (header::USED, used),

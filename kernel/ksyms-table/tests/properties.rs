@@ -5,10 +5,14 @@
 //! anything may have touched. So on the host, over random inputs: the writer
 //! builds tables that validate; every lookup by name and by address (starts,
 //! insides, one past the end, gaps, nested labels) gives what a linear-scan
-//! model of the documented semantics gives; and any changed byte is refused
-//! by validation, while lookups on an unvalidated table never panic.
-use ksyms_table::layout::{HEADER_SIZE, MAGIC_EMPTY, MAGIC_FILLED, header};
-use ksyms_table::{BuildError, Flags, Input, Invalid, Symbol, Table, build, preference_order};
+//! model of the documented semantics gives (by name through the hash index,
+//! also with many duplicate and colliding names); any changed byte is refused
+//! by validation, and so is a hash index that is wrong even with a matching
+//! checksum; lookups on an unvalidated table never panic.
+use ksyms_table::layout::{
+    BUCKET_SIZE, HEADER_SIZE, MAGIC_EMPTY, MAGIC_FILLED, bucket_count, header, home_bucket, name_hash,
+};
+use ksyms_table::{BuildError, Flags, Input, Invalid, Symbol, Table, adler32, build, preference_order};
 use proptest::prelude::*;
 
 /// `symbols` built with `slack` spare bytes after the used part.
@@ -166,8 +170,12 @@ proptest! {
         slack in 0usize..40,
     ) {
         let bytes = build_with_slack(&symbols, slack);
-        let table = Table::open(&bytes).expect("a freshly built table validates");
+        let opened = Table::open(&bytes).expect("a freshly built table validates");
+        // Opened, names are slices of the validated strings; parsed only,
+        // each is checked as UTF-8: the same answers either way.
+        let parsed = Table::parse(&bytes).unwrap();
         let sorted = model_order(&symbols);
+        for table in [opened, parsed] {
         prop_assert_eq!(table.count(), symbols.len());
         let listed: Vec<Symbol> = table.iter().collect();
         let expected: Vec<Symbol> = sorted.iter().map(|e| as_symbol(e, 0)).collect();
@@ -181,6 +189,7 @@ proptest! {
             let returned = (address.checked_sub(1).and_then(|a| model_address(&sorted, a)))
                 .map(|s| Symbol { offset: s.offset + 1, ..s });
             prop_assert_eq!(table.lookup_return_address(address), returned, "return address {:#x}", address);
+        }
         }
     }
 
@@ -263,11 +272,13 @@ proptest! {
         // the first checks, so the body's checks and the lookups run too.
         let len = bytes.len() as u32;
         let entries = HEADER_SIZE as u32;
-        let by_name = entries + count * 16;
-        let strings = by_name + count * 4;
+        let buckets = entries + count * 16;
+        let slots = bucket_count(count as usize).unwrap() as u32;
+        let strings = buckets + slots * 4;
         let used = len.min(strings.max(entries) + len / 3);
         let fields = [
-            (header::CAPACITY, len), (header::COUNT, count), (header::ENTRIES, entries), (header::BY_NAME, by_name),
+            (header::CAPACITY, len), (header::COUNT, count), (header::ENTRIES, entries), (header::BUCKETS, buckets),
+            (header::BUCKET_COUNT, slots),
             (header::STRINGS, strings), (header::STRINGS_LEN, used.saturating_sub(strings)), (header::USED, used),
         ];
         bytes[..8].copy_from_slice(&MAGIC_FILLED);
@@ -281,6 +292,221 @@ proptest! {
             exercise(&table, &symbols);
         }
     }
+}
+
+/// Many symbols with few names: long runs of duplicates and, with names
+/// from a pool larger than some tables' bucket counts, shared probe sequences.
+fn crowded_symbols() -> impl Strategy<Value = Vec<Input>> {
+    let symbol = (0u32..64, 1u32..8, 0u32..24, 0u16..8).prop_map(|(address, size, name, flags)| Input {
+        address,
+        size,
+        name: format!("n{name}"),
+        flags: Flags(flags),
+    });
+    prop::collection::vec(symbol, 0..200)
+}
+
+/// The little-endian u32 at `offset` of `bytes`.
+fn read(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap())
+}
+
+fn write(bytes: &mut [u8], offset: usize, value: u32) {
+    bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+/// The byte offsets of every bucket of a table `build` made.
+fn bucket_offsets(bytes: &[u8]) -> Vec<usize> {
+    let (start, slots) = (read(bytes, header::BUCKETS) as usize, read(bytes, header::BUCKET_COUNT) as usize);
+    (0..slots).map(|slot| start + slot * BUCKET_SIZE).collect()
+}
+
+/// Recomputes the checksum after an edit, so only the structural checks
+/// stand between the edit and acceptance.
+fn reseal(bytes: &mut [u8]) {
+    let used = read(bytes, header::USED) as usize;
+    let checksum = adler32(&bytes[HEADER_SIZE..used]);
+    write(bytes, header::CHECKSUM, checksum);
+}
+
+/// The names of every symbol, a few absent ones, and every name as stored.
+fn names_to_ask(symbols: &[Input]) -> Vec<String> {
+    let mut names: Vec<String> = symbols.iter().map(|s| s.name.clone()).collect();
+    names.extend(["", "absent", "n", "n99", "a:"].map(String::from));
+    names
+}
+
+proptest! {
+    #[test]
+    fn hash_lookups_agree_with_a_linear_scan_among_duplicates(symbols in crowded_symbols(), slack in 0usize..8) {
+        let bytes = build_with_slack(&symbols, slack);
+        let table = Table::open(&bytes).expect("validates");
+        let parsed = Table::parse(&bytes).unwrap();
+        let sorted = model_order(&symbols);
+        for wanted in names_to_ask(&symbols) {
+            prop_assert_eq!(table.lookup_name(&wanted), model_name(&sorted, &wanted), "name {:?}", wanted);
+            prop_assert_eq!(parsed.lookup_name(&wanted), model_name(&sorted, &wanted), "name {:?}", wanted);
+        }
+        // One filled bucket per distinct name, and at least half are empty.
+        let buckets = bucket_offsets(&bytes);
+        let filled = buckets.iter().filter(|&&at| read(&bytes, at) != 0).count();
+        let distinct: std::collections::HashSet<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
+        prop_assert_eq!(filled, distinct.len());
+        prop_assert!(buckets.len().is_power_of_two() && buckets.len() >= 2 * symbols.len());
+    }
+
+    #[test]
+    fn a_wrong_hash_index_is_refused_despite_its_checksum(
+        symbols in crowded_symbols(),
+        bucket in any::<prop::sample::Index>(),
+        entry in any::<prop::sample::Index>(),
+        edit in 0u8..4,
+    ) {
+        let mut bytes = build_with_slack(&symbols, 0);
+        let buckets = bucket_offsets(&bytes);
+        let at = buckets[bucket.index(buckets.len())];
+        let original = read(&bytes, at);
+        let count = symbols.len() as u32;
+        let value = match edit {
+            // Past the last entry.
+            0 => count + 1 + entry.index(4) as u32,
+            // Emptied (if it was filled).
+            1 => 0,
+            // Any entry, filled or not: moved, duplicated, a later duplicate.
+            _ if count > 0 => entry.index(count as usize) as u32 + 1,
+            _ => count + 1,
+        };
+        write(&mut bytes, at, value);
+        reseal(&mut bytes);
+        let verdict = Table::open(&bytes);
+        if value == original {
+            prop_assert!(verdict.is_ok());
+        } else if value > count {
+            prop_assert_eq!(verdict.err(), Some(Invalid::BucketOutOfRange));
+        } else if original != 0 && value == 0 {
+            // A name lost its bucket.
+            prop_assert_eq!(verdict.err(), Some(Invalid::HashIndexMismatch));
+        } else if original == 0 {
+            // A stray bucket: one filled bucket too many.
+            prop_assert_eq!(verdict.err(), Some(Invalid::HashIndexMismatch));
+        } else {
+            // Another entry in a filled bucket: refused unless it still answers
+            // every name as the model does (an entry of the same name at the
+            // same position is not a different answer).
+            let sorted = model_order(&symbols);
+            match verdict {
+                Ok(table) => {
+                    for wanted in names_to_ask(&symbols) {
+                        prop_assert_eq!(table.lookup_name(&wanted), model_name(&sorted, &wanted));
+                    }
+                }
+                Err(reason) => prop_assert_eq!(reason, Invalid::HashIndexMismatch),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_later_duplicate_in_the_bucket_is_refused() {
+    let symbols: Vec<Input> =
+        (0..3).map(|k| Input { address: 0x1000 + 16 * k, size: 16, name: "dup".into(), flags: Flags::FUNC }).collect();
+    let mut bytes = build(&symbols, 4096).unwrap();
+    let at = *bucket_offsets(&bytes).iter().find(|&&at| read(&bytes, at) != 0).unwrap();
+    assert_eq!(read(&bytes, at), 1, "the first entry of the name");
+    assert_eq!(Table::open(&bytes).unwrap().lookup_name("dup").unwrap().address, 0x1000);
+    write(&mut bytes, at, 2);
+    reseal(&mut bytes);
+    assert_eq!(Table::open(&bytes).err(), Some(Invalid::HashIndexMismatch));
+    // Unvalidated, it still answers (the wrong duplicate), without panicking.
+    assert_eq!(Table::parse(&bytes).unwrap().lookup_name("dup").unwrap().address, 0x1010);
+}
+
+#[test]
+fn a_name_after_an_empty_bucket_of_its_sequence_is_refused() {
+    // Two names with the same home bucket: the second sits one further on.
+    // Moving it two further leaves an empty bucket between, so a lookup stops
+    // before it: refused, although every bucket holds a valid entry index.
+    let slots = bucket_count(2).unwrap();
+    let home = |name: &str| home_bucket(name_hash(name.as_bytes()), slots);
+    let first = "n0".to_string();
+    let second = (1..).map(|k| format!("n{k}")).find(|n| home(n) == home(&first)).unwrap();
+    let symbols = [first, second]
+        .into_iter()
+        .enumerate()
+        .map(|(k, name)| Input { address: 0x1000 + 16 * k as u32, size: 16, name, flags: Flags::FUNC })
+        .collect::<Vec<_>>();
+    let mut bytes = build(&symbols, 4096).unwrap();
+    let buckets = bucket_offsets(&bytes);
+    let h = home(&symbols[0].name);
+    let (at, next, after) = (buckets[(h + 1) % slots], buckets[(h + 2) % slots], buckets[(h + 3) % slots]);
+    assert_eq!((read(&bytes, buckets[h]), read(&bytes, at), read(&bytes, next)), (1, 2, 0));
+    assert_eq!(read(&bytes, after), 0);
+    write(&mut bytes, at, 0);
+    write(&mut bytes, next, 2);
+    reseal(&mut bytes);
+    assert_eq!(Table::open(&bytes).err(), Some(Invalid::HashIndexMismatch));
+}
+
+/// The hash as `layout` defines it, a byte at a time.
+fn model_hash(name: &[u8]) -> u32 {
+    const K: u32 = 0x9e37_79b9;
+    let mut hash = (name.len() as u32).wrapping_mul(K);
+    let mut padded = name.to_vec();
+    padded.resize(name.len().div_ceil(4) * 4, 0);
+    for word in padded.chunks(4) {
+        let word = u32::from(word[0]) | u32::from(word[1]) << 8 | u32::from(word[2]) << 16 | u32::from(word[3]) << 24;
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    hash
+}
+
+proptest! {
+    #[test]
+    fn name_hash_is_as_documented(name in prop::collection::vec(any::<u8>(), 0..40)) {
+        prop_assert_eq!(name_hash(&name), model_hash(&name));
+    }
+}
+
+#[test]
+fn home_buckets_take_the_top_bits() {
+    assert_eq!(name_hash(b""), 0);
+    assert_eq!(home_bucket(u32::MAX, 1), 0);
+    assert_eq!(home_bucket(u32::MAX, 1024), 1023);
+    assert_eq!(home_bucket(0x8000_0000, 2), 1);
+    assert_eq!(home_bucket(0x7fff_ffff, 2), 0);
+}
+
+#[test]
+fn kernel_like_names_have_short_probe_sequences() {
+    // Names like the kernel's, sharing long prefixes and differing in a few
+    // bytes; the mean and longest probe sequences of a lookup that finds its
+    // name must stay short (linear probing at a load of at most 1/2 averages
+    // 1.5 buckets with a uniform hash).
+    let mut names = Vec::new();
+    for module in ["arch::x86::trap", "kprobes", "engine::registry", "symbols", "task", "shell"] {
+        for k in 0..200 {
+            names.push(format!("probe_kernel::{module}::function_{k}"));
+            names.push(format!("<probe_kernel::{module}::Type{k} as core::fmt::Debug>::fmt"));
+        }
+    }
+    names.extend((0..400).map(|k| format!("label_{k:x}")));
+    let slots = bucket_count(names.len()).unwrap();
+    let mut taken = vec![false; slots];
+    let (mut total, mut longest) = (0, 0);
+    for name in &names {
+        let mut slot = home_bucket(name_hash(name.as_bytes()), slots);
+        let mut length = 1;
+        while taken[slot] {
+            slot = (slot + 1) % slots;
+            length += 1;
+        }
+        taken[slot] = true;
+        total += length;
+        longest = longest.max(length);
+    }
+    let mean = total as f64 / names.len() as f64;
+    assert!(mean < 2.0, "mean probe sequence {mean}");
+    assert!(longest < 24, "longest probe sequence {longest}");
 }
 
 /// Every lookup, on a table that may be garbage.
@@ -310,12 +536,14 @@ fn the_compiled_image_is_empty_not_broken() {
 
 #[test]
 fn no_symbols_make_a_valid_empty_table() {
-    let bytes = build(&[], HEADER_SIZE).unwrap();
+    // The header and one (empty) bucket.
+    let size = HEADER_SIZE + BUCKET_SIZE;
+    let bytes = build(&[], size).unwrap();
     let table = Table::open(&bytes).unwrap();
     assert_eq!(table.count(), 0);
     assert_eq!(table.lookup_name("a"), None);
     assert_eq!(table.lookup_address(0), None);
-    assert_eq!(build(&[], HEADER_SIZE - 1), Err(BuildError::TooSmall { needed: HEADER_SIZE, count: 0 }));
+    assert_eq!(build(&[], size - 1), Err(BuildError::TooSmall { needed: size, count: 0 }));
 }
 
 #[test]

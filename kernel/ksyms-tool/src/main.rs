@@ -4,10 +4,11 @@
 //! name+offset/size at run time, under every boot path (GRUB's Multiboot2
 //! ISO and QEMU's `-kernel`), and no loader hands the kernel its ELF
 //! symbols. So after linking, this tool reads the image's own .symtab,
-//! demangles the Rust names, and writes a sorted table (the format of the
-//! `ksyms-table` crate, which the kernel reads with the same code) into the
-//! bytes of the `probe_kernel_ksyms` static, whose size is fixed at link
-//! time. Nothing moves, so the patched file is the very image that was linked.
+//! demangles the Rust names, and writes a table (sorted by address, with a
+//! hash index by name; the format of the `ksyms-table` crate, which the
+//! kernel reads with the same code) into the bytes of the `probe_kernel_ksyms`
+//! static, whose size is fixed at link time. Nothing moves, so the patched
+//! file is the very image that was linked.
 //!
 //! ```text
 //! ksyms-tool [--dump] KERNEL.elf...
@@ -22,7 +23,7 @@ mod collect;
 mod demangle;
 mod elf;
 
-use ksyms_table::layout::{MAGIC_EMPTY, MAGIC_FILLED, header};
+use ksyms_table::layout::{MAGIC_EMPTY, MAGIC_FILLED, MAGIC_FORMAT1, header};
 use ksyms_table::{BuildError, Flags, build, preference_order};
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
@@ -57,9 +58,10 @@ fn run(path: &str, dump: bool) -> Result<(), String> {
     let (offset, size) = image.table;
     let current = &data[offset..offset + size];
     let magic = current.get(..8).unwrap_or(&[]);
-    if magic != MAGIC_EMPTY && magic != MAGIC_FILLED {
+    // A format-1 table (an image patched by an older tool) is rewritten.
+    if magic != MAGIC_EMPTY && magic != MAGIC_FILLED && magic != MAGIC_FORMAT1 {
         return Err(format!(
-            "the table at file offset {offset:#x} has magic {:?}, not KSYMNONE or KSYMTAB1",
+            "the table at file offset {offset:#x} has magic {:?}, not KSYMNONE, KSYMTAB2 or KSYMTAB1",
             String::from_utf8_lossy(magic)
         ));
     }
