@@ -45,8 +45,16 @@ extern "C" fn tp_zero() -> u32 {
     naked_asm!("xor eax, eax", "ret");
 }
 
+/// `return 5`: `xor eax, eax` (2 bytes), then at `tp_pair_second` the
+/// 5-byte `mov ecx, 5`: a jump-optimized probe on the entry displaces both.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+extern "C" fn tp_pair() -> u32 {
+    naked_asm!("xor eax, eax", ".global tp_pair_second", "tp_pair_second:", "mov ecx, 5", "add eax, ecx", "ret");
+}
+
 #[used]
-static KEEP: [extern "C" fn() -> u32; 3] = [tp_value, tp_elsewhere, tp_zero];
+static KEEP: [extern "C" fn() -> u32; 4] = [tp_value, tp_elsewhere, tp_zero, tp_pair];
 
 fn value_address() -> *const () {
     tp_value as *const ()
@@ -139,6 +147,26 @@ fn a_guarded_jump_goes_to_the_new_target() {
 }
 
 static PROBE: Kprobe = Kprobe::new().symbol("tp_value", 0);
+static PAIR_ENTRY: Kprobe = Kprobe::new().symbol("tp_pair", 0);
+
+#[test_case]
+fn an_instruction_under_an_optimized_probes_jump_is_refused() {
+    unsafe extern "C" {
+        static tp_pair_second: u8;
+    }
+    let second = &raw const tp_pair_second as *const ();
+    let mov_ecx_6 = [0xb9, 6, 0, 0, 0];
+    set_optimization(true).unwrap();
+    register_kprobe(&PAIR_ENTRY).unwrap();
+    assert!(PAIR_ENTRY.flags().contains(KprobeFlags::OPTIMIZED), "the entry probe's jump covers the mov");
+    // No probe is registered at the mov itself: only the jump makes it busy.
+    assert_eq!(text_poke_bp(second, &mov_ecx_6), Err(TextPokeError::ProbeSite));
+    assert_eq!(tp_pair(), 5);
+    unregister_kprobe(&PAIR_ENTRY).unwrap();
+    assert_eq!(text_poke_bp(second, &mov_ecx_6), Ok(()));
+    assert_eq!(tp_pair(), 6);
+    assert_eq!(text_poke_bp(second, &[0xb9, 5, 0, 0, 0]), Ok(()));
+}
 
 #[test_case]
 fn patches_the_engine_cannot_guard_are_refused_and_change_nothing() {
