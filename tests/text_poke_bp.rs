@@ -53,8 +53,16 @@ extern "C" fn tp_pair() -> u32 {
     naked_asm!("xor eax, eax", ".global tp_pair_second", "tp_pair_second:", "mov ecx, 5", "add eax, ecx", "ret");
 }
 
+/// Five one-byte `nop`s, then at `tp_nops_mov` a 5-byte `mov ecx, 7` that
+/// a test turns into a `jmp` back into the `nop`s (and never calls it then).
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+extern "C" fn tp_nops() -> u32 {
+    naked_asm!(".rept 5", "nop", ".endr", ".global tp_nops_mov", "tp_nops_mov:", "mov ecx, 7", "mov eax, ecx", "ret");
+}
+
 #[used]
-static KEEP: [extern "C" fn() -> u32; 4] = [tp_value, tp_elsewhere, tp_zero, tp_pair];
+static KEEP: [extern "C" fn() -> u32; 5] = [tp_value, tp_elsewhere, tp_zero, tp_pair, tp_nops];
 
 fn value_address() -> *const () {
     tp_value as *const ()
@@ -148,6 +156,32 @@ fn a_guarded_jump_goes_to_the_new_target() {
 
 static PROBE: Kprobe = Kprobe::new().symbol("tp_value", 0);
 static PAIR_ENTRY: Kprobe = Kprobe::new().symbol("tp_pair", 0);
+static NOPS_ENTRY: Kprobe = Kprobe::new().symbol("tp_nops", 0);
+
+#[test_case]
+fn a_patched_in_jump_is_seen_by_the_optimizer() {
+    unsafe extern "C" {
+        static tp_nops_mov: u8;
+    }
+    let mov = &raw const tp_nops_mov as usize;
+    let entry = start(tp_nops);
+    set_optimization(true).unwrap();
+    // Registration walks the function (and caches what it learned).
+    register_kprobe(&NOPS_ENTRY).unwrap();
+    assert!(NOPS_ENTRY.flags().contains(KprobeFlags::OPTIMIZED));
+    unregister_kprobe(&NOPS_ENTRY).unwrap();
+    assert_eq!(tp_nops(), 7);
+    // `jmp entry + 2`: a branch into the range a jump at the entry displaces.
+    let rel = ((entry + 2) as i32 - (mov + 5) as i32).to_le_bytes();
+    text_poke_bp(mov as *const (), &[0xe9, rel[0], rel[1], rel[2], rel[3]]).unwrap();
+    assert_eq!(can_optimize(entry as *const ()), Err(OptimizeRefusal::JumpIntoRange { from: mov }));
+    register_kprobe(&NOPS_ENTRY).unwrap();
+    let optimized = NOPS_ENTRY.flags().contains(KprobeFlags::OPTIMIZED);
+    unregister_kprobe(&NOPS_ENTRY).unwrap();
+    text_poke_bp(mov as *const (), &[0xb9, 7, 0, 0, 0]).unwrap();
+    assert!(!optimized, "optimized over a jump into its range: registration used a stale walk of the function");
+    assert_eq!(tp_nops(), 7);
+}
 
 #[test_case]
 fn an_instruction_under_an_optimized_probes_jump_is_refused() {

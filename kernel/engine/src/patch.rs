@@ -43,7 +43,10 @@ pub fn text_poke_bp_observed(
     {
         return Err(TextPokeError::ProbeSite);
     }
-    arch::text_poke_bp(address, new, function, registry::original_byte, registry::slot_in_use, observe)
+    arch::text_poke_bp(address, new, function, registry::original_byte, registry::slot_in_use, observe)?;
+    // The text changed: what registration cached of it is stale.
+    registry::forget_decoded_text();
+    Ok(())
 }
 
 /// How many times code hit the guard `int3` of a patch in progress (and

@@ -399,8 +399,51 @@ const STARTS_WORDS: usize = 2048;
 static STARTS_CACHE: spin::Mutex<StartsCache> =
     spin::Mutex::new(StartsCache { entries: [const { InstructionStarts::empty() }; STARTS_CACHED], next: 0 });
 
+/// Instructions registration decoded lately, by address, each with the
+/// function it was decoded in: a probe registered at an address again (or
+/// a second probe there) skips iced-x86, whose decoder costs about 1,300
+/// guest instructions to set up and run, most of a registration's cost
+/// once symbols are hashed. Direct-mapped, static (no heap), registration
+/// time only: its lock is never taken on a trap path.
+struct DecodedCache {
+    entries: [Option<Decoded>; DECODED_CACHED],
+}
+#[derive(Clone, Copy)]
+struct Decoded {
+    address: usize,
+    function: (usize, usize),
+    insn: Insn,
+}
+const DECODED_CACHED: usize = 64;
+static DECODED_CACHE: spin::Mutex<DecodedCache> = spin::Mutex::new(DecodedCache { entries: [None; DECODED_CACHED] });
+
+/// Forgets what registration learned from the text (decoded instructions,
+/// function walks with their branch targets): after `text_poke_bp`
+/// replaced an instruction, whose successor may decode differently (a
+/// `mov` becoming a `jmp` adds a branch target).
+pub(crate) fn forget_decoded_text() {
+    DECODED_CACHE.lock().entries = [None; DECODED_CACHED];
+    let mut starts = STARTS_CACHE.lock();
+    starts.entries = [const { InstructionStarts::empty() }; STARTS_CACHED];
+}
+
 /// The instruction at `address` in `function`, from its original bytes.
 fn decode(address: usize, function: Range<usize>) -> Result<Insn, Refusal> {
+    let bucket = (address ^ (address >> 6)) % DECODED_CACHED;
+    let key = (function.start, function.end);
+    if let Some(known) = DECODED_CACHE.lock().entries[bucket]
+        && known.address == address
+        && known.function == key
+    {
+        return Ok(known.insn);
+    }
+    let insn = decode_uncached(address, function)?;
+    DECODED_CACHE.lock().entries[bucket] = Some(Decoded { address, function: key, insn });
+    Ok(insn)
+}
+
+/// [`decode`] without its cache of instructions (with the walks' cache).
+fn decode_uncached(address: usize, function: Range<usize>) -> Result<Insn, Refusal> {
     let mut cache = STARTS_CACHE.lock();
     let cache = &mut *cache;
     let known = cache.entries.iter().position(|entry| entry.function() == function && !function.is_empty());
