@@ -181,6 +181,15 @@ pub struct InstructionStarts<const WORDS: usize> {
     indirect_jump_at: Option<usize>,
     /// Where the walk met an undecodable instruction, if it did (it stops there).
     invalid_at: Option<usize>,
+    /// [`checksum`] of the bytes walked (the whole function, if the walk
+    /// completed), so a user of the facts can tell the text is unchanged.
+    checksum: u32,
+}
+
+/// FNV-1a over `bytes`: what [`InstructionStarts`] remembers of the bytes
+/// it walked.
+pub fn checksum(bytes: impl IntoIterator<Item = u8>) -> u32 {
+    bytes.into_iter().fold(0x811c_9dc5, |hash, byte| (hash ^ byte as u32).wrapping_mul(0x0100_0193))
 }
 
 impl<const WORDS: usize> InstructionStarts<WORDS> {
@@ -195,6 +204,7 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
             targets: [0; WORDS],
             indirect_jump_at: None,
             invalid_at: None,
+            checksum: 0,
         }
     }
 
@@ -211,6 +221,7 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
         }
         self.bits[..function.len().div_ceil(32)].fill(0);
         self.targets[..function.len().div_ceil(32)].fill(0);
+        let mut sum = checksum([]);
         let mut ip = function.start;
         while ip < function.end {
             let mut window = [0u8; MAX_INSN_LEN];
@@ -225,6 +236,7 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
             }
             let offset = ip - function.start;
             self.bits[offset / 32] |= 1 << (offset % 32);
+            sum = window[..insn.len()].iter().fold(sum, |hash, &byte| (hash ^ byte as u32).wrapping_mul(0x0100_0193));
             match insn.flow_control() {
                 FlowControl::IndirectBranch => {
                     self.indirect_jump_at.get_or_insert(ip);
@@ -240,6 +252,7 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
             }
             ip += insn.len();
         }
+        self.checksum = sum;
         self.function = function;
         true
     }
@@ -274,6 +287,12 @@ impl<const WORDS: usize> InstructionStarts<WORDS> {
     /// Whether the walk decoded the whole function.
     pub fn complete(&self) -> bool {
         self.invalid_at.is_none()
+    }
+
+    /// [`checksum`] of the function's bytes as walked, if the walk
+    /// decoded all of them (the cheap test that the text is unchanged).
+    pub fn checksum(&self) -> Option<u32> {
+        self.complete().then_some(self.checksum)
     }
 
     /// What [`decode_in_function`] says of `address` in the function walked.

@@ -431,9 +431,12 @@ pub(crate) fn forget_decoded_text() {
 fn decode(address: usize, function: Range<usize>) -> Result<Insn, Refusal> {
     let bucket = (address ^ (address >> 6)) % DECODED_CACHED;
     let key = (function.start, function.end);
+    // A hit counts only if the bytes are still those decoded: a host may
+    // rewrite its own text (a module loaded where another was).
     if let Some(known) = DECODED_CACHE.lock().entries[bucket]
         && known.address == address
         && known.function == key
+        && (0..known.insn.length).all(|i| original_byte(address + i) == known.insn.bytes[i])
     {
         return Ok(known.insn);
     }
@@ -466,8 +469,22 @@ fn decode_uncached(address: usize, function: Range<usize>) -> Result<Insn, Refus
 pub(crate) fn analyze(address: usize, function: Range<usize>) -> Result<Displaced, OptimizeRefusal> {
     decode(address, function.clone()).map_err(|_| OptimizeRefusal::Undecodable { at: address })?;
     let cache = STARTS_CACHE.lock();
-    let walk = cache.entries.iter().find(|entry| entry.function() == function);
+    // The walk's facts (branch targets, indirect jumps) hold only for the
+    // bytes it walked: a host may have rewritten the function since (only
+    // `text_poke_bp`'s changes empty the cache). A jump placed on stale
+    // facts could be a crash, so they are checked here, at the cost of
+    // reading the function's bytes once.
+    let walk = cache
+        .entries
+        .iter()
+        .find(|entry| entry.function() == function && entry.checksum() == Some(function_checksum(&function)));
     probe_engine_core::optimize::analyze(address, function, walk.map(Facts), original_byte)
+}
+
+/// The checksum [`InstructionStarts`] keeps of the bytes it walked, of
+/// `function`'s original bytes now.
+fn function_checksum(function: &Range<usize>) -> u32 {
+    probe_engine_core::decode::checksum(function.clone().map(original_byte))
 }
 
 /// Site number `number` (the optimized trap path's frame names its site).
