@@ -68,7 +68,7 @@ static SLOW_GATE: AtomicUsize = AtomicUsize::new(0);
 #[inline(never)]
 #[unsafe(no_mangle)]
 extern "C" fn sp_slow(x: u32) -> u32 {
-    if x as usize % SLOW_CALLS == 0 {
+    if (x as usize).is_multiple_of(SLOW_CALLS) {
         SLOW_GATE.fetch_add(1, SeqCst);
         while SLOW_GATE.load(SeqCst) < CPUS {
             core::hint::spin_loop();
