@@ -100,6 +100,18 @@ impl Displaced {
         (code, at + last.len)
     }
 
+    /// The original byte at `address`, if the jump displaced it.
+    pub fn original_byte(&self, address: usize) -> Option<u8> {
+        let mut start = self.address;
+        for insn in &self.insns[..self.count] {
+            if (start..start + insn.length).contains(&address) {
+                return Some(insn.bytes[address - start]);
+            }
+            start += insn.length;
+        }
+        None
+    }
+
     /// Where in the original code the copy's byte `offset` came from (for
     /// presenting a fault in the copy at the original instruction).
     pub fn original_of(&self, offset: usize) -> usize {

@@ -51,20 +51,6 @@ pub(crate) struct Detour {
     pub displaced: Displaced,
 }
 
-impl Detour {
-    /// The original byte at `address`, if the jump displaced it.
-    pub fn original_byte(&self, address: usize) -> Option<u8> {
-        let mut start = self.displaced.address;
-        for insn in &self.displaced.insns[..self.displaced.count] {
-            if (start..start + insn.length).contains(&address) {
-                return Some(insn.bytes[address - start]);
-            }
-            start += insn.length;
-        }
-        None
-    }
-}
-
 /// Where the relocated copy of the displaced instructions starts in the
 /// detour at `slot`.
 #[unsafe(link_section = ".kprobes.text")]
@@ -152,13 +138,32 @@ pub fn set_optimization(enabled: bool) -> Result<(), KprobeError> {
 /// on, at least one probe is enabled, and every probe needs nothing after
 /// the instruction: no post or fault handler, no jprobe.
 fn probes_allow(site: &Site) -> bool {
-    optimization_enabled()
-        && site.probes().any(|probe| probe.is_enabled())
-        && site.probes().all(|probe| match probe.kind {
-            ProbeKind::Plain => probe.post_handler.is_none() && probe.fault_handler.is_none(),
-            ProbeKind::Kretprobe => true,
-            ProbeKind::Jprobe => false,
-        })
+    optimization_enabled() && site.probes().any(|probe| probe.is_enabled()) && site.probes().all(allows_jump)
+}
+
+/// Whether `probe` needs nothing after the instruction, so a jump may
+/// stand at its address: a plain probe without post or fault handler, or a
+/// kretprobe's entry (a jprobe needs its breakpoint).
+fn allows_jump(probe: &crate::Kprobe) -> bool {
+    match probe.kind {
+        ProbeKind::Plain => probe.post_handler.is_none() && probe.fault_handler.is_none(),
+        ProbeKind::Kretprobe => true,
+        ProbeKind::Jprobe => false,
+    }
+}
+
+/// The optimized site whose jump covers `address` (one at it, or one up
+/// to four bytes before whose range reaches it), with its detour.
+/// Registration side; nothing to look up while no site has a detour.
+pub(crate) fn jump_covering(address: usize) -> Option<(&'static Site, Detour)> {
+    if !registry::any_detours() {
+        return None;
+    }
+    (address.saturating_sub(JUMP_LEN - 1)..=address).find_map(|start| {
+        let site = registry::lookup(start)?;
+        let detour = site.detour()?;
+        detour.displaced.range().contains(&address).then_some((site, detour))
+    })
 }
 
 /// Optimizes `site` if it is eligible and not optimized yet. Task
@@ -187,17 +192,11 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
     // No other probe may lie inside the range, and it may not overlap
     // another site's jump.
     let inside = address + 1..address + displaced.length;
-    if inside.clone().any(|byte| registry::lookup(byte).is_some())
-        || (address.saturating_sub(JUMP_LEN - 1)..address).any(|byte| {
-            registry::lookup(byte)
-                .and_then(|other| other.detour())
-                .is_some_and(|detour| detour.displaced.range().contains(&address))
-        })
-    {
+    if inside.clone().any(|byte| registry::lookup(byte).is_some()) || jump_covering(address).is_some() {
         return;
     }
     let Some(slot) = registry::allocate_detour_slot() else { return };
-    let image = optprobe::detour_image(registry::number_of(site), &displaced, slot);
+    let image = optprobe::detour_image(registry::site_number(site), &displaced, slot);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
     unsafe { crate::slots::write(slot, &image) };
     registry::publish_detour(registry, site, Some(Detour { slot, displaced }));
@@ -262,7 +261,7 @@ pub(crate) fn unoptimize_unsynced(registry: &Guard, site: &'static Site) -> Opti
     text_poke_sync();
     let mut tail = [0u8; JUMP_LEN - 1];
     for (i, byte) in tail.iter_mut().enumerate() {
-        *byte = detour.original_byte(address + 1 + i).expect("the jump displaced its own bytes");
+        *byte = detour.displaced.original_byte(address + 1 + i).expect("the jump displaced its own bytes");
     }
     // SAFETY: behind the breakpoint; the original bytes come back.
     unsafe { crate::host::text_poke(address + 1, &tail) }.expect("probe address left kernel text");
@@ -274,40 +273,14 @@ pub(crate) fn unoptimize_unsynced(registry: &Guard, site: &'static Site) -> Opti
     Some(detour.slot)
 }
 
-/// Before `probe` is added at `address`: unoptimizes every site whose jump
-/// covers the address, except the site at the address itself when `probe`
-/// keeps it eligible (a plain probe without post or fault handler, or a
-/// kretprobe's entry).
+/// Before `probe` is added at `address`: unoptimizes the site whose jump
+/// covers the address (jumps never overlap, so there is at most one),
+/// unless it is the site at the address itself and `probe` keeps it
+/// eligible ([`allows_jump`]).
 pub(crate) fn before_adding(registry: &Guard, address: usize, probe: &crate::Kprobe) {
-    if !registry::any_detours() {
-        return;
-    }
-    let keeps_eligible = match probe.kind {
-        ProbeKind::Plain => probe.post_handler.is_none() && probe.fault_handler.is_none(),
-        ProbeKind::Kretprobe => true,
-        ProbeKind::Jprobe => false,
-    };
-    // The site's own jump stays if the new probe keeps it eligible.
-    let own_stays = keeps_eligible && registry::lookup(address).is_some();
-    let last = if own_stays { address } else { address + 1 };
-    for start in address.saturating_sub(JUMP_LEN - 1)..last {
-        unoptimize_if_covering(registry, start, address);
-    }
-}
-
-/// Whether the jump of an optimized site covers `address` (registration
-/// lock held).
-pub(crate) fn covered_by_jump(address: usize) -> bool {
-    (address.saturating_sub(JUMP_LEN - 1)..=address).any(|start| {
-        registry::lookup(start)
-            .and_then(|site| site.detour())
-            .is_some_and(|detour| detour.displaced.range().contains(&address))
-    })
-}
-
-fn unoptimize_if_covering(registry: &Guard, start: usize, address: usize) {
-    if let Some(site) = registry::lookup(start)
-        && site.detour().is_some_and(|detour| detour.displaced.range().contains(&address))
+    if let Some((site, _)) = jump_covering(address)
+        // The site's own jump stays if the new probe keeps it eligible.
+        && !(site.address() == address && allows_jump(probe))
     {
         unoptimize(registry, site);
     }

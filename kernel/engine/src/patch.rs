@@ -39,7 +39,7 @@ pub fn text_poke_bp_observed(
     let _registry = registry::lock().map_err(TextPokeError::Address)?;
     let (address, function) = registry::resolve(&Kprobe::new().address(address)).map_err(TextPokeError::Address)?;
     if (address..address + new.len().max(1))
-        .any(|byte| registry::lookup(byte).is_some() || crate::optimize::covered_by_jump(byte))
+        .any(|byte| registry::lookup(byte).is_some() || crate::optimize::jump_covering(byte).is_some())
     {
         return Err(TextPokeError::ProbeSite);
     }

@@ -221,7 +221,7 @@ static SLOT_SITE: [AtomicU16; crate::slots::SLOT_COUNT] = [const { AtomicU16::ne
 
 /// The number of `site` in the table.
 #[unsafe(link_section = ".kprobes.text")]
-fn site_number(site: &Site) -> usize {
+pub(crate) fn site_number(site: &Site) -> usize {
     (site as *const Site as usize - SITES.as_ptr() as usize) / core::mem::size_of::<Site>()
 }
 
@@ -324,15 +324,11 @@ pub(crate) fn lock() -> Result<Guard, KprobeError> {
     }
 }
 
-/// The byte at `address` as the original code has it (an armed breakpoint undone).
+/// The byte at `address` as the original code has it (an armed breakpoint
+/// or an optimized probe's jump undone).
 pub(crate) fn original_byte(address: usize) -> u8 {
-    if DETOURS.load(Ordering::Relaxed) != 0 {
-        // A jump of an optimized site up to four bytes before may cover it.
-        for start in address.saturating_sub(probe_engine_core::optimize::JUMP_LEN - 1)..=address {
-            if let Some(byte) = lookup(start).and_then(|site| site.detour()).and_then(|d| d.original_byte(address)) {
-                return byte;
-            }
-        }
+    if let Some((_, detour)) = optimize::jump_covering(address) {
+        return detour.displaced.original_byte(address).expect("a jump covers only bytes it displaced");
     }
     match lookup(address) {
         Some(site) if site.armed.load(Ordering::Acquire) => site.arch().original_first_byte(),
@@ -495,11 +491,6 @@ pub(crate) fn site_by_number(number: usize) -> &'static Site {
     // the modulo (a mask: MAX_SITES is a power of two) lets the compiler
     // drop the bounds check without an unchecked access.
     &SITES[number % MAX_SITES]
-}
-
-/// The number of `site` (what its detour names).
-pub(crate) fn number_of(site: &Site) -> usize {
-    site_number(site)
 }
 
 /// Calls `f` on every site in use. Registration lock held.
