@@ -155,10 +155,15 @@ fn allows_jump(probe: &crate::Kprobe) -> bool {
 /// The optimized site whose jump covers `address` (one at it, or one up
 /// to four bytes before whose range reaches it), with its detour.
 /// Registration side; nothing to look up while no site has a detour.
+#[inline] // the no-detours test, in every original byte read registration makes
 pub(crate) fn jump_covering(address: usize) -> Option<(&'static Site, Detour)> {
     if !registry::any_detours() {
         return None;
     }
+    jump_covering_slow(address)
+}
+
+fn jump_covering_slow(address: usize) -> Option<(&'static Site, Detour)> {
     (address.saturating_sub(JUMP_LEN - 1)..=address).find_map(|start| {
         let site = registry::lookup(start)?;
         let detour = site.detour()?;
