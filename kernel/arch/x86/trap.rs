@@ -308,15 +308,15 @@ pub unsafe extern "C" fn trap_return() {
     naked_asm!(
         ".global probe_engine_trap_return", // the engine's trampoline leaves here too
         "probe_engine_trap_return:",
-        "mov eax, [esp + {esp}]",
         "lea ecx, [esp + {size}]",
-        "cmp eax, ecx",
+        "cmp [esp + {esp}], ecx",
         "jne 3f",
         "2:",
         "popad",
         "add esp, 8",                 // vector, error code
         "iretd",
         "3:",                          // move the frame to end at the new ESP
+        "mov eax, [esp + {esp}]",
         "sub eax, {size}",
         "mov esi, esp",
         "mov edi, eax",

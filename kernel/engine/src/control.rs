@@ -203,7 +203,21 @@ impl ControlBlock {
         }
     }
 
-    /// Idle → the handlers of `site` (a fresh hit, or a fault in its copy).
+    /// A hit at `site`: idle → its handlers (a fresh hit), with one check
+    /// of the state, already running `lone` if the site has one probe to
+    /// run ([`Site::lone`]); otherwise nothing changes and the answer says
+    /// what kind of hit this is ([`hit`](Self::hit)).
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn begin_hit(&mut self, site: &'static Site, lone: Option<&'static Kprobe>) -> Hit {
+        if let State::Idle = self.state {
+            self.state = State::Handlers { site: Some(site), running: lone };
+            return Hit::Fresh;
+        }
+        self.hit()
+    }
+
+    /// Idle → the handlers of `site` (a fault in its copy).
     #[unsafe(link_section = ".kprobes.text")]
     #[inline(always)]
     pub fn begin_handlers(&mut self, site: &'static Site) -> Transition {

@@ -17,7 +17,7 @@
 //! nothing, decodes nothing, and lives in `.kprobes.text`; every entry takes
 //! the [`TrapContext`] that only the trap entry can create.
 use super::control::{self, ControlBlock, Hit, State, TrapContext, transition};
-use super::probe::{FaultAction, PreAction, ProbeKind};
+use super::probe::{FaultAction, Kprobe, PreAction, ProbeKind};
 use super::registry::{self, Site};
 use super::{jprobe, kretprobe};
 use crate::arch::imp::PtRegs;
@@ -39,7 +39,8 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
         Ok(site) => site,
         Err(generation) => return not_a_site(cx, regs, address, generation),
     };
-    match control::with(cx, |kcb| kcb.hit()) {
+    let lone = site.lone();
+    match control::with(cx, |kcb| kcb.begin_hit(site, lone)) {
         Hit::Fresh => {}
         Hit::Reentry => {
             reenter(cx, regs, site);
@@ -50,8 +51,7 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
         Hit::InsideReentry => return TrapOutcome::NotMine,
     }
     regs.set_ip(address);
-    transition(cx, |kcb| kcb.begin_handlers(site));
-    if !run_pre_handlers(cx, regs, site) {
+    if !run_pre_handlers(cx, regs, site, lone) {
         run_instruction(cx, regs, site);
     }
     TrapOutcome::Handled
@@ -64,27 +64,48 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
 /// breakpoint and optimized hits.
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
-pub(crate) fn run_pre_handlers(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) -> bool {
+pub(crate) fn run_pre_handlers(
+    cx: &mut TrapContext,
+    regs: &mut PtRegs,
+    site: &'static Site,
+    lone: Option<&'static Kprobe>,
+) -> bool {
+    // The common case, one probe whose entry handler is all a hit needs
+    // (`Site::lone`, read once by the caller and already the running probe
+    // of the control block): no walk of the list.
+    if let Some(probe) = lone {
+        return run_pre_handler(cx, regs, probe);
+    }
     for probe in site.probes() {
-        if !probe.is_enabled() {
-            continue;
-        }
-        transition(cx, |kcb| kcb.run(probe));
-        let action = match probe.kind {
-            ProbeKind::Plain => probe.pre_handler.map_or(PreAction::Continue, |pre| pre(probe, regs)),
-            ProbeKind::Kretprobe => {
-                kretprobe::on_entry(cx, probe, regs);
-                PreAction::Continue
-            }
-            ProbeKind::Jprobe => {
-                jprobe::setjmp(cx, probe, regs);
+        if probe.is_enabled() {
+            transition(cx, |kcb| kcb.run(probe));
+            if run_pre_handler(cx, regs, probe) {
                 return true;
             }
-        };
-        if action == PreAction::Redirected {
-            transition(cx, ControlBlock::finish);
-            return true;
         }
+    }
+    false
+}
+
+/// Runs `probe`'s part of a hit (a pre-handler, a kretprobe's entry, a
+/// jprobe's set-up), the control block already running it; returns
+/// whether it took the hit over.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn run_pre_handler(cx: &mut TrapContext, regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
+    // Plain probes first: the common case costs one test of the kind.
+    let action = if probe.kind == ProbeKind::Plain {
+        probe.pre_handler.map_or(PreAction::Continue, |pre| pre(probe, regs))
+    } else if probe.kind == ProbeKind::Kretprobe {
+        kretprobe::on_entry(cx, probe, regs);
+        PreAction::Continue
+    } else {
+        jprobe::setjmp(cx, probe, regs);
+        return true;
+    };
+    if action == PreAction::Redirected {
+        transition(cx, ControlBlock::finish);
+        return true;
     }
     false
 }
@@ -121,13 +142,11 @@ fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize, generatio
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
 pub(crate) fn run_instruction(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) {
-    if let Some(copy) = site.detour_copy_entry() {
-        // Jump-optimized (or being changed): the jump may cover the bytes
-        // after this instruction, so the detour's copy of the whole range runs.
-        regs.set_ip(copy);
-        transition(cx, ControlBlock::finish);
-    } else if site.boosted() {
-        arch::setup_boost(regs, site.arch());
+    // Jump-optimized (or being changed), the detour's copy of the whole
+    // range (the jump may cover the bytes after this instruction); boosted,
+    // the boosted copy; else a single-step.
+    if let Some(resume) = site.resume() {
+        regs.set_ip(resume);
         transition(cx, ControlBlock::finish);
     } else {
         let step = arch::setup_single_step(regs, site.arch());

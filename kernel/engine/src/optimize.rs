@@ -325,7 +325,8 @@ pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
         regs.set_ip(copy);
         return;
     }
-    match control::with(cx, |kcb| kcb.hit()) {
+    let lone = site.lone();
+    match control::with(cx, |kcb| kcb.begin_hit(site, lone)) {
         Hit::Fresh => {}
         Hit::Reentry | Hit::InsideReentry => {
             site.count_miss();
@@ -333,8 +334,7 @@ pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
             return;
         }
     }
-    transition(cx, |kcb| kcb.begin_handlers(site));
-    if handler::run_pre_handlers(cx, regs, site) {
+    if handler::run_pre_handlers(cx, regs, site, lone) {
         return; // redirected (the hit is finished)
     }
     regs.set_ip(copy);

@@ -60,6 +60,15 @@ pub(crate) struct Site {
     /// optimizer: it must not look symbols up while a probe may be armed on
     /// the lookup itself.
     function: [AtomicUsize; 2],
+    /// The site's one enabled probe when a hit needs nothing but its entry
+    /// handler (a plain probe without a post handler, or a kretprobe's
+    /// entry probe), else null: a hit then skips the walk of the list.
+    /// Derived by [`replan`] from the list and the flags.
+    lone: AtomicPtr<Kprobe>,
+    /// Where a fresh hit resumes without a second trap: the detour's copy
+    /// while jump-optimized (or being changed), else the boosted copy when
+    /// boosted, else 0 (single-step). Derived by [`replan`].
+    resume: AtomicUsize,
 }
 
 // SAFETY: `arch` is written only by registration (under REGISTRY, while the
@@ -81,6 +90,28 @@ impl Site {
             detour_slot: AtomicUsize::new(0),
             displaced: UnsafeCell::new(None),
             function: [const { AtomicUsize::new(0) }; 2],
+            lone: AtomicPtr::new(ptr::null_mut()),
+            resume: AtomicUsize::new(0),
+        }
+    }
+
+    /// The site's only enabled probe, if a hit needs nothing else (see the
+    /// field): one load instead of a walk of the list.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn lone(&self) -> Option<&'static Kprobe> {
+        // SAFETY: set by `replan` to null or a linked `&'static Kprobe`.
+        unsafe { self.lone.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// Where a fresh hit resumes without a second trap, if it can (see the
+    /// field): one load instead of three tests.
+    #[unsafe(link_section = ".kprobes.text")]
+    #[inline(always)]
+    pub fn resume(&self) -> Option<usize> {
+        match self.resume.load(Ordering::Acquire) {
+            0 => None,
+            address => Some(address),
         }
     }
 
@@ -229,7 +260,7 @@ pub(crate) fn site_number(site: &Site) -> usize {
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
 fn site_address(number: usize) -> usize {
-    SITES[number].address()
+    site_by_number(number).address()
 }
 
 /// The site at `address`, if one is registered. Trap path: O(1), no lock
@@ -245,7 +276,7 @@ pub(crate) fn lookup(address: usize) -> Option<&'static Site> {
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
 pub(crate) fn find(address: usize) -> Result<&'static Site, u32> {
-    INDEX.find(address, site_address).map(|number| &SITES[number])
+    INDEX.find(address, site_address).map(site_by_number)
 }
 
 /// Whether a site was indexed or unindexed since a miss of [`find`].
@@ -487,9 +518,9 @@ fn function_checksum(function: &Range<usize>) -> u32 {
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
 pub(crate) fn site_by_number(number: usize) -> &'static Site {
-    // The number comes from a detour the engine wrote, so it is in range;
-    // the modulo (a mask: MAX_SITES is a power of two) lets the compiler
-    // drop the bounds check without an unchecked access.
+    // The number comes from the index or a detour the engine wrote, so it
+    // is in range; the modulo (a mask: MAX_SITES is a power of two) lets
+    // the compiler drop the bounds check without an unchecked access.
     &SITES[number % MAX_SITES]
 }
 
@@ -525,6 +556,30 @@ pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<Deto
             site.detour_slot.store(0, Ordering::Release);
         }
     }
+    replan(site);
+}
+
+/// Derives what the trap path reads in place of the list, the flags and
+/// the detour (`lone` and `resume`), after any of them changed. Called
+/// under the registration lock by every writer of those (`refresh`,
+/// `publish_detour`). A hit on another CPU reads each field once, so it
+/// sees the old plan or the new, as it saw the old or the new flag before.
+#[unsafe(link_section = ".kprobes.text")]
+fn replan(site: &Site) {
+    let resume = match site.detour_slot.load(Ordering::Acquire) {
+        0 if site.boosted() => site.arch().boost_entry(),
+        0 => 0,
+        slot => optimize::copy_entry(slot),
+    };
+    site.resume.store(resume, Ordering::Release);
+    let mut enabled = site.probes().filter(|probe| probe.is_enabled());
+    let lone = match (enabled.next(), enabled.next()) {
+        (Some(probe), None) if probe.post_handler.is_none() && probe.kind != ProbeKind::Jprobe => {
+            probe as *const Kprobe as *mut Kprobe
+        }
+        _ => ptr::null_mut(),
+    };
+    site.lone.store(lone, Ordering::Release);
 }
 
 /// Whether any site is jump-optimized (or being changed).
@@ -573,6 +628,7 @@ fn refresh(site: &Site) -> bool {
     for probe in site.probes() {
         probe.set_flag(KprobeFlags::BOOSTED, boost);
     }
+    replan(site);
     let armed = site.armed.load(Ordering::Acquire);
     if any_enabled && !armed {
         arch::arm(site.arch()).expect("probe address left kernel text");

@@ -81,8 +81,7 @@ macro_rules! frame_entry {
                 "lea ecx, [esp + {size}]",
                 "mov [esp + {esp}], ecx",
                 "cld",
-                "mov eax, esp",
-                "push eax",
+                "push esp",   // the frame's address (push stores ESP as it was)
                 "call {dispatch}",
                 concat!(".global ", $return_site),
                 concat!($return_site, ":"),
