@@ -306,6 +306,13 @@ fn active(_cx: &TrapContext, task: TaskId) -> ActiveList {
     ActiveList { next: ACTIVE.get(task).map_or(ptr::null_mut(), |head| head.load(Ordering::Acquire)) }
 }
 
+/// `task`'s newest active instance.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn newest(_cx: &TrapContext, task: TaskId) -> Option<NonNull<KretprobeInstance>> {
+    NonNull::new(ACTIVE.get(task)?.load(Ordering::Acquire))
+}
+
 /// A field of an active instance, read through its pointer.
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
@@ -415,6 +422,16 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
     let mut cx = unsafe { TrapContext::enter() };
     let cx = &mut cx;
     let task = crate::host::current_task();
+    // Returns come in the order of their calls, so the returning call is
+    // almost always the task's newest instance: then it and any others of
+    // the same call (several kretprobes on one function) are popped off
+    // the head, with no search ([`pop_returning`]).
+    if let Some(head) = newest(cx, task)
+        && slot_of(head) == arch::returned_slot(regs)
+    {
+        pop_returning(cx, task, head, regs);
+        return;
+    }
     let Some(first) = returning_instance(cx, task, regs) else {
         let mut listed = [(0, 0); 8];
         let count = active(cx, task).enumerate().fold(0, |_, (n, i)| {
@@ -435,16 +452,51 @@ pub(crate) extern "C" fn trampoline_dispatch(regs: &mut PtRegs) {
         unlink(cx, task, instance);
         // SAFETY: unlinked above, so this is the only reference to the
         // instance until it goes back to its pool.
-        let instance_ref = unsafe { &mut *instance.as_ptr() };
-        if let Some(rp) = instance_ref.kretprobe()
-            && let Some(handler) = rp.handler
-        {
-            control::transition(cx, |kcb| kcb.run(&rp.kp));
-            handler(instance_ref, regs);
-        }
+        report(cx, unsafe { &mut *instance.as_ptr() }, regs);
         instances::put(cx, instance);
     }
     control::transition(cx, ControlBlock::end_return_handlers);
+}
+
+/// The common return: `head`, the newest instance of `task`, is the
+/// returning call's. Pops it and every instance after it with the same
+/// slot (those are the other kretprobes of the same call, linked by the
+/// same entry hit, newest first), running their handlers in that order.
+/// An instance of that slot deeper in the list would be a call that never
+/// returned and whose stack was reused, which the kernel cannot do (no
+/// `longjmp`; a task's list dies with it), so no search follows.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn pop_returning(cx: &mut TrapContext, task: TaskId, head: NonNull<KretprobeInstance>, regs: &mut PtRegs) {
+    control::transition(cx, ControlBlock::begin_return_handlers);
+    let slot = slot_of(head);
+    regs.set_ip(return_address_of(head));
+    let mut next = Some(head);
+    while let Some(instance) = next.filter(|&instance| slot_of(instance) == slot) {
+        // SAFETY: `instance` heads the task's list (the token gives this
+        // code the lists to itself); unlinking it makes this the only
+        // reference until it goes back to its pool.
+        let instance_ref = unsafe { &mut *instance.as_ptr() };
+        next = NonNull::new(instance_ref.next);
+        ACTIVE[task].store(instance_ref.next, Ordering::Release);
+        instance_ref.next = ptr::null_mut();
+        report(cx, instance_ref, regs);
+        instances::put(cx, instance);
+    }
+    control::transition(cx, ControlBlock::end_return_handlers);
+}
+
+/// Runs the return handler of `instance`'s kretprobe, if it has one (it
+/// has none once unregistered).
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn report(cx: &mut TrapContext, instance: &mut KretprobeInstance, regs: &mut PtRegs) {
+    if let Some(rp) = instance.kretprobe()
+        && let Some(handler) = rp.handler
+    {
+        control::transition(cx, |kcb| kcb.run(&rp.kp));
+        handler(instance, regs);
+    }
 }
 
 /// The trampoline was entered by a return that no active instance of the
