@@ -33,6 +33,8 @@ pub struct ArchSite {
     pub insn: Insn,
     /// The slot's address.
     pub slot: usize,
+    /// The single-step repair, worked out from `insn` once, here.
+    pub step: super::step::StepPlan,
 }
 
 impl ArchSite {
@@ -108,7 +110,7 @@ pub fn prepare(
     image[BOOST_OFFSET..BOOST_OFFSET + boosted.len].copy_from_slice(&boosted.bytes[..boosted.len]);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
     unsafe { slots::write(slot, &image) };
-    Ok(ArchSite { address, insn, slot })
+    Ok(ArchSite { address, insn, slot, step: super::step::StepPlan::new(&insn, address, slot) })
 }
 
 /// Gives the slot back (it is reused only once no task can be running in it).

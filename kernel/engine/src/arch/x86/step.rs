@@ -67,32 +67,79 @@ pub enum StepProgress {
     Again,
 }
 
-/// Repairs the frame after the copy of `site` was single-stepped.
+/// What to write over the word the stepped instruction pushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StackRepair {
+    /// Nothing was pushed, or nothing to repair.
+    None,
+    /// A `call`: the return address, as the original instruction's.
+    ReturnAddress(u32),
+    /// `pushfd`: TF and IF, as the probed code had them.
+    Flags,
+}
+
+/// The single-step repair of one site, worked out from its [`Fixup`] at
+/// registration, so the `#DB` half of a hit tests a few fields instead of
+/// classifying the instruction again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepPlan {
+    /// Added to EIP (wrapping): from the slot back to the original code for
+    /// slot-relative results, 0 for absolute targets (`ret`, `jmp`/`call`
+    /// through a register or memory).
+    eip_delta: u32,
+    /// A `rep` string instruction: EIP still at the copy means step again.
+    repeats: bool,
+    stack: StackRepair,
+    /// The EFLAGS bits that go back to the probed code's (TF, and IF unless
+    /// the instruction decided IF itself).
+    restored_flags: u32,
+    /// The EFLAGS bits then set (IF for the emulated `sti`).
+    set_flags: u32,
+}
+
+impl StepPlan {
+    /// The plan for `insn`, probed at `address`, stepped in `slot`.
+    pub fn new(insn: &super::decode::Insn, address: usize, slot: usize) -> StepPlan {
+        let fixup = insn.fixup;
+        StepPlan {
+            eip_delta: if fixup.slot_relative() { (address as u32).wrapping_sub(slot as u32) } else { 0 },
+            repeats: fixup == Fixup::RepeatedString,
+            stack: match fixup {
+                _ if fixup.pushes_return_address() => StackRepair::ReturnAddress((address + insn.length) as u32),
+                Fixup::PushFlags => StackRepair::Flags,
+                _ => StackRepair::None,
+            },
+            restored_flags: match fixup {
+                Fixup::InterruptFlagWriter | Fixup::EnableInterrupts => EFLAGS_TF,
+                _ => EFLAGS_TF | EFLAGS_IF,
+            },
+            set_flags: if fixup == Fixup::EnableInterrupts { EFLAGS_IF } else { 0 },
+        }
+    }
+}
+
+/// Repairs the frame after the copy of `site` was single-stepped, from the
+/// site's precomputed [`StepPlan`].
 #[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
 pub fn resume_after_single_step(frame: &mut PtRegs, site: &ArchSite, state: StepState) -> StepProgress {
-    let fixup = site.insn.fixup;
-    if fixup == Fixup::RepeatedString && frame.eip as usize == site.single_step_entry() {
+    let plan = &site.step;
+    if plan.repeats && frame.eip as usize == site.single_step_entry() {
         return StepProgress::Again;
     }
     let stack_top = frame.esp as *mut u32;
-    if fixup.pushes_return_address() {
+    match plan.stack {
+        StackRepair::None => {}
         // SAFETY: the call just pushed its return address at ESP.
-        unsafe { stack_top.write(site.next_address() as u32) };
-    }
-    if fixup == Fixup::PushFlags {
+        StackRepair::ReturnAddress(next) => unsafe { stack_top.write(next) },
         // SAFETY: pushfd just pushed EFLAGS at ESP.
-        unsafe { stack_top.write((stack_top.read() & !(EFLAGS_TF | EFLAGS_IF)) | state.saved_flags) };
+        StackRepair::Flags => unsafe {
+            stack_top.write((stack_top.read() & !(EFLAGS_TF | EFLAGS_IF)) | state.saved_flags)
+        },
     }
-    if fixup.slot_relative() {
-        // Wrapping: a target below the slot (a backward branch, a call to
-        // lower text) makes `eip - slot` negative.
-        frame.eip = frame.eip.wrapping_sub(site.single_step_entry() as u32).wrapping_add(site.address as u32);
-    }
-    frame.eflags = (frame.eflags & !EFLAGS_TF) | (state.saved_flags & EFLAGS_TF);
-    match fixup {
-        Fixup::InterruptFlagWriter => {}
-        Fixup::EnableInterrupts => frame.eflags |= EFLAGS_IF,
-        _ => frame.eflags = (frame.eflags & !EFLAGS_IF) | (state.saved_flags & EFLAGS_IF),
-    }
+    // Wrapping: a target below the slot (a backward branch, a call to
+    // lower text) makes `eip - slot` negative.
+    frame.eip = frame.eip.wrapping_add(plan.eip_delta);
+    frame.eflags = (frame.eflags & !plan.restored_flags) | (state.saved_flags & plan.restored_flags) | plan.set_flags;
     StepProgress::Finished
 }
