@@ -19,9 +19,7 @@ pub mod trampoline;
 
 pub use decode::{Fixup, Insn};
 pub use slot::{ArchSite, prepare, release};
-pub use step::{
-    StepProgress, StepState, present_fault_at_original, resume_after_single_step, setup_boost, setup_single_step,
-};
+pub use step::{StepProgress, StepState, present_fault_at_original, resume_after_single_step, setup_single_step};
 
 pub use regs::{CallingConvention, FRAME_SIZE, PtRegs, regs_get_kernel_argument};
 

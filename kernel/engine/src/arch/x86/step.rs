@@ -39,12 +39,6 @@ pub fn setup_single_step(frame: &mut PtRegs, site: &ArchSite) -> StepState {
     StepState { saved_flags }
 }
 
-/// Sends the trapped code to the boosted version of `site` (no trap after).
-#[unsafe(link_section = ".kprobes.text")]
-pub fn setup_boost(frame: &mut PtRegs, site: &ArchSite) {
-    frame.eip = site.boost_entry() as u32;
-}
-
 /// The copy of `site`'s instruction faulted (single-stepped or boosted):
 /// makes the frame look as if the original instruction faulted — EIP at the
 /// probe address, TF and IF as the probed code had them (`step`, or `None`
