@@ -110,15 +110,12 @@ fn run_pre_handler(cx: &mut TrapContext, regs: &mut PtRegs, probe: &'static Kpro
     false
 }
 
-/// An `int3` at no registered site: `jprobe_return`'s, a probe removed
-/// while its trap was in flight, or not ours.
+/// An `int3` at no registered site: a probe removed while its trap was in
+/// flight, or not ours.
 #[unsafe(link_section = ".kprobes.text")]
 #[cold]
 #[inline(never)]
-fn not_a_site(cx: &mut TrapContext, regs: &mut PtRegs, address: usize, generation: u32) -> TrapOutcome {
-    if arch::jprobe::is_return_breakpoint(address) {
-        return jprobe::longjmp(cx, regs);
-    }
+fn not_a_site(_cx: &mut TrapContext, regs: &mut PtRegs, address: usize, generation: u32) -> TrapOutcome {
     if !arch::is_breakpoint(address) {
         // The breakpoint was removed after it trapped: run the original.
         regs.set_ip(address);

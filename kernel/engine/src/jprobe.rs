@@ -13,9 +13,9 @@ use super::error::KprobeError;
 use super::handler;
 use super::probe::{Kprobe, KprobeFlags, ProbeKind};
 use super::registry;
+use crate::arch::imp::PtRegs;
 use crate::arch::imp::jprobe as arch;
 pub use crate::arch::imp::jprobe::jprobe_return;
-use crate::arch::imp::{PtRegs, TrapOutcome};
 use core::sync::atomic::Ordering;
 
 /// A jump probe: `entry` is an `extern "C"` function with the probed
@@ -88,18 +88,32 @@ pub(crate) fn setjmp(cx: &mut TrapContext, probe: &'static Kprobe, regs: &mut Pt
     });
 }
 
-/// `jprobe_return`'s `int3`: restore the stack and registers saved at the
-/// hit, then carry on with the probed instruction.
+/// `jprobe_return`'s frame (built by `jprobe_return_entry` with interrupts
+/// off): restore the stack and registers saved at the hit into it, then
+/// carry on with the probed instruction.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn longjmp(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
+pub(crate) extern "C" fn longjmp_dispatch(regs: &mut PtRegs) {
+    // SAFETY: `jprobe_return_entry` executed `cli` after saving the flags,
+    // and is the engine's own entry.
+    let mut cx = unsafe { TrapContext::enter() };
+    let cx = &mut cx;
     let restored = control::with(cx, |kcb| {
         let (save, site) = kcb.take_jprobe()?;
         arch::leave_handler(regs, save);
         Some(site)
     });
     let Some(site) = restored else {
-        return TrapOutcome::NotMine;
+        no_jprobe_in_progress();
     };
     handler::run_instruction(cx, regs, site);
-    TrapOutcome::Handled
+}
+
+/// `jprobe_return` was called with no jprobe hit in progress on this CPU:
+/// from code that is not a jprobe handler, or twice. There is no state to
+/// go back to, so the run stops with a report that says so.
+#[cold]
+#[inline(never)]
+#[unsafe(link_section = ".kprobes.text")]
+fn no_jprobe_in_progress() -> ! {
+    panic!("jprobe_return called with no jprobe hit in progress on this CPU (not from a jprobe handler?)")
 }

@@ -125,7 +125,6 @@ pub use registry::{
 /// pay for them (and the heap in use stays flat from boot on).
 pub fn init() {
     probe_engine_core::decode::warm_up();
-    arch::imp::jprobe::check_layout();
     slots::check_memory();
     blacklist::init();
 }

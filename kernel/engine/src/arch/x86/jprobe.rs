@@ -4,11 +4,13 @@
 //! At the hit the registers and the top of the stack (the arguments) are
 //! saved, and EIP goes to the handler with interrupts off: its `extern "C"`
 //! parameters *are* the probed function's arguments. `jprobe_return` puts
-//! ESP back and executes `int3`; the engine restores the saved stack and
-//! registers there. The ESP to put back is the CPU's own (several CPUs may
-//! be inside jprobe handlers at once): one saved stack pointer per CPU,
-//! which the handler cannot leave (interrupts stay off in it).
-use super::BREAKPOINT_INSTRUCTION;
+//! ESP back and builds there the frame an `int3` would have pushed, without
+//! taking one (Linux's i386 `jprobe_return` traps; the frame costs a few
+//! pushes and no exception, no failed site lookup); the engine restores
+//! the saved stack and registers into it. The ESP to put back is the CPU's
+//! own (several CPUs may be inside jprobe handlers at once): one saved
+//! stack pointer per CPU, which the handler cannot leave (interrupts stay
+//! off in it).
 use super::cpu::EFLAGS_IF;
 use super::regs::PtRegs;
 use core::arch::naked_asm;
@@ -19,9 +21,10 @@ pub const JPROBE_STACK_COPY: usize = 64;
 /// The copy in stack words (the stack is word-aligned).
 const STACK_WORDS: usize = JPROBE_STACK_COPY / 4;
 
-/// Copies `words` stack words one by one. A `memcpy` call here would be a
-/// byte-count loop with set-up on every jprobe hit, twice; the words are
-/// few and aligned, so plain loads and stores are the short path.
+/// Copies `words` stack words with one `rep movsd`. A `memcpy` call here
+/// would be a byte-count loop with set-up on every jprobe hit, twice, and a
+/// loop of loads and stores costs five instructions a word; the string
+/// instruction is one per word.
 ///
 /// # Safety
 /// `from` and `to` must be valid, aligned and non-overlapping for `words`
@@ -29,10 +32,21 @@ const STACK_WORDS: usize = JPROBE_STACK_COPY / 4;
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
 unsafe fn copy_words(from: *const u32, to: *mut u32, words: usize) {
-    for i in 0..words {
-        // SAFETY: in bounds for `words` words (the caller's contract);
-        // volatile so the loop stays loads and stores, not a memcpy call.
-        unsafe { to.add(i).write_volatile(from.add(i).read_volatile()) };
+    // SAFETY: the caller's contract covers every word `rep movsd` reads and
+    // writes; the direction flag is clear at every Rust instruction
+    // boundary (the ABI), so the copy runs upwards from both pointers. ESI
+    // is LLVM's (it may hold a base pointer), so it is swapped in and
+    // restored around the copy.
+    unsafe {
+        core::arch::asm!(
+            "xchg esi, {from}",
+            "rep movsd",
+            "mov esi, {from}",
+            from = inout(reg) from => _,
+            inout("ecx") words => _,
+            inout("edi") to => _,
+            options(nostack, preserves_flags),
+        );
     }
 }
 
@@ -72,7 +86,9 @@ impl JprobeStack {
 
 /// The stack pointer `jprobe_return` restores (the probed function's ESP),
 /// per CPU: written at the hit and read at `jprobe_return` by the same CPU,
-/// with interrupts off throughout.
+/// with interrupts off throughout; 0 when no jprobe hit is in progress (set
+/// back when its save is restored), so a stray `jprobe_return` keeps its
+/// own stack and reaches the dispatcher's report.
 static SAVED_ESP: [AtomicUsize; crate::MAX_CPUS] = [const { AtomicUsize::new(0) }; crate::MAX_CPUS];
 
 /// The calling CPU's saved stack pointer, for [`jprobe_return`] (a plain
@@ -85,40 +101,49 @@ extern "C" fn saved_stack_pointer() -> usize {
 /// Ends a jprobe handler: never returns to it; execution continues with the
 /// probed function as if the handler had not run.
 ///
-/// The call below may clobber EAX, ECX, EDX and EFLAGS: the `int3` restores
-/// every register from the save made at the hit anyway.
+/// The call below may clobber EAX, ECX, EDX and EFLAGS: the frame built
+/// next is overwritten with every register saved at the hit anyway.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
 pub extern "C" fn jprobe_return() -> ! {
     naked_asm!(
-        "call {saved}",  // 5 bytes: E8 rel32
-        "mov esp, eax",  // 2 bytes: 89 C4
-        "int3",
-        "ud2",
+        "call {saved}",
+        "test eax, eax", // 0: no jprobe hit in progress (the dispatcher says so)
+        "jz 2f",
+        "mov esp, eax",
+        "2:",
+        "jmp {entry}",
         saved = sym saved_stack_pointer,
+        entry = sym jprobe_return_entry,
     );
 }
 
-/// Offset of the `int3` in [`jprobe_return`] (checked at boot by [`check_layout`]).
-const RETURN_BREAKPOINT_OFFSET: usize = 7;
+/// The vector a `jprobe_return` frame carries until the save replaces it
+/// (no real vector has it).
+pub const JPROBE_RETURN_VECTOR: u32 = 0xffff_fffe;
+const _: () = assert!(JPROBE_RETURN_VECTOR == -2i32 as u32);
 
-#[unsafe(link_section = ".kprobes.text")]
-fn return_breakpoint() -> usize {
-    jprobe_return as *const () as usize + RETURN_BREAKPOINT_OFFSET
-}
-
-/// Checks that [`jprobe_return`]'s `int3` is where the trap path expects it.
-pub fn check_layout() {
-    // SAFETY: reads one byte of kernel text.
-    let byte = unsafe { core::ptr::read_volatile(return_breakpoint() as *const u8) };
-    assert_eq!(byte, BREAKPOINT_INSTRUCTION, "jprobe_return's int3 moved");
-}
-
-/// Whether a breakpoint at `address` is `jprobe_return`'s.
-#[unsafe(link_section = ".kprobes.text")]
-pub fn is_return_breakpoint(address: usize) -> bool {
-    address == return_breakpoint()
-}
+super::regs::frame_entry!(
+    /// [`jprobe_return`]'s second half, on the probed function's stack:
+    /// the frame an `int3` there would push (EFLAGS, CS, a placeholder EIP,
+    /// error code, vector), then the registers, then the engine's
+    /// `longjmp_dispatch`, which fills the frame from the save.
+    ///
+    /// # Safety
+    /// Never called: only reached by `jprobe_return`'s `jmp`, with ESP back
+    /// at the probed function's.
+    jprobe_return_entry,
+    prefix: [
+        "pushfd",
+        "cli",        // after pushfd (the save's EFLAGS replaces it anyway)
+        ".byte 0x0e", // push cs, 32-bit
+        "push 0",     // EIP, from the save
+        "push 0",
+        "push -2"     // JPROBE_RETURN_VECTOR
+    ],
+    return_site: "jprobe_dispatch_return_site",
+    dispatch: crate::jprobe::longjmp_dispatch
+);
 
 /// Saves `regs` and the top of the probed stack into `save` (up to the end
 /// of the stack `stack_end` gives, if known) and sends `regs` to `entry`
@@ -137,12 +162,13 @@ pub fn enter_handler(regs: &mut PtRegs, entry: usize, save: &mut JprobeStack, st
     regs.eflags &= !EFLAGS_IF;
 }
 
-/// At `jprobe_return`'s breakpoint: puts back the stack bytes and the
-/// registers `save` holds.
+/// At `jprobe_return`: puts back the stack bytes and the registers `save`
+/// holds.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn leave_handler(regs: &mut PtRegs, save: &JprobeStack) {
     // SAFETY: restores the stack words saved at the hit, where they were;
-    // the current trap frame lies below them (jprobe_return reset ESP first).
+    // the current frame lies below them (jprobe_return reset ESP first).
     unsafe { copy_words(save.stack.as_ptr(), save.regs.esp as *mut u32, save.stack_words) };
     *regs = save.regs;
+    SAVED_ESP[crate::host::current_cpu()].store(0, Ordering::Relaxed);
 }
