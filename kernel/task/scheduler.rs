@@ -196,12 +196,21 @@ pub(super) fn finish_switch() {
     });
 }
 
-/// The body of every CPU's idle task: look for work, halt until the next
-/// interrupt, repeat.
+/// The body of every CPU's idle task: look for work, halt until an
+/// interrupt that may have made some (a sync round's cannot: the CPU halts
+/// again at once, instead of scanning the task table under its lock while
+/// the CPU that asked for the round waits; under `-icount` those scans were
+/// most of what a text change costs on four CPUs), repeat. The count is
+/// read and compared with interrupts off, so an interrupt between the look
+/// and the halt is seen.
 pub(super) fn idle_loop() -> ! {
     loop {
-        cpu::without_interrupts(schedule);
-        cpu::wait_for_interrupt();
+        cpu::disable_interrupts();
+        schedule();
+        let seen = percpu::this_cpu().wakeups.load(Ordering::Relaxed);
+        while percpu::this_cpu().wakeups.load(Ordering::Relaxed) == seen {
+            percpu::idle_halt(); // a sync round skips this CPU meanwhile
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 //! `smp_processor_id()` under preemption).
 use core::arch::asm;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// CPUs this kernel can run: every table sized per CPU uses it.
 pub const MAX_CPUS: usize = 8;
@@ -31,6 +31,15 @@ pub struct PerCpu {
     /// Where the last cross-CPU synchronisation interrupt found this CPU
     /// (its interrupted EIP), 0 if none since.
     pub sync_eip: AtomicUsize,
+    /// Interrupts this CPU took that may have made work for it (every
+    /// device and local APIC interrupt but the sync round's): the idle loop
+    /// looks for a task to run only when this moved.
+    pub wakeups: AtomicUsize,
+    /// Halted in the idle loop ([`idle_halt`]): set by the CPU itself right
+    /// before its `sti; hlt`, cleared (with a full barrier, then a
+    /// serializing instruction) by the interrupt entry that wakes it, before
+    /// any handler runs. A sync round skips such a CPU (see `smp`).
+    pub idle_halted: AtomicBool,
 }
 
 struct Blocks([PerCpu; MAX_CPUS]);
@@ -46,6 +55,8 @@ static BLOCKS: Blocks = Blocks(
             current_task: AtomicUsize::new(0),
             previous_task: AtomicUsize::new(0),
             sync_eip: AtomicUsize::new(0),
+            wakeups: AtomicUsize::new(0),
+            idle_halted: AtomicBool::new(false),
         }
     }; MAX_CPUS],
 );
@@ -118,4 +129,35 @@ pub fn set_current_task(task: usize) {
 /// The task running on CPU `cpu` now (for listings: it may change at once).
 pub fn current_task_of(cpu: usize) -> usize {
     BLOCKS.0[cpu].current_task.load(Ordering::Relaxed)
+}
+
+/// Halts this CPU in its idle loop until an interrupt, marked as halted
+/// meanwhile (`PerCpu::idle_halted`). Call with interrupts off; returns
+/// with them off, after the interrupt's handler ran.
+///
+/// In `.kprobes.text` (no probe can be placed here): between the mark and
+/// the `hlt` this CPU must run nothing a sync round could need to wait for,
+/// and `sti`'s interrupt shadow keeps even an interrupt out of that gap.
+#[unsafe(link_section = ".kprobes.text")]
+pub fn idle_halt() {
+    let this = this_cpu();
+    this.idle_halted.store(true, Ordering::SeqCst);
+    super::cpu::wait_for_interrupt(); // sti; hlt; cli
+    leave_idle_halt();
+}
+
+/// The first thing every interrupt entry does: if the interrupt woke this
+/// CPU from [`idle_halt`], it is no longer halted, visibly to every other
+/// CPU before this one runs anything else (a sequentially consistent
+/// store: `xchg`, a full barrier), and it executes a serializing
+/// instruction, so text another CPU changed while it was halted is fetched
+/// afresh (what the sync round's handler would have done).
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub fn leave_idle_halt() {
+    let this = this_cpu();
+    if this.idle_halted.load(Ordering::Relaxed) {
+        this.idle_halted.store(false, Ordering::SeqCst);
+        super::cpu::serialize();
+    }
 }

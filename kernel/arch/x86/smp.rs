@@ -22,7 +22,15 @@
 //! instruction (so code written before the round is fetched anew) and
 //! records where it found the CPU ([`sync_found_in`]). This is Linux's
 //! `text_poke_sync` and, for a kernel whose trap path never sleeps, its
-//! `synchronize_rcu` too.
+//! `synchronize_rcu` too. A CPU halted in its idle loop is skipped, as RCU
+//! treats an idle CPU as quiescent: it is outside every trap path, and it
+//! can run again only through an interrupt entry, which marks it running
+//! (with a full barrier) and serializes before any handler
+//! (`percpu::idle_halt`); the round reads the marks after a full barrier
+//! of its own, so a CPU it skips cannot have fetched text or looked at a
+//! table from before the round without being marked running by then.
+//! Waking idle CPUs only to acknowledge cost, under `-icount`, most of a
+//! registration on four CPUs.
 use super::percpu::{self, MAX_CPUS};
 use super::{apic, cpu, gdt, idt, paging};
 use crate::arch::TrapFrame;
@@ -217,15 +225,40 @@ pub fn sync_cpus() {
         core::hint::spin_loop();
     }
     let generation = SYNC_GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
+    // Everything the caller wrote (text, unpublished tables) is visible to
+    // every CPU before the halted marks are read: x86 lets a load pass an
+    // earlier store, so a full barrier.
+    core::sync::atomic::fence(Ordering::SeqCst);
     // The sender passes a quiescent point by running this task code
     // (interrupts on, outside the trap path); we may migrate while waiting,
     // so "every other CPU" means every CPU but the one that sent.
+    let mut interrupted = [false; MAX_CPUS];
     let sender = cpu::without_interrupts(|| {
-        apic::send_ipi_all_but_self(apic::vector::SYNC);
-        percpu::cpu_id()
+        let sender = percpu::cpu_id();
+        // The sender is found here, in task code outside every slot: what
+        // an earlier round recorded for this CPU (when another task ran on
+        // it, perhaps inside a slot) is stale now and must not keep that
+        // slot from reuse.
+        percpu::block(sender).sync_eip.store(0, Ordering::Release);
+        for (other, interrupt) in interrupted.iter_mut().enumerate().take(online) {
+            if other == sender {
+                continue;
+            }
+            if percpu::block(other).idle_halted.load(Ordering::SeqCst) {
+                // Halted in its idle loop since before the barrier: outside
+                // every trap path, and it can run again only through an
+                // interrupt entry, which serializes before any handler
+                // (`percpu::leave_idle_halt`). Already synchronized.
+                percpu::block(other).sync_eip.store(0, Ordering::Release);
+            } else {
+                apic::send_ipi(apic_id_of(other), apic::vector::SYNC);
+                *interrupt = true;
+            }
+        }
+        sender
     });
     for (other, ack) in SYNC_ACK.iter().enumerate().take(online) {
-        if other == sender {
+        if other == sender || !interrupted[other] {
             continue;
         }
         while ack.load(Ordering::Acquire) < generation {

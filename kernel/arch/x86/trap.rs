@@ -158,6 +158,9 @@ pub fn last_dr6() -> u32 {
 #[unsafe(link_section = ".kprobes.text")]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     use crate::kprobes::trap::{FaultOutcome, TrapContext};
+    // Before anything else: a CPU woken from its idle halt is running again
+    // (the sync round must not skip it from now on).
+    super::percpu::leave_idle_halt();
     let vector = frame.vector as u8;
     match vector {
         // Their stubs enter through the dedicated entries; these arms keep
@@ -165,9 +168,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         vector::BREAKPOINT => breakpoint_trap(frame),
         vector::DEBUG => debug_trap(frame),
         v if (vector::IRQ_BASE..vector::IRQ_BASE + vector::IRQ_COUNT).contains(&v) => {
+            count_wakeup();
             super::irq::handle_irq(v - vector::IRQ_BASE, frame);
         }
         v if (super::apic::vector::TIMER..=super::apic::vector::SPURIOUS).contains(&v) => {
+            if v != super::apic::vector::SYNC {
+                count_wakeup();
+            }
             super::smp::handle_apic_interrupt(v, frame);
         }
         _ => {
@@ -181,6 +188,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             }
         }
     }
+}
+
+/// Counts an interrupt that may make work for this CPU (see
+/// `PerCpu::wakeups`; interrupts are off, so the CPU is ours throughout).
+#[unsafe(link_section = ".kprobes.text")]
+fn count_wakeup() {
+    super::percpu::this_cpu().wakeups.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A trap the probe engine did not claim: the installed hook, else the
