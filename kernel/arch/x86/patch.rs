@@ -45,17 +45,33 @@ pub unsafe fn text_poke(address: usize, bytes: &[u8]) -> Result<(), PatchError> 
 }
 
 /// Ranges written by [`text_poke`] since the last cross-CPU synchronisation,
-/// for [`retouch_after_sync`]; past [`PENDING_MAX`] the whole text is retouched.
+/// for [`retouch_after_sync`]: up to [`PENDING_MAX`] of them, a write that
+/// continues the last one extending it (a batch of probes on consecutive
+/// instructions is one range); past that, one span from the lowest to the
+/// highest address written. Writers are serialized by the engine's
+/// registration lock (the only caller), so the updates need no atomicity
+/// beyond each word's.
 const PENDING_MAX: usize = 64;
 static PENDING_START: [AtomicUsize; PENDING_MAX] = [const { AtomicUsize::new(0) }; PENDING_MAX];
 static PENDING_LEN: [AtomicUsize; PENDING_MAX] = [const { AtomicUsize::new(0) }; PENDING_MAX];
 static PENDING_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The span of the writes that did not fit, empty (start > end) if none.
+static OVERFLOW_START: AtomicUsize = AtomicUsize::new(usize::MAX);
+static OVERFLOW_END: AtomicUsize = AtomicUsize::new(0);
 
 fn record(address: usize, len: usize) {
-    let index = PENDING_COUNT.fetch_add(1, Ordering::AcqRel);
-    if index < PENDING_MAX {
-        PENDING_START[index].store(address, Ordering::Release);
-        PENDING_LEN[index].store(len, Ordering::Release);
+    let count = PENDING_COUNT.load(Ordering::Acquire);
+    if let Some(last) = count.checked_sub(1)
+        && PENDING_START[last].load(Ordering::Acquire) + PENDING_LEN[last].load(Ordering::Acquire) == address
+    {
+        PENDING_LEN[last].fetch_add(len, Ordering::AcqRel);
+    } else if count < PENDING_MAX {
+        PENDING_START[count].store(address, Ordering::Release);
+        PENDING_LEN[count].store(len, Ordering::Release);
+        PENDING_COUNT.store(count + 1, Ordering::Release);
+    } else {
+        OVERFLOW_START.fetch_min(address, Ordering::AcqRel);
+        OVERFLOW_END.fetch_max(address + len, Ordering::AcqRel);
     }
 }
 
@@ -73,9 +89,17 @@ unsafe fn rewrite_in_place(range: core::ops::Range<usize>) {
             let cr0: u32;
             asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
             asm!("mov cr0, {}", in(reg) cr0 & !CR0_WP, options(nostack, preserves_flags));
-            for address in range {
+            // Whole aligned words in the middle (a batch retouches thousands
+            // of slots), single bytes at the unaligned ends.
+            let words = range.start.next_multiple_of(4).min(range.end)..range.end & !3;
+            let words = if words.is_empty() { range.end..range.end } else { words };
+            for address in (range.start..words.start).chain(words.end..range.end) {
                 let byte = core::ptr::read_volatile(address as *const u8);
                 core::ptr::write_volatile(address as *mut u8, byte);
+            }
+            for address in words.step_by(4) {
+                let word = core::ptr::read_volatile(address as *const u32);
+                core::ptr::write_volatile(address as *mut u32, word);
             }
             asm!("mov cr0, {}", in(reg) cr0, options(nostack, preserves_flags));
         }
@@ -96,16 +120,18 @@ unsafe fn rewrite_in_place(range: core::ops::Range<usize>) {
 /// change, so on hardware this is only a few redundant stores.
 pub fn retouch_after_sync() {
     let count = PENDING_COUNT.swap(0, Ordering::AcqRel);
-    if count > PENDING_MAX {
-        // SAFETY: kernel text is mapped; the registration lock serializes writers.
-        unsafe { rewrite_in_place(super::paging::kernel_text()) };
-    } else {
-        for index in 0..count {
-            let start = PENDING_START[index].load(Ordering::Acquire);
-            let len = PENDING_LEN[index].load(Ordering::Acquire);
-            // SAFETY: recorded by `text_poke`, which checked the range.
-            unsafe { rewrite_in_place(start..start + len) };
-        }
+    for index in 0..count {
+        let start = PENDING_START[index].load(Ordering::Acquire);
+        let len = PENDING_LEN[index].load(Ordering::Acquire);
+        // SAFETY: recorded by `text_poke`, which checked the range (a range
+        // extended by a write that continued it is still text: the
+        // extension was checked too); the registration lock serializes writers.
+        unsafe { rewrite_in_place(start..start + len) };
+    }
+    let overflow = OVERFLOW_START.swap(usize::MAX, Ordering::AcqRel)..OVERFLOW_END.swap(0, Ordering::AcqRel);
+    if !overflow.is_empty() {
+        // SAFETY: between two ranges `text_poke` checked, so inside text.
+        unsafe { rewrite_in_place(overflow) };
     }
     // Slots are written by the engine directly, before they are published;
     // it keeps the list of those written since the last round.
@@ -117,5 +143,7 @@ pub fn retouch_after_sync() {
 /// Forgets the recorded ranges (one CPU online: nothing can be stale).
 pub fn forget_pending() {
     PENDING_COUNT.store(0, Ordering::Release);
+    OVERFLOW_START.store(usize::MAX, Ordering::Release);
+    OVERFLOW_END.store(0, Ordering::Release);
     probe_engine::slots::take_written(|_| {});
 }
