@@ -89,17 +89,13 @@ unsafe fn rewrite_in_place(range: core::ops::Range<usize>) {
             let cr0: u32;
             asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
             asm!("mov cr0, {}", in(reg) cr0 & !CR0_WP, options(nostack, preserves_flags));
-            // Whole aligned words in the middle (a batch retouches thousands
-            // of slots), single bytes at the unaligned ends.
-            let words = range.start.next_multiple_of(4).min(range.end)..range.end & !3;
-            let words = if words.is_empty() { range.end..range.end } else { words };
-            for address in (range.start..words.start).chain(words.end..range.end) {
+            // Byte by byte, as `text_poke` writes. Rewriting by whole words
+            // made QEMU (7.2, multi-threaded TCG, 4 CPUs) spin for good in
+            // text_poke_bp's toggling test: a word store to text that CPUs
+            // are executing, though the bytes are unchanged.
+            for address in range {
                 let byte = core::ptr::read_volatile(address as *const u8);
                 core::ptr::write_volatile(address as *mut u8, byte);
-            }
-            for address in words.step_by(4) {
-                let word = core::ptr::read_volatile(address as *const u32);
-                core::ptr::write_volatile(address as *mut u32, word);
             }
             asm!("mov cr0, {}", in(reg) cr0, options(nostack, preserves_flags));
         }
