@@ -76,13 +76,13 @@ for i in "${!matrix[@]}"; do
 done
 
 # Host tests of the workspace's pure crates (the engine's algorithms, the
-# symbol table's format and the post-link tool), counted in from libtest's
-# "test result:" lines. They run through boot/host-cargo.sh, which says why
-# plain cargo cannot.
+# probe event definitions, the symbol table's format and the post-link
+# tool), counted in from libtest's "test result:" lines. They run through
+# boot/host-cargo.sh, which says why plain cargo cannot.
 host_filter=()
 for arg in "$@"; do [[ "$arg" == -* ]] || host_filter+=("$arg"); done
 host_log=$(mktemp)
-CARGO_TARGET_DIR="$target_dir" boot/host-cargo.sh test --no-fail-fast -p probe-engine-core -p ksyms-table -p ksyms-tool -- ${host_filter[@]+"${host_filter[@]}"} 2>&1 | tee "$host_log"
+CARGO_TARGET_DIR="$target_dir" boot/host-cargo.sh test --no-fail-fast -p probe-engine-core -p probe-events -p ksyms-table -p ksyms-tool -- ${host_filter[@]+"${host_filter[@]}"} 2>&1 | tee "$host_log"
 host_status=${PIPESTATUS[0]}
 host_passed=0; host_failed=0
 while read -r p f; do
