@@ -85,6 +85,8 @@
 //!   probe to an existing event.
 //! - [`fetch`]: fetch arguments and their instruction lists.
 //! - [`types`], [`register`]: types and registers.
+//! - [`show`]: the `kprobe_events` line (`Display`), the record layout,
+//!   the `format` file.
 //! - [`error`]: errors and `error_log` entries.
 //!
 //! # Where this differs from Linux
@@ -92,6 +94,7 @@
 //! - `%pd`/`%pD` types (dentry and file names), BTF arguments (bare names,
 //!   `$arg*`), uprobes, eprobes and tracepoint probes are not supported;
 //!   the errors they give are those of a Linux built without them.
+//! - Addresses print unhashed (as Linux with `no_hash_pointers`).
 //! - Input is UTF-8 text: only ASCII letters count in names and only ASCII
 //!   whitespace separates words (Linux's ctype also takes Latin-1).
 //! - A `::` in a symbol is part of the name (this kernel's symbols are
@@ -107,6 +110,7 @@ pub mod error;
 pub mod fetch;
 mod num;
 pub mod register;
+pub mod show;
 pub mod types;
 
 pub use command::{
