@@ -181,6 +181,11 @@ impl ProbeDefinition {
         &self.words
     }
 
+    /// Mutable arguments, for the compiler.
+    pub(crate) fn args_mut(&mut self) -> &mut Vec<FetchArg> {
+        &mut self.args
+    }
+
     /// The subsystem that logs this probe's errors.
     pub fn subsystem(&self) -> &'static str {
         if self.kind.is_fprobe() { FPROBE_SUBSYSTEM } else { KPROBE_SUBSYSTEM }

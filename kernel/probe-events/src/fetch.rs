@@ -207,6 +207,10 @@ impl FetchArg {
             self.ty.field_type().to_owned()
         }
     }
+
+    pub(crate) fn ops_mut(&mut self) -> &mut Vec<FetchOp> {
+        &mut self.ops
+    }
 }
 
 /// Where a fetch argument is evaluated, which decides the `$` variables it

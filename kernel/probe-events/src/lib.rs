@@ -8,8 +8,9 @@
 //! caret, and print definitions and trace records the same way, so that
 //! Linux's documentation, habits and scripts carry over. That is a lot of
 //! exact string handling, best tested on the host. Parsing allocates and
-//! runs in task context. Nothing here depends on the kprobes engine:
-//! symbols come through a trait.
+//! runs in task context; evaluation ([`eval`]) runs in probe handlers and
+//! neither allocates, locks nor panics. Nothing here depends on the
+//! kprobes engine: registers, memory and symbols come through traits.
 //!
 //! # Commands
 //!
@@ -87,6 +88,8 @@
 //! - [`types`], [`register`]: types and registers.
 //! - [`show`]: the `kprobe_events` line (`Display`), the record layout,
 //!   the `format` file.
+//! - [`eval`]: compiling arguments and storing them at a hit.
+//! - [`output`]: a record as the `trace` file shows it.
 //! - [`error`]: errors and `error_log` entries.
 //!
 //! # Where this differs from Linux
@@ -99,6 +102,9 @@
 //!   whitespace separates words (Linux's ctype also takes Latin-1).
 //! - A `::` in a symbol is part of the name (this kernel's symbols are
 //!   Rust paths), not a `MOD:` separator.
+//! - A failed string read stores an empty `__data_loc` (shown
+//!   `(fault)`), where Linux may leave the reserved length; a failed
+//!   number read stores 0; a `symstr` records its length like a `string`.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -107,8 +113,10 @@ extern crate alloc;
 
 pub mod command;
 pub mod error;
+pub mod eval;
 pub mod fetch;
 mod num;
+pub mod output;
 pub mod register;
 pub mod show;
 pub mod types;
@@ -118,6 +126,7 @@ pub use command::{
     parse_command_bytes, write_lines,
 };
 pub use error::{CommandError, Errno, ErrorKind, ProbeError};
+pub use eval::{CallingConvention, CommonFields, Fault, FetchProgram, Hit, Memory, Regs, SymbolInfo, Symbolizer};
 pub use fetch::{FetchArg, FetchOp};
 pub use register::Register;
 pub use types::{Bitfield, FetchType};
