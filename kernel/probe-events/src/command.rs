@@ -363,21 +363,45 @@ pub fn split_words(line: &str) -> Vec<&str> {
 }
 
 /// The lines of a write, as Linux's `trace_parse_run_command` sees them:
-/// split at newlines, each cut at its first `#` (a comment). A line longer
-/// than [`MAX_LINE_LEN`] refuses the write (`EINVAL`, nothing logged).
-pub fn write_lines(buffer: &str) -> Result<Vec<&str>, CommandError> {
-    let mut lines = Vec::new();
-    for line in buffer.split('\n') {
-        if line.len() > MAX_LINE_LEN {
-            return Err(CommandError::silent(Errno::Inval));
+/// split at newlines, each cut at its first `#` (a comment runs to the end
+/// of the line). Run them in order and stop at the first refusal, as Linux
+/// does. A line longer than [`MAX_LINE_LEN`] (one byte more for a last
+/// line without its newline) comes as a refusal (`EINVAL`, nothing logged)
+/// when it is reached: the lines before it have run.
+pub fn write_lines(buffer: &str) -> WriteLines<'_> {
+    WriteLines { rest: Some(buffer) }
+}
+
+/// The iterator of [`write_lines`].
+#[derive(Clone, Debug)]
+pub struct WriteLines<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for WriteLines<'a> {
+    type Item = Result<&'a str, CommandError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest?;
+        let (line, limit) = match rest.find('\n') {
+            Some(newline) => {
+                self.rest = Some(&rest[newline + 1..]);
+                (&rest[..newline], MAX_LINE_LEN)
+            }
+            None => {
+                self.rest = None;
+                if rest.is_empty() {
+                    return None;
+                }
+                (rest, MAX_LINE_LEN + 1)
+            }
+        };
+        if line.len() > limit {
+            self.rest = None;
+            return Some(Err(CommandError::silent(Errno::Inval)));
         }
-        lines.push(line.find('#').map_or(line, |hash| &line[..hash]));
+        Some(Ok(line.find('#').map_or(line, |hash| &line[..hash])))
     }
-    // A trailing newline ends the last line rather than starting one.
-    if buffer.ends_with('\n') {
-        lines.pop();
-    }
-    Ok(lines)
 }
 
 /// Parses one command (a line of a write, comment already cut; see

@@ -122,7 +122,7 @@ pub mod show;
 pub mod types;
 
 pub use command::{
-    Command, Interface, ProbeDefinition, ProbeKind, ProbeLocation, Removal, SymbolResolver, parse_command,
+    Command, Interface, ProbeDefinition, ProbeKind, ProbeLocation, Removal, SymbolResolver, WriteLines, parse_command,
     parse_command_bytes, write_lines,
 };
 pub use error::{CommandError, Errno, ErrorKind, ProbeError};

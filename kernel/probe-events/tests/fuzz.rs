@@ -137,10 +137,9 @@ proptest! {
 
     #[test]
     fn any_text(text in "\\PC{0,120}", interface in interfaces()) {
-        if let Ok(lines) = write_lines(&text) {
-            for line in lines {
-                let _ = parse_command(line, interface, &KERNEL);
-            }
+        for line in write_lines(&text) {
+            let Ok(line) = line else { break };
+            let _ = parse_command(line, interface, &KERNEL);
         }
     }
 

@@ -181,13 +181,30 @@ fn words_and_write_lines() {
     let error = refuse("p    vfs_read\t\t%bogus");
     assert_eq!(error.last().unwrap().command(), "p vfs_read %bogus");
     assert_eq!(error.last().unwrap().position(), 11);
-    assert_eq!(write_lines("p a\n# comment\n\nr b # why\n").unwrap(), ["p a", "", "", "r b "]);
-    assert_eq!(write_lines("p a").unwrap(), ["p a"]);
+    fn lines(buffer: &str) -> Result<Vec<&str>, probe_events::CommandError> {
+        write_lines(buffer).collect()
+    }
+    assert_eq!(lines("p a\n# comment\n\nr b # why\n").unwrap(), ["p a", "", "", "r b "]);
+    assert_eq!(lines("p a").unwrap(), ["p a"]);
+    assert_eq!(lines("").unwrap(), Vec::<&str>::new());
+    assert_eq!(lines("\n").unwrap(), [""]);
     // '#' cuts anywhere, even inside an immediate string, as in Linux.
-    assert_eq!(write_lines("p a x=\\\"a#b\"").unwrap(), ["p a x=\\\"a"]);
-    let long = "p ".to_string() + &"a".repeat(MAX_LINE_LEN);
-    assert!(write_lines(&long).is_err());
-    assert!(write_lines(&long[..MAX_LINE_LEN]).is_ok());
+    assert_eq!(lines("p a x=\\\"a#b\"").unwrap(), ["p a x=\\\"a"]);
+    // 4094 bytes and a newline fit Linux's buffer; a last line without its
+    // newline may have one more. A longer line refuses the write when it
+    // is reached.
+    let long = "a".repeat(MAX_LINE_LEN);
+    assert!(lines(&format!("{long}\n")).is_ok());
+    assert!(lines(&format!("{long}a")).is_ok());
+    assert!(lines(&format!("{long}a\n")).is_err());
+    assert!(lines(&format!("{long}aa")).is_err());
+    let mut run = write_lines("p a\nbad\n");
+    assert_eq!(run.next(), Some(Ok("p a")));
+    let buffer = format!("p a\n{long}a\np b\n");
+    let mut run = write_lines(&buffer);
+    assert_eq!(run.next(), Some(Ok("p a")));
+    assert!(matches!(run.next(), Some(Err(_))));
+    assert_eq!(run.next(), None);
 }
 
 #[test]
