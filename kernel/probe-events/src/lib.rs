@@ -102,6 +102,13 @@
 //!   whitespace separates words (Linux's ctype also takes Latin-1).
 //! - A `::` in a symbol is part of the name (this kernel's symbols are
 //!   Rust paths), not a `MOD:` separator.
+//! - A probe is at a function's entry when its offset is 0; Linux asks
+//!   its kprobes core, which also takes a `SYM+OFFS` that lands exactly on
+//!   another function's start.
+//! - An fprobe exit may save any number of `$argN` at the entry; Linux
+//!   refuses more than its entry-data buffer holds.
+//! - An `@SYM` that does not resolve refuses the probe when it is
+//!   compiled; on an address probe Linux accepts it and never arms it.
 //! - A failed string read stores an empty `__data_loc` (shown
 //!   `(fault)`), where Linux may leave the reserved length; a failed
 //!   number read stores 0; a `symstr` records its length like a `string`.
