@@ -1,0 +1,696 @@
+//! One CPU's ring: the writer's reserve/commit, the readers' validated
+//! copies, clearing, memory replacement and statistics.
+//!
+//! The protocol and its memory-ordering argument are in the crate's
+//! documentation; the comments here point at the step of it each line
+//! implements.
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, fence};
+
+use crate::record::{self, Event, HEADER_WORDS, Header, Lost, MAX_PAYLOAD, MAX_RECORD_WORDS};
+
+// The caller's `&mut [u32]` is used as `[AtomicU32]`: same size, same
+// alignment, and every bit pattern valid for both.
+const _: () = assert!(size_of::<u32>() == size_of::<AtomicU32>() && align_of::<u32>() == align_of::<AtomicU32>());
+
+/// Why a record was not written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// Recording is off ([`TraceBuffer::set_recording`](crate::TraceBuffer::set_recording)):
+    /// the record is discarded and not counted, as Linux's `tracing_on`.
+    TracingOff,
+    /// Stop-when-full mode and no room: the record is counted in
+    /// [`CpuStats::dropped`].
+    Full,
+    /// The record can never fit: its payload is over [`MAX_PAYLOAD`], or it
+    /// is larger than this CPU's whole buffer (a CPU with no memory has room
+    /// for nothing). Not counted.
+    TooLarge,
+}
+
+/// A field put into a [`Reservation`] past the payload length it was made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfBounds;
+
+/// The switches shared by every CPU's writer.
+pub(crate) struct Control {
+    pub(crate) recording: AtomicBool,
+    pub(crate) overwrite: AtomicBool,
+}
+
+/// The memory's role in a buffer: it is taken in and given back, so the
+/// buffer is invariant in its lifetime (and still `Send` and `Sync`).
+type TakesAndGivesBack<'m> = fn(&'m mut [u32]) -> &'m mut [u32];
+
+/// One CPU's ring and counters.
+///
+/// Positions (`head`, `start`, and a record's position) count words
+/// written since the buffer was made; they only grow (nothing ever moves
+/// one back, clearing and memory replacement included), so a position
+/// names one record for the life of the buffer and a 64-bit comparison of
+/// positions can never be fooled by wrap-around (2^64 words is beyond
+/// reach). A position's word is at index `position % capacity` in memory.
+pub(crate) struct CpuBuffer<'m> {
+    /// The memory: (`mem`, `cap` words) as last installed; `(dangling, 0)`
+    /// until then.
+    mem: AtomicPtr<AtomicU32>,
+    cap: AtomicUsize,
+    /// Where the next record goes: the end of the newest committed record.
+    /// Only the writer advances it (published with Release at commit).
+    head: AtomicU64,
+    /// The oldest record still present. Advanced by compare-and-swap, one
+    /// record at a time, by the writer (claiming it to overwrite it) and by
+    /// consuming readers (taking it); clearing moves it to `head`.
+    start: AtomicU64,
+    /// `head % cap`, kept by the writer so that its path divides nothing.
+    head_phys: AtomicUsize,
+    /// Records committed, overwritten (by the writer's claims) and dropped
+    /// (stop-when-full): each counted by the writer alone.
+    written: AtomicUsize,
+    overrun: AtomicUsize,
+    dropped: AtomicUsize,
+    /// Records taken by consuming readers.
+    read: AtomicUsize,
+    /// The `overrun` count that consuming readers have reported as lost.
+    reported_overrun: AtomicUsize,
+    /// The buffer holds the caller's `&'m mut [u32]` (as a raw pointer).
+    /// Invariant in `'m`: a shared reference must not be able to shorten
+    /// it and then install memory that dies before the buffer.
+    _memory: PhantomData<TakesAndGivesBack<'m>>,
+}
+
+/// A single writer's increment: a load and a store, no locked instruction
+/// (only this CPU's writer changes the counter, apart from clearing).
+#[inline(always)]
+fn bump(counter: &AtomicUsize) {
+    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+/// `index + by` within a ring of `cap` words, for `index < cap`, `by <= cap`.
+#[inline(always)]
+fn forward(index: usize, by: usize, cap: usize) -> usize {
+    // No overflow: both are at most `cap`, and a slice of u32 has fewer
+    // than usize::MAX / 4 elements.
+    let sum = index + by;
+    if sum >= cap { sum - cap } else { sum }
+}
+
+/// `index - by` within a ring of `cap` words, for `index < cap`, `by <= cap`.
+#[inline(always)]
+fn back(index: usize, by: usize, cap: usize) -> usize {
+    if index >= by { index - by } else { index + cap - by }
+}
+
+/// Where a position's word is in a ring of `cap > 0` words (reader side:
+/// a 64-bit division, which the writer's path avoids).
+#[inline(always)]
+fn phys(position: u64, cap: usize) -> usize {
+    (position % cap as u64) as usize
+}
+
+/// Consecutive words of a ring, from an index, wrapping at its end.
+struct Words<'a> {
+    mem: &'a [AtomicU32],
+    index: usize,
+}
+
+impl Words<'_> {
+    #[inline(always)]
+    fn advance(&mut self) {
+        // No overflow: `index < mem.len()` whenever this runs.
+        self.index += 1;
+        if self.index >= self.mem.len() {
+            self.index = 0;
+        }
+    }
+
+    #[inline(always)]
+    fn put(&mut self, word: u32) {
+        if let Some(slot) = self.mem.get(self.index) {
+            slot.store(word, Relaxed);
+        }
+        self.advance();
+    }
+
+    #[inline(always)]
+    fn take(&mut self) -> u32 {
+        let word = self.mem.get(self.index).map_or(0, |slot| slot.load(Relaxed));
+        self.advance();
+        word
+    }
+}
+
+impl<'m> CpuBuffer<'m> {
+    pub(crate) const fn new() -> CpuBuffer<'m> {
+        CpuBuffer {
+            mem: AtomicPtr::new(NonNull::dangling().as_ptr()),
+            cap: AtomicUsize::new(0),
+            head: AtomicU64::new(0),
+            start: AtomicU64::new(0),
+            head_phys: AtomicUsize::new(0),
+            written: AtomicUsize::new(0),
+            overrun: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+            read: AtomicUsize::new(0),
+            reported_overrun: AtomicUsize::new(0),
+            _memory: PhantomData,
+        }
+    }
+
+    /// The installed memory.
+    #[inline(always)]
+    fn memory(&self) -> &[AtomicU32] {
+        let mem = self.mem.load(Relaxed);
+        let cap = self.cap.load(Relaxed);
+        // SAFETY: (`mem`, `cap`) is either the initial (dangling, 0), a
+        // valid empty slice, or the pointer and length of a `&'m mut [u32]`
+        // that `install` took and keeps until it gives it back. Both words
+        // change only in `install`, which runs with no other access to this
+        // buffer (`&mut self`, or `replace_memory`'s contract), so the pair
+        // read here was installed together and stays installed while the
+        // returned borrow of `self` lives. The memory is used only through
+        // atomics while installed, and `[AtomicU32]` has the layout of
+        // `[u32]` (the assertion at the top of this file).
+        unsafe { core::slice::from_raw_parts(mem, cap) }
+    }
+
+    /// Capacity in bytes.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.cap.load(Relaxed).saturating_mul(4)
+    }
+
+    // ---- The writer --------------------------------------------------
+
+    /// Reserves room for one record and writes its header; the record is
+    /// invisible to readers until [`Reservation::commit`].
+    ///
+    /// Bounded: the claim loop ends once `start` has passed `need`, which
+    /// is at most one record length (255 words) beyond where `start` was,
+    /// and each round moves `start` at least one header (4 words), by this
+    /// writer's claim or a reader's take; the rest is straight-line.
+    #[inline]
+    pub(crate) fn reserve<'a>(
+        &'a self,
+        control: &Control,
+        header: &Header,
+        payload_len: usize,
+    ) -> Result<Reservation<'a>, Dropped> {
+        if !control.recording.load(Relaxed) {
+            return Err(Dropped::TracingOff);
+        }
+        let mem = self.memory();
+        let cap = mem.len();
+        if payload_len > MAX_PAYLOAD {
+            return Err(Dropped::TooLarge);
+        }
+        let words = record::record_words(payload_len);
+        if words > cap {
+            return Err(Dropped::TooLarge);
+        }
+        // Only this writer moves `head`: this is its own last value.
+        let head = self.head.load(Relaxed);
+        let mut head_phys = self.head_phys.load(Relaxed);
+        if head_phys >= cap {
+            // Only if two writers ran on this CPU at once (a broken
+            // contract): start over from an empty, consistent ring.
+            head_phys = self.resync(head, cap);
+        }
+        // Every record that starts before `need` shares memory with the new
+        // one (it lies within `cap` words behind the new record's end).
+        let need = head.saturating_add(words as u64).saturating_sub(cap as u64);
+        let overwrite = control.overwrite.load(Relaxed);
+        loop {
+            // Acquire: if a reader took records up to here, its copies are
+            // done before the memory is written again (protocol, step W1).
+            let start = self.start.load(Acquire);
+            if start >= need {
+                break;
+            }
+            if !overwrite {
+                bump(&self.dropped);
+                return Err(Dropped::Full);
+            }
+            // start < need <= head: the oldest record, written by this
+            // writer (so its length word is its own store), is in the way.
+            match oldest_len(mem, head, head_phys, start) {
+                Some(len) => {
+                    // Claim it (W1): after this no reader's copy of it
+                    // validates. On failure a reader took it first: loop.
+                    if self.start.compare_exchange(start, start + len as u64, Acquire, Relaxed).is_ok() {
+                        bump(&self.overrun);
+                    }
+                }
+                None => head_phys = self.resync(head, cap),
+            }
+        }
+        // W2: the claims and the observations of `start` above come before
+        // any store into the memory they freed (pairs with the readers'
+        // Acquire fence before their check, R3).
+        fence(Release);
+        let mut ring = Words { mem, index: head_phys };
+        ring.put(record::word0(words, header));
+        ring.put(header.pid);
+        ring.put(header.ts as u32);
+        ring.put((header.ts >> 32) as u32);
+        let payload_phys = ring.index;
+        if payload_len % 4 != 0 {
+            // The padding of the last word reads back as zeros.
+            if let Some(last) = mem.get(forward(payload_phys, payload_len / 4, cap)) {
+                last.store(0, Relaxed);
+            }
+        }
+        Ok(Reservation {
+            head: &self.head,
+            head_phys: &self.head_phys,
+            written: &self.written,
+            mem,
+            payload_phys,
+            payload_len,
+            end: head + words as u64,
+            end_phys: forward(head_phys, words, cap),
+        })
+    }
+
+    /// Drops every record and realigns `head_phys` with `head`: the repair
+    /// after a broken writer contract left the ring inconsistent (a record
+    /// length that cannot be). Cold; never runs when the contract holds.
+    #[cold]
+    fn resync(&self, head: u64, cap: usize) -> usize {
+        self.discard_to(head);
+        let head_phys = if cap == 0 { 0 } else { phys(head, cap) };
+        self.head_phys.store(head_phys, Relaxed);
+        head_phys
+    }
+
+    /// Moves `start` up to `to` (never back), past whatever is before it.
+    fn discard_to(&self, to: u64) {
+        let mut start = self.start.load(Acquire);
+        while start < to {
+            match self.start.compare_exchange(start, to, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(now) => start = now,
+            }
+        }
+    }
+
+    /// Writes a whole record: [`reserve`](Self::reserve), the payload
+    /// copied in, [`Reservation::commit`].
+    #[inline]
+    pub(crate) fn write(&self, control: &Control, header: &Header, payload: &[u8]) -> Result<(), Dropped> {
+        let reservation = self.reserve(control, header, payload.len())?;
+        let mut ring = Words { mem: reservation.mem, index: reservation.payload_phys };
+        let (words, rest) = payload.as_chunks::<4>();
+        for word in words {
+            ring.put(u32::from_ne_bytes(*word));
+        }
+        if !rest.is_empty() {
+            let mut bytes = [0u8; 4];
+            bytes.iter_mut().zip(rest).for_each(|(to, from)| *to = *from);
+            ring.put(u32::from_ne_bytes(bytes));
+        }
+        reservation.commit();
+        Ok(())
+    }
+
+    // ---- Readers -----------------------------------------------------
+
+    /// R3: whether a record at `position` that was just read was not
+    /// overwritten, or taken, while it was read.
+    ///
+    /// The Acquire fence pairs with the writer's Release fence (W2): if any
+    /// word read came from a store the writer made after claiming the
+    /// record, the claim happened before this load, which then sees
+    /// `start` past `position`.
+    #[inline(always)]
+    fn still_there(&self, position: u64) -> bool {
+        fence(Acquire);
+        self.start.load(Relaxed) <= position
+    }
+
+    /// The header and length of the record at `position`, if its length is
+    /// one a record can have and it ends by `limit`. Unvalidated: the
+    /// caller checks [`still_there`](Self::still_there) afterwards.
+    fn read_header(mem: &[AtomicU32], position: u64, limit: u64) -> Option<(Header, usize)> {
+        let cap = mem.len();
+        if cap == 0 {
+            return None;
+        }
+        let mut ring = Words { mem, index: phys(position, cap) };
+        let words = [ring.take(), ring.take(), ring.take(), ring.take()];
+        let [w0, ..] = words;
+        let len = record::len_of(w0);
+        let fits = len >= HEADER_WORDS && len <= cap && position.saturating_add(len as u64) <= limit;
+        fits.then(|| (record::decode(words), len))
+    }
+
+    /// Copies the `len` words of the record at `position` into `out`
+    /// (unvalidated, as [`read_header`](Self::read_header)).
+    fn copy_out(mem: &[AtomicU32], position: u64, len: usize, out: &mut Event) {
+        let cap = mem.len();
+        if cap == 0 {
+            return;
+        }
+        let mut ring = Words { mem, index: phys(position, cap) };
+        out.header = record::decode([ring.take(), ring.take(), ring.take(), ring.take()]);
+        let payload_words = len.saturating_sub(HEADER_WORDS).min(MAX_RECORD_WORDS - HEADER_WORDS);
+        out.len = payload_words * 4;
+        for chunk in out.payload.as_chunks_mut::<4>().0.iter_mut().take(payload_words) {
+            *chunk = ring.take().to_ne_bytes();
+        }
+    }
+
+    /// The oldest record present, validated: its position, header and
+    /// length; `None` when the buffer is empty.
+    ///
+    /// Retries while the writer overwrites the record being looked at
+    /// (lock-free: each retry means the writer moved on).
+    pub(crate) fn peek_oldest(&self) -> Option<(u64, Header, usize)> {
+        loop {
+            let start = self.start.load(Acquire);
+            // R1: Acquire pairs with the commit's Release: every record
+            // before `head` is wholly written, as far as this reader sees.
+            let head = self.head.load(Acquire);
+            if start >= head {
+                return None;
+            }
+            let read = Self::read_header(self.memory(), start, head);
+            let intact = self.still_there(start);
+            match read {
+                Some((header, len)) if intact => return Some((start, header, len)),
+                // Intact yet no valid record: only a broken writer contract
+                // does that. Drop what is there rather than loop on it.
+                None if intact => self.discard_to(head),
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes the record at `position` (as [`peek_oldest`](Self::peek_oldest)
+    /// found it, `len` words) into `out`, if it is still the oldest; `false`
+    /// if it was overwritten or taken by another reader meanwhile.
+    pub(crate) fn consume_at(&self, position: u64, len: usize, out: &mut Event) -> bool {
+        Self::copy_out(self.memory(), position, len, out);
+        // R3 for a consuming read: the compare-and-swap is the check. After
+        // the Acquire fence it fails if any word copied came from a store
+        // after a claim (as `still_there`); when it succeeds, no claim of
+        // this record can follow, so the copy is the record. Release: a
+        // writer that sees `start` past the record (W1) sees these copies
+        // done before it reuses the memory.
+        fence(Acquire);
+        if self.start.compare_exchange(position, position + len as u64, AcqRel, Relaxed).is_err() {
+            return false;
+        }
+        self.read.fetch_add(1, Relaxed);
+        let overrun = self.overrun.load(Relaxed);
+        let lost = overrun.wrapping_sub(self.reported_overrun.swap(overrun, Relaxed));
+        out.lost = if lost == 0 { Lost::None } else { Lost::Exactly(lost) };
+        true
+    }
+
+    /// For an iteration at `*cursor` (a record position) that stops at
+    /// `end`: the header and length of the record there, validated. Moves
+    /// the cursor up to `start` (and sets `*missed`) when records under it
+    /// are gone; `None` at the end.
+    pub(crate) fn peek_at(&self, cursor: &mut u64, end: u64, missed: &mut bool) -> Option<(Header, usize)> {
+        loop {
+            if *cursor >= end {
+                return None;
+            }
+            let start = self.start.load(Acquire);
+            if *cursor < start {
+                *cursor = start;
+                *missed = true;
+                continue;
+            }
+            let read = Self::read_header(self.memory(), *cursor, end);
+            let intact = self.still_there(*cursor);
+            match read {
+                Some((header, len)) if intact => return Some((header, len)),
+                None if intact => {
+                    // A broken writer contract (see `peek_oldest`): give up
+                    // on this CPU for this iteration.
+                    *cursor = end;
+                    return None;
+                }
+                // Overwritten while read: the next round moves the cursor.
+                _ => {}
+            }
+        }
+    }
+
+    /// Copies the record at `position` (`len` words) into `out` without
+    /// taking it; `false` if it was overwritten or taken meanwhile.
+    pub(crate) fn copy_at(&self, position: u64, len: usize, out: &mut Event) -> bool {
+        Self::copy_out(self.memory(), position, len, out);
+        self.still_there(position)
+    }
+
+    /// Where an iteration starts and stops: (`start`, `head`) now.
+    pub(crate) fn span(&self) -> (u64, u64) {
+        let start = self.start.load(Acquire);
+        (start, self.head.load(Acquire))
+    }
+
+    // ---- Control -----------------------------------------------------
+
+    /// Drops every record and zeroes the counters. See
+    /// [`TraceBuffer::clear`](crate::TraceBuffer::clear) for what the caller
+    /// guarantees.
+    pub(crate) fn clear(&self) {
+        self.discard_to(self.head.load(Acquire));
+        for counter in [&self.written, &self.overrun, &self.dropped, &self.read, &self.reported_overrun] {
+            counter.store(0, Relaxed);
+        }
+    }
+
+    /// Installs `new` as this buffer's memory, keeps the newest records that
+    /// fit (the older ones count as overrun, as records a writer
+    /// overwrote), and gives back the memory it replaces.
+    ///
+    /// # Safety
+    ///
+    /// Nothing else accesses this buffer while this runs: no write or
+    /// reservation in progress, no read call in progress.
+    unsafe fn install(&self, new: &'m mut [u32]) -> &'m mut [u32] {
+        let head = self.head.load(Relaxed);
+        let mut start = self.start.load(Relaxed);
+        let ncap = new.len();
+        let mut gone = 0usize;
+        {
+            let old = self.memory();
+            while head.saturating_sub(start) > ncap as u64 {
+                match Self::read_header(old, start, head) {
+                    Some((_, len)) => {
+                        start += len as u64;
+                        gone += 1;
+                    }
+                    None => start = head,
+                }
+            }
+            if start < head {
+                // `head - start <= ncap` words, so `ncap > 0`; and `old` held
+                // them, so its length is not zero either.
+                let mut from = Words { mem: old, index: phys(start, old.len()) };
+                let mut to = phys(start, ncap);
+                for _ in start..head {
+                    if let Some(slot) = new.get_mut(to) {
+                        *slot = from.take();
+                    }
+                    to = forward(to, 1, ncap);
+                }
+            }
+        }
+        self.start.store(start, Relaxed);
+        self.head_phys.store(if ncap == 0 { 0 } else { phys(head, ncap) }, Relaxed);
+        self.overrun.store(self.overrun.load(Relaxed).wrapping_add(gone), Relaxed);
+        let old_cap = self.cap.swap(ncap, Relaxed);
+        let old_mem = self.mem.swap(new.as_mut_ptr().cast::<AtomicU32>(), Relaxed);
+        // SAFETY: (`old_mem`, `old_cap`) is the initial dangling empty slice
+        // or the `&'m mut [u32]` installed before, which this buffer held
+        // exclusively since; nothing uses it any more (the view above is
+        // gone, and the caller guarantees no other access), so it can be
+        // handed back as the unique borrow it was.
+        unsafe { core::slice::from_raw_parts_mut(old_mem.cast::<u32>(), old_cap) }
+    }
+
+    /// Safe memory installation: `&mut self` excludes every other access.
+    pub(crate) fn set_memory(&mut self, new: &'m mut [u32]) -> &'m mut [u32] {
+        // SAFETY: `&mut self`: no write, reservation or read holds a borrow
+        // of this buffer.
+        unsafe { self.install(new) }
+    }
+
+    /// [`set_memory`](Self::set_memory) through a shared reference.
+    ///
+    /// # Safety
+    ///
+    /// As [`install`](Self::install).
+    pub(crate) unsafe fn replace_memory(&self, new: &'m mut [u32]) -> &'m mut [u32] {
+        // SAFETY: the caller's guarantee is `install`'s.
+        unsafe { self.install(new) }
+    }
+
+    /// The counters as Linux's `per_cpu/cpuN/stats` has them.
+    pub(crate) fn stats(&self, now: u64) -> CpuStats {
+        // Loaded in the order that keeps `entries` from going below zero
+        // while a writer and readers run: the subtrahends first.
+        let read = self.read.load(Relaxed);
+        let overrun = self.overrun.load(Relaxed);
+        let written = self.written.load(Relaxed);
+        let dropped = self.dropped.load(Relaxed);
+        let entries = written.wrapping_sub(overrun).wrapping_sub(read);
+        let (start, head) = self.span();
+        let words = head.saturating_sub(start).min(self.cap.load(Relaxed) as u64) as usize;
+        CpuStats {
+            entries: if entries > isize::MAX as usize { 0 } else { entries },
+            overrun,
+            commit_overrun: 0,
+            bytes: words.saturating_mul(4),
+            oldest_ts: self.peek_oldest().map(|(_, header, _)| header.ts),
+            now_ts: now,
+            dropped,
+            read,
+            written,
+        }
+    }
+}
+
+/// The length of the record at `start`, as the writer finds it: `head -
+/// start` words behind `head_phys`. `None` if what is there cannot be a
+/// record (a broken contract).
+#[inline(always)]
+fn oldest_len(mem: &[AtomicU32], head: u64, head_phys: usize, start: u64) -> Option<usize> {
+    let cap = mem.len();
+    let behind = head.checked_sub(start).filter(|&behind| behind <= cap as u64)? as usize;
+    let w0 = mem.get(back(head_phys, behind, cap))?.load(Relaxed);
+    let len = record::len_of(w0);
+    (len >= HEADER_WORDS && len <= behind).then_some(len)
+}
+
+/// A record being written in place: room for its payload, reserved and
+/// claimed from older records, with the header already written.
+///
+/// Readers see nothing of it until [`commit`](Self::commit); dropping it
+/// without committing discards it (the room it claimed stays free). Fill it
+/// with the `put_*` methods, which take byte offsets into the payload; the
+/// payload bytes that are never put hold whatever the memory held (the
+/// padding after a payload length that is not a multiple of four reads
+/// back as zeros).
+///
+/// It borrows the CPU's buffer: the writer contract (one writer per CPU,
+/// no re-entry) covers everything from the reservation to its commit.
+#[must_use = "a reservation that is not committed is discarded"]
+pub struct Reservation<'a> {
+    head: &'a AtomicU64,
+    head_phys: &'a AtomicUsize,
+    written: &'a AtomicUsize,
+    mem: &'a [AtomicU32],
+    payload_phys: usize,
+    payload_len: usize,
+    end: u64,
+    end_phys: usize,
+}
+
+impl Reservation<'_> {
+    /// The payload length the reservation was made with, in bytes.
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// Puts `bytes` at byte `offset` of the payload.
+    #[inline]
+    pub fn put_bytes(&mut self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
+        let end = offset.checked_add(bytes.len()).ok_or(OutOfBounds)?;
+        if end > self.payload_len {
+            return Err(OutOfBounds);
+        }
+        let cap = self.mem.len();
+        let mut at = offset;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let within = at % 4;
+            let take = (4 - within).min(rest.len());
+            let (now, later) = rest.split_at(take);
+            // `at / 4` is below the payload's word count, itself below `cap`.
+            let slot = self.mem.get(forward(self.payload_phys, at / 4, cap)).ok_or(OutOfBounds)?;
+            let mut word = if take == 4 { [0; 4] } else { slot.load(Relaxed).to_ne_bytes() };
+            word.iter_mut().skip(within).zip(now).for_each(|(to, from)| *to = *from);
+            slot.store(u32::from_ne_bytes(word), Relaxed);
+            at += take;
+            rest = later;
+        }
+        Ok(())
+    }
+
+    /// Puts a byte at byte `offset` of the payload.
+    #[inline]
+    pub fn put_u8(&mut self, offset: usize, value: u8) -> Result<(), OutOfBounds> {
+        self.put_bytes(offset, &[value])
+    }
+
+    /// Puts a `u16` (native byte order) at byte `offset` of the payload.
+    #[inline]
+    pub fn put_u16(&mut self, offset: usize, value: u16) -> Result<(), OutOfBounds> {
+        self.put_bytes(offset, &value.to_ne_bytes())
+    }
+
+    /// Puts a `u32` (native byte order) at byte `offset` of the payload; one
+    /// store when `offset` is a multiple of four.
+    #[inline]
+    pub fn put_u32(&mut self, offset: usize, value: u32) -> Result<(), OutOfBounds> {
+        self.put_bytes(offset, &value.to_ne_bytes())
+    }
+
+    /// Puts a `u64` (native byte order) at byte `offset` of the payload.
+    #[inline]
+    pub fn put_u64(&mut self, offset: usize, value: u64) -> Result<(), OutOfBounds> {
+        self.put_bytes(offset, &value.to_ne_bytes())
+    }
+
+    /// Publishes the record: readers see it from now on.
+    #[inline]
+    pub fn commit(self) {
+        bump(self.written);
+        self.head_phys.store(self.end_phys, Relaxed);
+        // W3: Release publishes the record's words (and the claims before
+        // them) to readers that load `head` with Acquire (R1). `fetch_max`
+        // rather than a store keeps `head` from ever moving back, even if
+        // two writers broke the contract.
+        self.head.fetch_max(self.end, Release);
+    }
+}
+
+/// One CPU's statistics, the fields of Linux's `per_cpu/cpuN/stats`.
+///
+/// Each counter is exact when no writer or reader runs; while they run,
+/// the fields are read one after another and may disagree by the records
+/// written or read meanwhile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuStats {
+    /// Records in the buffer now (not overwritten, not consumed).
+    pub entries: usize,
+    /// Records overwritten before being read (overwrite mode), and records
+    /// a shrinking memory replacement did not keep.
+    pub overrun: usize,
+    /// Always 0. Linux counts records lost when writers nested on one CPU
+    /// (an interrupt tracing inside a trace write) wrap the buffer onto a
+    /// record still being committed; here writers never nest on a CPU (the
+    /// writer contract) and a reservation claims its room before it is
+    /// filled, so no write can run into an uncommitted record.
+    pub commit_overrun: usize,
+    /// Bytes of the records in the buffer now, headers included.
+    pub bytes: usize,
+    /// The timestamp of the oldest record in the buffer, if any.
+    pub oldest_ts: Option<u64>,
+    /// The caller's clock when the statistics were taken (passed in: the
+    /// buffer has no clock of its own).
+    pub now_ts: u64,
+    /// Records refused because the buffer was full in stop-when-full mode.
+    pub dropped: usize,
+    /// Records taken out by consuming reads.
+    pub read: usize,
+    /// Records committed (since the last clear).
+    pub written: usize,
+}
