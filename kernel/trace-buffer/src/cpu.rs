@@ -89,18 +89,25 @@ fn bump(counter: &AtomicUsize) {
 }
 
 /// `index + by` within a ring of `cap` words, for `index < cap`, `by <= cap`.
+///
+/// The arithmetic here and on the writer's path is written wrapping where
+/// bounds prove it cannot overflow: the kernel's debug builds check
+/// overflow, and a check that cannot fire is still a panic branch on the
+/// trap path.
 #[inline(always)]
 fn forward(index: usize, by: usize, cap: usize) -> usize {
     // No overflow: both are at most `cap`, and a slice of u32 has fewer
     // than usize::MAX / 4 elements.
-    let sum = index + by;
-    if sum >= cap { sum - cap } else { sum }
+    let sum = index.wrapping_add(by);
+    if sum >= cap { sum.wrapping_sub(cap) } else { sum }
 }
 
 /// `index - by` within a ring of `cap` words, for `index < cap`, `by <= cap`.
 #[inline(always)]
 fn back(index: usize, by: usize, cap: usize) -> usize {
-    if index >= by { index - by } else { index + cap - by }
+    // `index < by <= cap` in the second branch: `cap - by` and the sum stay
+    // within `0..cap`.
+    if index >= by { index.wrapping_sub(by) } else { index.wrapping_add(cap.wrapping_sub(by)) }
 }
 
 /// Where a position's word is in a ring of `cap > 0` words (reader side:
@@ -120,7 +127,7 @@ impl Words<'_> {
     #[inline(always)]
     fn advance(&mut self) {
         // No overflow: `index < mem.len()` whenever this runs.
-        self.index += 1;
+        self.index = self.index.wrapping_add(1);
         if self.index >= self.mem.len() {
             self.index = 0;
         }
@@ -173,7 +180,10 @@ impl<'m> CpuBuffer<'m> {
         // returned borrow of `self` lives. The memory is used only through
         // atomics while installed, and `[AtomicU32]` has the layout of
         // `[u32]` (the assertion at the top of this file).
-        unsafe { core::slice::from_raw_parts(mem, cap) }
+        // (`&*slice_from_raw_parts` rather than `from_raw_parts`: the same
+        // slice without the debug build's precondition check, whose abort
+        // branch would sit on the trap path.)
+        unsafe { &*core::ptr::slice_from_raw_parts(mem, cap) }
     }
 
     /// Capacity in bytes.
@@ -238,7 +248,9 @@ impl<'m> CpuBuffer<'m> {
                 Some(len) => {
                     // Claim it (W1): after this no reader's copy of it
                     // validates. On failure a reader took it first: loop.
-                    if self.start.compare_exchange(start, start + len as u64, Acquire, Relaxed).is_ok() {
+                    // `start + len <= head`: no overflow.
+                    let past = start.wrapping_add(len as u64);
+                    if self.start.compare_exchange(start, past, Acquire, Relaxed).is_ok() {
                         bump(&self.overrun);
                     }
                 }
@@ -268,7 +280,8 @@ impl<'m> CpuBuffer<'m> {
             mem,
             payload_phys,
             payload_len,
-            end: head + words as u64,
+            // Positions stay far below 2^64 (2^56 records of 255 words).
+            end: head.wrapping_add(words as u64),
             end_phys: forward(head_phys, words, cap),
         })
     }
@@ -277,6 +290,7 @@ impl<'m> CpuBuffer<'m> {
     /// after a broken writer contract left the ring inconsistent (a record
     /// length that cannot be). Cold; never runs when the contract holds.
     #[cold]
+    #[inline(never)]
     fn resync(&self, head: u64, cap: usize) -> usize {
         self.discard_to(head);
         let head_phys = if cap == 0 { 0 } else { phys(head, cap) };
@@ -489,9 +503,10 @@ impl<'m> CpuBuffer<'m> {
                     None => start = head,
                 }
             }
-            if start < head {
-                // `head - start <= ncap` words, so `ncap > 0`; and `old` held
-                // them, so its length is not zero either.
+            // Words to move imply `ncap > 0` (`head - start <= ncap`) and
+            // a non-empty `old` (it held them); the test says so to the
+            // compiler, which then leaves out the division-by-zero panic.
+            if start < head && ncap > 0 && !old.is_empty() {
                 let mut from = Words { mem: old, index: phys(start, old.len()) };
                 let mut to = phys(start, ncap);
                 for _ in start..head {
@@ -612,13 +627,16 @@ impl Reservation<'_> {
         while !rest.is_empty() {
             let within = at % 4;
             let take = (4 - within).min(rest.len());
-            let (now, later) = rest.split_at(take);
+            let (Some(now), Some(later)) = (rest.get(..take), rest.get(take..)) else {
+                return Err(OutOfBounds);
+            };
             // `at / 4` is below the payload's word count, itself below `cap`.
             let slot = self.mem.get(forward(self.payload_phys, at / 4, cap)).ok_or(OutOfBounds)?;
             let mut word = if take == 4 { [0; 4] } else { slot.load(Relaxed).to_ne_bytes() };
             word.iter_mut().skip(within).zip(now).for_each(|(to, from)| *to = *from);
             slot.store(u32::from_ne_bytes(word), Relaxed);
-            at += take;
+            // `at + take <= end`, checked above: no overflow.
+            at = at.wrapping_add(take);
             rest = later;
         }
         Ok(())
