@@ -75,6 +75,11 @@ pub(crate) struct CpuBuffer<'m> {
     read: AtomicUsize,
     /// The `overrun` count that consuming readers have reported as lost.
     reported_overrun: AtomicUsize,
+    /// Set by clearing, and by a reader that finds what cannot be a record
+    /// (only after a broken writer contract): the writer's next reserve
+    /// empties the ring and realigns `head_phys` with `head`, so that a
+    /// ring garbled by two writers at once works again.
+    repair: AtomicBool,
     /// The buffer holds the caller's `&'m mut [u32]` (as a raw pointer).
     /// Invariant in `'m`: a shared reference must not be able to shorten
     /// it and then install memory that dies before the buffer.
@@ -162,6 +167,7 @@ impl<'m> CpuBuffer<'m> {
             dropped: AtomicUsize::new(0),
             read: AtomicUsize::new(0),
             reported_overrun: AtomicUsize::new(0),
+            repair: AtomicBool::new(false),
             _memory: PhantomData,
         }
     }
@@ -222,9 +228,9 @@ impl<'m> CpuBuffer<'m> {
         // Only this writer moves `head`: this is its own last value.
         let head = self.head.load(Relaxed);
         let mut head_phys = self.head_phys.load(Relaxed);
-        if head_phys >= cap {
-            // Only if two writers ran on this CPU at once (a broken
-            // contract): start over from an empty, consistent ring.
+        if head_phys >= cap || self.repair.load(Relaxed) {
+            // After a clear, or if two writers ran on this CPU at once (a
+            // broken contract): start over from an empty, consistent ring.
             head_phys = self.resync(head, cap);
         }
         // Every record that starts before `need` shares memory with the new
@@ -288,10 +294,13 @@ impl<'m> CpuBuffer<'m> {
 
     /// Drops every record and realigns `head_phys` with `head`: the repair
     /// after a broken writer contract left the ring inconsistent (a record
-    /// length that cannot be). Cold; never runs when the contract holds.
+    /// length that cannot be), also run once after each clear (where it
+    /// finds nothing to drop and nothing to realign when the contract
+    /// holds). Cold.
     #[cold]
     #[inline(never)]
     fn resync(&self, head: u64, cap: usize) -> usize {
+        self.repair.store(false, Relaxed);
         self.discard_to(head);
         let head_phys = if cap == 0 { 0 } else { phys(head, cap) };
         self.head_phys.store(head_phys, Relaxed);
@@ -395,7 +404,10 @@ impl<'m> CpuBuffer<'m> {
                 Some((header, len)) if intact => return Some((start, header, len)),
                 // Intact yet no valid record: only a broken writer contract
                 // does that. Drop what is there rather than loop on it.
-                None if intact => self.discard_to(head),
+                None if intact => {
+                    self.discard_to(head);
+                    self.repair.store(true, Relaxed);
+                }
                 _ => {}
             }
         }
@@ -446,6 +458,7 @@ impl<'m> CpuBuffer<'m> {
                     // A broken writer contract (see `peek_oldest`): give up
                     // on this CPU for this iteration.
                     *cursor = end;
+                    self.repair.store(true, Relaxed);
                     return None;
                 }
                 // Overwritten while read: the next round moves the cursor.
@@ -469,11 +482,13 @@ impl<'m> CpuBuffer<'m> {
 
     // ---- Control -----------------------------------------------------
 
-    /// Drops every record and zeroes the counters. See
+    /// Drops every record, zeroes the counters and has the writer check its
+    /// ring's alignment at its next write. See
     /// [`TraceBuffer::clear`](crate::TraceBuffer::clear) for what the caller
     /// guarantees.
     pub(crate) fn clear(&self) {
         self.discard_to(self.head.load(Acquire));
+        self.repair.store(true, Relaxed);
         for counter in [&self.written, &self.overrun, &self.dropped, &self.read, &self.reported_overrun] {
             counter.store(0, Relaxed);
         }

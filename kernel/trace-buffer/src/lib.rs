@@ -8,7 +8,8 @@
 //!   allocation, no panic, bounded time. Each CPU writes only its own
 //!   buffer, through [`TraceBuffer::cpu`], and never re-enters a write on
 //!   that CPU (the *writer contract*, which the caller keeps; breaking it
-//!   garbles records but is still memory-safe and cannot hang a reader).
+//!   garbles records until the next [`TraceBuffer::clear`], but is still
+//!   memory-safe, panics nowhere and hangs no reader).
 //!   A record is written whole ([`Cpu::write`]) or reserved, filled in
 //!   place and committed ([`Cpu::reserve`], [`Reservation`]), so fetched
 //!   arguments go straight into the ring.
@@ -267,6 +268,10 @@ impl<'m, const CPUS: usize> TraceBuffer<'m, CPUS> {
     /// recording back on. Without that it is still safe: a record written
     /// during the clear may survive it or not, and the counters may count
     /// it or not, but no reader returns a torn record.
+    ///
+    /// It also repairs a ring that two writers at once on one CPU (a broken
+    /// writer contract) left inconsistent: each CPU's writer realigns its
+    /// ring at its next write.
     pub fn clear(&self) {
         self.cpus.iter().for_each(CpuBuffer::clear);
     }
