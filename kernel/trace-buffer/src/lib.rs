@@ -46,9 +46,10 @@
 //! Each record leaves the ring in exactly one way, decided by whoever moves
 //! `start` past it with a compare-and-swap: the writer when it needs the
 //! room (an *overrun*), or a consuming reader (a *read*). Clearing moves
-//! `start` to `head` (the same compare-and-swap, so it also decides for
-//! each record alone). That one decision is what makes the counts exact:
-//! records written = read + overrun + present (+ cleared).
+//! `start` to `head` with the same kind of compare-and-swap, deciding at
+//! once for every record before it. That single decision per record is
+//! what makes the counts exact: between two clears, records written =
+//! read + overrun + present.
 //!
 //! The writer, for a record of `n` words at `head`:
 //!
@@ -97,8 +98,9 @@
 //! Positions are 64-bit, so a check can never be fooled by a position that
 //! came round again. A reader retries when the record it was copying went
 //! away; each retry means the writer made progress (lock-free, not
-//! wait-free). An iteration always ends: it stops at the `head` it saw when
-//! it began.
+//! wait-free: the writer never waits for a reader, and a consumer racing a
+//! writer that overwrites without pause may retry many times). An
+//! iteration always ends: it stops at the `head` it saw when it began.
 //!
 //! # Modes, clearing, resizing
 //!
@@ -112,6 +114,9 @@
 //!
 //! No pages and no swapped-in reader page: one contiguous ring per CPU,
 //! which keeps the lock-free argument to one compare-and-swap per record.
+//! The price: Linux's consumer takes a whole page out of the writer's way
+//! and reads it at leisure, while a consumer here copies one record at a
+//! time from where the writer overwrites next, and loses those races.
 //! Timestamps are absolute in every header (no deltas and no time-extend
 //! records). Writers do not nest on a CPU, so the commit overrun that
 //! nesting causes in Linux is always zero. Records carry no per-record

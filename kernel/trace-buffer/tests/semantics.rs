@@ -371,3 +371,31 @@ fn the_header_fields_keep_their_full_range() {
     let headers: Vec<_> = trace.iter().map(|event| *event.header()).collect();
     assert_eq!(headers, [Header::default(), extreme]);
 }
+
+/// The kernel's way: a `static` buffer, memory given and replaced through
+/// a shared reference (tracing stopped), records written and read through
+/// it.
+#[test]
+fn a_static_buffer_is_set_up_and_resized_through_shared_references() {
+    static TRACE: TraceBuffer<'static, 2> = TraceBuffer::new();
+    for cpu in 0..2 {
+        // SAFETY: nothing else uses TRACE yet.
+        let old = unsafe { TRACE.replace_memory(cpu, Box::leak(vec![0; 64].into_boxed_slice())) }.unwrap();
+        assert!(old.is_empty());
+    }
+    TRACE.cpu(1).unwrap().write(&header(5), &payload(5, 10)).unwrap();
+    TRACE.cpu(0).unwrap().write(&header(6), &payload(6, 10)).unwrap();
+    // buffer_size_kb: recording off, (every CPU quiesced), swap, free, on.
+    TRACE.set_recording(false);
+    for cpu in 0..2 {
+        // SAFETY: recording is off and no other thread uses TRACE.
+        let old = unsafe { TRACE.replace_memory(cpu, Box::leak(vec![0; 128].into_boxed_slice())) }.unwrap();
+        // SAFETY: `old` is the boxed slice leaked above, given back whole
+        // and used by nothing else any more.
+        drop(unsafe { Box::from_raw(old) });
+    }
+    TRACE.set_recording(true);
+    assert_eq!(TRACE.cpu(0).unwrap().capacity_bytes(), 512);
+    let events: Vec<_> = TRACE.iter().map(|event| (event.cpu(), event.ts(), event.payload().to_vec())).collect();
+    assert_eq!(events, [(1, 5, padded(&payload(5, 10))), (0, 6, padded(&payload(6, 10)))]);
+}
