@@ -86,6 +86,10 @@ pub trait Host {
     /// records where that interrupt found it (the interrupted EIP, for
     /// [`task_may_resume_in`](Host::task_may_resume_in)), and acknowledges;
     /// returns when all have. With no other CPU online it returns at once.
+    /// A CPU that is provably idle may be skipped instead, as RCU does: one
+    /// halted outside every trap path since before the call, that can run
+    /// again only through an interrupt entry which serializes (and marks it
+    /// running, visibly to this call) before anything else.
     ///
     /// Called in task context with interrupts on (never from the trap
     /// path), with the engine's registration lock held: Linux's
