@@ -969,6 +969,50 @@ pub fn can_probe(address: *const ()) -> Result<probe_engine_core::decode::Fixup,
     decode(address, function).map(|insn| insn.fixup).map_err(|refusal| prepare_error(PrepareError::Refused(refusal)))
 }
 
+/// What kind of probe a registered [`Kprobe`] is (the letter Linux's
+/// `/sys/kernel/debug/kprobes/list` shows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeType {
+    /// A plain kprobe (`k`).
+    Kprobe,
+    /// A kretprobe's entry probe (`r`).
+    Kretprobe,
+    /// A jprobe's entry probe (`j`).
+    Jprobe,
+}
+
+impl ProbeType {
+    /// Linux's letter for the kind: `k`, `r` or `j`.
+    pub fn letter(self) -> char {
+        match self {
+            ProbeType::Kprobe => 'k',
+            ProbeType::Kretprobe => 'r',
+            ProbeType::Jprobe => 'j',
+        }
+    }
+}
+
+/// Calls `f` with every registered probe (of every kind, whoever registered
+/// it), by site and in each site's handler order, with the address it is
+/// on and its kind: what `/sys/kernel/debug/kprobes/list` shows. Holds the
+/// registration lock meanwhile, so `f` must not register or unregister
+/// (collect first, act after); refused where registration is (interrupts
+/// off, probe handlers).
+pub fn for_each_probe(mut f: impl FnMut(&'static Kprobe, usize, ProbeType)) -> Result<(), KprobeError> {
+    let _registry = lock()?;
+    each_site(|site| {
+        for probe in site.probes() {
+            let kind = match probe.kind {
+                ProbeKind::Plain => ProbeType::Kprobe,
+                ProbeKind::Kretprobe => ProbeType::Kretprobe,
+                ProbeKind::Jprobe => ProbeType::Jprobe,
+            };
+            f(probe, site.address(), kind);
+        }
+    });
+    Ok(())
+}
+
 /// Buckets of the site index in use (for tests and the bench: after any
 /// history it equals [`site_count`], since deletion leaves no tombstones).
 pub fn site_index_occupancy() -> usize {
