@@ -47,6 +47,7 @@ pub mod symbols;
 pub mod sync;
 pub mod task;
 pub mod testing;
+pub mod tracefs;
 pub mod unwind;
 
 /// Names the function the boot code calls once the machine is up.

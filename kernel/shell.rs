@@ -18,8 +18,11 @@ use crate::kprobes::{
     Kprobe, KprobeError, Kretprobe, KretprobeInstance, PreAction, PtRegs, disable_kprobe, enable_kprobe,
     register_kprobe, register_kretprobe, regs_return_value, unregister_kprobe, unregister_kretprobe,
 };
+use crate::tracefs::sh::Redirect;
+use crate::tracefs::{Errno, Kind};
 use crate::{print, println};
 use alloc::boxed::Box;
+use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Probes the shell can hold at once.
@@ -199,15 +202,34 @@ fn free_entry(entries: &[Entry; MAX_SHELL_PROBES]) -> Option<usize> {
     entries.iter().position(|e| matches!(e, Entry::Free))
 }
 
+/// The console's working directory (for `cd`, `pwd` and relative paths).
+static CWD: spin::Mutex<String> = spin::Mutex::new(String::new());
+
 /// Runs one console command, printing its result: what it did, or error
-/// lines that start with the command word and `": "`.
+/// lines that start with the command word and `": "` (`sh: ` for a line
+/// the command-line syntax refuses).
 pub fn execute(line: &str) -> Command {
-    let mut words = line.split_ascii_whitespace();
-    let Some(command) = words.next() else { return Command::Continue };
+    let parsed = match crate::tracefs::sh::parse(line) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            println!("sh: {error}");
+            return Command::Continue;
+        }
+    };
+    let Some(command) = parsed.words.first().map(String::as_str) else { return Command::Continue };
+    if let Some(run) = FILE_COMMANDS.iter().find(|(name, ..)| *name == command).map(|(_, _, run)| run) {
+        run(&parsed.words[1..], &parsed.output);
+        return Command::Continue;
+    }
+    let mut words = parsed.words[1..].iter().map(String::as_str);
     let Some(spec) = COMMANDS.iter().find(|spec| spec.name == command) else {
         println!("{command}: unknown command (try: help)");
         return Command::Continue;
     };
+    if parsed.output != Redirect::Console {
+        println!("{command}: output redirection is for echo and cat");
+        return Command::Continue;
+    }
     let argument = match spec.argument {
         None => "",
         Some(what) => match words.next() {
@@ -282,7 +304,123 @@ pub enum Command {
     Exit,
 }
 
+/// The commands on files, with `sh`'s meaning: name, usage, what they do.
+type FileCommand = (&'static str, &'static str, fn(&[String], &Redirect));
+const FILE_COMMANDS: [FileCommand; 5] = [
+    ("echo", "echo [-n] [WORD...] [> FILE | >> FILE]", echo),
+    ("cat", "cat FILE... [> FILE | >> FILE]", cat),
+    ("ls", "ls [PATH...]", ls),
+    ("cd", "cd [DIR]", cd),
+    ("pwd", "pwd", pwd),
+];
+
+/// The working directory (the root until `cd` changes it).
+fn cwd() -> String {
+    let cwd = CWD.lock();
+    if cwd.is_empty() { String::from("/") } else { cwd.clone() }
+}
+
+/// `path` made absolute against the working directory.
+fn absolute(path: &str) -> String {
+    crate::tracefs::resolve(&cwd(), path)
+}
+
+/// Sends `text` where `output` says: the console, or a file (`command`
+/// names the writer in error lines, as `sh` does).
+fn deliver(command: &str, text: &str, output: &Redirect) {
+    let (path, append) = match output {
+        Redirect::Console => {
+            print!("{text}");
+            return;
+        }
+        Redirect::Truncate(path) => (path, false),
+        Redirect::Append(path) => (path, true),
+    };
+    let absolute = absolute(path);
+    match crate::tracefs::write(&absolute, text, append) {
+        Ok(()) => {}
+        // The file itself is missing or not a file: sh's redirection fails.
+        Err(error @ (Errno::NoEntry | Errno::IsDirectory | Errno::NotDirectory | Errno::PermissionDenied)) => {
+            println!("sh: {path}: {error}")
+        }
+        // The file refused what was written.
+        Err(error) => println!("{command}: write error: {error}"),
+    }
+}
+
+fn echo(words: &[String], output: &Redirect) {
+    let (newline, words) = match words.first().map(String::as_str) {
+        Some("-n") => (false, &words[1..]),
+        _ => (true, words),
+    };
+    let mut text = words.join(" ");
+    if newline {
+        text.push('\n');
+    }
+    deliver("echo", &text, output);
+}
+
+fn cat(paths: &[String], output: &Redirect) {
+    if paths.is_empty() {
+        println!("cat: missing file operand (usage: cat FILE...)");
+        return;
+    }
+    let mut text = String::new();
+    for path in paths {
+        match crate::tracefs::read(&absolute(path)) {
+            Ok(contents) => text.push_str(&contents),
+            Err(error) => println!("cat: {path}: {error}"),
+        }
+    }
+    deliver("cat", &text, output);
+}
+
+fn ls(paths: &[String], _output: &Redirect) {
+    let here = [String::from(".")];
+    let paths = if paths.is_empty() { &here[..] } else { paths };
+    for path in paths {
+        let absolute = absolute(path);
+        match crate::tracefs::kind(&absolute) {
+            Some(Kind::File) => println!("{path}"),
+            Some(Kind::Directory) => {
+                if paths.len() > 1 {
+                    println!("{path}:");
+                }
+                let names: alloc::vec::Vec<&str> =
+                    crate::tracefs::list(&absolute).unwrap_or_default().into_iter().map(|(name, _)| name).collect();
+                println!("{}", names.join("  "));
+            }
+            None => println!("ls: cannot access '{path}': {}", Errno::NoEntry),
+        }
+    }
+}
+
+fn cd(paths: &[String], _output: &Redirect) {
+    let target = match paths {
+        [] => String::from("/"),
+        [path] => absolute(path),
+        _ => {
+            println!("cd: too many arguments");
+            return;
+        }
+    };
+    match crate::tracefs::kind(&target) {
+        Some(Kind::Directory) => *CWD.lock() = target,
+        Some(Kind::File) => println!("cd: {}: {}", paths[0], Errno::NotDirectory),
+        None => println!("cd: {}: {}", paths[0], Errno::NoEntry),
+    }
+}
+
+fn pwd(_words: &[String], _output: &Redirect) {
+    println!("{}", cwd());
+}
+
 fn help() {
+    println!("files (as in sh; quotes, > and >> work as there):");
+    for (_, usage, _) in &FILE_COMMANDS {
+        println!("  {usage}");
+    }
+    println!("  files: /proc/kallsyms, /sys/kernel/debug/kprobes/list, /sys/kernel/debug/kprobes/blacklist");
     println!("commands:");
     for spec in &COMMANDS {
         let mut usage = [0u8; 40];

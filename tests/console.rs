@@ -296,3 +296,70 @@ fn input_leaks_no_memory() {
     assert_eq!(memory::heap_used(), heap);
     assert_eq!(site_count(), 0);
 }
+
+/// What the shell prints for `line` (as `answer`, for a well-formed line).
+fn run(line: &str) -> String {
+    answer(Ok(line))
+}
+
+#[test_case]
+fn the_file_commands_read_the_tree_as_sh_would() {
+    assert_eq!(run("cd /"), "");
+    assert_eq!(run("pwd"), "/\n");
+    assert_eq!(run("ls"), "proc  sys\n");
+    assert_eq!(run("cd sys/kernel/debug/kprobes"), "");
+    assert_eq!(run("pwd"), "/sys/kernel/debug/kprobes\n");
+    assert_eq!(run("ls"), "blacklist  list\n");
+    assert_eq!(run("ls list ../../../../proc"), "list\n../../../../proc:\nkallsyms\n");
+    assert_eq!(run("cd list"), "cd: list: Not a directory\n");
+    assert_eq!(run("cd nowhere"), "cd: nowhere: No such file or directory\n");
+    assert_eq!(run("ls nowhere"), "ls: cannot access 'nowhere': No such file or directory\n");
+    assert_eq!(run("cat nowhere"), "cat: nowhere: No such file or directory\n");
+    assert_eq!(run("cat ."), "cat: .: Is a directory\n");
+    assert_eq!(run("cd .."), "");
+    assert_eq!(run("pwd"), "/sys/kernel/debug\n");
+    assert_eq!(run("cd"), "");
+    assert_eq!(run("pwd"), "/\n");
+}
+
+#[test_case]
+fn echo_quotes_and_redirections_as_sh() {
+    assert_eq!(run("echo 'a  b' \"c\\\"d\" e\\ f"), "a  b c\"d e f\n");
+    assert_eq!(run("echo -n x"), "x");
+    assert_eq!(run("echo 1 > /proc/kallsyms"), "sh: /proc/kallsyms: Permission denied\n");
+    assert_eq!(run("echo 1 >> /nowhere"), "sh: /nowhere: No such file or directory\n");
+    assert_eq!(run("echo 'unterminated"), "sh: unexpected end of line: no closing '\n");
+    assert_eq!(
+        run("cat /proc/kallsyms | head"),
+        "sh: \"|\" is not supported here (no pipes, lists, variables or subshells); quote it to mean the character\n"
+    );
+    assert_eq!(run("list > x"), "list: output redirection is for echo and cat\n");
+}
+
+#[test_case]
+fn the_kprobe_list_shows_every_registered_probe_as_linux_does() {
+    let target = console_test_target as *const () as usize;
+    run("kprobe console_test_target+4");
+    let list = run("cat /sys/kernel/debug/kprobes/list");
+    assert_eq!(list, format!("{:08x}  k  console_test_target+0x4    [OPTIMIZED][BOOSTED]\n", target + 4));
+    run("disable 0");
+    let list = run("cat /sys/kernel/debug/kprobes/list");
+    assert_eq!(list, format!("{:08x}  k  console_test_target+0x4    [DISABLED]\n", target + 4));
+    run("remove 0");
+    assert_eq!(run("cat /sys/kernel/debug/kprobes/list"), "");
+}
+
+#[test_case]
+fn the_blacklist_names_the_trap_path() {
+    // Read directly: the whole file is more than the console capture holds.
+    let blacklist = probe_kernel::tracefs::read("/sys/kernel/debug/kprobes/blacklist").expect("a file");
+    let lines: Vec<&str> = blacklist.lines().collect();
+    assert_eq!(lines.len(), probe_kernel::kprobes::blacklisted_functions().len());
+    assert!(blacklist.contains("\tprobe_engine::handler::not_a_site\n"), "{}", &blacklist[..200.min(blacklist.len())]);
+    for line in lines {
+        let (range, _name) = line.split_once('\t').expect("RANGE\\tNAME");
+        let (start, end) = range.split_once('-').expect("START-END");
+        let parse = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
+        assert!(parse(start) <= parse(end), "{line}");
+    }
+}

@@ -127,7 +127,7 @@ const USAGE: [(&str, &str); 12] = [
 
 /// Whether `word` is a shell command.
 pub fn is_command(word: &str) -> bool {
-    USAGE.iter().any(|(name, _)| *name == word)
+    USAGE.iter().any(|(name, _)| *name == word) || ["echo", "cat", "ls", "cd", "pwd"].contains(&word)
 }
 
 const LEFT: [&[u8]; 4] = [b"\x1b[D", b"\x1bOD", b"\x1b[1;5D", b"\x1b[1;2D"];
@@ -328,9 +328,19 @@ impl Generator {
     }
 
     /// 1..=max printable non-space bytes.
+    /// A word of printable ASCII that the command line takes as it is:
+    /// nothing `sh` quotes, escapes, redirects or refuses (the random lines
+    /// exercise those, answered from `sh::parse`).
     fn junk_word(&mut self, out: &mut Text<256>, max: usize) {
+        const SPECIAL: &[u8] = b"'\"\\<>|;&$`()";
         for _ in 0..1 + self.rng.below(max) {
-            out.push(0x21 + self.rng.below(94) as u8);
+            let byte = loop {
+                let byte = 0x21 + self.rng.below(94) as u8;
+                if !SPECIAL.contains(&byte) {
+                    break byte;
+                }
+            };
+            out.push(byte);
         }
     }
 

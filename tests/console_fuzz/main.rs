@@ -23,6 +23,7 @@ use core::fmt::Write;
 use generator::{Expect, Generator, Text};
 use probe_kernel::console::{self, LINE_MAX, LineEditor, LineEvent};
 use probe_kernel::kprobes::site_count;
+use probe_kernel::tracefs::sh;
 use probe_kernel::{memory, println, shell};
 
 probe_kernel::test_kernel_main!();
@@ -131,7 +132,7 @@ fn console_survives_a_fuzz_campaign() {
         }
         // Random lines that happen to be a real command are not run (`demo`).
         if let (Expect::Random, Ok(line)) = (case.expect, result)
-            && line.split_ascii_whitespace().next().is_some_and(generator::is_command)
+            && sh::parse(line).is_ok_and(|parsed| parsed.words.first().is_some_and(|word| generator::is_command(word)))
         {
             figures.skipped += 1;
             continue;
@@ -150,15 +151,18 @@ fn console_survives_a_fuzz_campaign() {
         match case.expect {
             Expect::Exact => check(number, seed, keys, answer, answer == expected.bytes(), &expected.as_str()),
             Expect::Error => check(number, seed, keys, answer, is_error, &"an error"),
-            Expect::Random => match result {
-                Ok(line) if line.trim_ascii().is_empty() => check(number, seed, keys, answer, answer.is_empty(), &""),
-                Ok(line) => {
+            Expect::Random => match result.map(|line| (line, sh::parse(line))) {
+                // sh's syntax refused the line as a whole.
+                Ok((_, Err(error))) => {
+                    let _ = writeln!(expected, "sh: {error}");
+                    check(number, seed, keys, answer, answer == expected.bytes(), &expected.as_str());
+                }
+                Ok((_, Ok(parsed))) if parsed.words.is_empty() => {
+                    check(number, seed, keys, answer, answer.is_empty(), &"")
+                }
+                Ok((_, Ok(parsed))) => {
                     // The first word is no command.
-                    let _ = writeln!(
-                        expected,
-                        "{}: unknown command (try: help)",
-                        line.split_ascii_whitespace().next().unwrap()
-                    );
+                    let _ = writeln!(expected, "{}: unknown command (try: help)", parsed.words[0]);
                     check(number, seed, keys, answer, answer == expected.bytes(), &expected.as_str());
                 }
                 Err(error) => {

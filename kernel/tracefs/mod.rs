@@ -1,0 +1,281 @@
+//! The console's file tree: the Linux paths a kprobes user reads and
+//! writes, each backed by the kernel's own state, with Linux's names and
+//! formats.
+//!
+//! - `/proc/kallsyms`: every function symbol, `ADDRESS T NAME`.
+//! - `/sys/kernel/debug/kprobes/list`: every registered probe, whoever
+//!   registered it (Rust code or the console), as Linux prints it:
+//!   `ADDRESS  k|r|j  SYMBOL+0xOFFSET    [DISABLED][OPTIMIZED]`, plus this
+//!   engine's `[BOOSTED]`.
+//! - `/sys/kernel/debug/kprobes/blacklist`: the functions no probe may go
+//!   in (the engine's trap path and what it reaches), `0xSTART-0xEND\tNAME`.
+//!
+//! Reading builds the whole text at once (task context: the heap is
+//! fine); writing hands the bytes `echo` wrote to the file. Errors are
+//! Linux's errno names with their `strerror` texts, as `sh` prints them.
+//! There are no user-made files: the tree is fixed by the kernel.
+pub mod sh;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+
+/// Why a file operation failed, as the Linux errno a shell would report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Errno {
+    /// `ENOENT`.
+    NoEntry,
+    /// `ENOTDIR`.
+    NotDirectory,
+    /// `EISDIR`.
+    IsDirectory,
+    /// `EACCES`: the file cannot be written (or read).
+    PermissionDenied,
+    /// `EINVAL`.
+    Invalid,
+    /// `EBUSY`.
+    Busy,
+}
+
+impl Errno {
+    /// The symbolic name (`ENOENT`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Errno::NoEntry => "ENOENT",
+            Errno::NotDirectory => "ENOTDIR",
+            Errno::IsDirectory => "EISDIR",
+            Errno::PermissionDenied => "EACCES",
+            Errno::Invalid => "EINVAL",
+            Errno::Busy => "EBUSY",
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    /// `strerror`'s text, as a shell prints it.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Errno::NoEntry => "No such file or directory",
+            Errno::NotDirectory => "Not a directory",
+            Errno::IsDirectory => "Is a directory",
+            Errno::PermissionDenied => "Permission denied",
+            Errno::Invalid => "Invalid argument",
+            Errno::Busy => "Device or resource busy",
+        })
+    }
+}
+
+/// Writes to a file: `(data, append)`.
+type Writer = fn(&str, bool) -> Result<(), Errno>;
+
+/// A file: how it is read and, if it can be, written.
+struct File {
+    path: &'static str,
+    read: fn(&mut String),
+    /// `None`: read-only.
+    write: Option<Writer>,
+}
+
+/// Every file there is.
+static FILES: &[File] = &[
+    File { path: "/proc/kallsyms", read: kallsyms, write: None },
+    File { path: "/sys/kernel/debug/kprobes/list", read: kprobe_list, write: None },
+    File { path: "/sys/kernel/debug/kprobes/blacklist", read: blacklist, write: None },
+];
+
+/// What a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A directory (one or more files lie below it).
+    Directory,
+    /// A file.
+    File,
+}
+
+/// `path` made absolute against `cwd` and normalized: no `.`, `..` or
+/// empty components, `/` for the root. `..` of the root is the root.
+pub fn resolve(cwd: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let start = if path.starts_with('/') { "" } else { cwd };
+    for part in start.split('/').chain(path.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    let mut out = String::new();
+    for part in &parts {
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// What the absolute, normalized `path` names, if anything.
+pub fn kind(path: &str) -> Option<Kind> {
+    if FILES.iter().any(|file| file.path == path) {
+        return Some(Kind::File);
+    }
+    let below = |file: &&File| path == "/" || file.path.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'));
+    FILES.iter().any(|file| below(&file)).then_some(Kind::Directory)
+}
+
+/// The entries of the directory `path` (absolute, normalized), sorted.
+pub fn list(path: &str) -> Result<Vec<(&'static str, Kind)>, Errno> {
+    match kind(path) {
+        None => return Err(Errno::NoEntry),
+        Some(Kind::File) => return Err(Errno::NotDirectory),
+        Some(Kind::Directory) => {}
+    }
+    let prefix_len = if path == "/" { 1 } else { path.len() + 1 };
+    let mut entries: Vec<(&'static str, Kind)> = Vec::new();
+    for file in FILES {
+        if !(path == "/" || file.path.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))) {
+            continue;
+        }
+        let rest = &file.path[prefix_len..];
+        let entry = match rest.split_once('/') {
+            Some((directory, _)) => (directory, Kind::Directory),
+            None => (rest, Kind::File),
+        };
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    }
+    entries.sort_unstable();
+    Ok(entries)
+}
+
+/// The contents of the file `path` (absolute, normalized).
+pub fn read(path: &str) -> Result<String, Errno> {
+    let file = find(path)?;
+    let mut text = String::new();
+    (file.read)(&mut text);
+    Ok(text)
+}
+
+/// Writes `data` to the file `path`: `append` for `>>`, else as `>`.
+pub fn write(path: &str, data: &str, append: bool) -> Result<(), Errno> {
+    let file = find(path)?;
+    file.write.ok_or(Errno::PermissionDenied)?(data, append)
+}
+
+fn find(path: &str) -> Result<&'static File, Errno> {
+    match FILES.iter().find(|file| file.path == path) {
+        Some(file) => Ok(file),
+        None if kind(path) == Some(Kind::Directory) => Err(Errno::IsDirectory),
+        None => Err(Errno::NoEntry),
+    }
+}
+
+/// `/proc/kallsyms`: `ADDRESS T NAME` for every function, by address.
+fn kallsyms(out: &mut String) {
+    let mut symbols: Vec<(usize, &'static str)> = Vec::new();
+    symbols.extend(crate::symbols::iter().map(|symbol| (symbol.address, symbol.name)));
+    symbols.sort_unstable();
+    for (address, name) in symbols {
+        let _ = writeln!(out, "{address:08x} T {name}");
+    }
+}
+
+/// `/sys/kernel/debug/kprobes/list`, in Linux's format (`report_probe`).
+fn kprobe_list(out: &mut String) {
+    use crate::kprobes::KprobeFlags;
+    let mut probes = Vec::new();
+    // Collected first: the engine holds its registration lock meanwhile.
+    let listed = crate::kprobes::for_each_probe(|probe, address, kind| probes.push((address, kind, probe.flags())));
+    if let Err(error) = listed {
+        let _ = writeln!(out, "(the probe list cannot be read here: {error})");
+        return;
+    }
+    for (address, kind, flags) in probes {
+        let _ = write!(out, "{address:08x}  {}  ", kind.letter());
+        match crate::symbols::lookup_address(address) {
+            Some(symbol) => {
+                let _ = write!(out, "{}+{:#x}", symbol.name, symbol.offset);
+            }
+            None => {
+                let _ = write!(out, "{address:#x}");
+            }
+        }
+        out.push_str("    ");
+        for (flag, name) in [
+            (KprobeFlags::DISABLED, "[DISABLED]"),
+            (KprobeFlags::OPTIMIZED, "[OPTIMIZED]"),
+            (KprobeFlags::BOOSTED, "[BOOSTED]"),
+        ] {
+            if flags.contains(flag) {
+                out.push_str(name);
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// `/sys/kernel/debug/kprobes/blacklist`: `0xSTART-0xEND\tNAME` per
+/// function, as Linux prints its blacklist.
+fn blacklist(out: &mut String) {
+    for &start in crate::kprobes::blacklisted_functions() {
+        match crate::symbols::lookup_address(start) {
+            Some(symbol) => {
+                let _ = writeln!(out, "{start:#010x}-{:#010x}\t{}", start + symbol.size, symbol.name);
+            }
+            None => {
+                let _ = writeln!(out, "{start:#010x}-{start:#010x}\t?");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test_case]
+    fn paths_resolve_as_a_shell_resolves_them() {
+        assert_eq!(resolve("/", "sys/kernel"), "/sys/kernel");
+        assert_eq!(resolve("/sys/kernel", "debug/./kprobes/"), "/sys/kernel/debug/kprobes");
+        assert_eq!(resolve("/sys/kernel/debug", ".."), "/sys/kernel");
+        assert_eq!(resolve("/sys", "../../.."), "/");
+        assert_eq!(resolve("/sys", "/proc//kallsyms"), "/proc/kallsyms");
+        assert_eq!(resolve("/", ""), "/");
+    }
+
+    #[test_case]
+    fn the_tree_has_its_directories_and_files() {
+        assert_eq!(kind("/"), Some(Kind::Directory));
+        assert_eq!(kind("/sys/kernel/debug"), Some(Kind::Directory));
+        assert_eq!(kind("/proc/kallsyms"), Some(Kind::File));
+        assert_eq!(kind("/proc/kall"), None);
+        assert_eq!(kind("/sy"), None);
+        assert_eq!(list("/").unwrap(), [("proc", Kind::Directory), ("sys", Kind::Directory)]);
+        assert_eq!(list("/sys/kernel/debug/kprobes").unwrap(), [("blacklist", Kind::File), ("list", Kind::File)]);
+        assert_eq!(list("/proc/kallsyms"), Err(Errno::NotDirectory));
+        assert_eq!(list("/nope"), Err(Errno::NoEntry));
+        assert_eq!(read("/sys").unwrap_err(), Errno::IsDirectory);
+        assert_eq!(write("/proc/kallsyms", "x", false), Err(Errno::PermissionDenied));
+    }
+
+    #[test_case]
+    fn kallsyms_lists_functions_by_address() {
+        let text = read("/proc/kallsyms").unwrap();
+        let mut last = 0;
+        let mut lines = 0;
+        for line in text.lines() {
+            let (address, rest) = line.split_once(' ').expect("ADDRESS T NAME");
+            let address = usize::from_str_radix(address, 16).expect("hex address");
+            assert!(address >= last && rest.starts_with("T "), "{line}");
+            last = address;
+            lines += 1;
+        }
+        assert!(lines > 100, "{lines} symbols");
+        let checksum = crate::demo::checksum as *const () as usize;
+        assert!(text.contains(&alloc::format!("{checksum:08x} T probe_kernel::demo::checksum\n")));
+    }
+}
