@@ -386,7 +386,7 @@ fn ls(paths: &[String], _output: &Redirect) {
                 if paths.len() > 1 {
                     println!("{path}:");
                 }
-                let names: alloc::vec::Vec<&str> =
+                let names: alloc::vec::Vec<String> =
                     crate::tracefs::list(&absolute).unwrap_or_default().into_iter().map(|(name, _)| name).collect();
                 println!("{}", names.join("  "));
             }

@@ -363,3 +363,84 @@ fn the_blacklist_names_the_trap_path() {
         assert!(parse(start) <= parse(end), "{line}");
     }
 }
+
+#[test_case]
+fn kprobe_events_define_enable_count_and_remove_as_in_linux() {
+    // The first round warms what the kernel allocates once (the engine's
+    // and the symbol table's caches); the second must give every byte back.
+    events_round();
+    let heap = memory::heap_used();
+    events_round();
+    assert_eq!(memory::heap_used(), heap, "every event's memory went back");
+}
+
+fn events_round() {
+    assert_eq!(run("cd /sys/kernel/tracing"), "");
+    assert_eq!(run("echo 'p:myprobe console_test_target+4' > kprobe_events"), "");
+    assert_eq!(run("echo 'r:myret console_test_target' >> kprobe_events"), "");
+    assert_eq!(
+        run("cat kprobe_events"),
+        "p:kprobes/myprobe console_test_target+4\nr:kprobes/myret console_test_target\n"
+    );
+    assert_eq!(run("ls events/kprobes"), "enable  myprobe  myret\n");
+    assert_eq!(run("ls events/kprobes/myprobe"), "enable  format\n");
+    assert!(run("cat events/kprobes/myprobe/format").starts_with("name: myprobe\nID: "));
+    assert_eq!(run("cat events/kprobes/myprobe/enable"), "0\n");
+    // Defined but disabled: hits are not counted.
+    console_test_target();
+    assert_eq!(
+        run("cat kprobe_profile"),
+        format!("  {:<44} {:>15} {:>15}\n  {:<44} {:>15} {:>15}\n", "myprobe", 0, 0, "myret", 0, 0)
+    );
+    assert_eq!(run("echo 1 > events/kprobes/myprobe/enable"), "");
+    assert_eq!(run("cat events/kprobes/enable"), "X\n");
+    assert_eq!(run("echo 1 > events/kprobes/enable"), "");
+    for _ in 0..3 {
+        console_test_target();
+    }
+    assert_eq!(
+        run("cat kprobe_profile"),
+        format!("  {:<44} {:>15} {:>15}\n  {:<44} {:>15} {:>15}\n", "myprobe", 3, 0, "myret", 3, 0)
+    );
+    // Both show in the engine's list of every probe.
+    let list = run("cat /sys/kernel/debug/kprobes/list");
+    assert_eq!(list.lines().count(), 2, "{list}");
+    // `>` is refused while an event is enabled, as Linux.
+    assert_eq!(run("echo > kprobe_events"), "echo: write error: Device or resource busy\n");
+    assert_eq!(run("echo 0 > events/kprobes/enable"), "");
+    assert_eq!(run("echo '-:myprobe' >> kprobe_events"), "");
+    assert_eq!(run("cat kprobe_events"), "r:kprobes/myret console_test_target\n");
+    assert_eq!(run("echo > kprobe_events"), "");
+    assert_eq!(run("cat kprobe_events"), "");
+    assert_eq!(run("cat /sys/kernel/debug/kprobes/list"), "");
+    assert_eq!(site_count(), 0);
+    assert_eq!(run("cd /"), "");
+}
+
+#[test_case]
+fn refused_definitions_land_in_error_log_with_linux_text_and_caret() {
+    assert_eq!(run("echo > /sys/kernel/tracing/error_log"), "");
+    assert_eq!(
+        run("echo 'p:bad console_test_target %none' >> /sys/kernel/tracing/kprobe_events"),
+        "echo: write error: Invalid argument\n"
+    );
+    let log = run("cat /sys/kernel/tracing/error_log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(lines[0].ends_with("] trace_kprobe: error: Invalid register name"), "{log}");
+    assert_eq!(lines[1], "  Command: p:bad console_test_target %none");
+    // The caret sits under the bad argument.
+    assert_eq!(lines[2].find('^'), lines[1].find("%none"), "{log}");
+    assert_eq!(
+        run("echo 'p:bad no_such_function_anywhere' >> /sys/kernel/tracing/kprobe_events"),
+        "echo: write error: Invalid argument\n"
+    );
+    let log = run("cat /sys/kernel/tracing/error_log");
+    assert!(
+        log.contains("error: Invalid probed address or symbol\n  Command: p:bad no_such_function_anywhere\n"),
+        "{log}"
+    );
+    assert_eq!(run("cat /sys/kernel/tracing/kprobe_events"), "");
+    assert_eq!(run("echo > /sys/kernel/tracing/error_log"), "");
+    assert_eq!(run("cat /sys/kernel/tracing/error_log"), "");
+}

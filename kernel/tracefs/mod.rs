@@ -14,6 +14,7 @@
 //! fine); writing hands the bytes `echo` wrote to the file. Errors are
 //! Linux's errno names with their `strerror` texts, as `sh` prints them.
 //! There are no user-made files: the tree is fixed by the kernel.
+pub mod events;
 pub mod sh;
 
 use alloc::string::String;
@@ -35,6 +36,16 @@ pub enum Errno {
     Invalid,
     /// `EBUSY`.
     Busy,
+    /// `EEXIST`.
+    Exists,
+    /// `E2BIG`.
+    TooBig,
+    /// `ENOMEM`.
+    NoMemory,
+    /// `EILSEQ`.
+    IllegalSequence,
+    /// `EOPNOTSUPP`.
+    NotSupported,
 }
 
 impl Errno {
@@ -47,6 +58,11 @@ impl Errno {
             Errno::PermissionDenied => "EACCES",
             Errno::Invalid => "EINVAL",
             Errno::Busy => "EBUSY",
+            Errno::Exists => "EEXIST",
+            Errno::TooBig => "E2BIG",
+            Errno::NoMemory => "ENOMEM",
+            Errno::IllegalSequence => "EILSEQ",
+            Errno::NotSupported => "EOPNOTSUPP",
         }
     }
 }
@@ -61,6 +77,11 @@ impl fmt::Display for Errno {
             Errno::PermissionDenied => "Permission denied",
             Errno::Invalid => "Invalid argument",
             Errno::Busy => "Device or resource busy",
+            Errno::Exists => "File exists",
+            Errno::TooBig => "Argument list too long",
+            Errno::NoMemory => "Cannot allocate memory",
+            Errno::IllegalSequence => "Invalid or incomplete multibyte or wide character",
+            Errno::NotSupported => "Operation not supported",
         })
     }
 }
@@ -81,7 +102,24 @@ static FILES: &[File] = &[
     File { path: "/proc/kallsyms", read: kallsyms, write: None },
     File { path: "/sys/kernel/debug/kprobes/list", read: kprobe_list, write: None },
     File { path: "/sys/kernel/debug/kprobes/blacklist", read: blacklist, write: None },
+    File {
+        path: "/sys/kernel/tracing/kprobe_events",
+        read: events::read_kprobe_events,
+        write: Some(events::write_kprobe_events),
+    },
+    File { path: "/sys/kernel/tracing/kprobe_profile", read: events::read_kprobe_profile, write: None },
+    File { path: "/sys/kernel/tracing/error_log", read: events::read_error_log, write: Some(events::write_error_log) },
 ];
+
+/// Where the tracing files are (event files are relative to it).
+const TRACING: &str = "/sys/kernel/tracing/";
+
+/// Every file's path now: the fixed ones and the defined events'.
+fn all_paths() -> Vec<String> {
+    let mut paths: Vec<String> = FILES.iter().map(|file| String::from(file.path)).collect();
+    paths.extend(events::paths().into_iter().map(|path| alloc::format!("{TRACING}{path}")));
+    paths
+}
 
 /// What a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -119,30 +157,32 @@ pub fn resolve(cwd: &str, path: &str) -> String {
 
 /// What the absolute, normalized `path` names, if anything.
 pub fn kind(path: &str) -> Option<Kind> {
-    if FILES.iter().any(|file| file.path == path) {
+    let paths = all_paths();
+    if paths.iter().any(|file| file == path) {
         return Some(Kind::File);
     }
-    let below = |file: &&File| path == "/" || file.path.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'));
-    FILES.iter().any(|file| below(&file)).then_some(Kind::Directory)
+    paths.iter().any(|file| is_below(file, path)).then_some(Kind::Directory)
+}
+
+/// Whether `file` lies below the directory `path`.
+fn is_below(file: &str, path: &str) -> bool {
+    path == "/" || file.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The entries of the directory `path` (absolute, normalized), sorted.
-pub fn list(path: &str) -> Result<Vec<(&'static str, Kind)>, Errno> {
+pub fn list(path: &str) -> Result<Vec<(String, Kind)>, Errno> {
     match kind(path) {
         None => return Err(Errno::NoEntry),
         Some(Kind::File) => return Err(Errno::NotDirectory),
         Some(Kind::Directory) => {}
     }
     let prefix_len = if path == "/" { 1 } else { path.len() + 1 };
-    let mut entries: Vec<(&'static str, Kind)> = Vec::new();
-    for file in FILES {
-        if !(path == "/" || file.path.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))) {
-            continue;
-        }
-        let rest = &file.path[prefix_len..];
+    let mut entries: Vec<(String, Kind)> = Vec::new();
+    for file in all_paths().iter().filter(|file| is_below(file, path)) {
+        let rest = &file[prefix_len..];
         let entry = match rest.split_once('/') {
-            Some((directory, _)) => (directory, Kind::Directory),
-            None => (rest, Kind::File),
+            Some((directory, _)) => (String::from(directory), Kind::Directory),
+            None => (String::from(rest), Kind::File),
         };
         if !entries.contains(&entry) {
             entries.push(entry);
@@ -154,14 +194,21 @@ pub fn list(path: &str) -> Result<Vec<(&'static str, Kind)>, Errno> {
 
 /// The contents of the file `path` (absolute, normalized).
 pub fn read(path: &str) -> Result<String, Errno> {
-    let file = find(path)?;
     let mut text = String::new();
+    if let Some(file) = path.strip_prefix(TRACING).and_then(events::event_file) {
+        events::read_event_file(&file, &mut text);
+        return Ok(text);
+    }
+    let file = find(path)?;
     (file.read)(&mut text);
     Ok(text)
 }
 
 /// Writes `data` to the file `path`: `append` for `>>`, else as `>`.
 pub fn write(path: &str, data: &str, append: bool) -> Result<(), Errno> {
+    if let Some(file) = path.strip_prefix(TRACING).and_then(events::event_file) {
+        return events::write_event_file(&file, data);
+    }
     let file = find(path)?;
     file.write.ok_or(Errno::PermissionDenied)?(data, append)
 }
@@ -254,8 +301,11 @@ mod tests {
         assert_eq!(kind("/proc/kallsyms"), Some(Kind::File));
         assert_eq!(kind("/proc/kall"), None);
         assert_eq!(kind("/sy"), None);
-        assert_eq!(list("/").unwrap(), [("proc", Kind::Directory), ("sys", Kind::Directory)]);
-        assert_eq!(list("/sys/kernel/debug/kprobes").unwrap(), [("blacklist", Kind::File), ("list", Kind::File)]);
+        let names = |path| list(path).unwrap().into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+        assert_eq!(names("/"), ["proc", "sys"]);
+        assert_eq!(names("/sys/kernel/debug/kprobes"), ["blacklist", "list"]);
+        assert_eq!(names("/sys/kernel/tracing"), ["error_log", "kprobe_events", "kprobe_profile"]);
+        assert_eq!(kind("/sys/kernel/tracing/kprobe_events"), Some(Kind::File));
         assert_eq!(list("/proc/kallsyms"), Err(Errno::NotDirectory));
         assert_eq!(list("/nope"), Err(Errno::NoEntry));
         assert_eq!(read("/sys").unwrap_err(), Errno::IsDirectory);

@@ -1,0 +1,487 @@
+//! Probe events defined at the console: `kprobe_events`, `kprobe_profile`,
+//! `error_log` and `events/GROUP/EVENT/{enable,format}`, as Linux's
+//! `kernel/trace/trace_kprobe.c` behaves for their users.
+//!
+//! A definition is parsed (and refused, with Linux's message and caret in
+//! `error_log`) by the `probe-events` crate; this module registers its
+//! probe, disabled until the event's `enable` file says `1`, and unregisters
+//! and frees it when the event is removed. Each probe counts its hits while
+//! its event is enabled (`kprobe_profile`); recording them into the trace
+//! buffer comes next. Everything here runs in task context (the console),
+//! under one lock; the probes' handlers only touch their own counters.
+use super::Errno;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use probe_events::{Command, CommandError, Interface, ProbeDefinition, ProbeError, ProbeLocation, SymbolResolver};
+
+use crate::kprobes::{
+    Kprobe, KprobeError, Kretprobe, KretprobeInstance, PreAction, PtRegs, disable_kprobe, disable_kretprobe,
+    enable_kprobe, enable_kretprobe, register_kprobe, register_kretprobe, unregister_kprobe, unregister_kretprobe,
+};
+
+/// A console event's kprobe and what its handler counts.
+#[repr(C)]
+struct EventKprobe {
+    kp: Kprobe,
+    hits: AtomicUsize,
+    enabled: AtomicBool,
+}
+
+/// A console event's kretprobe and what its handler counts.
+#[repr(C)]
+struct EventKretprobe {
+    rp: Kretprobe,
+    hits: AtomicUsize,
+    enabled: AtomicBool,
+}
+
+/// The probe behind an event.
+enum Probe {
+    Kprobe(&'static EventKprobe),
+    Kretprobe(&'static EventKretprobe),
+}
+
+impl Probe {
+    fn hits(&self) -> usize {
+        match self {
+            Probe::Kprobe(p) => p.hits.load(Ordering::Relaxed),
+            Probe::Kretprobe(p) => p.hits.load(Ordering::Relaxed),
+        }
+    }
+
+    fn misses(&self) -> usize {
+        match self {
+            Probe::Kprobe(p) => p.kp.nmissed(),
+            Probe::Kretprobe(p) => p.rp.nmissed(),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        match self {
+            Probe::Kprobe(p) => p.enabled.load(Ordering::Relaxed),
+            Probe::Kretprobe(p) => p.enabled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Arms or disarms the probe (the event's `enable`).
+    fn set_enabled(&self, on: bool) -> Result<(), KprobeError> {
+        match (self, on) {
+            (Probe::Kprobe(p), true) => {
+                enable_kprobe(&p.kp)?;
+                p.enabled.store(true, Ordering::Relaxed);
+            }
+            (Probe::Kprobe(p), false) => {
+                p.enabled.store(false, Ordering::Relaxed);
+                disable_kprobe(&p.kp)?;
+            }
+            (Probe::Kretprobe(p), true) => {
+                enable_kretprobe(&p.rp)?;
+                p.enabled.store(true, Ordering::Relaxed);
+            }
+            (Probe::Kretprobe(p), false) => {
+                p.enabled.store(false, Ordering::Relaxed);
+                disable_kretprobe(&p.rp)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unregisters and frees the probe.
+    fn remove(self) {
+        match self {
+            Probe::Kprobe(p) => {
+                let _ = unregister_kprobe(&p.kp);
+                // SAFETY: made by `Box::leak` in `register`, unregistered
+                // just now (no trap path uses it once that returns), and no
+                // other reference remains (the event that held it is gone).
+                drop(unsafe { Box::from_raw(p as *const EventKprobe as *mut EventKprobe) });
+            }
+            Probe::Kretprobe(p) => {
+                let _ = unregister_kretprobe(&p.rp);
+                // SAFETY: as above; calls still in flight reach the
+                // kretprobe only through their pool's owner pointer, which
+                // unregistration cleared.
+                drop(unsafe { Box::from_raw(p as *const EventKretprobe as *mut EventKretprobe) });
+            }
+        }
+    }
+}
+
+fn count_hit(probe: &Kprobe, _regs: &mut PtRegs) -> PreAction {
+    // SAFETY: installed only on the `kp` field, the first field of a
+    // `repr(C)` `EventKprobe`.
+    let event = unsafe { &*(probe as *const Kprobe as *const EventKprobe) };
+    if event.enabled.load(Ordering::Relaxed) {
+        event.hits.fetch_add(1, Ordering::Relaxed);
+    }
+    PreAction::Continue
+}
+
+fn count_return(instance: &mut KretprobeInstance, _regs: &mut PtRegs) {
+    let Some(rp) = instance.kretprobe() else { return };
+    // SAFETY: installed only on the `rp` field, the first field of a
+    // `repr(C)` `EventKretprobe`.
+    let event = unsafe { &*(rp as *const Kretprobe as *const EventKretprobe) };
+    if event.enabled.load(Ordering::Relaxed) {
+        event.hits.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One defined event.
+struct Event {
+    definition: ProbeDefinition,
+    probe: Probe,
+    /// The event's id in its `format` file.
+    id: u32,
+}
+
+/// Every defined event, in definition order, and the `error_log`.
+struct Events {
+    events: Vec<Event>,
+    next_id: u32,
+    errors: VecDeque<String>,
+}
+
+/// Linux keeps the last 8 errors (`TRACING_LOG_ERRS_MAX`).
+const ERROR_LOG_ENTRIES: usize = 8;
+/// Ids of dynamic events start above the kernel's static ones, as in Linux.
+const FIRST_EVENT_ID: u32 = 1500;
+
+static EVENTS: spin::Mutex<Events> =
+    spin::Mutex::new(Events { events: Vec::new(), next_id: FIRST_EVENT_ID, errors: VecDeque::new() });
+
+/// Symbol names as a user types them: a full Rust path, or any suffix of
+/// one that starts at a `::` and names one function only.
+pub struct KernelSymbols;
+
+impl KernelSymbols {
+    /// The functions whose name is `name` or ends in `::name`.
+    fn matches(name: &str) -> impl Iterator<Item = crate::symbols::Symbol> + '_ {
+        crate::symbols::iter().filter(move |symbol| {
+            symbol.name == name || symbol.name.strip_suffix(name).is_some_and(|head| head.ends_with("::"))
+        })
+    }
+}
+
+impl SymbolResolver for KernelSymbols {
+    fn address_of(&self, name: &str) -> Option<usize> {
+        if let Some(symbol) = crate::symbols::lookup_name(name) {
+            return Some(symbol.address);
+        }
+        let mut matches = Self::matches(name);
+        match (matches.next(), matches.next()) {
+            (Some(symbol), None) => Some(symbol.address),
+            _ => None,
+        }
+    }
+
+    fn symbol_count(&self, name: &str) -> usize {
+        if crate::symbols::lookup_name(name).is_some() {
+            return 1;
+        }
+        Self::matches(name).count()
+    }
+}
+
+/// The time an `error_log` entry carries: ns since boot, at the tick.
+fn now_ns() -> u64 {
+    crate::task::ticks() * (1_000_000_000 / crate::arch::x86::pit::HZ as u64)
+}
+
+impl Events {
+    fn log(&mut self, error: &CommandError) {
+        for entry in error.entries() {
+            self.log_entry(entry);
+        }
+    }
+
+    fn log_entry(&mut self, entry: &ProbeError) {
+        if self.errors.len() == ERROR_LOG_ENTRIES {
+            self.errors.pop_front();
+        }
+        self.errors.push_back(entry.error_log_entry(now_ns()));
+    }
+
+    /// Runs one command line written to `kprobe_events`.
+    fn command(&mut self, line: &str) -> Result<(), Errno> {
+        match probe_events::parse_command(line, Interface::KprobeEvents, &KernelSymbols) {
+            Ok(Command::Empty) => Ok(()),
+            Ok(Command::Create(definition)) => self.create(definition),
+            Ok(Command::Remove(removal)) => {
+                let matching: Vec<usize> =
+                    (0..self.events.len()).filter(|&i| removal.matches(&self.events[i].definition)).collect();
+                if matching.is_empty() {
+                    return Err(Errno::NoEntry);
+                }
+                if matching.iter().any(|&i| self.events[i].probe.enabled()) {
+                    return Err(Errno::Busy);
+                }
+                for i in matching.into_iter().rev() {
+                    self.events.remove(i).probe.remove();
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.log(&error);
+                Err(errno(error.errno()))
+            }
+        }
+    }
+
+    fn create(&mut self, definition: ProbeDefinition) -> Result<(), Errno> {
+        let same_name: Vec<&ProbeDefinition> = self
+            .events
+            .iter()
+            .filter(|e| e.definition.group() == definition.group() && e.definition.event() == definition.event())
+            .map(|e| &e.definition)
+            .collect();
+        if !same_name.is_empty() {
+            if let Err(error) = definition.check_append(&same_name) {
+                self.log(&error);
+                return Err(errno(error.errno()));
+            }
+            // Linux adds the probe to the existing event; one probe per
+            // event here, so it is refused as an existing event.
+            let error = definition.registration_error(probe_events::ErrorKind::EventExist);
+            self.log(&error);
+            return Err(errno(error.errno()));
+        }
+        let address = match definition.location() {
+            ProbeLocation::Address(address) => *address as usize,
+            ProbeLocation::Symbol { symbol, offset } => match KernelSymbols.address_of(symbol) {
+                Some(base) => base + *offset as usize,
+                None => return self.refuse(&definition, probe_events::ErrorKind::BadProbeAddr),
+            },
+        };
+        let probe = match register(&definition, address) {
+            Ok(probe) => probe,
+            Err(error) => {
+                let kind = match error {
+                    KprobeError::NotInstructionBoundary => probe_events::ErrorKind::BadInsnBndry,
+                    KprobeError::UnknownSymbol | KprobeError::OutsideKernelText | KprobeError::NotInFunction => {
+                        probe_events::ErrorKind::BadProbeAddr
+                    }
+                    _ => probe_events::ErrorKind::FailRegProbe,
+                };
+                return self.refuse(&definition, kind);
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.events.push(Event { definition, probe, id });
+        Ok(())
+    }
+
+    fn refuse(&mut self, definition: &ProbeDefinition, kind: probe_events::ErrorKind) -> Result<(), Errno> {
+        let error = definition.registration_error(kind);
+        self.log(&error);
+        Err(errno(error.errno()))
+    }
+}
+
+/// Registers `definition`'s probe at `address`, disabled (its event's
+/// `enable` arms it).
+fn register(definition: &ProbeDefinition, address: usize) -> Result<Probe, KprobeError> {
+    let at = address as *const ();
+    if definition.kind().is_return() {
+        let maxactive = definition.maxactive() as i32;
+        let event: &'static EventKretprobe = Box::leak(Box::new(EventKretprobe {
+            rp: Kretprobe::new().address(at).handler(count_return).maxactive(maxactive),
+            hits: AtomicUsize::new(0),
+            enabled: AtomicBool::new(false),
+        }));
+        if let Err(error) = register_kretprobe(&event.rp).and_then(|()| disable_kretprobe(&event.rp)) {
+            let _ = unregister_kretprobe(&event.rp);
+            // SAFETY: leaked just above and unregistered (or never
+            // registered): nothing refers to it.
+            drop(unsafe { Box::from_raw(event as *const EventKretprobe as *mut EventKretprobe) });
+            return Err(error);
+        }
+        Ok(Probe::Kretprobe(event))
+    } else {
+        let event: &'static EventKprobe = Box::leak(Box::new(EventKprobe {
+            kp: Kprobe::new().address(at).pre_handler(count_hit),
+            hits: AtomicUsize::new(0),
+            enabled: AtomicBool::new(false),
+        }));
+        if let Err(error) = register_kprobe(&event.kp).and_then(|()| disable_kprobe(&event.kp)) {
+            let _ = unregister_kprobe(&event.kp);
+            // SAFETY: as above.
+            drop(unsafe { Box::from_raw(event as *const EventKprobe as *mut EventKprobe) });
+            return Err(error);
+        }
+        Ok(Probe::Kprobe(event))
+    }
+}
+
+/// The console's errno for the crate's.
+fn errno(errno: probe_events::Errno) -> Errno {
+    match errno {
+        probe_events::Errno::NoEnt => Errno::NoEntry,
+        probe_events::Errno::TooBig => Errno::TooBig,
+        probe_events::Errno::NoMem => Errno::NoMemory,
+        probe_events::Errno::Exist => Errno::Exists,
+        probe_events::Errno::Inval => Errno::Invalid,
+        probe_events::Errno::IlSeq => Errno::IllegalSequence,
+        probe_events::Errno::OpNotSupp => Errno::NotSupported,
+    }
+}
+
+/// `kprobe_events`, read: every definition as Linux shows it.
+pub fn read_kprobe_events(out: &mut String) {
+    for event in &EVENTS.lock().events {
+        let _ = writeln!(out, "{}", event.definition);
+    }
+}
+
+/// `kprobe_events`, written: `>` first removes every event (refused while
+/// one is enabled, as Linux), then each line is one command; the first
+/// refused line stops the write (those before it took effect).
+pub fn write_kprobe_events(data: &str, append: bool) -> Result<(), Errno> {
+    let mut events = EVENTS.lock();
+    if !append {
+        if events.events.iter().any(|e| e.probe.enabled()) {
+            return Err(Errno::Busy);
+        }
+        for event in core::mem::take(&mut events.events) {
+            event.probe.remove();
+        }
+    }
+    for line in probe_events::write_lines(data) {
+        match line {
+            Ok(line) => events.command(line)?,
+            Err(error) => {
+                events.log(&error);
+                return Err(errno(error.errno()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `kprobe_profile`: per event, its hits and misses, in Linux's columns.
+pub fn read_kprobe_profile(out: &mut String) {
+    for event in &EVENTS.lock().events {
+        let _ =
+            writeln!(out, "  {:<44} {:>15} {:>15}", event.definition.event(), event.probe.hits(), event.probe.misses());
+    }
+}
+
+/// `error_log`, read: the last errors, oldest first.
+pub fn read_error_log(out: &mut String) {
+    for entry in &EVENTS.lock().errors {
+        out.push_str(entry);
+    }
+}
+
+/// `error_log`, written with `>`: clears it (as Linux; `>>` changes nothing).
+pub fn write_error_log(_data: &str, append: bool) -> Result<(), Errno> {
+    if !append {
+        EVENTS.lock().errors.clear();
+    }
+    Ok(())
+}
+
+/// The event files: `events/GROUP/EVENT/{enable,format}` and
+/// `events/GROUP/enable`, as paths below `/sys/kernel/tracing/`.
+pub fn paths() -> Vec<String> {
+    let events = EVENTS.lock();
+    let mut paths = Vec::new();
+    for event in &events.events {
+        let (group, name) = (event.definition.group(), event.definition.event());
+        for file in ["enable", "format"] {
+            paths.push(alloc::format!("events/{group}/{name}/{file}"));
+        }
+        let group_enable = alloc::format!("events/{group}/enable");
+        if !paths.contains(&group_enable) {
+            paths.push(group_enable);
+        }
+    }
+    paths
+}
+
+/// What an event file is.
+pub enum EventFile<'a> {
+    /// `events/GROUP/EVENT/enable`.
+    Enable(&'a str, &'a str),
+    /// `events/GROUP/EVENT/format`.
+    Format(&'a str, &'a str),
+    /// `events/GROUP/enable`.
+    GroupEnable(&'a str),
+}
+
+/// `path` (below `/sys/kernel/tracing/`) as an event file, if it names one
+/// of an existing event.
+pub fn event_file(path: &str) -> Option<EventFile<'_>> {
+    if !paths().iter().any(|p| p == path) {
+        return None;
+    }
+    let rest = path.strip_prefix("events/")?;
+    match rest.split('/').collect::<Vec<_>>()[..] {
+        [group, event, "enable"] => {
+            Some(EventFile::Enable(&rest[..group.len()], &rest[group.len() + 1..group.len() + 1 + event.len()]))
+        }
+        [group, event, "format"] => {
+            Some(EventFile::Format(&rest[..group.len()], &rest[group.len() + 1..group.len() + 1 + event.len()]))
+        }
+        [group, "enable"] => Some(EventFile::GroupEnable(&rest[..group.len()])),
+        _ => None,
+    }
+}
+
+/// Reads an event file.
+pub fn read_event_file(file: &EventFile, out: &mut String) {
+    let events = EVENTS.lock();
+    let find = |group: &str, name: &str| {
+        events.events.iter().find(|e| e.definition.group() == group && e.definition.event() == name)
+    };
+    match *file {
+        EventFile::Enable(group, name) => {
+            if let Some(event) = find(group, name) {
+                out.push_str(if event.probe.enabled() { "1\n" } else { "0\n" });
+            }
+        }
+        EventFile::Format(group, name) => {
+            if let Some(event) = find(group, name) {
+                out.push_str(&event.definition.format_file(event.id));
+            }
+        }
+        EventFile::GroupEnable(group) => {
+            let states: Vec<bool> =
+                events.events.iter().filter(|e| e.definition.group() == group).map(|e| e.probe.enabled()).collect();
+            // Linux: 0 or 1 when all agree, X when they differ.
+            out.push_str(match (states.iter().all(|&s| s), states.iter().any(|&s| s)) {
+                (true, _) => "1\n",
+                (false, false) => "0\n",
+                (false, true) => "X\n",
+            });
+        }
+    }
+}
+
+/// Writes an event file (`enable`: `0` or `1`; `format` is read-only).
+pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
+    let on = match data.trim_ascii() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(Errno::Invalid),
+    };
+    let events = EVENTS.lock();
+    let selected: Vec<&Event> = match *file {
+        EventFile::Enable(group, name) => {
+            events.events.iter().filter(|e| e.definition.group() == group && e.definition.event() == name).collect()
+        }
+        EventFile::GroupEnable(group) => events.events.iter().filter(|e| e.definition.group() == group).collect(),
+        EventFile::Format(..) => return Err(Errno::PermissionDenied),
+    };
+    for event in selected {
+        if event.probe.enabled() != on {
+            event.probe.set_enabled(on).map_err(|_| Errno::Invalid)?;
+        }
+    }
+    Ok(())
+}
