@@ -444,3 +444,77 @@ fn refused_definitions_land_in_error_log_with_linux_text_and_caret() {
     assert_eq!(run("echo > /sys/kernel/tracing/error_log"), "");
     assert_eq!(run("cat /sys/kernel/tracing/error_log"), "");
 }
+
+/// `eax = a; eax += 1; return`: a probe at +4 (the `inc`) sees the
+/// argument in EAX.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn trace_target(a: u32) -> u32 {
+    core::arch::naked_asm!("mov eax, [esp + 4]", "inc eax", "ret");
+}
+
+/// A trace line with its (right-aligned) timestamp replaced by ` T` (it
+/// is the TSC's, not repeatable without `-icount`).
+fn untimed(line: &str) -> String {
+    match line.find(": ").and_then(|colon| Some((line[..colon].rfind(' ')? + 1, colon))) {
+        Some((start, colon)) if !line.starts_with('#') => {
+            format!("{} T{}", line[..start].trim_end(), &line[colon..])
+        }
+        _ => String::from(line),
+    }
+}
+
+#[test_case]
+fn events_record_their_arguments_into_trace_and_trace_pipe() {
+    let tracing = |file: &str| format!("/sys/kernel/tracing/{file}");
+    // On CPU 0 throughout, so every line says [000].
+    probe_kernel::task::set_affinity(Some(0));
+    assert_eq!(run(&format!("echo 'p:myprobe trace_target+4 a=%ax' > {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("echo 'r:myret trace_target ret=$retval' >> {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("echo > {}", tracing("trace"))), "");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/enable"))), "");
+    assert_eq!(trace_target(core::hint::black_box(42)), 43);
+    assert_eq!(trace_target(core::hint::black_box(7)), 8);
+    assert_eq!(run(&format!("echo 0 > {}", tracing("tracing_on"))), "");
+    assert_eq!(trace_target(core::hint::black_box(1)), 2, "not recorded: tracing is off");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("tracing_on"))), "");
+    assert_eq!(run(&format!("echo 0 > {}", tracing("events/kprobes/enable"))), "");
+    let trace = run(&format!("cat {}", tracing("trace")));
+    let lines: Vec<String> = trace.lines().map(untimed).collect();
+    assert_eq!(lines[0], "# tracer: nop");
+    let cpus = probe_kernel::arch::x86::smp::online_cpus();
+    assert_eq!(lines[2], format!("# entries-in-buffer/entries-written: 4/4   #P:{cpus}"));
+    let task = probe_kernel::task::current_id();
+    let comm = format!("{:>16}-{task:<7}", probe_kernel::task::task_name(task).unwrap());
+    // What precedes the return's offset: the line up to its `+0x`.
+    let caller = |line: &str| {
+        line.split(" <- ")
+            .next()
+            .and_then(|head| Some(String::from(&head[..head.rfind("+0x")? + 3])))
+            .unwrap_or_default()
+    };
+    let events: Vec<&String> = lines.iter().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(events.len(), 4, "{trace}");
+    assert_eq!(*events[0], format!("{comm} [000] d.... T: myprobe: (trace_target+0x4/0x6) a=0x2a"));
+    assert!(events[1].starts_with(&format!("{comm} [000] d.... T: myret: (")), "{trace}");
+    assert!(events[1].ends_with(" <- trace_target) ret=0x2b"), "{trace}");
+    assert_eq!(*events[2], format!("{comm} [000] d.... T: myprobe: (trace_target+0x4/0x6) a=0x7"));
+    assert!(events[3].ends_with(" <- trace_target) ret=0x8"), "{trace}");
+    // A return shows where it returned to: into this test.
+    for event in [events[1], events[3]] {
+        assert!(
+            caller(event).ends_with("myret: (console::events_record_their_arguments_into_trace_and_trace_pipe+0x"),
+            "{event}"
+        );
+    }
+    // trace_pipe takes them out; the trace then holds none.
+    let piped: Vec<String> = run(&format!("cat {}", tracing("trace_pipe"))).lines().map(untimed).collect();
+    assert_eq!(piped.iter().collect::<Vec<_>>(), events);
+    assert_eq!(run(&format!("cat {}", tracing("trace_pipe"))), "");
+    let after = run(&format!("cat {}", tracing("trace")));
+    // As Linux: read events leave both counts (entries-written is the
+    // entries plus the overwritten).
+    assert!(after.contains("# entries-in-buffer/entries-written: 0/0 "), "{after}");
+    assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
+    probe_kernel::task::set_affinity(None);
+}

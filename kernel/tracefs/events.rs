@@ -16,27 +16,132 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use probe_events::{Command, CommandError, Interface, ProbeDefinition, ProbeError, ProbeLocation, SymbolResolver};
+use probe_events::register::Register;
+use probe_events::{
+    CallingConvention, Command, CommandError, CommonFields, Fault, FetchProgram, Hit, Interface, Memory,
+    ProbeDefinition, ProbeError, ProbeLocation, Regs, SymbolInfo, SymbolResolver, Symbolizer,
+};
 
 use crate::kprobes::{
     Kprobe, KprobeError, Kretprobe, KretprobeInstance, PreAction, PtRegs, disable_kprobe, disable_kretprobe,
     enable_kprobe, enable_kretprobe, register_kprobe, register_kretprobe, unregister_kprobe, unregister_kretprobe,
 };
 
-/// A console event's kprobe and what its handler counts.
+/// A console event's kprobe, what its handler counts, and how it records.
 #[repr(C)]
 struct EventKprobe {
     kp: Kprobe,
     hits: AtomicUsize,
     enabled: AtomicBool,
+    recorder: Recorder,
 }
 
-/// A console event's kretprobe and what its handler counts.
+/// A console event's kretprobe, what its handler counts, and how it records.
 #[repr(C)]
 struct EventKretprobe {
     rp: Kretprobe,
     hits: AtomicUsize,
     enabled: AtomicBool,
+    recorder: Recorder,
+}
+
+/// What a handler needs to record a hit: the event's id and its compiled
+/// fetch arguments (built at definition, only read by handlers).
+struct Recorder {
+    id: u16,
+    program: FetchProgram,
+}
+
+/// Bytes of one record on the handler's stack: the header, the fixed
+/// arguments and their strings (a longer record is cut, as a full ring
+/// would cut it; the trace buffer takes at most about 1 KiB).
+const RECORD_MAX: usize = 512;
+
+impl Recorder {
+    /// Records a hit (trap context: no lock, no allocation). `ip` is the
+    /// probed address, or for a return the function, with `ret_ip` where
+    /// it returns to.
+    fn record(&self, regs: &PtRegs, ip: u32, ret_ip: u32, duration_ns: u64) {
+        let pid = crate::task::current_id() as u32;
+        let mut record = [0u8; RECORD_MAX];
+        let common = CommonFields { type_id: self.id, flags: 1, preempt_count: 0, pid: pid as i32 };
+        self.program.write_header(&mut record, &common, ip, ret_ip);
+        let hit = Hit {
+            regs: &Registers(regs),
+            memory: &KernelMemory,
+            symbols: &KernelSymbolizer,
+            comm: b"",
+            entry: &[],
+            duration_ns,
+        };
+        let len = self.program.fetch(&hit, &mut record);
+        super::trace::record(self.id, pid, &record[..len]);
+    }
+}
+
+/// The trapped registers, by Linux's register names.
+struct Registers<'a>(&'a PtRegs);
+
+impl Regs for Registers<'_> {
+    fn get(&self, reg: Register) -> u32 {
+        let r = self.0;
+        match reg {
+            Register::Bx => r.ebx,
+            Register::Cx => r.ecx,
+            Register::Dx => r.edx,
+            Register::Si => r.esi,
+            Register::Di => r.edi,
+            Register::Bp => r.ebp,
+            Register::Ax => r.eax,
+            Register::OrigAx => r.error_code,
+            Register::Ip => r.eip,
+            Register::Cs => r.cs,
+            Register::Flags => r.eflags,
+            Register::Sp => r.esp,
+            // Flat kernel segments: the data selector everywhere.
+            Register::Ds | Register::Es | Register::Fs | Register::Gs | Register::Ss => 0x10,
+        }
+    }
+}
+
+/// Kernel memory reads that cannot fault: every page of the range must be
+/// present in the kernel's identity map (checked without a lock).
+struct KernelMemory;
+
+impl Memory for KernelMemory {
+    fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), Fault> {
+        let start = addr as usize;
+        let end = start.checked_add(buf.len()).ok_or(Fault)?;
+        let mut page = start & !0xfff;
+        while page < end {
+            if !crate::arch::x86::paging::is_present_ram(page) {
+                return Err(Fault);
+            }
+            page += 0x1000;
+        }
+        for (i, byte) in buf.iter_mut().enumerate() {
+            // SAFETY: every page of [start, end) is present (checked above)
+            // and identity-mapped kernel memory; a volatile byte read of
+            // memory another CPU may be writing yields some byte, which is
+            // all a trace of it promises.
+            *byte = unsafe { core::ptr::read_volatile((start + i) as *const u8) };
+        }
+        Ok(())
+    }
+}
+
+/// Symbols for `symbol`/`symstr` arguments and the trace's addresses.
+struct KernelSymbolizer;
+
+impl Symbolizer for KernelSymbolizer {
+    fn symbolize(&self, addr: u32) -> Option<SymbolInfo<'_>> {
+        let symbol = crate::symbols::lookup_address(addr as usize)?;
+        Some(SymbolInfo { name: symbol.name, offset: symbol.offset as u32, size: symbol.size as u32 })
+    }
+
+    fn is_kretprobe_trampoline(&self, addr: u32) -> bool {
+        addr as usize == crate::arch::x86::kprobes::trampoline::address()
+    }
 }
 
 /// The probe behind an event.
@@ -111,23 +216,28 @@ impl Probe {
     }
 }
 
-fn count_hit(probe: &Kprobe, _regs: &mut PtRegs) -> PreAction {
+fn count_hit(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
     // SAFETY: installed only on the `kp` field, the first field of a
     // `repr(C)` `EventKprobe`.
     let event = unsafe { &*(probe as *const Kprobe as *const EventKprobe) };
     if event.enabled.load(Ordering::Relaxed) {
         event.hits.fetch_add(1, Ordering::Relaxed);
+        event.recorder.record(regs, regs.eip, 0, 0);
     }
     PreAction::Continue
 }
 
-fn count_return(instance: &mut KretprobeInstance, _regs: &mut PtRegs) {
+fn count_return(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
     let Some(rp) = instance.kretprobe() else { return };
     // SAFETY: installed only on the `rp` field, the first field of a
     // `repr(C)` `EventKretprobe`.
     let event = unsafe { &*(rp as *const Kretprobe as *const EventKretprobe) };
     if event.enabled.load(Ordering::Relaxed) {
         event.hits.fetch_add(1, Ordering::Relaxed);
+        let function = rp.kp.addr().unwrap_or(0) as u32;
+        let now = crate::arch::x86::apic::tsc_to_ns(crate::arch::cpu::rdtsc());
+        let duration = now.saturating_sub(crate::arch::x86::apic::tsc_to_ns(instance.entry_timestamp()));
+        event.recorder.record(regs, function, regs.eip, duration);
     }
 }
 
@@ -257,7 +367,16 @@ impl Events {
                 None => return self.refuse(&definition, probe_events::ErrorKind::BadProbeAddr),
             },
         };
-        let probe = match register(&definition, address) {
+        let program = match FetchProgram::compile(&definition, &KernelSymbols, CallingConvention::Stack) {
+            Ok(program) => program,
+            Err(error) => {
+                self.log(&error);
+                return Err(errno(error.errno()));
+            }
+        };
+        let id = self.next_id;
+        let recorder = Recorder { id: id as u16, program };
+        let probe = match register(&definition, address, recorder) {
             Ok(probe) => probe,
             Err(error) => {
                 let kind = match error {
@@ -270,7 +389,6 @@ impl Events {
                 return self.refuse(&definition, kind);
             }
         };
-        let id = self.next_id;
         self.next_id += 1;
         self.events.push(Event { definition, probe, id });
         Ok(())
@@ -285,7 +403,7 @@ impl Events {
 
 /// Registers `definition`'s probe at `address`, disabled (its event's
 /// `enable` arms it).
-fn register(definition: &ProbeDefinition, address: usize) -> Result<Probe, KprobeError> {
+fn register(definition: &ProbeDefinition, address: usize, recorder: Recorder) -> Result<Probe, KprobeError> {
     let at = address as *const ();
     if definition.kind().is_return() {
         let maxactive = definition.maxactive() as i32;
@@ -293,6 +411,7 @@ fn register(definition: &ProbeDefinition, address: usize) -> Result<Probe, Kprob
             rp: Kretprobe::new().address(at).handler(count_return).maxactive(maxactive),
             hits: AtomicUsize::new(0),
             enabled: AtomicBool::new(false),
+            recorder,
         }));
         if let Err(error) = register_kretprobe(&event.rp).and_then(|()| disable_kretprobe(&event.rp)) {
             let _ = unregister_kretprobe(&event.rp);
@@ -307,6 +426,7 @@ fn register(definition: &ProbeDefinition, address: usize) -> Result<Probe, Kprob
             kp: Kprobe::new().address(at).pre_handler(count_hit),
             hits: AtomicUsize::new(0),
             enabled: AtomicBool::new(false),
+            recorder,
         }));
         if let Err(error) = register_kprobe(&event.kp).and_then(|()| disable_kprobe(&event.kp)) {
             let _ = unregister_kprobe(&event.kp);
@@ -470,6 +590,9 @@ pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
         "0" => false,
         _ => return Err(Errno::Invalid),
     };
+    // The trace buffer exists before any handler may record (they never
+    // allocate it themselves).
+    super::trace::buffer();
     let events = EVENTS.lock();
     let selected: Vec<&Event> = match *file {
         EventFile::Enable(group, name) => {
@@ -484,4 +607,19 @@ pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// Writes the record of event `type_id` as the trace line shows it after
+/// the task, CPU and time columns (task context).
+pub fn format_record(type_id: u16, record: &[u8], out: &mut String) {
+    let events = EVENTS.lock();
+    match events.events.iter().find(|e| e.id as u16 == type_id) {
+        Some(event) => {
+            let _ = event.definition.format_event(record, &KernelSymbolizer, out);
+        }
+        // Removed since: its definition is gone, as ftrace prints then.
+        None => {
+            let _ = write!(out, "Unknown event type {type_id}");
+        }
+    }
 }

@@ -16,6 +16,7 @@
 //! There are no user-made files: the tree is fixed by the kernel.
 pub mod events;
 pub mod sh;
+pub mod trace;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -109,6 +110,10 @@ static FILES: &[File] = &[
     },
     File { path: "/sys/kernel/tracing/kprobe_profile", read: events::read_kprobe_profile, write: None },
     File { path: "/sys/kernel/tracing/error_log", read: events::read_error_log, write: Some(events::write_error_log) },
+    File { path: "/sys/kernel/tracing/trace", read: trace::read_trace, write: Some(trace::write_trace) },
+    File { path: "/sys/kernel/tracing/trace_pipe", read: trace::read_trace_pipe, write: None },
+    File { path: "/sys/kernel/tracing/tracing_on", read: trace::read_tracing_on, write: Some(trace::write_tracing_on) },
+    File { path: "/sys/kernel/tracing/buffer_size_kb", read: trace::read_buffer_size_kb, write: None },
 ];
 
 /// Where the tracing files are (event files are relative to it).
@@ -304,7 +309,10 @@ mod tests {
         let names = |path| list(path).unwrap().into_iter().map(|(name, _)| name).collect::<Vec<_>>();
         assert_eq!(names("/"), ["proc", "sys"]);
         assert_eq!(names("/sys/kernel/debug/kprobes"), ["blacklist", "list"]);
-        assert_eq!(names("/sys/kernel/tracing"), ["error_log", "kprobe_events", "kprobe_profile"]);
+        assert_eq!(
+            names("/sys/kernel/tracing"),
+            ["buffer_size_kb", "error_log", "kprobe_events", "kprobe_profile", "trace", "trace_pipe", "tracing_on"]
+        );
         assert_eq!(kind("/sys/kernel/tracing/kprobe_events"), Some(Kind::File));
         assert_eq!(list("/proc/kallsyms"), Err(Errno::NotDirectory));
         assert_eq!(list("/nope"), Err(Errno::NoEntry));

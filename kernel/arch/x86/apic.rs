@@ -171,12 +171,29 @@ pub fn calibrate_timer() {
     write(TIMER_DIVIDE, DIVIDE_BY_16);
     write(LVT_TIMER, LVT_MASKED);
     write(TIMER_INITIAL, u32::MAX);
+    let tsc_start = super::cpu::rdtsc();
     let elapsed_pit = super::pit::wait_counts(super::pit::counts_per_tick() * SAMPLE_TICKS);
+    let tsc_elapsed = super::cpu::rdtsc() - tsc_start;
     let counted = u32::MAX - read(TIMER_CURRENT);
     write(TIMER_INITIAL, 0);
     // Scale what was counted to exactly one tick's worth of PIT counts.
     let per_tick = (counted as u64 * super::pit::counts_per_tick() as u64 / elapsed_pit as u64) as u32;
     TIMER_COUNT_PER_TICK.store(per_tick.max(1), Ordering::Relaxed);
+    let tsc_per_tick = tsc_elapsed * super::pit::counts_per_tick() as u64 / elapsed_pit as u64;
+    TSC_PER_SECOND.store((tsc_per_tick * super::pit::HZ as u64).max(1), Ordering::Relaxed);
+}
+
+/// TSC ticks per second, measured against the PIT with the timer (under
+/// `-icount shift=0` a guest instruction is a nanosecond: 10⁹).
+static TSC_PER_SECOND: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Nanoseconds since boot for a TSC reading (the trace clock). Before
+/// calibration, the reading itself.
+pub fn tsc_to_ns(tsc: u64) -> u64 {
+    match TSC_PER_SECOND.load(Ordering::Relaxed) {
+        0 => tsc,
+        rate => (tsc as u128 * 1_000_000_000 / rate as u128) as u64,
+    }
 }
 
 /// Starts this CPU's periodic timer at `pit::HZ` on [`vector::TIMER`].

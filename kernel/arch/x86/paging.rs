@@ -177,6 +177,15 @@ pub fn is_mapped(address: usize) -> bool {
     unsafe { *directory_entry(address / LARGE_PAGE_SIZE) & PRESENT != 0 }
 }
 
+/// Whether `address` is present in the first 128 MiB of the identity map
+/// (false above it): a check without a lock, for reads from trap context
+/// that must not fault (the trace's fetch arguments).
+pub fn is_present_ram(address: usize) -> bool {
+    // SAFETY: `entry_for` is in bounds below MAPPED_BYTES; a plain read of a
+    // static page table entry, which only boot code writes.
+    address < MAPPED_BYTES && unsafe { *entry_for(address) } & PRESENT != 0
+}
+
 /// Builds the identity map and turns paging, CR0.WP and CR4.PSE on.
 ///
 /// Directory entries [`map_mmio`] wrote before are kept.
