@@ -469,7 +469,7 @@ fn events_record_their_arguments_into_trace_and_trace_pipe() {
     let tracing = |file: &str| format!("/sys/kernel/tracing/{file}");
     // On CPU 0 throughout, so every line says [000].
     probe_kernel::task::set_affinity(Some(0));
-    assert_eq!(run(&format!("echo 'p:myprobe trace_target+4 a=%ax' > {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("echo 'p:myprobe trace_target+4 a=%ax c=$comm' > {}", tracing("kprobe_events"))), "");
     assert_eq!(run(&format!("echo 'r:myret trace_target ret=$retval' >> {}", tracing("kprobe_events"))), "");
     assert_eq!(run(&format!("echo > {}", tracing("trace"))), "");
     assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/enable"))), "");
@@ -495,10 +495,10 @@ fn events_record_their_arguments_into_trace_and_trace_pipe() {
     };
     let events: Vec<&String> = lines.iter().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(events.len(), 4, "{trace}");
-    assert_eq!(*events[0], format!("{comm} [000] d.... T: myprobe: (trace_target+0x4/0x6) a=0x2a"));
+    assert_eq!(*events[0], format!("{comm} [000] d.... T: myprobe: (trace_target+0x4/0x6) a=0x2a c=\"boot\""));
     assert!(events[1].starts_with(&format!("{comm} [000] d.... T: myret: (")), "{trace}");
     assert!(events[1].ends_with(" <- trace_target) ret=0x2b"), "{trace}");
-    assert_eq!(*events[2], format!("{comm} [000] d.... T: myprobe: (trace_target+0x4/0x6) a=0x7"));
+    assert_eq!(*events[2], format!("{comm} [000] d.... T: myprobe: (trace_target+0x4/0x6) a=0x7 c=\"boot\""));
     assert!(events[3].ends_with(" <- trace_target) ret=0x8"), "{trace}");
     // A return shows where it returned to: into this test.
     for event in [events[1], events[3]] {

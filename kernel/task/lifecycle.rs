@@ -58,6 +58,7 @@ fn spawn_task(
         // it runnable below) its stack.
         let stack = unsafe { task_stack_memory(id) };
         let saved_esp = prepare_stack(stack, task_start);
+        super::table::save_name(id, name);
         tasks[id] = Task {
             state: State::Runnable,
             name,

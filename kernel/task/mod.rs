@@ -23,7 +23,7 @@ pub use scheduler::{
     set_tick_hook, sleep, ticks, timer_tick, yield_now,
 };
 pub use stacks::{GUARD_SIZE, STACK_SIZE, guard_pages, stack_of_address, task_stack};
-pub use table::{MAX_TASKS, TaskInfo, TaskState, current_id, for_each_task, state, task_name};
+pub use table::{MAX_TASKS, TaskInfo, TaskState, current_id, for_each_task, saved_name, state, task_name};
 
 /// Slots of the task table, idle tasks included: every task id is below it.
 pub const TASK_SLOTS: usize = table::TABLE_SIZE;

@@ -13,7 +13,7 @@
 use super::TaskId;
 use crate::arch::x86::percpu::{self, MAX_CPUS};
 use crate::sync::SpinLock;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Slots `spawn` can fill, including task 0 (the boot task).
 pub const MAX_TASKS: usize = 16;
@@ -124,9 +124,39 @@ pub(super) fn set_current(id: TaskId) {
     percpu::set_current_task(id);
 }
 
+/// Each task slot's last name (Linux's `saved_cmdlines`): set when a task
+/// is made, kept after it exits (until the slot is reused), and readable
+/// from trap context without the table's lock, for the trace's task
+/// column and `$comm`. A name's address and length are packed into one
+/// 64-bit atomic so a reader never sees half of an old name and half of a
+/// new one.
+static SAVED_NAMES: [AtomicU64; TABLE_SIZE] = [const { AtomicU64::new(0) }; TABLE_SIZE];
+
+/// Records `name` as task `id`'s (its slot is being filled).
+pub(super) fn save_name(id: TaskId, name: &'static str) {
+    let packed = (name.len() as u64) << 32 | name.as_ptr() as usize as u64;
+    if let Some(slot) = SAVED_NAMES.get(id) {
+        slot.store(packed, Ordering::Release);
+    }
+}
+
+/// The last name task slot `id` had, even if the task has exited; `None`
+/// if the slot was never used. Lock-free (trap context may call it).
+pub fn saved_name(id: TaskId) -> Option<&'static str> {
+    let packed = SAVED_NAMES.get(id)?.load(Ordering::Acquire);
+    if packed == 0 {
+        return None;
+    }
+    let (address, len) = (packed as u32 as usize, (packed >> 32) as usize);
+    // SAFETY: only `save_name` stores here, and it packs a `&'static str`'s
+    // address and length; the 64-bit atomic keeps the pair whole.
+    Some(unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(address as *const u8, len)) })
+}
+
 /// Registers the code running at boot as task 0, pinned to CPU 0.
 pub(super) fn init_boot_task() {
     with_tasks(|tasks| {
+        save_name(0, "boot");
         tasks[0] = Task {
             state: State::Runnable,
             name: "boot",

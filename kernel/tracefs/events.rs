@@ -70,7 +70,7 @@ impl Recorder {
             regs: &Registers(regs),
             memory: &KernelMemory,
             symbols: &KernelSymbolizer,
-            comm: b"",
+            comm: crate::task::saved_name(pid as usize).unwrap_or("").as_bytes(),
             entry: &[],
             duration_ns,
         };

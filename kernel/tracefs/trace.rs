@@ -92,10 +92,10 @@ fn line(out: &mut String, event: &Event) {
     out.push('\n');
 }
 
-/// A task's name for the trace (`<idle>` for an idle task, `<...>` for
-/// one that is gone, as ftrace prints a pid it no longer knows).
+/// A task's name for the trace: its slot's last name, kept after it exits
+/// (Linux's saved command lines); `<...>` if unknown, as ftrace prints.
 fn task_name(pid: usize) -> &'static str {
-    crate::task::task_name(pid).unwrap_or("<...>")
+    crate::task::saved_name(pid).unwrap_or("<...>")
 }
 
 /// `trace`: the header, then every record now in the buffers, oldest first.
