@@ -179,6 +179,32 @@ fn boosted_at_full_table(case: &'static str, description: &'static str, baseline
     )
 }
 
+/// A console probe event defined by `definition` (a `kprobe_events`
+/// line), enabled, recording every hit into the trace buffer: per hit, as
+/// a Linux user's `echo ... > kprobe_events; echo 1 > .../enable` costs.
+/// Jump optimization is off (as for every case but the `_optimized` ones).
+fn trace_event_row(case: &'static str, description: &'static str, baseline: u64, definition: &str) -> Row {
+    use crate::tracefs::{events, trace};
+    let name = definition.split([':', ' ']).nth(1).unwrap_or("");
+    let enable = alloc::format!("/sys/kernel/tracing/events/kprobes/{name}/enable");
+    let row = row(
+        case,
+        description,
+        baseline,
+        || {
+            events::write_kprobe_events(definition, false).expect("bench event defined");
+            crate::tracefs::write(&enable, "1", false).expect("bench event enabled");
+        },
+        || {
+            crate::tracefs::write(&enable, "0", false).expect("bench event disabled");
+            events::write_kprobe_events("", false).expect("bench event removed");
+        },
+    );
+    // Overwrite mode: the ring wrapped during the 2,000 calls; empty it.
+    trace::write_trace("", false).expect("trace cleared");
+    row
+}
+
 /// The case-name suffix for `cpus` online CPUs: none for one, `_smpN` else.
 fn case_suffix(cpus: usize) -> String {
     if cpus == 1 { String::new() } else { alloc::format!("_smp{cpus}") }
@@ -193,6 +219,8 @@ fn linux_figure(case: &str) -> Option<(u64, &'static str)> {
         "kprobe" | "kprobe_boosted" | "kprobe_boosted_at_16384" => Some((839, "int3 kprobe")),
         "kprobe_optimized" => Some((350, "jump-optimized kprobe")),
         "kretprobe" | "kretprobe_optimized" => Some((677, "kretprobe")),
+        "trace_kprobe_event" => Some((1073, "kprobe event recorded")),
+        "trace_kretprobe_event" => Some((1404, "kretprobe event recorded")),
         _ => None,
     }
 }
@@ -283,6 +311,18 @@ pub fn run() -> Vec<Row> {
         deep,
         register_batch("register_16384", "register 16,384 as one batch, per probe"),
     ];
+    rows.push(trace_event_row(
+        "trace_kprobe_event",
+        "p event, 2 fetch args, recorded in the trace",
+        baseline,
+        "p:bench_p bench_target a=%ax b=+4($stack)",
+    ));
+    rows.push(trace_event_row(
+        "trace_kretprobe_event",
+        "r event with $retval, recorded in the trace",
+        baseline,
+        "r:bench_r bench_target ret=$retval",
+    ));
     churn();
     rows.push(boosted_row("kprobe_boosted_after_churn", "kprobe, boosted, after the churn", baseline));
     rows.push(register_unregister("register_unregister_after_churn", "register + unregister, after the churn"));

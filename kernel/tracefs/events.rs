@@ -50,6 +50,21 @@ struct EventKretprobe {
 struct Recorder {
     id: u16,
     program: FetchProgram,
+    /// The record's bytes: the fixed part, plus room for strings if any.
+    len: usize,
+    /// Whether an argument is `$duration` (only then is it computed).
+    timed: bool,
+}
+
+/// Room for an event's strings (`string`, `symstr`, `$comm`) in its record.
+const STRING_ROOM: usize = 256;
+
+impl Recorder {
+    fn new(id: u16, program: FetchProgram, definition: &ProbeDefinition) -> Recorder {
+        let strings = definition.args().iter().any(|arg| arg.fetch_type().is_string());
+        let len = (program.fixed_size() + if strings { STRING_ROOM } else { 0 }).min(RECORD_MAX);
+        Recorder { id, program, len, timed: definition.uses_duration() }
+    }
 }
 
 /// Bytes of one record on the handler's stack: the header, the fixed
@@ -63,9 +78,18 @@ impl Recorder {
     /// it returns to.
     fn record(&self, regs: &PtRegs, ip: u32, ret_ip: u32, duration_ns: u64) {
         let pid = crate::task::current_id() as u32;
-        let mut record = [0u8; RECORD_MAX];
+        // Only the record's own bytes are zeroed (a whole 512-byte buffer
+        // cost more than the rest of the hit).
+        let mut storage = [core::mem::MaybeUninit::<u8>::uninit(); RECORD_MAX];
+        let prefix = &mut storage[..self.len];
+        for byte in prefix.iter_mut() {
+            byte.write(0);
+        }
+        // SAFETY: every byte of `prefix` was just initialized, and `u8` and
+        // `MaybeUninit<u8>` have the same layout.
+        let record = unsafe { &mut *(prefix as *mut [core::mem::MaybeUninit<u8>] as *mut [u8]) };
         let common = CommonFields { type_id: self.id, flags: 1, preempt_count: 0, pid: pid as i32 };
-        self.program.write_header(&mut record, &common, ip, ret_ip);
+        self.program.write_header(record, &common, ip, ret_ip);
         let hit = Hit {
             regs: &Registers(regs),
             memory: &KernelMemory,
@@ -74,7 +98,7 @@ impl Recorder {
             entry: &[],
             duration_ns,
         };
-        let len = self.program.fetch(&hit, &mut record);
+        let len = self.program.fetch(&hit, record);
         super::trace::record(self.id, pid, &record[..len]);
     }
 }
@@ -235,8 +259,12 @@ fn count_return(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
     if event.enabled.load(Ordering::Relaxed) {
         event.hits.fetch_add(1, Ordering::Relaxed);
         let function = rp.kp.addr().unwrap_or(0) as u32;
-        let now = crate::arch::x86::apic::tsc_to_ns(crate::arch::cpu::rdtsc());
-        let duration = now.saturating_sub(crate::arch::x86::apic::tsc_to_ns(instance.entry_timestamp()));
+        let duration = match event.recorder.timed {
+            true => {
+                crate::arch::x86::apic::tsc_to_ns(crate::arch::cpu::rdtsc().saturating_sub(instance.entry_timestamp()))
+            }
+            false => 0,
+        };
         event.recorder.record(regs, function, regs.eip, duration);
     }
 }
@@ -375,7 +403,7 @@ impl Events {
             }
         };
         let id = self.next_id;
-        let recorder = Recorder { id: id as u16, program };
+        let recorder = Recorder::new(id as u16, program, &definition);
         let probe = match register(&definition, address, recorder) {
             Ok(probe) => probe,
             Err(error) => {
