@@ -7,7 +7,7 @@ use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::arch::x86::irq::Controller;
 use probe_kernel::boot_info::BootInfo;
 use probe_kernel::cmdline::{self, Mode};
-use probe_kernel::println;
+use probe_kernel::{print, println};
 
 probe_kernel::entry_point!(main);
 
@@ -22,7 +22,7 @@ fn main(boot: &'static BootInfo) -> ! {
     }
     let line = cmdline::parse(boot.command_line(), |word| {
         println!(
-            "unknown command-line word \"{word}\" (known: demo, bench, shell, test=NAME, acpi=off, noapic); using the default"
+            "unknown command-line word \"{word}\" (known: demo, bench, shell, test=NAME, acpi=off, noapic, kprobe_event=...); using the default"
         );
     });
     println!("memory map ({} KiB available):", boot.available_memory() / 1024);
@@ -30,9 +30,18 @@ fn main(boot: &'static BootInfo) -> ! {
         println!("  {:#010x}..{:#010x} {:?}", region.start, region.start + region.length, region.kind);
     }
     println!("boot information reserved at {:#x}..{:#x}", boot.info_range.start, boot.info_range.end);
+    let boot_events = line.kprobe_event.map_or(0, |events| {
+        let defined = probe_kernel::tracefs::events::boot_events(events);
+        println!("kprobe_event: {defined} event(s) defined and enabled (cat /sys/kernel/tracing/trace at the shell)");
+        defined
+    });
     match line.mode {
         Mode::Demo => {
             probe_kernel::demo::run();
+            if boot_events > 0 {
+                // What the boot-time events recorded, as `cat trace` shows it.
+                print!("{}", probe_kernel::tracefs::read("/sys/kernel/tracing/trace").unwrap_or_default());
+            }
         }
         Mode::Bench => {
             probe_kernel::bench::run();

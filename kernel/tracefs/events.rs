@@ -651,3 +651,33 @@ pub fn format_record(type_id: u16, record: &[u8], out: &mut String) {
         }
     }
 }
+
+/// Linux's `kprobe_event=` boot parameter: events separated by `;`, the
+/// words of each by `,` (`p:myprobe,demo::checksum,%ax;r,demo::checksum`),
+/// each defined as a `kprobe_events` line and, as in Linux, enabled. A
+/// refused event is reported (its `error_log` entry printed) and the rest
+/// go on. Returns how many events were defined.
+pub fn boot_events(parameter: &str) -> usize {
+    let mut defined = 0;
+    for event in parameter.split(';').filter(|event| !event.is_empty()) {
+        let line = event.replace(',', " ");
+        let errors_before = EVENTS.lock().errors.len();
+        if let Err(error) = write_kprobe_events(&line, true) {
+            crate::println!("kprobe_event: \"{line}\" refused: {error}");
+            let events = EVENTS.lock();
+            for entry in events.errors.iter().skip(errors_before) {
+                crate::print!("{entry}");
+            }
+            continue;
+        }
+        defined += 1;
+    }
+    super::trace::buffer();
+    let events = EVENTS.lock();
+    for event in &events.events {
+        if let Err(error) = event.probe.set_enabled(true) {
+            crate::println!("kprobe_event: {} not enabled: {error}", event.definition.event());
+        }
+    }
+    defined
+}
