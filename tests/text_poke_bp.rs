@@ -8,6 +8,10 @@
 //! of times while tasks and the timer interrupt call it. Every value is
 //! exact: each call returns one of the two immediates, each guard hit is
 //! counted, the bytes end exactly as written, and no slot leaks.
+// The toggling test's 12,000 sync rounds take about 45 s at -smp 4 alone,
+// and 140 s when two other QEMUs share the two cores (as `make test`'s
+// parallel passes do): past the default 120 s it read as a hang in CI.
+// run.sh: --timeout=300
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
