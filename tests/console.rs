@@ -518,3 +518,34 @@ fn events_record_their_arguments_into_trace_and_trace_pipe() {
     assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
     probe_kernel::task::set_affinity(None);
 }
+
+#[test_case]
+fn dynamic_events_take_fprobe_events_and_ambiguous_names_list_their_candidates() {
+    let tracing = |file: &str| format!("/sys/kernel/tracing/{file}");
+    assert_eq!(run(&format!("echo > {}", tracing("trace"))), "");
+    assert_eq!(run(&format!("echo 'f:fent demo::checksum s=$arg1' >> {}", tracing("dynamic_events"))), "");
+    assert_eq!(run(&format!("echo 'f:fret demo::checksum%return r=$retval' >> {}", tracing("dynamic_events"))), "");
+    assert_eq!(run(&format!("echo 'p:kp trace_target' >> {}", tracing("kprobe_events"))), "");
+    assert_eq!(
+        run(&format!("cat {}", tracing("dynamic_events"))),
+        "f:fprobes/fent demo::checksum s=$arg1\nf:fprobes/fret demo::checksum%return r=$retval\np:kprobes/kp trace_target\n"
+    );
+    // kprobe_events shows, and `>` clears, only kprobe events.
+    assert_eq!(run(&format!("cat {}", tracing("kprobe_events"))), "p:kprobes/kp trace_target\n");
+    assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("events/fprobes/enable"))), "");
+    assert_eq!(probe_kernel::demo::checksum(core::hint::black_box(9)), probe_kernel::demo::checksum(9));
+    assert_eq!(run(&format!("echo 0 > {}", tracing("events/fprobes/enable"))), "");
+    let trace = run(&format!("cat {}", tracing("trace")));
+    let entries = trace.lines().filter(|l| l.contains(" fent: (probe_kernel::demo::checksum+0x0/0x2a) s=0x9")).count();
+    let returns = trace.lines().filter(|l| l.contains(" <- probe_kernel::demo::checksum) r=0x")).count();
+    // Two calls above (the checked one and its expected value), both traced.
+    assert_eq!((entries, returns), (2, 2), "{trace}");
+    assert_eq!(run(&format!("echo > {}", tracing("dynamic_events"))), "");
+    assert_eq!(run(&format!("cat {}", tracing("dynamic_events"))), "");
+    // `checksum` alone names several functions: refused, with the candidates.
+    let answer = run(&format!("echo 'p checksum' >> {}", tracing("kprobe_events")));
+    let (hint, error) = answer.split_once('\n').expect("two lines");
+    assert!(hint.starts_with("\"checksum\" could be: ") && hint.contains("probe_kernel::demo::checksum"), "{answer}");
+    assert_eq!(error, "echo: write error: Invalid argument\n");
+}

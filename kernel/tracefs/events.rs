@@ -298,7 +298,7 @@ pub struct KernelSymbols;
 
 impl KernelSymbols {
     /// The functions whose name is `name` or ends in `::name`.
-    fn matches(name: &str) -> impl Iterator<Item = crate::symbols::Symbol> + '_ {
+    pub fn matches(name: &str) -> impl Iterator<Item = crate::symbols::Symbol> + '_ {
         crate::symbols::iter().filter(move |symbol| {
             symbol.name == name || symbol.name.strip_suffix(name).is_some_and(|head| head.ends_with("::"))
         })
@@ -345,13 +345,16 @@ impl Events {
     }
 
     /// Runs one command line written to `kprobe_events`.
-    fn command(&mut self, line: &str) -> Result<(), Errno> {
-        match probe_events::parse_command(line, Interface::KprobeEvents, &KernelSymbols) {
+    fn command(&mut self, line: &str, interface: Interface) -> Result<(), Errno> {
+        match probe_events::parse_command(line, interface, &KernelSymbols) {
             Ok(Command::Empty) => Ok(()),
             Ok(Command::Create(definition)) => self.create(definition),
             Ok(Command::Remove(removal)) => {
-                let matching: Vec<usize> =
-                    (0..self.events.len()).filter(|&i| removal.matches(&self.events[i].definition)).collect();
+                // `kprobe_events` removes only kprobe events, as in Linux.
+                let visible = |def: &ProbeDefinition| interface == Interface::DynamicEvents || !def.kind().is_fprobe();
+                let matching: Vec<usize> = (0..self.events.len())
+                    .filter(|&i| visible(&self.events[i].definition) && removal.matches(&self.events[i].definition))
+                    .collect();
                 if matching.is_empty() {
                     return Err(Errno::NoEntry);
                 }
@@ -365,6 +368,9 @@ impl Events {
             }
             Err(error) => {
                 self.log(&error);
+                if error.kind() == Some(probe_events::ErrorKind::NonUniqSymbol) {
+                    hint_candidates(line);
+                }
                 Err(errno(error.errno()))
             }
         }
@@ -479,29 +485,63 @@ fn errno(errno: probe_events::Errno) -> Errno {
     }
 }
 
-/// `kprobe_events`, read: every definition as Linux shows it.
+/// An ambiguous name was refused (Linux's "The symbol is not unique"):
+/// says on the console which functions it could mean, so the user can
+/// pick one by a longer suffix.
+fn hint_candidates(line: &str) {
+    let Some(name) = line.split_ascii_whitespace().nth(1) else { return };
+    let name = name.split(['+', '%']).next().unwrap_or(name);
+    let candidates: Vec<&str> = KernelSymbols::matches(name).map(|symbol| symbol.name).take(8).collect();
+    if candidates.len() > 1 {
+        crate::println!("\"{name}\" could be: {}", candidates.join(", "));
+    }
+}
+
+/// `kprobe_events`, read: every kprobe event (`p` and `r`) as Linux shows it.
 pub fn read_kprobe_events(out: &mut String) {
+    for event in EVENTS.lock().events.iter().filter(|event| !event.definition.kind().is_fprobe()) {
+        let _ = writeln!(out, "{}", event.definition);
+    }
+}
+
+/// `dynamic_events`, read: every dynamic event, kprobe and fprobe ones.
+pub fn read_dynamic_events(out: &mut String) {
     for event in &EVENTS.lock().events {
         let _ = writeln!(out, "{}", event.definition);
     }
 }
 
-/// `kprobe_events`, written: `>` first removes every event (refused while
-/// one is enabled, as Linux), then each line is one command; the first
-/// refused line stops the write (those before it took effect).
+/// `kprobe_events`, written: `>` first removes every kprobe event (refused
+/// while one is enabled, as Linux), then each line is one command; the
+/// first refused line stops the write (those before it took effect).
 pub fn write_kprobe_events(data: &str, append: bool) -> Result<(), Errno> {
+    write_events(data, append, Interface::KprobeEvents)
+}
+
+/// `dynamic_events`, written: as `kprobe_events`, with fprobe events
+/// (`f SYM`, `f SYM%return`: a function's entry or return) as well; `>`
+/// clears every dynamic event.
+pub fn write_dynamic_events(data: &str, append: bool) -> Result<(), Errno> {
+    write_events(data, append, Interface::DynamicEvents)
+}
+
+fn write_events(data: &str, append: bool, interface: Interface) -> Result<(), Errno> {
     let mut events = EVENTS.lock();
     if !append {
-        if events.events.iter().any(|e| e.probe.enabled()) {
+        // `kprobe_events` clears its own kind; `dynamic_events` every kind.
+        let cleared = |event: &Event| interface == Interface::DynamicEvents || !event.definition.kind().is_fprobe();
+        if events.events.iter().any(|e| cleared(e) && e.probe.enabled()) {
             return Err(Errno::Busy);
         }
-        for event in core::mem::take(&mut events.events) {
+        let (gone, kept): (Vec<Event>, Vec<Event>) = core::mem::take(&mut events.events).into_iter().partition(cleared);
+        events.events = kept;
+        for event in gone {
             event.probe.remove();
         }
     }
     for line in probe_events::write_lines(data) {
         match line {
-            Ok(line) => events.command(line)?,
+            Ok(line) => events.command(line, interface)?,
             Err(error) => {
                 events.log(&error);
                 return Err(errno(error.errno()));

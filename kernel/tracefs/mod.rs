@@ -109,6 +109,11 @@ static FILES: &[File] = &[
         write: Some(events::write_kprobe_events),
     },
     File { path: "/sys/kernel/tracing/kprobe_profile", read: events::read_kprobe_profile, write: None },
+    File {
+        path: "/sys/kernel/tracing/dynamic_events",
+        read: events::read_dynamic_events,
+        write: Some(events::write_dynamic_events),
+    },
     File { path: "/sys/kernel/tracing/error_log", read: events::read_error_log, write: Some(events::write_error_log) },
     File { path: "/sys/kernel/tracing/trace", read: trace::read_trace, write: Some(trace::write_trace) },
     File { path: "/sys/kernel/tracing/trace_pipe", read: trace::read_trace_pipe, write: None },
@@ -311,7 +316,16 @@ mod tests {
         assert_eq!(names("/sys/kernel/debug/kprobes"), ["blacklist", "list"]);
         assert_eq!(
             names("/sys/kernel/tracing"),
-            ["buffer_size_kb", "error_log", "kprobe_events", "kprobe_profile", "trace", "trace_pipe", "tracing_on"]
+            [
+                "buffer_size_kb",
+                "dynamic_events",
+                "error_log",
+                "kprobe_events",
+                "kprobe_profile",
+                "trace",
+                "trace_pipe",
+                "tracing_on"
+            ]
         );
         assert_eq!(kind("/sys/kernel/tracing/kprobe_events"), Some(Kind::File));
         assert_eq!(list("/proc/kallsyms"), Err(Errno::NotDirectory));
