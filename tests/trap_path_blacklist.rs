@@ -184,3 +184,26 @@ fn the_engine_blacklist_covers_its_whole_section() {
         assert!(blacklisted.binary_search(&symbol.address).is_ok(), "{}", symbol.name);
     }
 }
+
+/// A sync round skips a CPU marked halted in its idle loop, so nothing
+/// between the mark and the `hlt` may be probed: the idle loop must call
+/// `idle_halt` (unprobeable, in `.kprobes.text`) and halt nowhere itself.
+/// Inlined into the probeable idle loop, the gap once left the section.
+#[test_case]
+fn the_idle_halt_gap_cannot_be_probed() {
+    let idle_halt = probe_kernel::arch::x86::percpu::idle_halt as *const () as usize;
+    let halt = symbols::lookup_address(idle_halt).expect("a function of its own");
+    for offset in 0..halt.size {
+        assert_eq!(can_probe((idle_halt + offset) as *const ()), Err(KprobeError::Blacklisted), "+{offset}");
+    }
+    let idle_loop = symbols::lookup_name("probe_kernel::task::scheduler::idle_loop").expect("the idle loop");
+    let mut code = alloc::vec![0; idle_loop.size];
+    probe_kernel::kprobes::original_bytes(idle_loop.address, &mut code);
+    let mut decoder = Decoder::with_ip(32, &code, idle_loop.address as u64, DecoderOptions::NONE);
+    let (mut calls_idle_halt, mut halts) = (false, false);
+    for insn in &mut decoder {
+        calls_idle_halt |= insn.flow_control() == FlowControl::Call && insn.near_branch_target() as usize == idle_halt;
+        halts |= insn.mnemonic() == iced_x86::Mnemonic::Hlt;
+    }
+    assert!(calls_idle_halt && !halts, "idle_loop calls idle_halt: {calls_idle_halt}, halts itself: {halts}");
+}

@@ -138,7 +138,10 @@ pub fn current_task_of(cpu: usize) -> usize {
 /// In `.kprobes.text` (no probe can be placed here): between the mark and
 /// the `hlt` this CPU must run nothing a sync round could need to wait for,
 /// and `sti`'s interrupt shadow keeps even an interrupt out of that gap.
+/// Never inlined: inlined into the (probeable) idle loop, the gap would
+/// leave the section with it.
 #[unsafe(link_section = ".kprobes.text")]
+#[inline(never)]
 pub fn idle_halt() {
     let this = this_cpu();
     this.idle_halted.store(true, Ordering::SeqCst);
