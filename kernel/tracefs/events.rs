@@ -88,7 +88,8 @@ impl Recorder {
         // SAFETY: every byte of `prefix` was just initialized, and `u8` and
         // `MaybeUninit<u8>` have the same layout.
         let record = unsafe { &mut *(prefix as *mut [core::mem::MaybeUninit<u8>] as *mut [u8]) };
-        let common = CommonFields { type_id: self.id, flags: 1, preempt_count: 0, pid: pid as i32 };
+        let common =
+            CommonFields { type_id: self.id, flags: super::trace::IRQS_OFF, preempt_count: 0, pid: pid as i32 };
         self.program.write_header(record, &common, ip, ret_ip);
         let hit = Hit {
             regs: &Registers(regs),
@@ -608,44 +609,48 @@ pub fn event_file(path: &str) -> Option<EventFile<'_>> {
     if !paths().iter().any(|p| p == path) {
         return None;
     }
-    let rest = path.strip_prefix("events/")?;
-    match rest.split('/').collect::<Vec<_>>()[..] {
-        [group, event, "enable"] => {
-            Some(EventFile::Enable(&rest[..group.len()], &rest[group.len() + 1..group.len() + 1 + event.len()]))
-        }
-        [group, event, "format"] => {
-            Some(EventFile::Format(&rest[..group.len()], &rest[group.len() + 1..group.len() + 1 + event.len()]))
-        }
-        [group, "enable"] => Some(EventFile::GroupEnable(&rest[..group.len()])),
+    match path.strip_prefix("events/")?.split('/').collect::<Vec<_>>()[..] {
+        [group, event, "enable"] => Some(EventFile::Enable(group, event)),
+        [group, event, "format"] => Some(EventFile::Format(group, event)),
+        [group, "enable"] => Some(EventFile::GroupEnable(group)),
         _ => None,
+    }
+}
+
+impl EventFile<'_> {
+    /// The events the file is about: its event, or its group's.
+    fn events<'e>(&self, events: &'e [Event]) -> impl Iterator<Item = &'e Event> {
+        let (group, name) = match *self {
+            EventFile::Enable(group, name) | EventFile::Format(group, name) => (group, Some(name)),
+            EventFile::GroupEnable(group) => (group, None),
+        };
+        events
+            .iter()
+            .filter(move |e| e.definition.group() == group && name.is_none_or(|name| e.definition.event() == name))
     }
 }
 
 /// Reads an event file.
 pub fn read_event_file(file: &EventFile, out: &mut String) {
     let events = EVENTS.lock();
-    let find = |group: &str, name: &str| {
-        events.events.iter().find(|e| e.definition.group() == group && e.definition.event() == name)
-    };
-    match *file {
-        EventFile::Enable(group, name) => {
-            if let Some(event) = find(group, name) {
-                out.push_str(if event.probe.enabled() { "1\n" } else { "0\n" });
-            }
-        }
-        EventFile::Format(group, name) => {
-            if let Some(event) = find(group, name) {
+    let mut selected = file.events(&events.events);
+    match file {
+        EventFile::Format(..) => {
+            if let Some(event) = selected.next() {
                 out.push_str(&event.definition.format_file(event.id));
             }
         }
-        EventFile::GroupEnable(group) => {
-            let states: Vec<bool> =
-                events.events.iter().filter(|e| e.definition.group() == group).map(|e| e.probe.enabled()).collect();
-            // Linux: 0 or 1 when all agree, X when they differ.
-            out.push_str(match (states.iter().all(|&s| s), states.iter().any(|&s| s)) {
-                (true, _) => "1\n",
-                (false, false) => "0\n",
-                (false, true) => "X\n",
+        // An event's state, or its group's: Linux's 0 or 1 when all
+        // agree, X when they differ.
+        EventFile::Enable(..) | EventFile::GroupEnable(..) => {
+            let (mut on, mut off) = (false, false);
+            for event in selected {
+                if event.probe.enabled() { on = true } else { off = true }
+            }
+            out.push_str(match (on, off) {
+                (true, true) => "X\n",
+                (true, false) => "1\n",
+                (false, _) => "0\n",
             });
         }
     }
@@ -661,15 +666,11 @@ pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
     // The trace buffer exists before any handler may record (they never
     // allocate it themselves).
     super::trace::buffer();
+    if let EventFile::Format(..) = file {
+        return Err(Errno::PermissionDenied);
+    }
     let events = EVENTS.lock();
-    let selected: Vec<&Event> = match *file {
-        EventFile::Enable(group, name) => {
-            events.events.iter().filter(|e| e.definition.group() == group && e.definition.event() == name).collect()
-        }
-        EventFile::GroupEnable(group) => events.events.iter().filter(|e| e.definition.group() == group).collect(),
-        EventFile::Format(..) => return Err(Errno::PermissionDenied),
-    };
-    for event in selected {
+    for event in file.events(&events.events) {
         if event.probe.enabled() != on {
             event.probe.set_enabled(on).map_err(|_| Errno::Invalid)?;
         }

@@ -44,12 +44,12 @@ pub fn existing() -> Option<&'static TraceBuffer<'static, MAX_CPUS>> {
 pub fn record(type_id: u16, pid: u32, payload: &[u8]) {
     let Some(buffer) = existing() else { return };
     let Some(cpu) = buffer.cpu(crate::arch::x86::percpu::cpu_id()) else { return };
-    let flags = IRQS_OFF; // handlers run with interrupts off
-    let _ = cpu.write(&Header { ts: crate::arch::cpu::rdtsc(), type_id, flags, pid }, payload);
+    let _ = cpu.write(&Header { ts: crate::arch::cpu::rdtsc(), type_id, flags: IRQS_OFF, pid }, payload);
 }
 
-/// The flag bit printed as `d` (interrupts off), as ftrace's first column.
-const IRQS_OFF: u8 = 1;
+/// The flag bit printed as `d` (interrupts off), as ftrace's first column:
+/// every record's (handlers run with interrupts off).
+pub(super) const IRQS_OFF: u8 = 1;
 
 /// ftrace's header for the `trace` file.
 fn header(out: &mut String, buffer: &TraceBuffer<'static, MAX_CPUS>) {
