@@ -191,6 +191,15 @@ if [ "$is_test" = 1 ]; then
         selected=$((passed + failed))
     fi
     [ -n "${PROBE_TEST_RESULTS:-}" ] && echo "$name $passed $failed $selected $verdict" >> "$PROBE_TEST_RESULTS"
+    # A failed kernel's story, for the recap at the end of a whole run
+    # (boot/test-all.sh): from the line of the test that failed (the last
+    # "name ... " line), what the kernel said, cut to 24 lines.
+    if [ "$rc" != 0 ] && [ -n "${PROBE_TEST_FAILURES:-}" ]; then
+        {
+            echo "--- $name at -smp $smp: $verdict"
+            tr -d '\r' < "$log" | awk '/^[^ ]+ \.\.\. /{n=NR} {line[NR]=$0} END{for(i=(n?n:1);i<=NR;i++) print line[i]}' | head -n 24
+        } >> "$PROBE_TEST_FAILURES"
+    fi
     echo "run.sh: $name: $passed passed, $failed failed, $selected selected ($verdict) in $((SECONDS - started)) s" >&2
 fi
 rm -f "$log"

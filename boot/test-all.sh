@@ -35,13 +35,13 @@ matrix=(${PROBE_SMP_MATRIX:-1 4})
 jobs=${PROBE_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
 run_pass() { # index smp
     local skip_own=""; [ "$1" -gt 0 ] && skip_own=1
-    PROBE_TEST_RESULTS="$target_dir/test-results-smp$2.txt" PROBE_SMP=$2 PROBE_SKIP_OWN_SMP=$skip_own \
+    PROBE_TEST_RESULTS="$target_dir/test-results-smp$2.txt" PROBE_TEST_FAILURES="$target_dir/test-failures-smp$2.txt" PROBE_SMP=$2 PROBE_SKIP_OWN_SMP=$skip_own \
         cargo test --no-fail-fast -- "${@:3}"
 }
 pids=()
 for i in "${!matrix[@]}"; do
     smp=${matrix[$i]}
-    rm -f "$target_dir/test-results-smp$smp.txt" "$target_dir/test-pass-smp$smp.log" "$target_dir/test-pass-smp$smp.status"
+    rm -f "$target_dir/test-results-smp$smp.txt" "$target_dir/test-failures-smp$smp.txt" "$target_dir/test-pass-smp$smp.log" "$target_dir/test-pass-smp$smp.status"
     if [ "$i" = 0 ] || [ "$jobs" -le 1 ]; then continue; fi
     ( run_pass "$i" "$smp" "$@" > "$target_dir/test-pass-smp$smp.log" 2>&1; echo $? > "$target_dir/test-pass-smp$smp.status" ) &
     pids+=($!)
@@ -97,6 +97,14 @@ fi
 echo "host tests: $host_passed passed, $host_failed failed"
 passed=$((passed + host_passed)); failed=$((failed + host_failed))
 selected=$((selected + host_passed + host_failed))
+
+# What each failed kernel said, last, where a log's tail shows it.
+for smp in "${matrix[@]}"; do
+    if [ -s "$target_dir/test-failures-smp$smp.txt" ]; then
+        echo "== what the failed kernels at -smp $smp said =="
+        cat "$target_dir/test-failures-smp$smp.txt"
+    fi
+done
 
 if [ "$selected" = 0 ]; then
     if [ "$#" -gt 0 ]; then
