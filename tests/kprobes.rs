@@ -607,3 +607,71 @@ fn hits_from_the_timer_interrupt_are_counted_exactly() {
     assert_eq!(PRE_HITS.load(SeqCst), 20);
     assert_eq!(TASK_PROBE.nmissed(), 0);
 }
+
+// ------------------------------------------- the fast lanes (issue 10)
+//
+// A lone probe with a pre-handler at a boosted or jump-optimized site is
+// taken by an assembly fast lane (`arch::imp::fastpath`, and the detour's
+// entry). It must keep every rule of the generic path: the handler sees
+// the probed address and a breakpoint's frame, runs in probe context, a
+// hit from inside it is a counted miss, and a redirect is honoured.
+
+static LANE_SEEN: AtomicUsize = AtomicUsize::new(0);
+static LANE_VECTOR: AtomicU32 = AtomicU32::new(0);
+static LANE_ERROR: AtomicU32 = AtomicU32::new(0);
+static LANE_CONTEXT: AtomicU32 = AtomicU32::new(0);
+static LANE_NESTED: AtomicU32 = AtomicU32::new(0);
+
+fn lane_pre(_probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
+    PRE_HITS.fetch_add(1, SeqCst);
+    LANE_SEEN.store(regs.eip as usize, SeqCst);
+    LANE_VECTOR.store(regs.vector, SeqCst);
+    LANE_ERROR.store(regs.error_code, SeqCst);
+    LANE_CONTEXT.store(in_probe_context() as u32, SeqCst);
+    // A hit from inside the handler: a miss, the call itself runs normally.
+    LANE_NESTED.store(kp_target(2), SeqCst);
+    if entry_argument(regs, 0) == 99 {
+        regs.eip = replacement as *const () as u32;
+        return PreAction::Redirected;
+    }
+    PreAction::Continue
+}
+
+static LANE: Kprobe = Kprobe::new().symbol("kp_target", 0).pre_handler(lane_pre);
+
+/// One round of the lane's rules with `LANE` registered as `flag` says.
+fn lane_round(flag: KprobeFlags) {
+    reset_counts();
+    register_kprobe(&LANE).unwrap();
+    assert!(LANE.flags().contains(flag), "{:?}", LANE.flags());
+    assert_eq!(kp_target(4), 13);
+    assert_eq!(PRE_HITS.load(SeqCst), 1, "the handler ran once");
+    assert_eq!(LANE_SEEN.load(SeqCst), label(kp_target), "EIP is the probed address");
+    assert_eq!((LANE_VECTOR.load(SeqCst), LANE_ERROR.load(SeqCst)), (3, 0), "a breakpoint's frame");
+    assert_eq!(LANE_CONTEXT.load(SeqCst), 1, "in probe context");
+    assert_eq!(LANE_NESTED.load(SeqCst), 7, "the nested call ran normally");
+    assert_eq!(LANE.nmissed(), 1, "the nested hit was a miss");
+    // Redirected: the replacement runs instead.
+    assert_eq!(kp_target(99), 1099);
+    assert_eq!(PRE_HITS.load(SeqCst), 2);
+    assert_eq!(LANE.nmissed(), 2);
+    // And the lane leaves the CPU idle: a plain call hits again.
+    assert_eq!(kp_target(5), 16);
+    assert_eq!(PRE_HITS.load(SeqCst), 3);
+    unregister_kprobe(&LANE).unwrap();
+    assert_eq!(kp_target(5), 16);
+    assert_eq!(PRE_HITS.load(SeqCst), 3);
+}
+
+#[test_case]
+fn the_int3_fast_lane_keeps_the_generic_rules() {
+    set_optimization(false).unwrap();
+    lane_round(KprobeFlags::BOOSTED);
+    set_optimization(true).unwrap();
+}
+
+#[test_case]
+fn the_optimized_fast_lane_keeps_the_generic_rules() {
+    set_optimization(true).unwrap();
+    lane_round(KprobeFlags::OPTIMIZED);
+}

@@ -236,24 +236,28 @@ pub unsafe extern "C" fn trap_common() {
     );
 }
 
-/// A dedicated trap entry: `trap_common`'s frame, then a direct call of
-/// `$handler` (no dispatch on the vector), then [`trap_return`]. For the
-/// two vectors every probe hit takes.
+/// A dedicated trap entry, its vector's IDT entry itself: the error code
+/// and vector, `trap_common`'s frame, then a direct call of `$handler` (no
+/// dispatch on the vector), then [`trap_return`]. For the two vectors
+/// every probe hit takes.
 macro_rules! dedicated_entry {
-    ($(#[$doc:meta])* $name:ident, $return_site:literal, $handler:ident) => {
+    ($(#[$doc:meta])* $name:ident, $vector:expr, $return_site:literal, $handler:ident $(, fast: $fast:path)?) => {
         $(#[$doc])*
         ///
         /// # Safety
-        /// Never called: only jumped to by its entry stub, with the CPU's
-        /// exception frame, an error code and the vector on the stack.
+        /// Never called: only entered by the CPU through the IDT, with its
+        /// exception frame (no error code) on the stack.
         #[unsafe(naked)]
         #[unsafe(link_section = ".kprobes.text")]
         pub unsafe extern "C" fn $name() {
             naked_asm!(
+                "push 0",                     // error code (neither vector has one)
+                "push {vector}",
                 "pushad",
                 "lea ecx, [esp + {size}]",    // interrupted ESP
                 "mov [esp + {esp}], ecx",
                 "cld",
+                $(dedicated_entry!(@call_fast $fast),)? // returns only if it left the trap to us
                 "push esp",                   // &mut TrapFrame
                 "call {handler}",
                 concat!(".global ", $return_site),
@@ -264,20 +268,29 @@ macro_rules! dedicated_entry {
                 esp = const offset_of!(TrapFrame, esp),
                 handler = sym $handler,
                 exit = sym trap_return,
+                vector = const $vector,
+                $(fast = sym $fast,)?
             );
         }
+    };
+    (@call_fast $fast:path) => {
+        "call {fast}"
     };
 }
 
 dedicated_entry!(
-    /// The `#BP` entry: straight to the probe engine's `int3` handler.
+    /// The `#BP` entry: the probe engine's fast lane for the common hit,
+    /// else straight to its `int3` handler.
     breakpoint_common,
+    vector::BREAKPOINT,
     "breakpoint_return_site",
-    breakpoint_trap
+    breakpoint_trap,
+    fast: crate::kprobes::trap::int3_fast
 );
 dedicated_entry!(
     /// The `#DB` entry: straight to the probe engine's debug handler.
     debug_common,
+    vector::DEBUG,
     "debug_return_site",
     debug_trap
 );
@@ -358,15 +371,17 @@ macro_rules! trap_stubs {
     ($( $name:ident = $vector:literal $(, $error:ident)? $(=> $common:ident)? ;)*) => {
         $( trap_stubs!(@one $name, $vector, [$($error)?], [$($common)?]); )*
 
-        /// Entry stubs in vector order (0–63), for the IDT.
-        pub static STUBS: [unsafe extern "C" fn(); 64] = [$($name),*];
+        /// Entry stubs in vector order (0–63), for the IDT: a dedicated
+        /// entry is its vector's stub itself.
+        pub static STUBS: [unsafe extern "C" fn(); 64] = [$(trap_stubs!(@entry $name $(, $common)?)),*];
     };
+    (@entry $name:ident) => { $name };
+    (@entry $name:ident, $common:ident) => { $common };
     (@one $name:ident, $vector:literal, [$($error:ident)?], []) => {
         trap_stubs!(@emit $name, $vector, [$($error)?], trap_common);
     };
-    (@one $name:ident, $vector:literal, [$($error:ident)?], [$common:ident]) => {
-        trap_stubs!(@emit $name, $vector, [$($error)?], $common);
-    };
+    // A dedicated entry pushes the error code and vector itself.
+    (@one $name:ident, $vector:literal, [$($error:ident)?], [$common:ident]) => {};
     (@emit $name:ident, $vector:literal, [$($error:ident)?], $common:ident) => {
         #[unsafe(naked)]
         #[unsafe(link_section = ".kprobes.text")]

@@ -42,11 +42,23 @@ impl<const BUCKETS: usize> SiteIndex<BUCKETS> {
         SiteIndex { buckets: [const { AtomicU16::new(EMPTY) }; BUCKETS], generation: AtomicU32::new(0) }
     }
 
+    /// The multiplier of [`bucket`](Self::bucket)'s Fibonacci hashing
+    /// (2³² divided by the golden ratio).
+    pub const HASH_MULTIPLIER: u32 = 0x9e37_79b9;
+    /// The right shift of [`bucket`](Self::bucket): the product's top
+    /// `log2(BUCKETS)` bits are the bucket.
+    pub const HASH_SHIFT: u32 = 32 - BUCKETS.trailing_zeros();
+    /// Where the buckets (one `u16` each: site number + 1, or 0 if empty)
+    /// start inside the index, for a lookup written in assembly: the home
+    /// bucket of `address` is the `u16` at this offset plus twice
+    /// [`bucket`](Self::bucket)`(address)`.
+    pub const BUCKETS_OFFSET: usize = core::mem::offset_of!(Self, buckets);
+
     /// The home bucket of `address`: Fibonacci hashing, the top bits of
     /// the product (they mix every bit of the address).
     #[inline(always)]
     pub fn bucket(address: usize) -> usize {
-        ((address as u32).wrapping_mul(0x9e37_79b9) >> (32 - BUCKETS.trailing_zeros())) as usize
+        ((address as u32).wrapping_mul(Self::HASH_MULTIPLIER) >> Self::HASH_SHIFT) as usize
     }
 
     /// The site at `address`: walks the probe run from its home bucket to

@@ -81,11 +81,11 @@ pub fn trap_path_active() -> bool {
 #[repr(u8)] // a plain tag byte: every transition's check is one compare
 pub(crate) enum State {
     /// No probe is being handled.
-    Idle,
+    Idle = 0,
     /// Handlers are running: the pre or post handlers of `site`'s probes, a
     /// jprobe handler, fault handlers, or (`site` None) kretprobe return
     /// handlers. `running` is the probe whose handler runs now.
-    Handlers { site: Option<&'static Site>, running: Option<&'static Kprobe> },
+    Handlers { site: Option<&'static Site>, running: Option<&'static Kprobe> } = 1,
     /// `site`'s instruction is being single-stepped in its slot; `step`
     /// holds what to restore after it.
     SingleStep { site: &'static Site, step: StepState },
@@ -394,7 +394,7 @@ impl ControlBlock {
 /// One CPU's trap-path state: its control block and its count of live
 /// [`TrapContext`]s. Aligned to a cache line so CPUs never share one.
 #[repr(align(64))]
-struct PerCpu {
+pub(crate) struct PerCpu {
     block: UnsafeCell<ControlBlock>,
     /// Live [`TrapContext`]s on this CPU: non-zero while its trap path (or
     /// an engine operation on its state) runs.
@@ -408,8 +408,34 @@ struct PerCpu {
 // overlap (see the module comment); the depth is atomic.
 unsafe impl Sync for PerCpu {}
 
+/// Where the assembly fast lane (`arch::imp::fastpath`) finds a CPU's
+/// state. `State` is `repr(u8)`: each variant is laid out as a `repr(C)`
+/// struct of the tag byte then its fields (RFC 2195), with the explicit
+/// discriminants as tags.
+pub(crate) mod layout {
+    use super::{ControlBlock, PerCpu, State};
+    use crate::probe::Kprobe;
+    use crate::registry::Site;
+    use core::mem::{align_of, offset_of, size_of};
+    /// Bytes per CPU in `CPUS`.
+    pub const CPU_SIZE: usize = size_of::<PerCpu>();
+    /// The state's tag byte inside a CPU's entry.
+    pub const STATE: usize = offset_of!(PerCpu, block) + offset_of!(ControlBlock, state);
+    /// The tag of `State::Idle`.
+    pub const IDLE: u8 = 0;
+    /// The tag of `State::Handlers`.
+    pub const HANDLERS: u8 = 1;
+    /// `State::Handlers::site`, from the tag.
+    pub const HANDLERS_SITE: usize = size_of::<u8>().next_multiple_of(align_of::<Option<&Site>>());
+    /// `State::Handlers::running`, from the tag.
+    pub const HANDLERS_RUNNING: usize =
+        (HANDLERS_SITE + size_of::<Option<&Site>>()).next_multiple_of(align_of::<Option<&Kprobe>>());
+    const _: () = assert!(size_of::<Option<&Site>>() == 4 && size_of::<Option<&Kprobe>>() == 4);
+    const _: () = assert!(size_of::<State>() >= HANDLERS_RUNNING + 4);
+}
+
 /// One entry per CPU, as Linux's per-CPU `kprobe_ctlblk`.
-static CPUS: [PerCpu; crate::MAX_CPUS] = [const {
+pub(crate) static CPUS: [PerCpu; crate::MAX_CPUS] = [const {
     PerCpu {
         block: UnsafeCell::new(ControlBlock {
             state: State::Idle,

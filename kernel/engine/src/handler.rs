@@ -35,10 +35,20 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
         regs.set_ip(resume);
         return TrapOutcome::Handled;
     }
-    let site = match registry::find(address) {
-        Ok(site) => site,
-        Err(generation) => return not_a_site(cx, regs, address, generation),
-    };
+    match registry::find(address) {
+        Ok(site) => site_hit(cx, regs, site),
+        Err(generation) => not_a_site(cx, regs, address, generation),
+    }
+}
+
+/// An `int3` at `site`'s address (its breakpoint, never a patch guard):
+/// the rest of [`int3_handler`] once the site is known. Shared with the
+/// assembly fast lane, which looks the site up itself
+/// ([`int3_site_entry`]).
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn site_hit(cx: &mut TrapContext, regs: &mut PtRegs, site: &'static Site) -> TrapOutcome {
+    let address = arch::breakpoint_address(regs);
     let lone = site.lone();
     match control::with(cx, |kcb| kcb.begin_hit(site, lone)) {
         Hit::Fresh => {}
@@ -57,6 +67,44 @@ pub fn int3_handler(cx: &mut TrapContext, regs: &mut PtRegs) -> TrapOutcome {
     TrapOutcome::Handled
 }
 
+/// The assembly fast lane's way into the generic path, for a hit at a
+/// site it found but does not handle itself (not idle, several probes, a
+/// single-step, ...): [`site_hit`]. Returns whether the trap was handled;
+/// if not (an engine bug, see `Hit::InsideReentry`), the lane returns to
+/// the host's `#BP` path, whose [`int3_handler`] comes to the same answer
+/// and reports it. The frame comes first, as in every dispatcher the
+/// unwinder knows (`arch::imp::fastpath`).
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) extern "C" fn int3_site_entry(regs: &mut PtRegs, site: &'static Site) -> bool {
+    // SAFETY: called only by the fast lane, inside the host's `#BP` entry
+    // (an interrupt gate: interrupts off), engine code in `.kprobes.text`.
+    let mut cx = unsafe { TrapContext::enter() };
+    site_hit(&mut cx, regs, site) == TrapOutcome::Handled
+}
+
+/// The assembly fast lane's call of a lone probe's entry handler (the
+/// lane has made the control block run it): a plain probe's pre-handler,
+/// or a kretprobe's entry. Rust code makes the call, so the assembly
+/// assumes nothing of the Rust ABI of a handler's `fn` type. Returns
+/// whether the handler redirected the hit. The frame comes first, as for
+/// [`int3_site_entry`].
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) extern "C" fn call_entry_handler(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
+    if probe.kind == ProbeKind::Plain {
+        // SAFETY: `Site::fast` names a plain probe only if it has a
+        // pre-handler, and a probe's handlers never change (they are set
+        // by its `const` constructor; no `&mut Kprobe` outlives it).
+        let pre = unsafe { probe.pre_handler.unwrap_unchecked() };
+        return pre(probe, regs) == PreAction::Redirected;
+    }
+    // A kretprobe's entry (the only other kind `Site::fast` names).
+    // SAFETY: called only by a fast lane, inside a trap entry or an
+    // optimized probe's detour after its `cli`: interrupts are off, and
+    // this is engine code in `.kprobes.text`.
+    kretprobe::on_entry(&mut unsafe { TrapContext::enter() }, probe, regs);
+    false
+}
+
 /// Runs the pre-handlers of every enabled probe at `site` in order (the
 /// control block in `Handlers`). Returns whether one took the hit over: a
 /// redirecting pre-handler (the hit is then finished) or a jprobe (its
@@ -70,9 +118,8 @@ pub(crate) fn run_pre_handlers(
     site: &'static Site,
     lone: Option<&'static Kprobe>,
 ) -> bool {
-    // The common case, one probe whose entry handler is all a hit needs
-    // (`Site::lone`, read once by the caller and already the running probe
-    // of the control block): no walk of the list.
+    // The common case, one probe (`Site::lone`, read once by the caller
+    // and already the running probe of the control block): no walk.
     if let Some(probe) = lone {
         return run_pre_handler(cx, regs, probe);
     }
@@ -184,10 +231,18 @@ pub fn debug_handler(cx: &mut TrapContext, regs: &mut PtRegs, dr6: u32) -> TrapO
         return TrapOutcome::Handled;
     }
     transition(cx, ControlBlock::end_step);
-    for probe in site.probes() {
-        if let (true, Some(post)) = (probe.is_enabled(), probe.post_handler) {
+    // The common case, one probe: no walk of the list.
+    if let Some(probe) = site.lone() {
+        if let Some(post) = probe.post_handler {
             transition(cx, |kcb| kcb.run(probe));
             post(probe, regs);
+        }
+    } else {
+        for probe in site.probes() {
+            if let (true, Some(post)) = (probe.is_enabled(), probe.post_handler) {
+                transition(cx, |kcb| kcb.run(probe));
+                post(probe, regs);
+            }
         }
     }
     transition(cx, ControlBlock::finish);

@@ -158,8 +158,9 @@ macro_rules! host {
             fn __probe_engine_host_current_task() -> usize {
                 <$host>::current_task()
             }
+            // The C ABI: the engine's assembly fast lane calls it too.
             #[unsafe(no_mangle)]
-            fn __probe_engine_host_current_cpu() -> usize {
+            extern "C" fn __probe_engine_host_current_cpu() -> usize {
                 <$host>::current_cpu()
             }
             #[unsafe(no_mangle)]
@@ -206,13 +207,18 @@ macro_rules! host {
     };
 }
 
+unsafe extern "C" {
+    /// Called from assembly as well (`arch::imp::fastpath`): it clobbers
+    /// only EAX, ECX and EDX, and returns the CPU in EAX.
+    pub(crate) fn __probe_engine_host_current_cpu() -> usize;
+}
+
 unsafe extern "Rust" {
     fn __probe_engine_host_text_poke(address: usize, bytes: &[u8]) -> Result<(), PatchError>;
     fn __probe_engine_host_kernel_text() -> Range<usize>;
     fn __probe_engine_host_engine_text() -> Range<usize>;
     fn __probe_engine_host_slot_memory() -> Range<usize>;
     fn __probe_engine_host_current_task() -> usize;
-    fn __probe_engine_host_current_cpu() -> usize;
     fn __probe_engine_host_online_cpus() -> usize;
     fn __probe_engine_host_sync_cpus();
     fn __probe_engine_host_task_may_resume_in(range: Range<usize>) -> bool;

@@ -344,5 +344,5 @@ pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
 /// Whether `address` is where `optprobe_entry`'s call to the dispatcher
 /// returns (the unwinder continues through the frame there).
 pub fn is_dispatcher_return_site(address: usize) -> bool {
-    address == optprobe::dispatch_return_site()
+    address == optprobe::dispatch_return_site() || crate::arch::imp::fastpath::is_fast_return_site(address)
 }

@@ -60,15 +60,46 @@ pub(crate) struct Site {
     /// optimizer: it must not look symbols up while a probe may be armed on
     /// the lookup itself.
     function: [AtomicUsize; 2],
-    /// The site's one enabled probe when a hit needs nothing but its entry
-    /// handler (a plain probe without a post handler, or a kretprobe's
-    /// entry probe), else null: a hit then skips the walk of the list.
-    /// Derived by [`replan`] from the list and the flags.
+    /// The site's one enabled probe (of any kind, with any handlers), else
+    /// null (none, or several): a hit then runs its handlers without a
+    /// walk of the list. Derived by [`replan`] from the list and the flags.
     lone: AtomicPtr<Kprobe>,
     /// Where a fresh hit resumes without a second trap: the detour's copy
     /// while jump-optimized (or being changed), else the boosted copy when
     /// boosted, else 0 (single-step). Derived by [`replan`].
     resume: AtomicUsize,
+    /// The site's lone probe when a hit is nothing but a call of its
+    /// entry handler and a resume without a second trap (a plain probe
+    /// with a pre-handler or a kretprobe's entry, and `resume` set), else
+    /// null: what the assembly fast
+    /// lane (`arch::imp::fastpath`) reads. Derived by [`replan`], after
+    /// `resume` (a lane that sees it set sees a copy that outlives its hit).
+    fast: AtomicPtr<Kprobe>,
+}
+
+/// Where the assembly fast lane finds a site's fields (`arch::imp::fastpath`).
+pub(crate) mod layout {
+    use super::{INDEX_SIZE, MAX_SITES, Site, SiteIndex};
+    use core::mem::{offset_of, size_of};
+    /// Bytes per site in `SITES`.
+    pub const SITE_SIZE: usize = size_of::<Site>();
+    /// `Site::address`.
+    pub const ADDRESS: usize = offset_of!(Site, address);
+    /// `Site::resume`.
+    pub const RESUME: usize = offset_of!(Site, resume);
+    /// `Site::fast`.
+    pub const FAST: usize = offset_of!(Site, fast);
+    /// `Site::detour_slot`.
+    pub const DETOUR_SLOT: usize = offset_of!(Site, detour_slot);
+    /// Site numbers are masked with it (as `site_by_number` does).
+    pub const SITE_MASK: usize = MAX_SITES - 1;
+    const _: () = assert!(MAX_SITES.is_power_of_two());
+    /// The index's hashing and bucket layout.
+    pub const HASH_MULTIPLIER: u32 = SiteIndex::<INDEX_SIZE>::HASH_MULTIPLIER;
+    /// See [`HASH_MULTIPLIER`].
+    pub const HASH_SHIFT: u32 = SiteIndex::<INDEX_SIZE>::HASH_SHIFT;
+    /// See [`HASH_MULTIPLIER`].
+    pub const BUCKETS_OFFSET: usize = SiteIndex::<INDEX_SIZE>::BUCKETS_OFFSET;
 }
 
 // SAFETY: `arch` is written only by registration (under REGISTRY, while the
@@ -92,11 +123,12 @@ impl Site {
             function: [const { AtomicUsize::new(0) }; 2],
             lone: AtomicPtr::new(ptr::null_mut()),
             resume: AtomicUsize::new(0),
+            fast: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
-    /// The site's only enabled probe, if a hit needs nothing else (see the
-    /// field): one load instead of a walk of the list.
+    /// The site's only enabled probe, if it has just one (see the field):
+    /// one load instead of a walk of the list.
     #[unsafe(link_section = ".kprobes.text")]
     #[inline(always)]
     pub fn lone(&self) -> Option<&'static Kprobe> {
@@ -207,8 +239,10 @@ impl Iterator for Probes {
     }
 }
 
-static SITES: [Site; MAX_SITES] = [const { Site::empty() }; MAX_SITES];
-static INDEX: SiteIndex<INDEX_SIZE> = SiteIndex::new();
+/// Every site, by number (named by the assembly fast lane).
+pub(crate) static SITES: [Site; MAX_SITES] = [const { Site::empty() }; MAX_SITES];
+/// Address → site number (read by the assembly fast lane too).
+pub(crate) static INDEX: SiteIndex<INDEX_SIZE> = SiteIndex::new();
 static REGISTRY: spin::Mutex<()> = spin::Mutex::new(());
 
 /// Free site numbers, a stack (the lowest number on top at first), so a
@@ -574,12 +608,24 @@ fn replan(site: &Site) {
     site.resume.store(resume, Ordering::Release);
     let mut enabled = site.probes().filter(|probe| probe.is_enabled());
     let lone = match (enabled.next(), enabled.next()) {
-        (Some(probe), None) if probe.post_handler.is_none() && probe.kind != ProbeKind::Jprobe => {
-            probe as *const Kprobe as *mut Kprobe
-        }
+        (Some(probe), None) => probe as *const Kprobe as *mut Kprobe,
         _ => ptr::null_mut(),
     };
     site.lone.store(lone, Ordering::Release);
+    // SAFETY: `lone` is null or a linked `&'static Kprobe` (above).
+    let lone_probe = unsafe { lone.as_ref() };
+    let fast = match lone_probe {
+        Some(probe)
+            if resume != 0
+                && probe.post_handler.is_none()
+                && (probe.kind == ProbeKind::Kretprobe
+                    || probe.kind == ProbeKind::Plain && probe.pre_handler.is_some()) =>
+        {
+            lone
+        }
+        _ => ptr::null_mut(),
+    };
+    site.fast.store(fast, Ordering::Release);
 }
 
 /// Whether any site is jump-optimized (or being changed).

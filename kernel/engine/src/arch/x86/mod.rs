@@ -8,6 +8,7 @@
 //! - [`trampoline`]: the kretprobe return trampoline.
 //! - [`text_poke_bp`]: the int3-guarded patch of one instruction.
 pub mod cpu;
+pub mod fastpath;
 pub mod jprobe;
 pub mod optprobe;
 pub use probe_engine_core::decode;

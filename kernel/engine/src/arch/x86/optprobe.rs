@@ -28,6 +28,8 @@
 //! No trap is taken: an optimized hit costs a jump, the frame, the
 //! handlers and an `iretd`, where a breakpoint costs two exceptions.
 use super::regs::PtRegs;
+use crate::control::layout as cpu;
+use crate::registry::layout as site;
 use crate::slots::SLOT_SIZE;
 use probe_engine_core::optimize::{Displaced, JUMP_LEN, MAX_DISPLACED_COPY};
 
@@ -39,18 +41,99 @@ pub const OPTIMIZED_HIT_VECTOR: u32 = 3;
 pub const DETOUR_COPY_OFFSET: usize = 23;
 const _: () = assert!(DETOUR_COPY_OFFSET + MAX_DISPLACED_COPY <= SLOT_SIZE);
 
-super::regs::frame_entry!(
-    /// The frame builder every detour jumps to, with the top of the frame
-    /// (EFLAGS, CS, EIP, detour, site) pushed by the detour.
-    ///
-    /// # Safety
-    /// Never called: only reached by a detour's `jmp`, with the detour's
-    /// five pushes on the probed code's stack and interrupts off.
-    optprobe_entry,
-    prefix: [],
-    return_site: "optprobe_dispatch_return_site",
-    dispatch: crate::optimize::optimized_dispatch
-);
+/// The frame builder every detour jumps to, with the top of the frame
+/// (EFLAGS, CS, EIP, detour, site) pushed by the detour: the fast lane
+/// (`fastpath`) for the common hit, else the generic dispatcher
+/// (`optimize::optimized_dispatch`).
+///
+/// The lane takes the hit when the detour is still its site's, the site's
+/// `fast` probe is set and this CPU's control block is idle: it makes the
+/// frame a breakpoint's (vector 3, error code 0), runs the probe exactly as
+/// the dispatcher would (the control block running it), and resumes in
+/// this detour's copy unless the handler redirected. The frame changes
+/// only once the lane has taken the hit.
+///
+/// # Safety
+/// Never called: only reached by a detour's `jmp`, with the detour's
+/// five pushes on the probed code's stack and interrupts off.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn optprobe_entry() {
+    core::arch::naked_asm!(
+        "pushad",
+        "lea ecx, [esp + {size}]",
+        "mov [esp + {esp}], ecx",
+        "cld",
+        // The site, and whether this detour is still its own.
+        "mov ecx, [esp + {vector}]",
+        "and ecx, {site_mask}",
+        "imul ebx, ecx, {site_size}",
+        "lea ebx, [ebx + {sites}]",
+        "mov eax, [esp + {error}]",
+        "cmp eax, [ebx + {site_detour}]",
+        "jne 8f",
+        "mov edi, [ebx + {site_fast}]",
+        "test edi, edi",
+        "jz 8f",
+        "lea esi, [eax + {copy_offset}]",
+        // An idle CPU (the call clobbers EAX, ECX, EDX only).
+        "call {current_cpu}",
+        "imul eax, eax, {cpu_size}",
+        "lea eax, [eax + {cpus} + {state}]",
+        "cmp byte ptr [eax], {idle}",
+        "jne 8f",
+        // Taken: the block runs the probe, the frame reads as a breakpoint's.
+        "mov byte ptr [eax], {handlers}",
+        "mov [eax + {handlers_site}], ebx",
+        "mov [eax + {handlers_running}], edi",
+        "mov ebx, eax",
+        "mov dword ptr [esp + {vector}], {breakpoint}",
+        "mov dword ptr [esp + {error}], 0",
+        "push edi",
+        "lea eax, [esp + 4]",
+        "push eax",
+        "call {call_entry_handler}",
+        ".global probe_engine_fast_optprobe_return_site",
+        "probe_engine_fast_optprobe_return_site:",
+        "add esp, 8",
+        "test al, al",
+        "jnz 2f",
+        "mov [esp + {eip}], esi",
+        "2:",
+        "mov byte ptr [ebx], {idle}",
+        "jmp probe_engine_trap_return",
+        // Every other hit: the generic dispatcher.
+        "8:",
+        "push esp",
+        "call {dispatch}",
+        ".global optprobe_dispatch_return_site",
+        "optprobe_dispatch_return_site:",
+        "add esp, 4",
+        "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
+        size = const super::regs::FRAME_SIZE,
+        esp = const core::mem::offset_of!(PtRegs, esp),
+        vector = const core::mem::offset_of!(PtRegs, vector),
+        error = const core::mem::offset_of!(PtRegs, error_code),
+        eip = const core::mem::offset_of!(PtRegs, eip),
+        site_mask = const site::SITE_MASK,
+        site_size = const site::SITE_SIZE,
+        sites = sym crate::registry::SITES,
+        site_detour = const site::DETOUR_SLOT,
+        site_fast = const site::FAST,
+        copy_offset = const DETOUR_COPY_OFFSET,
+        current_cpu = sym crate::host::__probe_engine_host_current_cpu,
+        cpu_size = const cpu::CPU_SIZE,
+        cpus = sym crate::control::CPUS,
+        state = const cpu::STATE,
+        idle = const cpu::IDLE,
+        handlers = const cpu::HANDLERS,
+        handlers_site = const cpu::HANDLERS_SITE,
+        handlers_running = const cpu::HANDLERS_RUNNING,
+        breakpoint = const OPTIMIZED_HIT_VECTOR,
+        call_entry_handler = sym crate::handler::call_entry_handler,
+        dispatch = sym crate::optimize::optimized_dispatch,
+    );
+}
 
 /// The return address of [`optprobe_entry`]'s call to the dispatcher: the
 /// unwinder continues through the frame below it.

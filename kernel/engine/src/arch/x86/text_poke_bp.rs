@@ -54,7 +54,7 @@ pub enum TextPokeStage {
 }
 
 /// The guarded address while a patch is in progress, else 0.
-static GUARDED: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static GUARDED: AtomicUsize = AtomicUsize::new(0);
 /// Where a hit on the guard resumes: the out-of-line copy.
 static RESUME: AtomicUsize = AtomicUsize::new(0);
 /// Hits on a guard `int3`, ever (for tests and the shell).

@@ -1,0 +1,157 @@
+//! The breakpoint fast lane: the common probe hit, in assembly.
+//!
+//! Most hits are the same: one enabled plain probe with a pre-handler (or
+//! a kretprobe's entry) at a boosted (or jump-optimized) site, on a CPU that is handling no other
+//! probe. For those, everything but the handler itself is a handful of
+//! loads and stores, and Rust's prologues, bounds checks and enum copies
+//! would double the cost (issue 10's anatomy of a hit). So the host's `#BP`
+//! entry calls [`int3_fast`] first, with the frame built:
+//!
+//! 1. find the site in its home bucket of the index (a collision, or no
+//!    site, returns to the host's generic path);
+//! 2. if the site's `fast` probe is set (see `registry::replan`), the site
+//!    has a resume address, and this CPU's control block is idle: make the
+//!    block run the probe (exactly the state the generic path would set),
+//!    point EIP at the probed address, call its handler through
+//!    [`call_entry_handler`], resume in the copy unless the handler
+//!    redirected, make the block idle, and leave through the host's trap
+//!    exit;
+//! 3. any other hit at a site (a reentry, several probes, a single-step, a
+//!    kretprobe's entry): the generic path's remainder,
+//!    [`int3_site_entry`], with the site already found.
+//!
+//! The lane changes the frame only once it has taken the hit, so the
+//! host's generic path, when the lane returns to it, sees the trap as the
+//! CPU made it. Interrupts are off throughout (the `#BP` gate), so the CPU
+//! cannot change under the control block, as in the generic path. What
+//! the lane reads from the site and the control block, and where, comes
+//! from `registry::layout` and `control::layout`, checked at compile time.
+//!
+//! The handler (and the generic remainder) is called with the frame as its
+//! first argument, as every dispatcher's; [`is_fast_return_site`] tells
+//! the unwinder the return addresses of those calls.
+use super::regs::PtRegs;
+use crate::control::{CPUS, layout as cpu};
+use crate::handler::{call_entry_handler, int3_site_entry};
+use crate::host::__probe_engine_host_current_cpu;
+use crate::registry::{INDEX, SITES, layout as site};
+use core::arch::naked_asm;
+use core::mem::offset_of;
+
+/// The `#BP` fast lane (see the module docs).
+///
+/// Contract with the host's `#BP` entry: `call` it with ESP at a complete
+/// [`PtRegs`] of the trap above the return address, EBP still the
+/// interrupted code's, DF clear. It returns (EAX, EBX, ECX, EDX, ESI, EDI
+/// clobbered, the frame untouched) only if the host must handle the trap
+/// itself (`int3_handler`, then its own hooks); otherwise it leaves
+/// through `probe_engine_trap_return` with the frame as the hit left it.
+///
+/// # Safety
+/// Only for the host's `#BP` entry, as above, with interrupts off.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn int3_fast() {
+    naked_asm!(
+        // The address of the int3, unless it guards a text patch.
+        "mov eax, [esp + 4 + {eip}]",
+        "dec eax",
+        "cmp eax, dword ptr [{guarded}]",
+        "je 9f",
+        // The site in the address's home bucket (entries are number + 1).
+        "imul ecx, eax, {multiplier}",
+        "shr ecx, {shift}",
+        "movzx ecx, word ptr [{index} + {buckets} + ecx * 2]",
+        "test ecx, ecx",
+        "jz 9f",
+        "imul ebx, ecx, {site_size}",
+        "lea ebx, [ebx + {sites} - {site_size}]",
+        "cmp eax, [ebx + {site_address}]",
+        "jne 9f",
+        // A site. The lane's kind of hit: a fast probe and a resume address...
+        "mov edi, [ebx + {site_fast}]",
+        "test edi, edi",
+        "jz 7f",
+        "mov esi, [ebx + {site_resume}]",
+        "test esi, esi",
+        "jz 7f",
+        // ...on an idle CPU (the call clobbers EAX, ECX, EDX only).
+        "call {current_cpu}",
+        "imul eax, eax, {cpu_size}",
+        "lea eax, [eax + {cpus} + {state}]",
+        "cmp byte ptr [eax], {idle}",
+        "jne 7f",
+        // Taken: the block runs the probe; handlers see the probed address.
+        "mov byte ptr [eax], {handlers}",
+        "mov [eax + {handlers_site}], ebx",
+        "mov [eax + {handlers_running}], edi",
+        "mov ebx, eax",
+        "dec dword ptr [esp + 4 + {eip}]",
+        "push edi",
+        "lea eax, [esp + 8]",
+        "push eax",
+        "call {call_entry_handler}",
+        ".global probe_engine_fast_pre_return_site",
+        "probe_engine_fast_pre_return_site:",
+        "add esp, 8",
+        // Redirected: EIP is the handler's. Else the copy runs the instruction.
+        "test al, al",
+        "jnz 2f",
+        "mov [esp + 4 + {eip}], esi",
+        "2:",
+        "mov byte ptr [ebx], {idle}",
+        "add esp, 4",
+        "jmp probe_engine_trap_return",
+        // Any other hit at the site: the generic remainder.
+        "7:",
+        "push ebx",
+        "lea eax, [esp + 8]",
+        "push eax",
+        "call {site_entry}",
+        ".global probe_engine_fast_site_return_site",
+        "probe_engine_fast_site_return_site:",
+        "add esp, 8",
+        "test al, al",
+        "jz 9f",
+        "add esp, 4",
+        "jmp probe_engine_trap_return",
+        // Not the lane's: back to the host's generic path.
+        "9:",
+        "ret",
+        eip = const offset_of!(PtRegs, eip),
+        guarded = sym super::text_poke_bp::GUARDED,
+        multiplier = const site::HASH_MULTIPLIER,
+        shift = const site::HASH_SHIFT,
+        index = sym INDEX,
+        buckets = const site::BUCKETS_OFFSET,
+        site_size = const site::SITE_SIZE,
+        sites = sym SITES,
+        site_address = const site::ADDRESS,
+        site_fast = const site::FAST,
+        site_resume = const site::RESUME,
+        current_cpu = sym __probe_engine_host_current_cpu,
+        cpu_size = const cpu::CPU_SIZE,
+        cpus = sym CPUS,
+        state = const cpu::STATE,
+        idle = const cpu::IDLE,
+        handlers = const cpu::HANDLERS,
+        handlers_site = const cpu::HANDLERS_SITE,
+        handlers_running = const cpu::HANDLERS_RUNNING,
+        call_entry_handler = sym call_entry_handler,
+        site_entry = sym int3_site_entry,
+    );
+}
+
+/// Whether `address` is the return address of one of the fast lanes'
+/// calls into Rust, whose first argument is the trap frame (for the
+/// unwinder, as the dispatchers' return sites).
+pub fn is_fast_return_site(address: usize) -> bool {
+    unsafe extern "C" {
+        static probe_engine_fast_pre_return_site: u8;
+        static probe_engine_fast_site_return_site: u8;
+        static probe_engine_fast_optprobe_return_site: u8;
+    }
+    address == &raw const probe_engine_fast_pre_return_site as usize
+        || address == &raw const probe_engine_fast_site_return_site as usize
+        || address == &raw const probe_engine_fast_optprobe_return_site as usize
+}
