@@ -472,6 +472,16 @@ fn csi_key(last: u8, parameter: u32) -> Key {
     }
 }
 
+/// Whether output is being captured (a test reads it, not a person).
+pub fn capturing() -> bool {
+    CAPTURING.load(Ordering::SeqCst)
+}
+
+/// A key typed at the console, if one is waiting (it is taken).
+pub fn take_key() -> Option<u8> {
+    serial::try_read_byte()
+}
+
 /// Reads one line from the serial port into `editor` (cleared first),
 /// echoing as the user types and editing as [`LineEditor`] does. Waits
 /// (yielding to other tasks when interrupts are on) for input. A spoilt line

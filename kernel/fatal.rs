@@ -94,6 +94,7 @@ pub fn exception(frame: &mut TrapFrame, probe_fault: Option<ProbeFault>) -> ! {
         None => crate::print!("{context}"),
     }
     crate::unwind::print_backtrace_from_frame(frame);
+    crate::tracefs::trace::dump_on_oops();
     finish(&Fatal::Exception { frame, cr2 })
 }
 
@@ -131,6 +132,7 @@ pub extern "C" fn double_fault(error_code: u32) -> ! {
         state.eax, state.ebx, state.ecx, state.edx, state.esi, state.edi, state.ebp, state.esp, state.eip, state.eflags
     );
     crate::unwind::print_backtrace(state.eip as usize, state.ebp as usize);
+    crate::tracefs::trace::dump_on_oops();
     finish(&Fatal::DoubleFault { error_code, state: &state })
 }
 
@@ -144,5 +146,6 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
     crate::print!("{context}");
     crate::unwind::print_backtrace(0, cpu::frame_pointer());
+    crate::tracefs::trace::dump_on_oops();
     finish(&Fatal::Panic(info))
 }

@@ -365,6 +365,14 @@ fn cat(paths: &[String], output: &Redirect) {
         println!("cat: missing file operand (usage: cat FILE...)");
         return;
     }
+    if let [path] = paths
+        && absolute(path) == crate::tracefs::TRACE_PIPE
+        && matches!(output, Redirect::Console)
+        && !crate::console::capturing()
+    {
+        stream_trace_pipe();
+        return;
+    }
     let mut text = String::new();
     for path in paths {
         match crate::tracefs::read(&absolute(path)) {
@@ -373,6 +381,26 @@ fn cat(paths: &[String], output: &Redirect) {
         }
     }
     deliver("cat", &text, output);
+}
+
+/// `cat trace_pipe` typed at the console: as Linux's reader, it waits for
+/// records and prints them as they come, until a key is pressed (the key
+/// is taken, not typed). Captured (a test) it prints what is there.
+fn stream_trace_pipe() {
+    println!("(trace_pipe: streaming; press any key to stop)");
+    loop {
+        let records = crate::tracefs::trace::take_pipe_text();
+        print!("{records}");
+        if crate::console::take_key().is_some() {
+            return;
+        }
+        if records.is_empty() {
+            // Nothing came: let other tasks run, then sleep to the next
+            // interrupt (the timer's at the latest).
+            crate::task::yield_now();
+            crate::arch::cpu::without_interrupts(crate::arch::cpu::wait_for_interrupt);
+        }
+    }
 }
 
 fn ls(paths: &[String], _output: &Redirect) {

@@ -309,7 +309,7 @@ fn the_file_commands_read_the_tree_as_sh_would() {
     assert_eq!(run("ls"), "proc  sys\n");
     assert_eq!(run("cd sys/kernel/debug/kprobes"), "");
     assert_eq!(run("pwd"), "/sys/kernel/debug/kprobes\n");
-    assert_eq!(run("ls"), "blacklist  list\n");
+    assert_eq!(run("ls"), "blacklist  enabled  list\n");
     assert_eq!(run("ls list ../../../../proc"), "list\n../../../../proc:\nkallsyms\n");
     assert_eq!(run("cd list"), "cd: list: Not a directory\n");
     assert_eq!(run("cd nowhere"), "cd: nowhere: No such file or directory\n");
@@ -548,4 +548,97 @@ fn dynamic_events_take_fprobe_events_and_ambiguous_names_list_their_candidates()
     let (hint, error) = answer.split_once('\n').expect("two lines");
     assert!(hint.starts_with("\"checksum\" could be: ") && hint.contains("probe_kernel::demo::checksum"), "{answer}");
     assert_eq!(error, "echo: write error: Invalid argument\n");
+}
+
+/// The byte at `console_test_target` now: its original `nop`, or the
+/// breakpoint (or jump) of an armed probe.
+fn target_byte() -> u8 {
+    probe_kernel::testing::text_byte(console_test_target as *const () as usize)
+}
+
+/// An event's hit count from `kprobe_profile`.
+fn hits(event: &str) -> u64 {
+    let profile = run("cat /sys/kernel/tracing/kprobe_profile");
+    let line = profile.lines().find(|line| line.split_whitespace().next() == Some(event)).expect("event listed");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test_case]
+fn debug_kprobes_enabled_disarms_and_rearms_every_probe_keeping_their_state() {
+    let tracing = |file: &str| format!("/sys/kernel/tracing/{file}");
+    let enabled = "/sys/kernel/debug/kprobes/enabled";
+    assert_eq!(run(&format!("cat {enabled}")), "1\n");
+    assert_eq!(run(&format!("echo 'p:armed console_test_target' > {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("echo 'p:idle console_test_target+4' >> {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/armed/enable"))), "");
+    assert_ne!(target_byte(), 0x90, "armed");
+    console_test_target();
+    assert_eq!((hits("armed"), hits("idle")), (1, 0));
+    // Disarmed: the original byte, no hits, every probe still listed.
+    assert_eq!(run(&format!("echo 0 > {enabled}")), "");
+    assert_eq!(run(&format!("cat {enabled}")), "0\n");
+    assert_eq!(target_byte(), 0x90);
+    console_test_target();
+    assert_eq!(hits("armed"), 1);
+    assert_eq!(run("cat /sys/kernel/debug/kprobes/list").lines().count(), 2);
+    // Enabling an event meanwhile arms nothing yet.
+    assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/idle/enable"))), "");
+    console_test_target();
+    assert_eq!((hits("armed"), hits("idle")), (1, 0));
+    // Armed again: both enabled probes hit, each once per call.
+    assert_eq!(run(&format!("echo 1 > {enabled}")), "");
+    assert_ne!(target_byte(), 0x90);
+    console_test_target();
+    assert_eq!((hits("armed"), hits("idle")), (2, 1));
+    // A disabled probe stays disabled through a re-arm.
+    assert_eq!(run(&format!("echo 0 > {}", tracing("events/kprobes/idle/enable"))), "");
+    assert_eq!(run(&format!("echo N > {enabled}")), "");
+    assert_eq!(run(&format!("echo Y > {enabled}")), "");
+    console_test_target();
+    assert_eq!((hits("armed"), hits("idle")), (3, 1));
+    assert_eq!(run(&format!("echo maybe > {enabled}")), "echo: write error: Invalid argument\n");
+    assert_eq!(run(&format!("echo 0 > {}", tracing("events/kprobes/enable"))), "");
+    assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
+    assert_eq!(target_byte(), 0x90);
+    assert_eq!(site_count(), 0);
+}
+
+#[test_case]
+fn buffer_size_kb_and_overwrite_shape_the_ring() {
+    let tracing = |file: &str| format!("/sys/kernel/tracing/{file}");
+    probe_kernel::task::set_affinity(Some(0));
+    assert_eq!(run(&format!("cat {}", tracing("buffer_size_kb"))), "16\n");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("buffer_size_kb"))), "");
+    assert_eq!(run(&format!("cat {}", tracing("buffer_size_kb"))), "1\n");
+    for bad in ["0", "100000", "lots"] {
+        assert_eq!(
+            run(&format!("echo {bad} > {}", tracing("buffer_size_kb"))),
+            "echo: write error: Invalid argument\n"
+        );
+    }
+    assert_eq!(run(&format!("echo 'p:sized trace_target+4 a=%ax' > {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("echo > {}", tracing("trace"))), "");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/sized/enable"))), "");
+    // 1 KiB holds fewer than 200 records: overwrite keeps the newest.
+    assert_eq!(run(&format!("cat {}", tracing("options/overwrite"))), "1\n");
+    for value in 0..200 {
+        trace_target(core::hint::black_box(value));
+    }
+    let kept: Vec<String> = run(&format!("cat {}", tracing("trace_pipe"))).lines().map(String::from).collect();
+    assert!(!kept.is_empty() && kept.len() < 200, "{}", kept.len());
+    assert!(kept.last().unwrap().ends_with(" a=0xc7"), "the newest (199) is kept");
+    // Stop mode keeps the oldest and drops what does not fit.
+    assert_eq!(run(&format!("echo 0 > {}", tracing("options/overwrite"))), "");
+    for value in 0..200 {
+        trace_target(core::hint::black_box(value));
+    }
+    let stopped: Vec<String> = run(&format!("cat {}", tracing("trace_pipe"))).lines().map(String::from).collect();
+    assert_eq!(stopped.len(), kept.len(), "the same ring holds the same number");
+    assert!(stopped[0].ends_with(" a=0x0"), "the oldest (0) is kept: {}", stopped[0]);
+    assert_eq!(run(&format!("echo 1 > {}", tracing("options/overwrite"))), "");
+    assert_eq!(run(&format!("echo 2 > {}", tracing("options/overwrite"))), "echo: write error: Invalid argument\n");
+    assert_eq!(run(&format!("echo 0 > {}", tracing("events/kprobes/sized/enable"))), "");
+    assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("echo 16 > {}", tracing("buffer_size_kb"))), "");
+    probe_kernel::task::set_affinity(None);
 }

@@ -680,8 +680,20 @@ pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
 
 /// Writes the record of event `type_id` as the trace line shows it after
 /// the task, CPU and time columns (task context).
-pub fn format_record(type_id: u16, record: &[u8], out: &mut String) {
-    let events = EVENTS.lock();
+/// `fatal`: from a fatal report, which must not wait for the events' lock
+/// (if the crashed code held it, the record prints as its type alone).
+pub fn format_record(type_id: u16, record: &[u8], out: &mut impl Write, fatal: bool) {
+    let events = if fatal {
+        match EVENTS.try_lock() {
+            Some(events) => events,
+            None => {
+                let _ = write!(out, "event type {type_id} (event definitions busy)");
+                return;
+            }
+        }
+    } else {
+        EVENTS.lock()
+    };
     match events.events.iter().find(|e| e.id as u16 == type_id) {
         Some(event) => {
             let _ = event.definition.format_event(record, &KernelSymbolizer, out);

@@ -103,6 +103,7 @@ static FILES: &[File] = &[
     File { path: "/proc/kallsyms", read: kallsyms, write: None },
     File { path: "/sys/kernel/debug/kprobes/list", read: kprobe_list, write: None },
     File { path: "/sys/kernel/debug/kprobes/blacklist", read: blacklist, write: None },
+    File { path: "/sys/kernel/debug/kprobes/enabled", read: kprobes_enabled, write: Some(write_kprobes_enabled) },
     File {
         path: "/sys/kernel/tracing/kprobe_events",
         read: events::read_kprobe_events,
@@ -118,8 +119,20 @@ static FILES: &[File] = &[
     File { path: "/sys/kernel/tracing/trace", read: trace::read_trace, write: Some(trace::write_trace) },
     File { path: "/sys/kernel/tracing/trace_pipe", read: trace::read_trace_pipe, write: None },
     File { path: "/sys/kernel/tracing/tracing_on", read: trace::read_tracing_on, write: Some(trace::write_tracing_on) },
-    File { path: "/sys/kernel/tracing/buffer_size_kb", read: trace::read_buffer_size_kb, write: None },
+    File {
+        path: "/sys/kernel/tracing/buffer_size_kb",
+        read: trace::read_buffer_size_kb,
+        write: Some(trace::write_buffer_size_kb),
+    },
+    File {
+        path: "/sys/kernel/tracing/options/overwrite",
+        read: trace::read_overwrite,
+        write: Some(trace::write_overwrite),
+    },
 ];
+
+/// The consuming reader's file (the shell streams it at the console).
+pub const TRACE_PIPE: &str = "/sys/kernel/tracing/trace_pipe";
 
 /// Where the tracing files are (event files are relative to it).
 const TRACING: &str = "/sys/kernel/tracing/";
@@ -229,6 +242,25 @@ fn find(path: &str) -> Result<&'static File, Errno> {
         None if kind(path) == Some(Kind::Directory) => Err(Errno::IsDirectory),
         None => Err(Errno::NoEntry),
     }
+}
+
+/// `/sys/kernel/debug/kprobes/enabled`: `1` while registered probes are
+/// armed, `0` while all are disarmed.
+fn kprobes_enabled(out: &mut String) {
+    out.push_str(if crate::kprobes::kprobes_armed() { "1\n" } else { "0\n" });
+}
+
+/// `/sys/kernel/debug/kprobes/enabled`, written: `0` disarms every probe,
+/// `1` arms them again, each keeping its own enabled state (Linux's
+/// `arm_all_kprobes`/`disarm_all_kprobes`; like Linux's, the file takes
+/// `0`/`1`, `n`/`y` and `N`/`Y`).
+fn write_kprobes_enabled(data: &str, _append: bool) -> Result<(), Errno> {
+    let armed = match data.trim_ascii() {
+        "1" | "y" | "Y" => true,
+        "0" | "n" | "N" => false,
+        _ => return Err(Errno::Invalid),
+    };
+    crate::kprobes::set_kprobes_armed(armed).map_err(|_| Errno::Busy)
 }
 
 /// `/proc/kallsyms`: `ADDRESS T NAME` for every function, by address.

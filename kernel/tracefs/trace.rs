@@ -72,8 +72,9 @@ fn header(out: &mut String, buffer: &TraceBuffer<'static, MAX_CPUS>) {
     ));
 }
 
-/// One trace line, as ftrace prints it.
-fn line(out: &mut String, event: &Event) {
+/// One trace line, as ftrace prints it. `fatal`: from a fatal report,
+/// which must not wait for the events' lock.
+fn line(out: &mut impl Write, event: &Event, fatal: bool) {
     let header = event.header();
     let pid = header.pid as usize;
     // Idle tasks print as Linux's: `<idle>-0`.
@@ -88,8 +89,8 @@ fn line(out: &mut String, event: &Event) {
         ns / 1_000_000_000,
         ns % 1_000_000_000 / 1000
     );
-    super::events::format_record(header.type_id, event.payload(), out);
-    out.push('\n');
+    super::events::format_record(header.type_id, event.payload(), out, fatal);
+    let _ = out.write_char('\n');
 }
 
 /// A task's name for the trace: its slot's last name, kept after it exits
@@ -98,14 +99,20 @@ fn task_name(pid: usize) -> &'static str {
     crate::task::saved_name(pid).unwrap_or("<...>")
 }
 
+/// Held by every reader of the buffer (and its clear and resize), which
+/// the crate requires of a resize (see `TraceBuffer::replace_memory`).
+/// Task context only; trap-context writers never take it.
+static READERS: spin::Mutex<()> = spin::Mutex::new(());
+
 /// `trace`: the header, then every record now in the buffers, oldest first.
 pub fn read_trace(out: &mut String) {
     let buffer = buffer();
+    let _readers = READERS.lock();
     header(out, buffer);
     let mut event = Event::default();
     let mut records = buffer.iter();
     while records.next_into(&mut event) {
-        line(out, &event);
+        line(out, &event, false);
     }
 }
 
@@ -115,6 +122,7 @@ pub fn write_trace(_data: &str, append: bool) -> Result<(), super::Errno> {
         // The crate's contract for a clear: recording off and every CPU
         // out of its writes. A sync of every CPU ends every handler in flight.
         let buffer = buffer();
+        let _readers = READERS.lock();
         let was = buffer.is_recording();
         buffer.set_recording(false);
         crate::arch::x86::smp::sync_cpus();
@@ -128,10 +136,18 @@ pub fn write_trace(_data: &str, append: bool) -> Result<(), super::Errno> {
 /// once: what is there now).
 pub fn read_trace_pipe(out: &mut String) {
     let buffer = buffer();
+    let _readers = READERS.lock();
     let mut event = Event::default();
     while buffer.consume(&mut event) {
-        line(out, &event);
+        line(out, &event, false);
     }
+}
+
+/// What `trace_pipe` gives now (the records are taken out).
+pub fn take_pipe_text() -> String {
+    let mut text = String::new();
+    read_trace_pipe(&mut text);
+    text
 }
 
 /// `tracing_on`.
@@ -149,7 +165,150 @@ pub fn write_tracing_on(data: &str, _append: bool) -> Result<(), super::Errno> {
     Ok(())
 }
 
+/// Each CPU's ring now, in KiB (changed by writes of `buffer_size_kb`).
+static SIZE_KB: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(RING_WORDS * 4 / 1024);
+
+/// The largest `buffer_size_kb` taken: the heap holds every CPU's ring.
+pub const MAX_SIZE_KB: usize = 256;
+
 /// `buffer_size_kb`: each CPU's ring, in KiB.
 pub fn read_buffer_size_kb(out: &mut String) {
-    let _ = writeln!(out, "{}", RING_WORDS * 4 / 1024);
+    let _ = writeln!(out, "{}", SIZE_KB.load(core::sync::atomic::Ordering::Relaxed));
+}
+
+/// `buffer_size_kb`, written: gives each online CPU a ring of that many
+/// KiB (1 to [`MAX_SIZE_KB`]), keeping the newest records that fit (the
+/// rest count as overrun, as Linux's shrinking does). The new memory is
+/// allocated first: if the heap cannot hold it all, nothing changes
+/// (`ENOMEM`).
+pub fn write_buffer_size_kb(data: &str, _append: bool) -> Result<(), super::Errno> {
+    let size_kb: usize = data.trim_ascii().parse().map_err(|_| super::Errno::Invalid)?;
+    if !(1..=MAX_SIZE_KB).contains(&size_kb) {
+        return Err(super::Errno::Invalid);
+    }
+    let words = size_kb * 1024 / 4;
+    let cpus = crate::arch::x86::smp::online_cpus();
+    let mut rings: alloc::vec::Vec<Box<[u32]>> = alloc::vec::Vec::new();
+    rings.try_reserve_exact(cpus).map_err(|_| super::Errno::NoMemory)?;
+    for _ in 0..cpus {
+        let mut ring: alloc::vec::Vec<u32> = alloc::vec::Vec::new();
+        ring.try_reserve_exact(words).map_err(|_| super::Errno::NoMemory)?;
+        ring.resize(words, 0);
+        rings.push(ring.into_boxed_slice());
+    }
+    let buffer = buffer();
+    let _readers = READERS.lock();
+    let was = buffer.is_recording();
+    buffer.set_recording(false);
+    // Every write in progress is in a handler, with interrupts off: a sync
+    // of every CPU waits them out.
+    crate::arch::x86::smp::sync_cpus();
+    for (cpu, ring) in rings.into_iter().enumerate() {
+        // SAFETY: recording is off and every CPU has been synced since, so
+        // no write or reservation is in progress on any ring; READERS is
+        // held, so no read, clear or total runs.
+        let old = unsafe { buffer.replace_memory(cpu, Box::leak(ring)) };
+        match old {
+            // Every ring came from `Box::leak` of a boxed slice (here, or
+            // in `buffer`): give it back the same way.
+            // SAFETY: the buffer handed the slice back and keeps no
+            // reference to it; it was leaked from a `Box<[u32]>`.
+            Ok(old) if !old.is_empty() => drop(unsafe { Box::from_raw(old as *mut [u32]) }),
+            Ok(_) => {}
+            // SAFETY: as above: refused memory is the ring just leaked.
+            Err(refused) => drop(unsafe { Box::from_raw(refused as *mut [u32]) }),
+        }
+    }
+    SIZE_KB.store(size_kb, core::sync::atomic::Ordering::Relaxed);
+    buffer.set_recording(was);
+    Ok(())
+}
+
+/// `options/overwrite`: `1` when a full ring overwrites its oldest
+/// records (the default), `0` when it drops new ones.
+pub fn read_overwrite(out: &mut String) {
+    out.push_str(if buffer().overwrite() { "1\n" } else { "0\n" });
+}
+
+/// `options/overwrite`, written with `1` or `0`.
+pub fn write_overwrite(data: &str, _append: bool) -> Result<(), super::Errno> {
+    match data.trim_ascii() {
+        "1" => buffer().set_overwrite(true),
+        "0" => buffer().set_overwrite(false),
+        _ => return Err(super::Errno::Invalid),
+    }
+    Ok(())
+}
+
+/// How many of the newest records a fatal report shows.
+const DUMP_ON_OOPS: usize = 32;
+
+/// The end of a fatal report, as Linux's `ftrace_dump_on_oops`: the newest
+/// records in the trace buffer (if it exists and holds any), oldest first.
+/// Allocates nothing and waits for no lock (a lock the crashed code held
+/// is skipped: records print without their arguments then).
+pub fn dump_on_oops() {
+    let Some(buffer) = existing() else { return };
+    let mut event = Event::default();
+    let total = {
+        let mut records = buffer.iter();
+        let mut count = 0;
+        while records.next_into(&mut event) {
+            count += 1;
+        }
+        count
+    };
+    if total == 0 {
+        return;
+    }
+    let shown = total.min(DUMP_ON_OOPS);
+    crate::println!("Dumping ftrace buffer (the newest {shown} of {total} records):");
+    crate::println!("---------------------------------");
+    let mut records = buffer.iter();
+    let mut index = 0;
+    while records.next_into(&mut event) {
+        if index >= total - shown {
+            let mut text = StackText::new();
+            line(&mut text, &event, true);
+            crate::print!("{}", text.as_str());
+        }
+        index += 1;
+    }
+    crate::println!("---------------------------------");
+}
+
+/// A line's text in a fixed buffer (a fatal report must not allocate);
+/// what does not fit is cut.
+struct StackText {
+    bytes: [u8; 512],
+    len: usize,
+}
+
+impl StackText {
+    fn new() -> Self {
+        StackText { bytes: [0; 512], len: 0 }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s were appended, and a cut falls back to a char
+        // boundary (see `write_str`).
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for StackText {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        let room = self.bytes.len() - 1 - self.len; // keep one byte for the newline
+        let mut take = text.len().min(room);
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
+        self.len += take;
+        if take < text.len() && text.ends_with('\n') {
+            self.bytes[self.len] = b'\n';
+            self.len += 1;
+        }
+        Ok(())
+    }
 }

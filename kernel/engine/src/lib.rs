@@ -117,8 +117,9 @@ pub use optimize::{OptimizeRefusal, can_optimize, optimization_enabled, set_opti
 pub use patch::{TextPokeStage, text_poke_bp, text_poke_bp_guard_hits, text_poke_bp_observed};
 pub use probe::{FaultAction, FaultHandler, Kprobe, KprobeFlags, PostHandler, PreAction, PreHandler};
 pub use registry::{
-    MAX_SITES, ProbeType, can_probe, disable_kprobe, enable_kprobe, for_each_probe, original_bytes, register_kprobe,
-    register_kprobes, site_count, site_index_occupancy, static_memory_bytes, unregister_kprobe, unregister_kprobes,
+    MAX_SITES, ProbeType, can_probe, disable_kprobe, enable_kprobe, for_each_probe, kprobes_armed, original_bytes,
+    register_kprobe, register_kprobes, set_kprobes_armed, site_count, site_index_occupancy, static_memory_bytes,
+    unregister_kprobe, unregister_kprobes,
 };
 
 /// Prepares the engine at boot: builds iced-x86's decoder tables and the

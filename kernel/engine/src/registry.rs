@@ -676,6 +676,7 @@ fn refresh(site: &Site) -> bool {
     }
     replan(site);
     let armed = site.armed.load(Ordering::Acquire);
+    let any_enabled = any_enabled && !ALL_DISARMED.load(Ordering::Acquire);
     if any_enabled && !armed {
         arch::arm(site.arch()).expect("probe address left kernel text");
         site.armed.store(true, Ordering::Release);
@@ -993,6 +994,46 @@ fn set_enabled(probe: &'static Kprobe, enabled: bool) -> Result<(), KprobeError>
 /// Whether a probe other than `probe` is enabled at `site`.
 fn others_enabled(site: &Site, probe: &Kprobe) -> bool {
     site.probes().any(|other| other.is_enabled() && !ptr::eq(other, probe))
+}
+
+/// Set while every probe is disarmed at once ([`set_kprobes_armed`]);
+/// changed only under the registration lock.
+static ALL_DISARMED: AtomicBool = AtomicBool::new(false);
+
+/// Whether registered probes are armed (the default), or all disarmed by
+/// [`set_kprobes_armed`]: Linux's `/sys/kernel/debug/kprobes/enabled`.
+pub fn kprobes_armed() -> bool {
+    !ALL_DISARMED.load(Ordering::Acquire)
+}
+
+/// Arms (`true`) or disarms (`false`) every registered probe at once,
+/// keeping each probe's own enabled state, as Linux's `arm_all_kprobes`
+/// and `disarm_all_kprobes` (written through
+/// `/sys/kernel/debug/kprobes/enabled`). While disarmed, no breakpoint or
+/// jump is in text, probes registered meanwhile are not armed either, and
+/// arming puts back exactly the probes that are enabled, optimized again
+/// where they were eligible. Text changes take one cross-CPU sync for all
+/// sites (and one per optimized site, to take its jump out first).
+pub fn set_kprobes_armed(armed: bool) -> Result<(), KprobeError> {
+    let registry = lock()?;
+    if kprobes_armed() == armed {
+        return Ok(());
+    }
+    ALL_DISARMED.store(!armed, Ordering::Release);
+    let mut text_changed = false;
+    each_site(|site| {
+        if !armed {
+            optimize::unoptimize(&registry, site);
+        }
+        text_changed |= crate::arch::imp::cpu::without_interrupts(|| refresh(site));
+    });
+    if text_changed {
+        quiesce::text_poke_sync();
+    }
+    if armed {
+        each_site(|site| optimize::reconsider(&registry, site));
+    }
+    Ok(())
 }
 
 /// Re-enables a disabled probe.

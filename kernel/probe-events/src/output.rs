@@ -103,11 +103,16 @@ impl ProbeDefinition {
         symbols: &(impl Symbolizer + ?Sized),
         out: &mut impl Write,
     ) -> fmt::Result {
-        for (arg, offset) in self.args().iter().zip(self.arg_offsets()) {
+        // Offsets as `arg_offsets` gives them, without its allocation: a
+        // fatal report prints records where nothing may allocate.
+        let mut offset = self.header_size();
+        for arg in self.args() {
+            let at = offset;
+            offset += arg.size();
             write!(out, " {}=", arg.name())?;
             let ty = arg.fetch_type();
             if arg.array_len() == 0 {
-                write_value(out, ty, record, offset, symbols)?;
+                write_value(out, ty, record, at, symbols)?;
                 continue;
             }
             out.write_char('{')?;
@@ -115,7 +120,7 @@ impl ProbeDefinition {
                 if i > 0 {
                     out.write_char(',')?;
                 }
-                write_value(out, ty, record, offset + i * ty.size(), symbols)?;
+                write_value(out, ty, record, at + i * ty.size(), symbols)?;
             }
             out.write_char('}')?;
         }
