@@ -642,3 +642,18 @@ fn buffer_size_kb_and_overwrite_shape_the_ring() {
     assert_eq!(run(&format!("echo 16 > {}", tracing("buffer_size_kb"))), "");
     probe_kernel::task::set_affinity(None);
 }
+
+#[test_case]
+fn an_unknown_name_suggests_the_nearest_functions() {
+    let answer = run("echo 'p:typo demo::chekcsum' > /sys/kernel/tracing/kprobe_events");
+    let mut lines = answer.lines();
+    let hint = lines.next().unwrap_or_default();
+    assert!(hint.starts_with("no function \"demo::chekcsum\"; did you mean: probe_kernel::demo::checksum"), "{answer}");
+    assert_eq!(lines.next(), Some("echo: write error: Invalid argument"));
+    // An existing name with a bad offset gets no suggestion.
+    assert_eq!(
+        run("echo 'p:typo console_test_target+1000' > /sys/kernel/tracing/kprobe_events"),
+        "echo: write error: Invalid or incomplete multibyte or wide character\n"
+    );
+    assert_eq!(run("cat /sys/kernel/tracing/kprobe_events"), "");
+}

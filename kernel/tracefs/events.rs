@@ -369,8 +369,10 @@ impl Events {
             }
             Err(error) => {
                 self.log(&error);
-                if error.kind() == Some(probe_events::ErrorKind::NonUniqSymbol) {
-                    hint_candidates(line);
+                match error.kind() {
+                    Some(probe_events::ErrorKind::NonUniqSymbol) => hint_candidates(line),
+                    Some(probe_events::ErrorKind::BadProbeAddr) => hint_nearest(line),
+                    _ => {}
                 }
                 Err(errno(error.errno()))
             }
@@ -496,6 +498,75 @@ fn hint_candidates(line: &str) {
     if candidates.len() > 1 {
         crate::println!("\"{name}\" could be: {}", candidates.join(", "));
     }
+}
+
+/// An unknown name was refused ("Invalid probed address or symbol"): says
+/// on the console which functions it may have meant, the nearest by edit
+/// distance, so a typo costs one look instead of a search of kallsyms.
+fn hint_nearest(line: &str) {
+    let Some(name) = line.split_ascii_whitespace().nth(1) else { return };
+    let name = name.split(['+', '%']).next().unwrap_or(name);
+    if name.is_empty()
+        || name.starts_with(|c: char| c.is_ascii_digit())
+        || KernelSymbols::matches(name).next().is_some()
+    {
+        return; // an address, or a name that exists (the offset was bad)
+    }
+    let nearest = nearest_names(name, crate::symbols::iter().map(|symbol| symbol.name));
+    if !nearest.is_empty() {
+        crate::println!("no function \"{name}\"; did you mean: {}?", nearest.join(", "));
+    }
+}
+
+/// How many suggestions [`nearest_names`] makes at most.
+const SUGGESTIONS: usize = 3;
+
+/// The names among `names` closest to `typed`, best first (ties in the
+/// order given), at most [`SUGGESTIONS`]: a name's distance is the edit
+/// distance from `typed` to its last path component or, if `typed` has
+/// `::` in it, to as many trailing components as `typed` has. Only names
+/// within a third of `typed`'s length (at least 1, at most 3 edits) count.
+pub fn nearest_names<'a>(typed: &str, names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let components = typed.split("::").count();
+    let limit = (typed.len() / 3).clamp(1, 3);
+    let mut best: Vec<(usize, &'a str)> = Vec::new();
+    for name in names {
+        let tail = match name.rmatch_indices("::").nth(components - 1) {
+            Some((at, _)) => &name[at + 2..],
+            None => name,
+        };
+        let distance = edit_distance(typed, tail);
+        if distance > limit {
+            continue;
+        }
+        let at = best.iter().position(|&(d, _)| d > distance).unwrap_or(best.len());
+        if at < SUGGESTIONS && !best.iter().any(|&(_, n)| n == name) {
+            best.insert(at, (distance, name));
+            best.truncate(SUGGESTIONS);
+        }
+    }
+    best.into_iter().map(|(_, name)| name).collect()
+}
+
+/// Edit distance over bytes (names are ASCII): insertions, deletions,
+/// substitutions and swaps of two neighbours (the commonest typo) cost 1
+/// each (the optimal string alignment distance).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut before: Vec<usize> = Vec::new(); // row i - 2
+    let mut previous: Vec<usize> = (0..=b.len()).collect(); // row i - 1
+    for i in 1..=a.len() {
+        let mut row = alloc::vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (previous[j] + 1).min(row[j - 1] + 1).min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
+        }
+        before = core::mem::replace(&mut previous, row);
+    }
+    previous[b.len()]
 }
 
 /// `kprobe_events`, read: every kprobe event (`p` and `r`) as Linux shows it.
@@ -733,4 +804,33 @@ pub fn boot_events(parameter: &str) -> usize {
         }
     }
     defined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{edit_distance, nearest_names};
+
+    #[test_case]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("checksum", "checksum"), 0);
+        assert_eq!(edit_distance("chksum", "checksum"), 2);
+        assert_eq!(edit_distance("checksun", "checksum"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("spwan", "spawn"), 1, "a swap of neighbours is one edit");
+    }
+
+    #[test_case]
+    fn a_typo_suggests_the_nearest_functions_best_first() {
+        let names = ["demo::checksum", "demo::check_sum", "net::checks", "sched::spawn", "x::chksum"];
+        assert_eq!(
+            nearest_names("checksun", names.iter().copied()),
+            ["demo::checksum", "demo::check_sum", "net::checks"]
+        );
+        assert_eq!(nearest_names("spwan", names.iter().copied()), ["sched::spawn"]);
+        // With a path, as many trailing components are compared.
+        assert_eq!(nearest_names("demo::checksun", names.iter().copied()), ["demo::checksum", "demo::check_sum"]);
+        // Nothing near: no suggestion.
+        assert!(nearest_names("zzzzzzzz", names.iter().copied()).is_empty());
+    }
 }
