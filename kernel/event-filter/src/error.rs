@@ -76,7 +76,12 @@ impl LogEntry {
     /// An entry logged at `location` (`event filter parse error`,
     /// `hist:GROUP:EVENT`) with Linux's `message`, for `command`, with the
     /// caret under byte `position` of the command.
-    pub fn new(location: impl Into<String>, message: &'static str, command: impl Into<String>, position: usize) -> Self {
+    pub fn new(
+        location: impl Into<String>,
+        message: &'static str,
+        command: impl Into<String>,
+        position: usize,
+    ) -> Self {
         LogEntry { location: location.into(), message, command: command.into(), position }
     }
 

@@ -344,11 +344,7 @@ impl Pred {
                 if op == Op::Band {
                     return raw & val != 0;
                 }
-                let order = if signed {
-                    sign_extend(raw, size).cmp(&sign_extend(val, size))
-                } else {
-                    raw.cmp(&val)
-                };
+                let order = if signed { sign_extend(raw, size).cmp(&sign_extend(val, size)) } else { raw.cmp(&val) };
                 match op {
                     Op::Lt => order.is_lt(),
                     Op::Le => order.is_le(),
@@ -417,8 +413,8 @@ impl Filter {
         if nr_preds == 0 {
             return Err(FilterError::new(Errno::Inval, None, text));
         }
-        let prog =
-            predicate_parse(s, nr_parens, nr_preds, fields).map_err(|(errno, error)| FilterError::new(errno, error, text))?;
+        let prog = predicate_parse(s, nr_parens, nr_preds, fields)
+            .map_err(|(errno, error)| FilterError::new(errno, error, text))?;
         let record_len = prog.iter().map(|e| e.pred.record_len()).max().unwrap_or(0);
         Ok(Filter { text: text.into(), prog, record_len })
     }

@@ -707,7 +707,12 @@ fn parse_field(s: &str, event: &EventFields, report: &Reporter<'_>, is_key: bool
 }
 
 /// Linux's `create_sort_keys()`.
-fn parse_sort(sort: Option<&str>, vals: &[HistField], keys: &[HistField], report: &Reporter<'_>) -> Result<Vec<SortKey>, TriggerError> {
+fn parse_sort(
+    sort: Option<&str>,
+    vals: &[HistField],
+    keys: &[HistField],
+    report: &Reporter<'_>,
+) -> Result<Vec<SortKey>, TriggerError> {
     let Some(sort) = sort else {
         return Ok(alloc::vec![SortKey { idx: 0, descending: false }]);
     };
@@ -1209,7 +1214,8 @@ mod tests {
         assert_eq!(split_filter("keys=a\tif\tb == 1"), Ok(("keys=a", Some("if\tb == 1"))));
         assert_eq!(split_filter("if a"), Err(Errno::Inval));
         assert_eq!(split_filter("keys=a if"), Err(Errno::Inval));
-        assert_eq!(split_filter("keys=a if b"), Err(Errno::Inval));
+        assert_eq!(split_filter("keys=a if b"), Ok(("keys=a", Some("if b"))));
+        assert_eq!(split_filter("keys=a if "), Err(Errno::Inval));
         assert_eq!(split_filter("keys=a ifb == 1"), Ok(("keys=a ifb == 1", None)));
     }
 
