@@ -470,9 +470,10 @@ impl NamedHists {
         Self::default()
     }
 
-    /// Names with a live table.
+    /// Names with a live table (without `name=`).
     pub fn names(&self) -> Vec<String> {
-        self.tables.iter().filter(|(_, w)| w.strong_count() > 0).map(|(n, _)| n.clone()).collect()
+        let live = self.tables.iter().filter(|(_, w)| w.strong_count() > 0);
+        live.map(|(n, _)| n.strip_prefix("name=").unwrap_or(n).to_string()).collect()
     }
 }
 
@@ -894,6 +895,7 @@ impl HistSpec {
                 vals: self.vals.clone(),
                 sort: self.sort.clone(),
             });
+            named.tables.retain(|_, table| table.strong_count() > 0);
             named.tables.insert(name.clone(), Arc::downgrade(&entry));
             shared = Some(entry);
         }
