@@ -7,40 +7,47 @@
 //! number of 64-bit words), its sums (hitcount and up to two values) and,
 //! for `.execname`, the task name saved when the entry was made. Entries
 //! are found through an index of `2^(bits + 1)` slots, twice the entries
-//! so probing stays short; a slot holds a key's 32-bit hash (0 = free) and
-//! the number of the entry it leads to (0 = not yet published).
+//! so probing stays short. A slot is one 64-bit word: the key's 32-bit
+//! hash (never 0) and the number of the entry it leads to, or 0 if free.
 //!
 //! # Inserting (any context, any number of CPUs at once)
 //!
 //! The probe handler hashes the key and probes from the slot the hash's
 //! top bits name:
 //!
-//! - a slot with the same hash and a published entry whose key matches:
-//!   the entry is found; its sums are added to with `fetch_add`;
-//! - a slot with the same hash but no entry yet: another CPU is making
-//!   that entry (maybe for this key); look again, a bounded number of
-//!   times, then count a drop;
-//! - a free slot: claim it with a compare-and-swap of the hash (one CPU
-//!   wins; losers look at the slot again), take the next free entry with
-//!   an atomic increment bounded by the capacity, write the key, then
-//!   publish the entry's number with Release; if no entry is left, free
-//!   the slot and count a drop;
-//! - any other slot: try the next one.
+//! - a slot with the same hash whose entry's key matches: the entry is
+//!   found; its sums are added to with `fetch_add`;
+//! - any other used slot: try the next one;
+//! - a free slot: take a free entry (an atomic increment bounded by the
+//!   capacity; if none is left, count a drop), write the key into it,
+//!   then claim the slot with one compare-and-swap of 0 to hash-and-entry
+//!   (Release, so whoever sees the slot sees the key). One CPU wins; a
+//!   loser looks at the slot again: if the winner's key is its key it adds
+//!   to the winner's entry and puts its own entry back in a small pool of
+//!   spares (which the next new key takes first), else it goes on probing
+//!   with the entry it holds.
 //!
-//! Every step is an atomic on preallocated memory: no allocation, no
-//! lock, no panic, and a bounded number of steps (at most two passes over
-//! the index). Two CPUs inserting the same new key at once make one
-//! entry: both start at the same slot, one wins it, and the other waits
-//! for the winner's entry and adds to it.
+//! Used slots never become free (until [`Table::clear`]), so the walk
+//! ends within one pass over the index, and every key has one entry: two
+//! CPUs inserting the same new key start at the same slot and meet at the
+//! first free one. Every step is an atomic on preallocated memory: no
+//! allocation, no lock, no panic, and no CPU ever waits for another.
+//!
+//! Linux claims the slot with the hash first and publishes the entry
+//! afterwards; a CPU that finds a slot claimed but not yet published spins
+//! for it, up to a bound, then counts a drop. Publishing both in one
+//! 64-bit compare-and-swap (`cmpxchg8b` on i386) removes that window, so a
+//! slow or interrupted claimer (or one re-entered on its own CPU) costs no
+//! other CPU a hit.
 //!
 //! # Reading and clearing (task context)
 //!
-//! Readers take the published entries (Acquire on the slot's entry
-//! number, so the key written before it is seen) and their sums, while
-//! writers go on: a read is a snapshot of each entry, not of the table,
-//! as in Linux. [`Table::clear`] first closes the table to writers (an
-//! event that arrives meanwhile is not counted), waits for those inside
-//! to leave, then zeroes everything.
+//! Readers take the claimed slots (Acquire, so the key written before the
+//! claim is seen) and their entries' sums, while writers go on: a read is
+//! a snapshot of each entry, not of the table, as in Linux.
+//! [`Table::clear`] first closes the table to writers (an event that
+//! arrives meanwhile is not counted), waits for those inside to leave,
+//! then zeroes everything.
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -55,6 +62,10 @@ pub const BITS_MAX: u32 = 17;
 pub const BITS_DEFAULT: u32 = 11;
 /// Words of a saved task name (16 bytes).
 const COMM_WORDS: usize = 2;
+/// Entries a CPU that lost a race can give back for reuse (more than the
+/// CPUs that can lose at once; an entry that finds no room is lost until
+/// the next clear, which costs capacity, never correctness).
+const SPARES: usize = 32;
 
 /// One entry as a reader sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,8 +86,8 @@ pub struct Table {
     key_words: usize,
     n_sums: usize,
     has_comm: bool,
-    slot_hash: Box<[AtomicU32]>,
-    slot_elt: Box<[AtomicU32]>,
+    slots: Box<[AtomicU64]>,
+    spares: [AtomicU32; SPARES],
     keys: Box<[AtomicU64]>,
     sums: Box<[AtomicU64]>,
     comms: Box<[AtomicU64]>,
@@ -132,8 +143,8 @@ impl Table {
             key_words,
             n_sums,
             has_comm,
-            slot_hash: zeroed(map_size, || AtomicU32::new(0))?,
-            slot_elt: zeroed(map_size, || AtomicU32::new(0))?,
+            slots: zeroed(map_size, || AtomicU64::new(0))?,
+            spares: core::array::from_fn(|_| AtomicU32::new(0)),
             keys: zeroed(max_elts * key_words, || AtomicU64::new(0))?,
             sums: zeroed(max_elts * n_sums, || AtomicU64::new(0))?,
             comms: zeroed(if has_comm { max_elts * COMM_WORDS } else { 0 }, || AtomicU64::new(0))?,
@@ -187,66 +198,96 @@ impl Table {
             return false;
         }
         let hash = hash_key(key);
-        let map_size = self.slot_hash.len();
-        let mask = map_size - 1;
+        let mask = self.slots.len() - 1;
         let mut idx = (hash >> (32 - (self.bits + 1))) as usize;
-        // Bounds the walk: waits for another CPU's entry plus probes.
+        // An entry holding our key, taken but not yet published.
+        let mut mine: Option<usize> = None;
+        // Each slot is looked at at most twice (once more after a lost
+        // claim); the bound only guards against a broken invariant.
         let mut steps = 0usize;
-        loop {
+        let found = loop {
             steps += 1;
-            if steps > 2 * map_size {
-                self.drops.fetch_add(1, Ordering::Relaxed);
-                return false;
+            if steps > 2 * self.slots.len() {
+                break None;
             }
             idx &= mask;
-            let test = self.slot_hash[idx].load(Ordering::Acquire);
-            if test == hash {
-                let elt = self.slot_elt[idx].load(Ordering::Acquire);
-                if elt == 0 {
-                    // Another CPU is making this entry: look again.
-                    core::hint::spin_loop();
-                    continue;
+            let slot = self.slots[idx].load(Ordering::Acquire);
+            if slot != 0 {
+                let elt = (slot as u32).wrapping_sub(1) as usize;
+                if (slot >> 32) as u32 == hash && elt < self.max_elts && self.key_matches(elt, key) {
+                    break Some(elt);
                 }
-                let elt = elt as usize - 1;
-                if self.key_matches(elt, key) {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                    self.add_sums(elt, sums);
-                    return true;
-                }
-            } else if test == 0 {
-                if self.slot_hash[idx].compare_exchange(0, hash, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                    // Lost the slot: see what was put there.
-                    continue;
-                }
-                let Some(elt) = self.alloc_elt() else {
-                    self.drops.fetch_add(1, Ordering::Relaxed);
-                    self.slot_hash[idx].store(0, Ordering::Release);
-                    return false;
-                };
-                for (word, &value) in self.keys[elt * self.key_words..][..self.key_words].iter().zip(key) {
-                    word.store(value, Ordering::Relaxed);
-                }
-                if self.has_comm {
-                    let mut bytes = [0u8; 16];
-                    let n = comm.len().min(15);
-                    bytes[..n].copy_from_slice(&comm[..n]);
-                    for (i, word) in self.comms[elt * COMM_WORDS..][..COMM_WORDS].iter().enumerate() {
-                        let mut half = [0u8; 8];
-                        half.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-                        word.store(u64::from_le_bytes(half), Ordering::Relaxed);
-                    }
-                }
-                self.slot_elt[idx].store(elt as u32 + 1, Ordering::Release);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                self.add_sums(elt, sums);
-                return true;
+                idx += 1;
+                continue;
             }
-            idx += 1;
+            let elt = match mine {
+                Some(elt) => elt,
+                None => {
+                    let Some(elt) = self.alloc_elt() else {
+                        break None;
+                    };
+                    self.write_entry(elt, key, comm);
+                    mine = Some(elt);
+                    elt
+                }
+            };
+            let claim = (u64::from(hash) << 32) | (elt as u64 + 1);
+            if self.slots[idx].compare_exchange(0, claim, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                mine = None;
+                break Some(elt);
+            }
+            // Lost the slot: look at what was put there.
+        };
+        if let Some(elt) = mine {
+            self.give_back(elt);
+        }
+        let Some(elt) = found else {
+            self.drops.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.add_sums(elt, sums);
+        true
+    }
+
+    /// Writes a new entry's key and saved task name (before it is
+    /// published).
+    fn write_entry(&self, elt: usize, key: &[u64], comm: &[u8]) {
+        for (word, &value) in self.keys[elt * self.key_words..][..self.key_words].iter().zip(key) {
+            word.store(value, Ordering::Relaxed);
+        }
+        if self.has_comm {
+            let mut bytes = [0u8; 16];
+            let n = comm.iter().take(15).position(|&b| b == 0).unwrap_or(comm.len().min(15));
+            bytes[..n].copy_from_slice(&comm[..n]);
+            for (i, word) in self.comms[elt * COMM_WORDS..][..COMM_WORDS].iter().enumerate() {
+                let mut half = [0u8; 8];
+                half.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+                word.store(u64::from_le_bytes(half), Ordering::Relaxed);
+            }
         }
     }
 
-    /// The next free entry, if any (Linux's `atomic_fetch_add_unless`).
+    /// Puts back an entry that was taken but not published.
+    fn give_back(&self, elt: usize) {
+        for spare in &self.spares {
+            if spare.compare_exchange(0, elt as u32 + 1, Ordering::Release, Ordering::Relaxed).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// A free entry, if any: a spare first, else the next never used one
+    /// (Linux's `atomic_fetch_add_unless`).
     fn alloc_elt(&self) -> Option<usize> {
+        for spare in &self.spares {
+            if spare.load(Ordering::Relaxed) != 0 {
+                let taken = spare.swap(0, Ordering::Acquire);
+                if taken != 0 {
+                    return Some(taken as usize - 1);
+                }
+            }
+        }
         let max = self.max_elts as u32;
         self.next_elt
             .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
@@ -268,15 +309,15 @@ impl Table {
     /// The published entries, in index order.
     pub fn snapshot(&self) -> Vec<Snapshot> {
         let mut out = Vec::new();
-        for (hash, elt) in self.slot_hash.iter().zip(self.slot_elt.iter()) {
-            if hash.load(Ordering::Acquire) == 0 {
+        for slot in self.slots.iter() {
+            let slot = slot.load(Ordering::Acquire);
+            if slot == 0 {
                 continue;
             }
-            let elt = elt.load(Ordering::Acquire);
-            if elt == 0 {
+            let elt = (slot as u32).wrapping_sub(1) as usize;
+            if elt >= self.max_elts {
                 continue;
             }
-            let elt = elt as usize - 1;
             let key = self.keys[elt * self.key_words..][..self.key_words].iter().map(|w| w.load(Ordering::Relaxed));
             let sums = self.sums[elt * self.n_sums..][..self.n_sums].iter().map(|w| w.load(Ordering::Relaxed));
             let mut comm = [0u8; 16];
@@ -302,10 +343,10 @@ impl Table {
         while self.writers.load(Ordering::SeqCst) != 0 {
             core::hint::spin_loop();
         }
-        for word in self.slot_hash.iter().chain(self.slot_elt.iter()) {
-            word.store(0, Ordering::Relaxed);
+        for spare in &self.spares {
+            spare.store(0, Ordering::Relaxed);
         }
-        for word in self.keys.iter().chain(self.sums.iter()).chain(self.comms.iter()) {
+        for word in self.slots.iter().chain(self.keys.iter()).chain(self.sums.iter()).chain(self.comms.iter()) {
             word.store(0, Ordering::Relaxed);
         }
         self.next_elt.store(0, Ordering::Relaxed);
