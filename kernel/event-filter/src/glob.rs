@@ -23,12 +23,8 @@ pub fn glob_match(pattern: &[u8], string: &[u8]) -> bool {
         let mut d = pat(p);
         p += 1;
         let matched = match d {
-            b'?' => {
-                if c == 0 {
-                    return false;
-                }
-                true
-            }
+            b'?' if c == 0 => return false,
+            b'?' => true,
             b'*' => {
                 if pat(p) == 0 {
                     return true;

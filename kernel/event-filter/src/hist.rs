@@ -877,13 +877,11 @@ impl HistSpec {
         bits: u32,
         named: &mut NamedHists,
     ) -> Result<(Arc<Table>, Option<Arc<NamedTable>>), AttachError> {
-        if let Some(name) = &self.name {
-            if let Some(existing) = named.tables.get(name).and_then(Weak::upgrade) {
-                if !self.same_shape(&existing.keys, &existing.vals, &existing.sort) {
-                    return Err(AttachError::NamedMismatch);
-                }
-                return Ok((existing.table.clone(), Some(existing)));
+        if let Some(existing) = self.name.as_ref().and_then(|name| named.tables.get(name)).and_then(Weak::upgrade) {
+            if !self.same_shape(&existing.keys, &existing.vals, &existing.sort) {
+                return Err(AttachError::NamedMismatch);
             }
+            return Ok((existing.table.clone(), Some(existing)));
         }
         let n_sums = 1 + self.vals.len();
         let table = Arc::new(Table::new(bits, self.key_words, n_sums, self.has_execname).map_err(AttachError::Errno)?);
@@ -966,10 +964,8 @@ impl HistTrigger {
         if self.is_paused() {
             return;
         }
-        if let Some(filter) = &self.spec.filter {
-            if !filter.matches(record, ctx) {
-                return;
-            }
+        if self.spec.filter.as_ref().is_some_and(|filter| !filter.matches(record, ctx)) {
+            return;
         }
         if record.len() < self.spec.record_len {
             return;

@@ -385,17 +385,19 @@ impl Triggers {
             return Ok(());
         }
         let mismatch = request.spec.named_mismatch(named);
-        if (request.pause || request.cont || request.clear) && !mismatch {
-            if let Some(hist) = self.find_hist(&request.spec).and_then(|at| self.list[at].as_hist()) {
-                if request.pause {
-                    hist.set_paused(true);
-                } else if request.cont {
-                    hist.set_paused(false);
-                } else {
-                    hist.clear();
-                }
-                return Ok(());
+        // Linux's existing_hist_update_only(): :pause, :cont and :clear act
+        // on the matching trigger if there is one.
+        let update = request.pause || request.cont || request.clear;
+        let existing = self.find_hist(&request.spec).and_then(|at| self.list[at].as_hist());
+        if let (true, false, Some(hist)) = (update, mismatch, existing) {
+            if request.pause {
+                hist.set_paused(true);
+            } else if request.cont {
+                hist.set_paused(false);
+            } else {
+                hist.clear();
             }
+            return Ok(());
         }
         if mismatch {
             let name = request.spec.name().unwrap_or("");

@@ -18,7 +18,8 @@ fn abcd(values: [i32; 8]) -> Vec<u8> {
 /// they match.
 #[test]
 fn linux_startup_test_data() {
-    let cases: &[(&str, &[(bool, [i32; 8])])] = &[
+    type Records = &'static [(bool, [i32; 8])];
+    let cases: &[(&str, Records)] = &[
         (
             "a == 1 && b == 1 && c == 1 && d == 1 && e == 1 && f == 1 && g == 1 && h == 1",
             &[(true, [1, 1, 1, 1, 1, 1, 1, 1]), (false, [0, 1, 1, 1, 1, 1, 1, 1]), (false, [1, 1, 1, 1, 1, 1, 1, 0])],
