@@ -187,6 +187,11 @@ fn short_and_garbage_records_do_not_match() {
     assert!(filter.matches(&rec, &ctx("t")));
     assert!(!filter.matches(&rec[..27], &ctx("t")));
     assert!(!filter.matches(&[], &ctx("t")));
+    // Too short for a field it reads: false, even where the predicate's
+    // result would be inverted.
+    let inverted = Filter::parse("!(child_pid == 5)", &event).unwrap();
+    assert!(inverted.matches(&rec, &ctx("t")));
+    assert!(!inverted.matches(&rec[..27], &ctx("t")));
     // A string location past the record: the string predicate is false.
     let strings = Filter::parse("parent_comm == \"bash\"", &event).unwrap();
     let mut bad = rec.clone();

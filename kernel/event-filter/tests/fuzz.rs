@@ -120,7 +120,9 @@ fn trigger_text() -> impl Strategy<Value = String> {
         "-",
         "0",
     ]);
-    prop::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
+    let start =
+        prop::sample::select(vec!["hist:keys=", "hist:", "!hist:keys=", "traceon", "traceoff:", "stacktrace", ""]);
+    (start, prop::collection::vec(piece, 0..12)).prop_map(|(start, pieces)| format!("{start}{}", pieces.concat()))
 }
 
 proptest! {
@@ -174,6 +176,42 @@ proptest! {
             let mut bars = String::new();
             let _ = hist.write_log2_bars(&mut bars);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Every kind of predicate and hist key, on any bytes.
+    #[test]
+    fn any_record_evaluates(
+        record in prop::collection::vec(any::<u8>(), 0..64),
+        (comm, cpu, ts, on) in any_ctx(),
+    ) {
+        let ctx = Context { comm: &comm, cpu, timestamp_ns: ts, tracing_on: on };
+        let fork = fork_event();
+        for text in [
+            "parent_comm == \"bash\" || child_comm ~ \"*sh\" || parent_comm ~ \"b[a-z]?*h\"",
+            "!(parent_comm ~ \"ba*\") && child_comm != 'x' && comm ~ \"*k*\"",
+            "parent_pid < -1 || child_pid & 0x10 || __probe_ip >= 0xc0000000 || cpu == 1",
+            "common_type == 1 && common_flags & 1 && common_preempt_count < 2 && common_pid != 0",
+        ] {
+            let _ = Filter::parse(text, &fork).unwrap().matches(&record, &ctx);
+        }
+        let mut triggers = Triggers::new();
+        let mut named = NamedHists::new();
+        for command in [
+            "hist:keys=parent_comm,child_pid.sym-offset,common_pid.execname:vals=child_pid,parent_pid.hex",
+            "hist:keys=child_comm.hex,parent_pid.sym",
+            "hist:keys=child_pid.log2:vals=__probe_ip if child_comm ~ \"*\"",
+            "hist:keys=parent_pid.buckets=7,cpu,common_timestamp.usecs",
+            "stacktrace:3 if parent_pid > 0",
+            "traceon",
+        ] {
+            triggers.write(command, &fork, &mut named).unwrap();
+        }
+        let _ = triggers.fire(&record, &ctx);
+        let _ = triggers.read_hist(&common::Kernel);
     }
 }
 
