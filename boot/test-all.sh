@@ -82,7 +82,7 @@ done
 host_filter=()
 for arg in "$@"; do [[ "$arg" == -* ]] || host_filter+=("$arg"); done
 host_log=$(mktemp)
-CARGO_TARGET_DIR="$target_dir" boot/host-cargo.sh test --no-fail-fast -p probe-engine-core -p probe-events -p trace-buffer -p ksyms-table -p ksyms-tool -- ${host_filter[@]+"${host_filter[@]}"} 2>&1 | tee "$host_log"
+CARGO_TARGET_DIR="$target_dir" boot/host-cargo.sh test --no-fail-fast -p probe-engine-core -p probe-events -p trace-buffer -p event-filter -p ksyms-table -p ksyms-tool -- ${host_filter[@]+"${host_filter[@]}"} 2>&1 | tee "$host_log"
 host_status=${PIPESTATUS[0]}
 host_passed=0; host_failed=0
 while read -r p f; do
