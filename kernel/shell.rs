@@ -337,10 +337,14 @@ fn deliver(command: &str, text: &str, output: &Redirect) {
         Redirect::Append(path) => (path, true),
     };
     let absolute = absolute(path);
+    // sh opens the file before the command writes: a missing file, or one
+    // that is not a file, fails the redirection itself.
+    let opened = crate::tracefs::kind(&absolute) == Some(crate::tracefs::Kind::File);
     match crate::tracefs::write(&absolute, text, append) {
         Ok(()) => {}
-        // The file itself is missing or not a file: sh's redirection fails.
-        Err(error @ (Errno::NoEntry | Errno::IsDirectory | Errno::NotDirectory | Errno::PermissionDenied)) => {
+        Err(error @ (Errno::NoEntry | Errno::IsDirectory | Errno::NotDirectory | Errno::PermissionDenied))
+            if !opened || error == Errno::PermissionDenied =>
+        {
             println!("sh: {path}: {error}")
         }
         // The file refused what was written.

@@ -15,7 +15,8 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use event_filter::{Context, EventFields, Filter, FilterFile, FilterUpdate, NamedHists, Triggers};
 use probe_events::register::Register;
 use probe_events::{
     CallingConvention, Command, CommandError, CommonFields, Fault, FetchProgram, Hit, Interface, Memory,
@@ -54,7 +55,54 @@ struct Recorder {
     len: usize,
     /// Whether an argument is `$duration` (only then is it computed).
     timed: bool,
+    /// The event's filter while one is set (its `filter` file), else
+    /// null: a hit is recorded only if its record matches. Published by
+    /// the console ([`publish`]); handlers only read it.
+    filter: AtomicPtr<Filter>,
+    /// The event's triggers while any are set (its `trigger` file), else
+    /// null: fired on every hit, after the record is made.
+    triggers: AtomicPtr<Triggers>,
 }
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // The recorder goes with its event, after its probe was
+        // unregistered: no handler can be using what is published.
+        publish_unsynced(&self.filter, None);
+        publish_unsynced(&self.triggers, None);
+    }
+}
+
+/// Replaces what `slot` publishes to handlers (`None`: nothing), and frees
+/// what it held once no handler can still be reading it: handlers run
+/// with interrupts off, so after a sync of every CPU none is left that
+/// loaded the old pointer. Task context.
+fn publish<T>(slot: &AtomicPtr<T>, value: Option<T>) {
+    let new = value.map_or(core::ptr::null_mut(), |value| Box::into_raw(Box::new(value)));
+    let old = slot.swap(new, Ordering::AcqRel);
+    if !old.is_null() {
+        crate::arch::x86::smp::sync_cpus();
+        // SAFETY: `old` came from `Box::into_raw` here, and after the sync
+        // no handler holds it (see above); the swap made this its only owner.
+        drop(unsafe { Box::from_raw(old) });
+    }
+}
+
+/// [`publish`] where no handler can be running (the probe is gone).
+fn publish_unsynced<T>(slot: &AtomicPtr<T>, value: Option<T>) {
+    let new = value.map_or(core::ptr::null_mut(), |value| Box::into_raw(Box::new(value)));
+    let old = slot.swap(new, Ordering::AcqRel);
+    if !old.is_null() {
+        // SAFETY: as in `publish`; the caller guarantees no handler runs.
+        drop(unsafe { Box::from_raw(old) });
+    }
+}
+
+/// The type of the records a `stacktrace` trigger makes (Linux's
+/// `TRACE_STACK`): below every dynamic event's id.
+const STACK_TYPE: u16 = 12;
+/// Return addresses a `stacktrace` record keeps.
+const STACK_DEPTH: usize = 16;
 
 /// Room for an event's strings (`string`, `symstr`, `$comm`) in its record.
 const STRING_ROOM: usize = 256;
@@ -63,7 +111,14 @@ impl Recorder {
     fn new(id: u16, program: FetchProgram, definition: &ProbeDefinition) -> Recorder {
         let strings = definition.args().iter().any(|arg| arg.fetch_type().is_string());
         let len = (program.fixed_size() + if strings { STRING_ROOM } else { 0 }).min(RECORD_MAX);
-        Recorder { id, program, len, timed: definition.uses_duration() }
+        Recorder {
+            id,
+            program,
+            len,
+            timed: definition.uses_duration(),
+            filter: AtomicPtr::new(core::ptr::null_mut()),
+            triggers: AtomicPtr::new(core::ptr::null_mut()),
+        }
     }
 }
 
@@ -100,8 +155,52 @@ impl Recorder {
             duration_ns,
         };
         let len = self.program.fetch(&hit, record);
-        super::trace::record(self.id, pid, &record[..len]);
+        let record = &record[..len];
+        let (filter, triggers) = (self.filter.load(Ordering::Acquire), self.triggers.load(Ordering::Acquire));
+        if filter.is_null() && triggers.is_null() {
+            super::trace::record(self.id, pid, record);
+            return;
+        }
+        let ctx = Context {
+            comm: hit.comm,
+            cpu: crate::arch::x86::percpu::cpu_id() as u32,
+            timestamp_ns: crate::arch::x86::apic::tsc_to_ns(crate::arch::cpu::rdtsc()),
+            tracing_on: super::trace::existing().is_some_and(|buffer| buffer.is_recording()),
+        };
+        // SAFETY: published by `publish`, which frees only after a sync of
+        // every CPU, and this handler runs with interrupts off.
+        if unsafe { filter.as_ref() }.is_none_or(|filter| filter.matches(record, &ctx)) {
+            super::trace::record(self.id, pid, record);
+        }
+        // SAFETY: as for the filter. Triggers act after the record, as
+        // Linux's conditional (post-call) triggers do.
+        if let Some(triggers) = unsafe { triggers.as_ref() } {
+            let actions = triggers.fire(record, &ctx);
+            if actions.stacktrace {
+                record_stack(regs, pid);
+            }
+            if let Some(buffer) = super::trace::existing() {
+                if actions.trace_off {
+                    buffer.set_recording(false);
+                }
+                if actions.trace_on {
+                    buffer.set_recording(true);
+                }
+            }
+        }
     }
+}
+
+/// A `stacktrace` trigger's record: the return addresses of the stack the
+/// hit interrupted, innermost first (trap context: no allocation).
+fn record_stack(regs: &PtRegs, pid: u32) {
+    let mut frames = [0usize; STACK_DEPTH];
+    let count = crate::unwind::stack_trace_save_regs(regs, &mut frames);
+    let mut payload = [0u8; STACK_DEPTH * 4];
+    for (bytes, &address) in payload.as_chunks_mut::<4>().0.iter_mut().zip(&frames[..count]) {
+        bytes.copy_from_slice(&(address as u32).to_le_bytes());
+    }
+    super::trace::record(STACK_TYPE, pid, &payload[..count * 4]);
 }
 
 /// The trapped registers, by Linux's register names.
@@ -276,6 +375,23 @@ struct Event {
     probe: Probe,
     /// The event's id in its `format` file.
     id: u32,
+    /// Its fields, for filters and triggers.
+    fields: EventFields,
+    /// Its `filter` file (what reads show; the handler's copy is published
+    /// in the recorder).
+    filter: FilterFile,
+    /// Its triggers (the handler's copy, published in the recorder, shares
+    /// their counts and tables).
+    triggers: Triggers,
+}
+
+impl Event {
+    fn recorder(&self) -> &Recorder {
+        match self.probe {
+            Probe::Kprobe(p) => &p.recorder,
+            Probe::Kretprobe(p) => &p.recorder,
+        }
+    }
 }
 
 /// Every defined event, in definition order, and the `error_log`.
@@ -283,6 +399,8 @@ struct Events {
     events: Vec<Event>,
     next_id: u32,
     errors: VecDeque<String>,
+    /// Histograms shared by name (`hist:name=...`) across events.
+    named: Option<NamedHists>,
 }
 
 /// Linux keeps the last 8 errors (`TRACING_LOG_ERRS_MAX`).
@@ -291,7 +409,7 @@ const ERROR_LOG_ENTRIES: usize = 8;
 const FIRST_EVENT_ID: u32 = 1500;
 
 static EVENTS: spin::Mutex<Events> =
-    spin::Mutex::new(Events { events: Vec::new(), next_id: FIRST_EVENT_ID, errors: VecDeque::new() });
+    spin::Mutex::new(Events { events: Vec::new(), next_id: FIRST_EVENT_ID, errors: VecDeque::new(), named: None });
 
 /// Symbol names as a user types them: a full Rust path, or any suffix of
 /// one that starts at a `::` and names one function only.
@@ -339,6 +457,15 @@ impl Events {
     }
 
     fn log_entry(&mut self, entry: &ProbeError) {
+        if self.errors.len() == ERROR_LOG_ENTRIES {
+            self.errors.pop_front();
+        }
+        self.errors.push_back(entry.error_log_entry(now_ns()));
+    }
+
+    /// Logs a filter's or trigger's error (the `event-filter` crate's
+    /// entries, in the same `error_log` format).
+    fn log_filter_entry(&mut self, entry: &event_filter::LogEntry) {
         if self.errors.len() == ERROR_LOG_ENTRIES {
             self.errors.pop_front();
         }
@@ -427,7 +554,8 @@ impl Events {
             }
         };
         self.next_id += 1;
-        self.events.push(Event { definition, probe, id });
+        let fields = EventFields::from_definition(&definition);
+        self.events.push(Event { definition, probe, id, fields, filter: FilterFile::new(), triggers: Triggers::new() });
         Ok(())
     }
 
@@ -653,7 +781,7 @@ pub fn paths() -> Vec<String> {
     let mut paths = Vec::new();
     for event in &events.events {
         let (group, name) = (event.definition.group(), event.definition.event());
-        for file in ["enable", "format"] {
+        for file in EVENT_FILES {
             paths.push(alloc::format!("events/{group}/{name}/{file}"));
         }
         let group_enable = alloc::format!("events/{group}/enable");
@@ -664,12 +792,15 @@ pub fn paths() -> Vec<String> {
     paths
 }
 
-/// What an event file is.
+/// The files of each event's directory: Linux's, and `hist_bars` (the
+/// log2 histograms drawn as bpftrace draws them: beyond Linux).
+const EVENT_FILES: [&str; 6] = ["enable", "filter", "format", "hist", "hist_bars", "trigger"];
+
+/// What an event file is: `(group, event, file)` of one event's, or a
+/// group's `enable`.
 pub enum EventFile<'a> {
-    /// `events/GROUP/EVENT/enable`.
-    Enable(&'a str, &'a str),
-    /// `events/GROUP/EVENT/format`.
-    Format(&'a str, &'a str),
+    /// `events/GROUP/EVENT/FILE`, FILE one of [`EVENT_FILES`].
+    Event(&'a str, &'a str, &'a str),
     /// `events/GROUP/enable`.
     GroupEnable(&'a str),
 }
@@ -681,39 +812,68 @@ pub fn event_file(path: &str) -> Option<EventFile<'_>> {
         return None;
     }
     match path.strip_prefix("events/")?.split('/').collect::<Vec<_>>()[..] {
-        [group, event, "enable"] => Some(EventFile::Enable(group, event)),
-        [group, event, "format"] => Some(EventFile::Format(group, event)),
         [group, "enable"] => Some(EventFile::GroupEnable(group)),
+        [group, event, file] => Some(EventFile::Event(group, event, file)),
         _ => None,
     }
 }
 
 impl EventFile<'_> {
     /// The events the file is about: its event, or its group's.
-    fn events<'e>(&self, events: &'e [Event]) -> impl Iterator<Item = &'e Event> {
+    fn selects(&self, event: &Event) -> bool {
         let (group, name) = match *self {
-            EventFile::Enable(group, name) | EventFile::Format(group, name) => (group, Some(name)),
+            EventFile::Event(group, name, _) => (group, Some(name)),
             EventFile::GroupEnable(group) => (group, None),
         };
-        events
-            .iter()
-            .filter(move |e| e.definition.group() == group && name.is_none_or(|name| e.definition.event() == name))
+        event.definition.group() == group && name.is_none_or(|name| event.definition.event() == name)
+    }
+
+    /// The file's name within its directory.
+    fn name(&self) -> &str {
+        match *self {
+            EventFile::Event(_, _, file) => file,
+            EventFile::GroupEnable(_) => "enable",
+        }
     }
 }
 
 /// Reads an event file.
 pub fn read_event_file(file: &EventFile, out: &mut String) {
     let events = EVENTS.lock();
-    let mut selected = file.events(&events.events);
-    match file {
-        EventFile::Format(..) => {
+    let mut selected = events.events.iter().filter(|event| file.selects(event));
+    match file.name() {
+        "format" => {
             if let Some(event) = selected.next() {
                 out.push_str(&event.definition.format_file(event.id));
             }
         }
+        "filter" => {
+            if let Some(event) = selected.next() {
+                out.push_str(&event.filter.read());
+            }
+        }
+        "trigger" => {
+            if let Some(event) = selected.next() {
+                out.push_str(&event.triggers.read());
+            }
+        }
+        "hist" => {
+            if let Some(event) = selected.next() {
+                out.push_str(&event.triggers.read_hist(&KernelSymbolizer));
+            }
+        }
+        "hist_bars" => {
+            if let Some(event) = selected.next() {
+                for hist in event.triggers.iter().filter_map(|trigger| trigger.as_hist()) {
+                    if hist.write_log2_bars(out) {
+                        out.push('\n');
+                    }
+                }
+            }
+        }
         // An event's state, or its group's: Linux's 0 or 1 when all
         // agree, X when they differ.
-        EventFile::Enable(..) | EventFile::GroupEnable(..) => {
+        _ => {
             let (mut on, mut off) = (false, false);
             for event in selected {
                 if event.probe.enabled() { on = true } else { off = true }
@@ -727,8 +887,16 @@ pub fn read_event_file(file: &EventFile, out: &mut String) {
     }
 }
 
-/// Writes an event file (`enable`: `0` or `1`; `format` is read-only).
+/// Writes an event file: `enable` (`0` or `1`), `filter` (a filter, or
+/// `0` to clear it) or `trigger` (a trigger to add, `!trigger` to remove
+/// one). `format` and the histograms are read-only.
 pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
+    match file.name() {
+        "filter" => return write_filter(file, data),
+        "trigger" => return write_trigger(file, data),
+        "enable" => {}
+        _ => return Err(Errno::PermissionDenied),
+    }
     let on = match data.trim_ascii() {
         "1" => true,
         "0" => false,
@@ -737,16 +905,68 @@ pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
     // The trace buffer exists before any handler may record (they never
     // allocate it themselves).
     super::trace::buffer();
-    if let EventFile::Format(..) = file {
-        return Err(Errno::PermissionDenied);
-    }
     let events = EVENTS.lock();
-    for event in file.events(&events.events) {
+    for event in events.events.iter().filter(|event| file.selects(event)) {
         if event.probe.enabled() != on {
             event.probe.set_enabled(on).map_err(|_| Errno::Invalid)?;
         }
     }
     Ok(())
+}
+
+/// An event's `filter`, written: parsed against its fields, then
+/// published to its handler (or cleared by `0`). A refused filter changes
+/// nothing and is logged in `error_log` with Linux's text and caret.
+fn write_filter(file: &EventFile, data: &str) -> Result<(), Errno> {
+    let mut guard = EVENTS.lock();
+    let events = &mut *guard;
+    let Some(event) = events.events.iter_mut().find(|event| file.selects(event)) else { return Err(Errno::NoEntry) };
+    match event.filter.write(data, &event.fields) {
+        Ok(FilterUpdate::Cleared) => publish(&event.recorder().filter, None),
+        Ok(FilterUpdate::Set(filter)) => publish(&event.recorder().filter, Some(filter)),
+        Err(error) => {
+            let errno = filter_errno(error.errno());
+            events.log_filter_entry(&error.log_entry());
+            return Err(errno);
+        }
+    }
+    Ok(())
+}
+
+/// An event's `trigger`, written: the command applied to a copy of its
+/// triggers, which then replaces the handler's (the copy shares counts
+/// and histogram tables). A refused command changes nothing.
+fn write_trigger(file: &EventFile, data: &str) -> Result<(), Errno> {
+    // The trace buffer exists before a trigger may act on it.
+    super::trace::buffer();
+    let mut guard = EVENTS.lock();
+    let events = &mut *guard;
+    let named = events.named.get_or_insert_with(NamedHists::new);
+    let Some(event) = events.events.iter_mut().find(|event| file.selects(event)) else { return Err(Errno::NoEntry) };
+    let mut next = event.triggers.clone();
+    if let Err(error) = next.write(data, &event.fields, named) {
+        let errno = filter_errno(error.errno());
+        for entry in error.entries() {
+            events.log_filter_entry(entry);
+        }
+        return Err(errno);
+    }
+    event.triggers = next.clone();
+    publish(&event.recorder().triggers, (!next.is_empty()).then_some(next));
+    Ok(())
+}
+
+/// The console's errno for the `event-filter` crate's.
+fn filter_errno(errno: event_filter::Errno) -> Errno {
+    match errno {
+        event_filter::Errno::Perm => Errno::NotPermitted,
+        event_filter::Errno::NoEnt => Errno::NoEntry,
+        event_filter::Errno::Srch => Errno::NoSuchProcess,
+        event_filter::Errno::NoMem => Errno::NoMemory,
+        event_filter::Errno::Exist => Errno::Exists,
+        event_filter::Errno::Inval => Errno::Invalid,
+        event_filter::Errno::Range => Errno::OutOfRange,
+    }
 }
 
 /// Writes the record of event `type_id` as the trace line shows it after
@@ -765,6 +985,14 @@ pub fn format_record(type_id: u16, record: &[u8], out: &mut impl Write, fatal: b
     } else {
         EVENTS.lock()
     };
+    if type_id == STACK_TYPE {
+        let _ = out.write_str("<stack trace>");
+        for address in record.as_chunks::<4>().0.iter().map(|bytes| u32::from_le_bytes(*bytes)) {
+            let _ = out.write_str("\n => ");
+            let _ = probe_events::eval::write_symbol(out, address, &KernelSymbolizer);
+        }
+        return;
+    }
     match events.events.iter().find(|e| e.id as u16 == type_id) {
         Some(event) => {
             let _ = event.definition.format_event(record, &KernelSymbolizer, out);

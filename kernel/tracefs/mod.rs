@@ -47,6 +47,12 @@ pub enum Errno {
     IllegalSequence,
     /// `EOPNOTSUPP`.
     NotSupported,
+    /// `EPERM` (Linux's filter parser returns it for some malformed filters).
+    NotPermitted,
+    /// `ESRCH` (Linux's filter parser: an unclosed quote).
+    NoSuchProcess,
+    /// `ERANGE`.
+    OutOfRange,
 }
 
 impl Errno {
@@ -64,6 +70,9 @@ impl Errno {
             Errno::NoMemory => "ENOMEM",
             Errno::IllegalSequence => "EILSEQ",
             Errno::NotSupported => "EOPNOTSUPP",
+            Errno::NotPermitted => "EPERM",
+            Errno::NoSuchProcess => "ESRCH",
+            Errno::OutOfRange => "ERANGE",
         }
     }
 }
@@ -83,6 +92,9 @@ impl fmt::Display for Errno {
             Errno::NoMemory => "Cannot allocate memory",
             Errno::IllegalSequence => "Invalid or incomplete multibyte or wide character",
             Errno::NotSupported => "Operation not supported",
+            Errno::NotPermitted => "Operation not permitted",
+            Errno::NoSuchProcess => "No such process",
+            Errno::OutOfRange => "Numerical result out of range",
         })
     }
 }
