@@ -55,6 +55,10 @@ struct Recorder {
     len: usize,
     /// Whether an argument is `$duration` (only then is it computed).
     timed: bool,
+    /// Whether the record is made by the number path
+    /// (`FetchProgram::fetch_numbers`): every argument a plain number, and
+    /// the record at most [`NUMBERS_MAX`] bytes.
+    numbers: bool,
     /// The event's filter while one is set (its `filter` file), else
     /// null: a hit is recorded only if its record matches. Published by
     /// the console ([`publish`]); handlers only read it.
@@ -104,6 +108,10 @@ const STACK_TYPE: u16 = 12;
 /// Return addresses a `stacktrace` record keeps.
 const STACK_DEPTH: usize = 16;
 
+/// The largest record the number path makes (on the handler's stack,
+/// cleared whole: small enough to clear in a few stores).
+const NUMBERS_MAX: usize = 48;
+
 /// Room for an event's strings (`string`, `symstr`, `$comm`) in its record.
 const STRING_ROOM: usize = 256;
 
@@ -111,11 +119,13 @@ impl Recorder {
     fn new(id: u16, program: FetchProgram, definition: &ProbeDefinition) -> Recorder {
         let strings = definition.args().iter().any(|arg| arg.fetch_type().is_string());
         let len = (program.fixed_size() + if strings { STRING_ROOM } else { 0 }).min(RECORD_MAX);
+        let numbers = program.is_numbers_only() && program.fixed_size() <= NUMBERS_MAX;
         Recorder {
             id,
             program,
             len,
             timed: definition.uses_duration(),
+            numbers,
             filter: AtomicPtr::new(core::ptr::null_mut()),
             triggers: AtomicPtr::new(core::ptr::null_mut()),
         }
@@ -133,6 +143,17 @@ impl Recorder {
     /// it returns to.
     fn record(&self, regs: &PtRegs, ip: u32, ret_ip: u32, duration_ns: u64) {
         let pid = crate::task::current_id() as u32;
+        let common =
+            CommonFields { type_id: self.id, flags: super::trace::IRQS_OFF, preempt_count: 0, pid: pid as i32 };
+        // Plain numbers (most events): straight-line steps that write every
+        // byte of a small record, instead of the interpreter.
+        if self.numbers {
+            let mut record = [0u8; NUMBERS_MAX];
+            self.program.write_header(&mut record, &common, ip, ret_ip);
+            let len = self.program.fetch_numbers(&Registers(regs), &KernelMemory, &mut record);
+            self.finish(regs, pid, &record[..len]);
+            return;
+        }
         // Only the record's own bytes are zeroed (a whole 512-byte buffer
         // cost more than the rest of the hit).
         let mut storage = [core::mem::MaybeUninit::<u8>::uninit(); RECORD_MAX];
@@ -143,8 +164,6 @@ impl Recorder {
         // SAFETY: every byte of `prefix` was just initialized, and `u8` and
         // `MaybeUninit<u8>` have the same layout.
         let record = unsafe { &mut *(prefix as *mut [core::mem::MaybeUninit<u8>] as *mut [u8]) };
-        let common =
-            CommonFields { type_id: self.id, flags: super::trace::IRQS_OFF, preempt_count: 0, pid: pid as i32 };
         self.program.write_header(record, &common, ip, ret_ip);
         let hit = Hit {
             regs: &Registers(regs),
@@ -155,14 +174,19 @@ impl Recorder {
             duration_ns,
         };
         let len = self.program.fetch(&hit, record);
-        let record = &record[..len];
+        self.finish(regs, pid, &record[..len]);
+    }
+
+    /// A hit's record, made: into the trace if the filter (if any) lets
+    /// it, then the triggers (if any) fire.
+    fn finish(&self, regs: &PtRegs, pid: u32, record: &[u8]) {
         let (filter, triggers) = (self.filter.load(Ordering::Acquire), self.triggers.load(Ordering::Acquire));
         if filter.is_null() && triggers.is_null() {
             super::trace::record(self.id, pid, record);
             return;
         }
         let ctx = Context {
-            comm: hit.comm,
+            comm: crate::task::saved_name(pid as usize).unwrap_or("").as_bytes(),
             cpu: crate::arch::x86::percpu::cpu_id() as u32,
             timestamp_ns: crate::arch::x86::apic::tsc_to_ns(crate::arch::cpu::rdtsc()),
             tracing_on: super::trace::existing().is_some_and(|buffer| buffer.is_recording()),
@@ -242,6 +266,13 @@ impl Memory for KernelMemory {
                 return Err(Fault);
             }
             page += 0x1000;
+        }
+        // The common case, an aligned word (a stack slot, a field): one read.
+        if buf.len() == 4 && start % 4 == 0 {
+            // SAFETY: as below, for the four bytes of an aligned word.
+            let word = unsafe { core::ptr::read_volatile(start as *const u32) };
+            buf.copy_from_slice(&word.to_le_bytes());
+            return Ok(());
         }
         for (i, byte) in buf.iter_mut().enumerate() {
             // SAFETY: every page of [start, end) is present (checked above)

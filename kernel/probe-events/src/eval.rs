@@ -199,6 +199,58 @@ pub struct FetchProgram {
     convention: CallingConvention,
     header_size: usize,
     fixed_size: usize,
+    /// The same arguments as straight-line steps, when every one is a
+    /// plain number ([`FetchProgram::fetch_numbers`]).
+    numbers: Option<Vec<NumberArg>>,
+}
+
+/// An argument the number path fetches: one load, at most one memory
+/// read, a store of its low `size` bytes.
+#[derive(Clone, Copy, Debug)]
+struct NumberArg {
+    load: NumberLoad,
+    /// `Some(offset)`: store `size` bytes read at the value + offset.
+    read: Option<i32>,
+    size: u8,
+    offset: u16,
+}
+
+/// A number argument's load.
+#[derive(Clone, Copy, Debug)]
+enum NumberLoad {
+    Reg(Register),
+    Stack(u32),
+    StackPointer,
+    Retval,
+    Imm(u32),
+    Arg(u32),
+}
+
+impl NumberArg {
+    /// The argument as a number step, if it is one: a numeric load then
+    /// `StoreRaw` or `StoreMem` of 1, 2, 4 or 8 bytes, with no dereference
+    /// before it, no bitfield, no array.
+    fn of(arg: &CompiledArg) -> Option<NumberArg> {
+        let [load, store] = &arg.ops[..] else { return None };
+        let load = match *load {
+            FetchOp::Reg(reg) => NumberLoad::Reg(reg),
+            FetchOp::Stack(n) => NumberLoad::Stack(n),
+            FetchOp::StackPointer => NumberLoad::StackPointer,
+            FetchOp::Retval => NumberLoad::Retval,
+            FetchOp::Imm(value) => NumberLoad::Imm(value),
+            FetchOp::Arg(n) => NumberLoad::Arg(n),
+            _ => return None,
+        };
+        let (read, size) = match *store {
+            FetchOp::StoreRaw { size } => (None, size),
+            FetchOp::StoreMem { offset, size } => (Some(offset), size),
+            _ => return None,
+        };
+        if !matches!(size, 1 | 2 | 4 | 8) || usize::from(size) != arg.size {
+            return None;
+        }
+        Some(NumberArg { load, read, size, offset: u16::try_from(arg.offset).ok()? })
+    }
 }
 
 /// A value loaded by an argument's first instruction: a number, or the
@@ -289,19 +341,71 @@ impl FetchProgram {
             }
         }
         let offsets = resolved.arg_offsets();
-        let args = resolved
+        let args: Vec<CompiledArg> = resolved
             .args()
             .iter()
             .zip(offsets)
             .map(|(arg, offset)| CompiledArg { offset, size: arg.size(), ops: arg.ops().to_vec() })
             .collect();
+        let numbers = args.iter().map(NumberArg::of).collect::<Option<Vec<_>>>();
         Ok(FetchProgram {
             args,
             entry_args: def.entry_args().to_vec(),
             convention,
             header_size: def.header_size(),
             fixed_size: def.fixed_size(),
+            numbers,
         })
+    }
+
+    /// Whether every argument is a plain number (a register, a stack word,
+    /// `$stack`, `$retval`, an immediate or `$argN`, stored as is or read
+    /// through once, with no bitfield or array): then
+    /// [`fetch_numbers`](Self::fetch_numbers) makes the record.
+    pub fn is_numbers_only(&self) -> bool {
+        self.numbers.is_some()
+    }
+
+    /// The record of a hit, for a program whose arguments are all plain
+    /// numbers ([`is_numbers_only`](Self::is_numbers_only)): every byte of
+    /// the fixed part written (the header by
+    /// [`write_header`](Self::write_header) first, then each argument), so
+    /// `record` needs no clearing. The same bytes as
+    /// [`fetch`](Self::fetch), in straight-line steps instead of the
+    /// general interpreter. Returns the record's length (`fixed_size`), or
+    /// 0 if the program is not numbers-only or `record` is too short.
+    pub fn fetch_numbers<R, M>(&self, regs: &R, memory: &M, record: &mut [u8]) -> usize
+    where
+        R: Regs + ?Sized,
+        M: Memory + ?Sized,
+    {
+        let Some(numbers) = &self.numbers else { return 0 };
+        if record.len() < self.fixed_size {
+            return 0;
+        }
+        for arg in numbers {
+            let value = match arg.load {
+                NumberLoad::Reg(reg) => regs.get(reg),
+                NumberLoad::Stack(n) => stack_word(n, regs, memory),
+                NumberLoad::StackPointer => regs.get(Register::Sp),
+                NumberLoad::Retval => regs.get(Register::Ax),
+                NumberLoad::Imm(value) => value,
+                NumberLoad::Arg(n) => self.convention.argument(n, regs, memory),
+            };
+            let at = usize::from(arg.offset);
+            let slot = &mut record[at..at + usize::from(arg.size)];
+            match arg.read {
+                // The common size first: one store, no copy of a length.
+                None if arg.size == 4 => slot.copy_from_slice(&value.to_le_bytes()),
+                None => slot.copy_from_slice(&u64::from(value).to_le_bytes()[..slot.len()]),
+                Some(offset) => {
+                    if memory.read(value.wrapping_add(offset as u32), slot).is_err() {
+                        slot.fill(0);
+                    }
+                }
+            }
+        }
+        self.fixed_size
     }
 
     /// Bytes before the arguments: 12, or 16 for a return probe.

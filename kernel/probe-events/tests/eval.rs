@@ -79,6 +79,14 @@ fn show_with(
     let used = program.fetch(&hit, &mut record);
     assert_eq!(used, program.fixed_size() + program.dynamic_size(&hit), "the measure matches the store");
     assert_eq!(&record[..8], &[0x0c, 0x03, 1, 2, 42, 0, 0, 0]);
+    // The number path, where it applies, writes the same bytes into a
+    // buffer it was never asked to clear.
+    if program.is_numbers_only() {
+        let mut numbers = vec![0x55u8; 512];
+        program.write_header(&mut numbers, &common, ip, ret_ip);
+        assert_eq!(program.fetch_numbers(regs, memory, &mut numbers), program.fixed_size());
+        assert_eq!(&numbers[..used], &record[..used], "the number path agrees with the interpreter");
+    }
     let mut line = String::new();
     def.format_event(&record[..used], &KERNEL, &mut line).unwrap();
     line
@@ -274,4 +282,19 @@ fn malformed_records_do_not_panic() {
         def.format_event(&record, &Kernel { modules: vec![] }, &mut line).unwrap();
         assert!(line.starts_with("e: ("));
     }
+}
+
+#[test]
+fn plain_number_arguments_take_the_number_path_and_nothing_else_does() {
+    let numbers_only = |command: &str| {
+        FetchProgram::compile(&parse(command), &KERNEL, CallingConvention::Stack).unwrap().is_numbers_only()
+    };
+    assert!(numbers_only("p:a checksum dfd=%ax mode=+4($stack) x=$stack2 y=\\7 z=$arg2 w=%sp:x64"));
+    assert!(numbers_only("r:b checksum ret=$retval"));
+    assert!(numbers_only("p:c checksum"));
+    assert!(!numbers_only("p:d checksum name=+0(%ax):string"), "a string");
+    assert!(!numbers_only("p:e checksum deep=+4(+0(%ax))"), "two reads");
+    assert!(!numbers_only("p:f checksum bits=%ax:b2@3/32"), "a bitfield");
+    assert!(!numbers_only("p:g checksum arr=+0(%ax):u8[4]"), "an array");
+    assert!(!numbers_only("p:h checksum c=$comm"), "the task name");
 }

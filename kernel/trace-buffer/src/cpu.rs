@@ -325,7 +325,19 @@ impl<'m> CpuBuffer<'m> {
         let reservation = self.reserve(control, header, payload.len())?;
         let mut ring = Words { mem: reservation.mem, index: reservation.payload_phys };
         let (words, rest) = payload.as_chunks::<4>();
-        for word in words {
+        // The words up to the ring's end in one run, then the rest from its
+        // start (no wrap test per word).
+        let (run, wrapped) = words.split_at(words.len().min(ring.mem.len().saturating_sub(ring.index)));
+        if let Some(slots) = ring.mem.get(ring.index..ring.index + run.len()) {
+            for (slot, word) in slots.iter().zip(run) {
+                slot.store(u32::from_ne_bytes(*word), Relaxed);
+            }
+            ring.index += run.len();
+            if ring.index >= ring.mem.len() {
+                ring.index = 0;
+            }
+        }
+        for word in wrapped {
             ring.put(u32::from_ne_bytes(*word));
         }
         if !rest.is_empty() {
