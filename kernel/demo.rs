@@ -12,8 +12,9 @@
 use crate::arch::cpu::rdtsc;
 use crate::arch::x86::percpu::MAX_CPUS;
 use crate::kprobes::{
-    CallingConvention, EntryAction, Kprobe, Kretprobe, KretprobeInstance, PreAction, PtRegs, register_kprobe,
-    register_kretprobe, regs_get_kernel_argument, regs_return_value, unregister_kprobe, unregister_kretprobe,
+    CallingConvention, EntryAction, Kprobe, KprobeFlags, Kretprobe, KretprobeInstance, PreAction, PtRegs,
+    register_kprobe, register_kretprobe, regs_get_kernel_argument, regs_return_value, unregister_kprobe,
+    unregister_kretprobe,
 };
 use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -106,7 +107,18 @@ fn entry_handler(instance: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAc
 
 fn return_handler(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
     let start: CallStart = instance.load();
-    RETURNS.fetch_add(1, Ordering::Relaxed);
+    if RETURNS.fetch_add(1, Ordering::Relaxed) == 0 {
+        // The first report shows the mechanism once.
+        println!(
+            "  [cpu {}] how this report got here: at slow_square's entry, the stack slot {:#x} held the return \
+             address {}; the kretprobe swapped it for kretprobe_trampoline ({:#x}), so slow_square's `ret` \
+             jumped there, and the trampoline ran this handler before returning to the real address",
+            this_cpu(),
+            instance.stack_slot(),
+            crate::symbols::DescribeReturn(instance.ret_addr()),
+            crate::arch::x86::kprobes::trampoline::address()
+        );
+    }
     println!(
         "  [cpu {}] slow_square({}) returned {} and took {} cycles (task {}, back to {})",
         this_cpu(),
@@ -151,6 +163,41 @@ pub struct Summary {
     pub calls: usize,
 }
 
+/// The first `N` bytes of kernel text at `address`, as they are now.
+fn text_bytes<const N: usize>(address: usize) -> [u8; N] {
+    // SAFETY: `address` is a function's first byte in kernel text (mapped,
+    // readable; its functions are longer than N bytes); text changes only
+    // through the engine's byte-wise patching, so a read sees each byte
+    // old or new.
+    core::array::from_fn(|i| unsafe { core::ptr::read_volatile((address + i) as *const u8) })
+}
+
+/// `55 89 e5 ...`.
+struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> core::fmt::Display for Hex<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        for (i, byte) in self.0.iter().enumerate() {
+            write!(f, "{}{byte:02x}", if i == 0 { "" } else { " " })?;
+        }
+        Ok(())
+    }
+}
+
+/// How hits at a probe run its instruction, and why, from its flags.
+fn how_hits_run(flags: KprobeFlags) -> &'static str {
+    if flags.contains(KprobeFlags::OPTIMIZED) {
+        "jump-optimized: its first bytes are a `jmp` to a detour that saves the registers, calls the \
+         handler and runs a relocated copy of the displaced instructions: no trap at all"
+    } else if flags.contains(KprobeFlags::BOOSTED) {
+        "boosted: an int3 traps, the handler runs, and the hit resumes in a copy of the instruction \
+         followed by a jump back: one trap"
+    } else {
+        "single-stepped: a post handler must run after the instruction, so each hit runs a copy of it \
+         with TF set and takes a debug trap after it (two traps; no boost, no jump)"
+    }
+}
+
 /// Runs the demo and prints as it goes; returns the counts.
 pub fn run() -> Summary {
     for counter in [&PRE_HITS, &POST_HITS, &RETURNS].into_iter().chain(&HITS_BY_CPU) {
@@ -159,12 +206,18 @@ pub fn run() -> Summary {
     let cpus = crate::arch::x86::smp::online_cpus();
     println!("\n== kprobe on probe_kernel::demo::checksum (like samples/kprobes/kprobe_example.c) ==");
     println!("== kretprobe on probe_kernel::demo::slow_square, maxactive 2 (like kretprobe_example.c) ==");
+    let (checksum_at, square_at) = (checksum as *const () as usize, slow_square as *const () as usize);
+    let (checksum_before, square_before) = (text_bytes::<6>(checksum_at), text_bytes::<6>(square_at));
     if let Err(error) = register_kprobe(&CHECKSUM_PROBE) {
         println!("register_kprobe failed: {error}");
     }
     if let Err(error) = register_kretprobe(&SQUARE_PROBE) {
         println!("register_kretprobe failed: {error}");
     }
+    println!("checksum's first bytes:    {} before, {} armed", Hex(checksum_before), Hex(text_bytes::<6>(checksum_at)));
+    println!("  its kprobe is {}", how_hits_run(CHECKSUM_PROBE.flags()));
+    println!("slow_square's first bytes: {} before, {} armed", Hex(square_before), Hex(text_bytes::<6>(square_at)));
+    println!("  its kretprobe's entry probe is {}", how_hits_run(SQUARE_PROBE.kp.flags()));
     println!(
         "Planted kprobe at {:#x}, kretprobe at {:#x}; {TASKS} tasks x {CALLS_PER_TASK} calls each, on {cpus} CPU{}",
         CHECKSUM_PROBE.addr().unwrap_or(0),
@@ -202,6 +255,30 @@ pub fn run() -> Summary {
         crate::print!(" cpu{cpu} {}", hits.load(Ordering::Relaxed));
     }
     println!();
+    if summary.kretprobe_missed > 0 {
+        println!(
+            "  why {} slow_square calls were missed: each running call holds one of the kretprobe's \
+             maxactive = 2 instances until it returns; {TASKS} tasks sleep inside slow_square at once, so a \
+             call that finds both taken runs unprobed and counts in nmissed (raise maxactive to catch them)",
+            summary.kretprobe_missed
+        );
+    }
+    if summary.kprobe_missed > 0 {
+        println!(
+            "  why {} checksum hits were missed: a hit while this CPU was already handling a probe \
+             (a handler called probed code) runs the instruction without handlers and counts in nmissed",
+            summary.kprobe_missed
+        );
+    }
+    println!("\nThe same at the console (make run ARGS=shell), as Linux's tracefs does it:");
+    println!("  cd /sys/kernel/tracing");
+    println!("  echo 'p:demo_in probe_kernel::demo::checksum seed=$arg1' > kprobe_events");
+    println!("  echo 'r2:demo_out probe_kernel::demo::slow_square ret=$retval' >> kprobe_events");
+    println!("  echo 1 > events/kprobes/enable");
+    println!("  demo");
+    println!("  cat trace");
+    println!("  cat kprobe_profile");
+    println!("  cat /sys/kernel/debug/kprobes/list");
     summary
 }
 
@@ -224,6 +301,18 @@ mod tests {
         let summary = super::run();
         let text = core::str::from_utf8(crate::console::capture_end(&mut buffer)).expect("text");
         assert!(text.contains("(maxactive 2)\n  kprobe hits by CPU: cpu0 "), "the capture holds the whole demo");
+        assert!(text.ends_with("cat /sys/kernel/debug/kprobes/list\n"), "the capture holds the whole demo");
+        // The teaching: the bytes before and after arming, the way each
+        // probe runs, the return-address swap once, each miss explained.
+        let bytes = text.lines().find(|l| l.starts_with("checksum's first bytes:")).expect("bytes line");
+        let before = &bytes[bytes.find(":").unwrap() + 1..bytes.find(" before").unwrap()].trim();
+        let armed = &bytes[bytes.find("before, ").unwrap() + 8..bytes.find(" armed").unwrap()];
+        assert_eq!(&armed[..2], "cc", "{bytes}");
+        assert_eq!(before[2..], armed[2..], "only the first byte changes: {bytes}");
+        assert!(text.contains("  its kprobe is single-stepped: a post handler must run after the instruction"));
+        assert_eq!(text.matches("how this report got here: at slow_square's entry, the stack slot").count(), 1);
+        assert_eq!(summary.kretprobe_missed > 0, text.contains("slow_square calls were missed: each running call"));
+        assert!(text.contains("echo 1 > events/kprobes/enable\n  demo\n"));
         let mut seeds: Vec<u32> =
             text.lines().filter(|l| l.contains("<checksum> pre_handler")).map(|l| number_after(l, "seed = ")).collect();
         seeds.sort();
