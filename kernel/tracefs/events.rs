@@ -418,10 +418,15 @@ struct Event {
 
 impl Event {
     fn recorder(&self) -> &Recorder {
-        match self.probe {
-            Probe::Kprobe(p) => &p.recorder,
-            Probe::Kretprobe(p) => &p.recorder,
-        }
+        probe_recorder(&self.probe)
+    }
+}
+
+/// The recorder of a probe's hits.
+fn probe_recorder(probe: &Probe) -> &Recorder {
+    match probe {
+        Probe::Kprobe(p) => &p.recorder,
+        Probe::Kretprobe(p) => &p.recorder,
     }
 }
 
@@ -544,17 +549,19 @@ impl Events {
             .filter(|e| e.definition.group() == definition.group() && e.definition.event() == definition.event())
             .map(|e| &e.definition)
             .collect();
-        if !same_name.is_empty() {
+        // Linux's multiprobe events: a definition with an existing event's
+        // name (and the same arguments) adds a probe to that event.
+        let appending_to = if same_name.is_empty() {
+            None
+        } else {
             if let Err(error) = definition.check_append(&same_name) {
                 self.log(&error);
                 return Err(errno(error.errno()));
             }
-            // Linux adds the probe to the existing event; one probe per
-            // event here, so it is refused as an existing event.
-            let error = definition.registration_error(probe_events::ErrorKind::EventExist);
-            self.log(&error);
-            return Err(errno(error.errno()));
-        }
+            self.events
+                .iter()
+                .position(|e| e.definition.group() == definition.group() && e.definition.event() == definition.event())
+        };
         let address = match definition.location() {
             ProbeLocation::Address(address) => *address as usize,
             ProbeLocation::Symbol { symbol, offset } => match KernelSymbols.address_of(symbol) {
@@ -569,7 +576,7 @@ impl Events {
                 return Err(errno(error.errno()));
             }
         };
-        let id = self.next_id;
+        let id = appending_to.map_or(self.next_id, |first| self.events[first].id);
         let recorder = Recorder::new(id as u16, program, &definition);
         let probe = match register(&definition, address, recorder) {
             Ok(probe) => probe,
@@ -584,9 +591,32 @@ impl Events {
                 return self.refuse(&definition, kind);
             }
         };
-        self.next_id += 1;
-        let fields = EventFields::from_definition(&definition);
-        self.events.push(Event { definition, probe, id, fields, filter: FilterFile::new(), triggers: Triggers::new() });
+        let Some(first) = appending_to else {
+            self.next_id += 1;
+            let fields = EventFields::from_definition(&definition);
+            self.events.push(Event {
+                definition,
+                probe,
+                id,
+                fields,
+                filter: FilterFile::new(),
+                triggers: Triggers::new(),
+            });
+            return Ok(());
+        };
+        // The new probe shares the event's filter, triggers (their counts
+        // and tables) and state, as one event in Linux.
+        let event = &self.events[first];
+        let (fields, filter, triggers) = (event.fields.clone(), event.filter.clone(), event.triggers.clone());
+        let enabled = event.probe.enabled();
+        publish(&probe_recorder(&probe).filter, filter.filter().cloned());
+        publish(&probe_recorder(&probe).triggers, (!triggers.is_empty()).then(|| triggers.clone()));
+        if enabled && probe.set_enabled(true).is_err() {
+            probe.remove();
+            return Err(Errno::Invalid);
+        }
+        let at = self.events.iter().rposition(|e| e.id == id).map_or(self.events.len(), |last| last + 1);
+        self.events.insert(at, Event { definition, probe, id, fields, filter, triggers });
         Ok(())
     }
 
@@ -810,7 +840,11 @@ pub fn write_error_log(_data: &str, append: bool) -> Result<(), Errno> {
 pub fn paths() -> Vec<String> {
     let events = EVENTS.lock();
     let mut paths = Vec::new();
-    for event in &events.events {
+    for (i, event) in events.events.iter().enumerate() {
+        // A multiprobe event's later probes share its directory.
+        if events.events[..i].iter().any(|earlier| earlier.id == event.id) {
+            continue;
+        }
         let (group, name) = (event.definition.group(), event.definition.event());
         for file in EVENT_FILES {
             paths.push(alloc::format!("events/{group}/{name}/{file}"));
@@ -945,6 +979,38 @@ pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `events/enable`: every event's state, `0`, `1` or `X` (mixed).
+pub fn read_all_enable(out: &mut String) {
+    let events = EVENTS.lock();
+    let (mut on, mut off) = (false, false);
+    for event in &events.events {
+        if event.probe.enabled() { on = true } else { off = true }
+    }
+    out.push_str(match (on, off) {
+        (true, true) => "X\n",
+        (true, false) => "1\n",
+        (false, _) => "0\n",
+    });
+}
+
+/// `events/enable`, written: `1` enables every event, `0` disables them
+/// all (the selftests' first and last step).
+pub fn write_all_enable(data: &str, _append: bool) -> Result<(), Errno> {
+    let on = match data.trim_ascii() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(Errno::Invalid),
+    };
+    super::trace::buffer();
+    let events = EVENTS.lock();
+    for event in &events.events {
+        if event.probe.enabled() != on {
+            event.probe.set_enabled(on).map_err(|_| Errno::Invalid)?;
+        }
+    }
+    Ok(())
+}
+
 /// An event's `filter`, written: parsed against its fields, then
 /// published to its handler (or cleared by `0`). A refused filter changes
 /// nothing and is logged in `error_log` with Linux's text and caret.
@@ -952,14 +1018,21 @@ fn write_filter(file: &EventFile, data: &str) -> Result<(), Errno> {
     let mut guard = EVENTS.lock();
     let events = &mut *guard;
     let Some(event) = events.events.iter_mut().find(|event| file.selects(event)) else { return Err(Errno::NoEntry) };
-    match event.filter.write(data, &event.fields) {
-        Ok(FilterUpdate::Cleared) => publish(&event.recorder().filter, None),
-        Ok(FilterUpdate::Set(filter)) => publish(&event.recorder().filter, Some(filter)),
-        Err(error) => {
-            let errno = filter_errno(error.errno());
-            events.log_filter_entry(&error.log_entry());
-            return Err(errno);
+    let mut next = event.filter.clone();
+    let update = next.write(data, &event.fields);
+    // Every probe of the event (a multiprobe event has several) takes the
+    // file's new text, refused or not, as Linux's one event file shows it.
+    for event in events.events.iter_mut().filter(|event| file.selects(event)) {
+        event.filter = next.clone();
+        match &update {
+            Ok(FilterUpdate::Cleared) => publish(&event.recorder().filter, None),
+            Ok(FilterUpdate::Set(filter)) => publish(&event.recorder().filter, Some(filter.clone())),
+            Err(_) => {}
         }
+    }
+    if let Err(error) = update {
+        events.log_filter_entry(&error.log_entry());
+        return Err(filter_errno(error.errno()));
     }
     Ok(())
 }
@@ -982,8 +1055,12 @@ fn write_trigger(file: &EventFile, data: &str) -> Result<(), Errno> {
         }
         return Err(errno);
     }
-    event.triggers = next.clone();
-    publish(&event.recorder().triggers, (!next.is_empty()).then_some(next));
+    // Every probe of the event fires the same triggers (clones share their
+    // counts and histogram tables).
+    for event in events.events.iter_mut().filter(|event| file.selects(event)) {
+        event.triggers = next.clone();
+        publish(&event.recorder().triggers, (!next.is_empty()).then(|| next.clone()));
+    }
     Ok(())
 }
 

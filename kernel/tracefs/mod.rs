@@ -127,6 +127,11 @@ static FILES: &[File] = &[
         read: events::read_dynamic_events,
         write: Some(events::write_dynamic_events),
     },
+    File {
+        path: "/sys/kernel/tracing/events/enable",
+        read: events::read_all_enable,
+        write: Some(events::write_all_enable),
+    },
     File { path: "/sys/kernel/tracing/error_log", read: events::read_error_log, write: Some(events::write_error_log) },
     File { path: "/sys/kernel/tracing/trace", read: trace::read_trace, write: Some(trace::write_trace) },
     File { path: "/sys/kernel/tracing/trace_pipe", read: trace::read_trace_pipe, write: None },
