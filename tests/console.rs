@@ -770,3 +770,93 @@ fn a_duration_histogram_of_a_function_draws_log2_bars() {
     assert_eq!(run(&format!("echo '!hist:keys=d.log2' >> {}", event("trigger"))), "");
     assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
 }
+
+/// `do_sys_open` of kprobetrace.rst's examples, as i386 passes it there:
+/// `dfd`, `filename` and `flags` in EAX, EDX and ECX, `mode` on the stack.
+/// Returns -2 (`-ENOENT`), as the documented trace's first call does.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn rst_open() {
+    core::arch::naked_asm!("mov eax, -2", "ret");
+}
+
+/// Calls [`rst_open`] with the documented trace's first arguments (never
+/// inlined: the return events name it as where `rst_open` returned to).
+#[inline(never)]
+fn call_rst_open(dfd: u32, filename: u32, flags: u32, mode: u32) -> u32 {
+    let result: u32;
+    // SAFETY: `rst_open` changes only EAX and returns; the pushed word is
+    // popped after the call; ECX and EDX are declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "push {mode}",
+            "call {open}",
+            "add esp, 4",
+            mode = in(reg) mode,
+            open = sym rst_open,
+            inout("eax") dfd => result,
+            inout("edx") filename => _,
+            inout("ecx") flags => _,
+        );
+    }
+    result
+}
+
+#[test_case]
+fn the_kprobetrace_rst_usage_examples_work_as_written() {
+    let tracing = |file: &str| format!("/sys/kernel/tracing/{file}");
+    probe_kernel::task::set_affinity(Some(0));
+    assert_eq!(
+        run(&format!(
+            "echo 'p:myprobe rst_open dfd=%ax filename=%dx flags=%cx mode=+4($stack)' > {}",
+            tracing("kprobe_events")
+        )),
+        ""
+    );
+    assert_eq!(run(&format!("echo 'r:myretprobe rst_open $retval' >> {}", tracing("kprobe_events"))), "");
+    let format = run(&format!("cat {}", tracing("events/kprobes/myprobe/format")));
+    assert!(format.starts_with("name: myprobe\nID: "), "{format}");
+    for (field, offset) in [("dfd", 12), ("filename", 16), ("flags", 20), ("mode", 24)] {
+        assert!(
+            format.contains(&format!("\tfield:u32 {field};\toffset:{offset};\tsize:4;\tsigned:0;\n")),
+            "{field}: {format}"
+        );
+    }
+    assert!(
+        format.ends_with(
+            "print fmt: \"(%lx) dfd=0x%x filename=0x%x flags=0x%x mode=0x%x\", REC->__probe_ip, REC->dfd, \
+             REC->filename, REC->flags, REC->mode\n"
+        ),
+        "{format}"
+    );
+    assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/myprobe/enable"))), "");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/myretprobe/enable"))), "");
+    assert_eq!(run(&format!("echo > {}", tracing("trace"))), "");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("tracing_on"))), "");
+    assert_eq!(call_rst_open(3, 0x7fff_d1ec, 0x8000, 0), -2i32 as u32);
+    assert_eq!(call_rst_open(0xffff_ff9c, 0x0040_413c, 0x8000, 0x1b6), -2i32 as u32);
+    assert_eq!(run(&format!("echo 0 > {}", tracing("tracing_on"))), "");
+    call_rst_open(1, 2, 3, 4);
+    let trace = run(&format!("cat {}", tracing("trace")));
+    let lines: Vec<String> = trace.lines().filter(|line| !line.starts_with('#')).map(untimed).collect();
+    assert_eq!(lines.len(), 4, "{trace}");
+    assert!(
+        lines[0].ends_with(": myprobe: (rst_open+0x0/0x6) dfd=0x3 filename=0x7fffd1ec flags=0x8000 mode=0x0"),
+        "{trace}"
+    );
+    assert!(lines[1].ends_with(" <- rst_open) arg1=0xfffffffe"), "{trace}");
+    assert!(lines[1].contains(": myretprobe: (console::call_rst_open+0x"), "{trace}");
+    assert!(
+        lines[2].ends_with(": myprobe: (rst_open+0x0/0x6) dfd=0xffffff9c filename=0x40413c flags=0x8000 mode=0x1b6"),
+        "{trace}"
+    );
+    assert!(lines[3].ends_with(" <- rst_open) arg1=0xfffffffe"), "{trace}");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("tracing_on"))), "");
+    // "echo -:myprobe >> kprobe_events clears probe points selectively."
+    assert_eq!(run(&format!("echo 0 > {}", tracing("events/kprobes/enable"))), "");
+    assert_eq!(run(&format!("echo -:myprobe >> {}", tracing("kprobe_events"))), "");
+    assert_eq!(run(&format!("cat {}", tracing("kprobe_events"))), "r:kprobes/myretprobe rst_open arg1=$retval\n");
+    assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
+    assert_eq!(site_count(), 0);
+    probe_kernel::task::set_affinity(None);
+}
