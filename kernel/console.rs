@@ -1,5 +1,6 @@
-//! Console output (`print!`/`println!`) over the serial port, an output
-//! capture for tests, and line input with echo and editing.
+//! Console output (`print!`/`println!`) over the serial port and the VGA
+//! text screen, an output capture for tests, and line input with echo,
+//! editing, history and completion.
 //!
 //! Output is line-buffered per task and written a whole line at a time
 //! under one output lock, so lines from several CPUs never mix: a task's
@@ -10,7 +11,13 @@
 //! one CPU, instead of deadlocking; another CPU waits for the line to end.
 //! A task that reads input, a capture that starts or ends, and a fatal
 //! report send the pending partial line first ([`flush`]).
-use crate::arch::x86::percpu;
+//!
+//! Every byte sent goes to COM1 and, when boot found a VGA, to the text
+//! screen (`arch::x86::vga`), under the same lock and in the same order;
+//! the screen's cursor is moved when the lock is let go, once per line or
+//! echo. Input comes from one queue, which COM1 and the PS/2 keyboard
+//! (`arch::x86::ps2`, turned into the same bytes a terminal sends) fill.
+use crate::arch::x86::{percpu, vga};
 use crate::arch::{cpu, serial};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -96,12 +103,14 @@ impl Drop for Output {
     #[unsafe(link_section = ".kprobes.text")]
     fn drop(&mut self) {
         if self.release {
+            vga::show_cursor();
             OUTPUT_OWNER.store(0, Ordering::Release);
         }
     }
 }
 
-/// Sends one byte to the port (and to the capture, if one is running).
+/// Sends one byte to the port and the screen (and to the capture, if one
+/// is running).
 #[unsafe(link_section = ".kprobes.text")]
 fn emit(byte: u8) {
     if !SILENT.load(Ordering::Relaxed) {
@@ -109,6 +118,7 @@ fn emit(byte: u8) {
             serial::write_byte(b'\r');
         }
         serial::write_byte(byte);
+        vga::write_byte(byte);
     }
     if CAPTURING.load(Ordering::Relaxed) {
         let index = CAPTURE_LEN.fetch_add(1, Ordering::Relaxed);

@@ -1,8 +1,8 @@
 //! From the loader's jump to the kernel's main: the boot order in one place.
 //!
 //! `boot/entry.S` sets up a stack and calls `kernel_boot_entry` with the
-//! loader's magic and info address. Order matters: serial first (so anything
-//! after can report), then our own GDT and IDT (GRUB's are not to be trusted),
+//! loader's magic and info address. Order matters: serial and the VGA
+//! screen first (so anything after can report), then our own GDT and IDT (GRUB's are not to be trusted),
 //! boot information (copied out before any memory is used), paging, heap,
 //! platform discovery (CPUs and interrupt controllers), symbols, tasks,
 //! the device interrupt controller (I/O APIC or PIC) and the serial
@@ -20,6 +20,7 @@ unsafe extern "Rust" {
 #[unsafe(no_mangle)]
 extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
     super::serial::init();
+    super::vga::init();
     // SAFETY: boot runs once, single-threaded, interrupts off; each init is
     // called in the order its `# Safety` section asks for. CPU 0 runs task 0.
     unsafe {
