@@ -5,8 +5,9 @@
 //! screen first (so anything after can report), then our own GDT and IDT (GRUB's are not to be trusted),
 //! boot information (copied out before any memory is used), paging, heap,
 //! platform discovery (CPUs and interrupt controllers), symbols, tasks,
-//! the device interrupt controller (I/O APIC or PIC) and the serial
-//! port's receive interrupt, timer, and only then interrupts.
+//! the device interrupt controller (I/O APIC or PIC), the serial port's
+//! receive interrupt and the PS/2 keyboard's, timer, and only then
+//! interrupts.
 use crate::boot_info;
 
 core::arch::global_asm!(include_str!("../../../boot/entry.S"));
@@ -58,6 +59,9 @@ extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
     super::smp::start_application_processors(&apic_ids[..count]);
     // Routed once every CPU's APIC id is known (the boot CPU's too).
     super::serial::enable_receive_interrupt();
+    if let Err(error) = super::ps2::init() {
+        crate::println!("keyboard: no PS/2 keyboard input ({error:?}); the console reads COM1 only");
+    }
     super::apic::start_timer();
     super::cpu::enable_interrupts();
     // SAFETY: the symbol is provided by `entry_point!` in every kernel image.

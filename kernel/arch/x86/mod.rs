@@ -17,6 +17,7 @@ pub mod percpu;
 pub mod pic;
 pub mod pit;
 pub mod platform;
+pub mod ps2;
 pub mod qemu;
 pub mod serial;
 pub mod smp;
