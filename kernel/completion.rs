@@ -5,11 +5,12 @@
 //! What is completed, by where the word stands (read as the console's `sh`
 //! reads it: quotes, backslashes, `>` and `>>`):
 //! - the first word: the shell's commands;
-//! - after `kprobe` and `kretprobe`, and as the symbol of a probe event
+//! - after `kprobe` and `kretprobe`: function names from the symbol table,
+//!   whole (what those commands look up); as the symbol of a probe event
 //!   being echoed (`echo 'p:NAME SYM`, `r`, `r10:`, `f:` alike, quoted or
-//!   not): function names from the symbol table, whole or any `::`-suffix,
-//!   as the console accepts them (only names a line can hold unquoted:
-//!   letters, digits, `_`, `:` and `.`);
+//!   not): whole names or any `::`-suffix of one, as event definitions
+//!   accept them. Only names a line can hold unquoted are offered
+//!   (letters, digits, `_`, `:` and `.`);
 //! - after `cat`, `ls`, `echo` and `>`/`>>`: paths in the file tree,
 //!   relative to the working directory or absolute; `cd` takes directories
 //!   only. A directory completes with `/`, anything else with a space (and
@@ -118,9 +119,9 @@ pub fn complete(line: &str, cursor: usize, cwd: &str) -> Completion {
         };
     };
     match command.as_str() {
-        "kprobe" | "kretprobe" if context.words.len() == 1 => symbols(&context.current),
+        "kprobe" | "kretprobe" if context.words.len() == 1 => symbols(&context.current, false),
         "echo" => match event_symbol(&context) {
-            Some(fragment) => symbols(fragment),
+            Some(fragment) => symbols(fragment, true),
             None => paths(&context.current, cwd, false, context.quote),
         },
         "cat" | "ls" => paths(&context.current, cwd, false, context.quote),
@@ -167,16 +168,17 @@ fn completable(name: &str) -> bool {
     name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b':' | b'.'))
 }
 
-/// Function names, or `::`-suffixes of them, that start with `prefix`.
-fn symbols(prefix: &str) -> Completion {
+/// Function names that start with `prefix`; with `suffixes`, also the
+/// `::`-suffixes of names that do.
+fn symbols(prefix: &str, suffixes: bool) -> Completion {
     if prefix.contains('+') {
         return Completion::default(); // an offset is being typed
     }
     let mut names: BTreeSet<&'static str> = BTreeSet::new();
     for symbol in crate::symbols::iter().filter(|symbol| completable(symbol.name)) {
         let name = symbol.name;
-        let suffixes = core::iter::once(0).chain(name.match_indices("::").map(|(index, _)| index + 2));
-        names.extend(suffixes.map(|start| &name[start..]).filter(|suffix| suffix.starts_with(prefix)));
+        let starts = name.match_indices("::").map(|(index, _)| index + 2).filter(|_| suffixes);
+        names.extend(core::iter::once(0).chain(starts).map(|start| &name[start..]).filter(|s| s.starts_with(prefix)));
     }
     finish(prefix, names.iter().map(|name| (*name, false)), " ")
 }
@@ -227,6 +229,7 @@ fn finish<'n>(prefix: &str, candidates: impl Iterator<Item = (&'n str, bool)> + 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
     use alloc::vec;
 
     #[inline(never)]
@@ -298,19 +301,25 @@ mod tests {
     #[test_case]
     fn symbols_complete_after_kprobe_and_in_event_definitions() {
         core::hint::black_box((completion_target_alpha as fn() -> u32, completion_target_beta as fn() -> u32));
-        let both = ["completion_target_alpha", "completion_target_beta"];
-        assert_eq!(candidates("kprobe completion_target_", "/"), both);
-        assert_eq!(insert("kprobe completion_target_", "/"), "");
-        assert_eq!(insert("kretprobe completion_target_b", "/"), "eta ");
+        let path = "probe_kernel::completion::tests::";
+        let both = [format!("{path}completion_target_alpha"), format!("{path}completion_target_beta")];
+        assert_eq!(candidates(&format!("kprobe {path}completion_target_"), "/"), both);
+        assert_eq!(insert(&format!("kprobe {path}completion_target_"), "/"), "");
+        assert_eq!(insert(&format!("kretprobe {path}completion_target_b"), "/"), "eta ");
         assert_eq!(insert("kprobe probe_kernel::completion::tests::completion_t", "/"), "arget_");
-        assert_eq!(insert("kprobe tests::completion_target_a", "/"), "lpha ");
-        assert_eq!(insert("kprobe completion_target_alpha+", "/"), "");
+        // kprobe and kretprobe look names up whole: no suffixes.
+        assert_eq!(complete("kprobe completion_target_a", 26, "/").total, 0);
+        assert_eq!(insert(&format!("kprobe {path}completion_target_alpha+"), "/"), "");
         // The symbol of an echoed event definition, quoted or not.
         assert_eq!(insert("echo 'p:my completion_target_a", "/"), "lpha ");
         assert_eq!(insert("echo \"r10:grp/my completion_target_b", "/"), "eta ");
         assert_eq!(insert("echo -n f:my completion_target_a", "/"), "lpha ");
         assert_eq!(insert("echo 'p completion_target_a", "/"), "lpha ");
-        assert_eq!(candidates("echo 'p:my completion_target_", "/"), both);
+        assert_eq!(
+            candidates("echo 'p:my completion_target_", "/"),
+            ["completion_target_alpha", "completion_target_beta"]
+        );
+        assert_eq!(insert("echo 'p:my tests::completion_target_a", "/"), "lpha ");
         // Not the symbol's place: no symbols.
         assert_eq!(insert("echo 'p:my completion_target_alpha completion_target_a", "/"), "");
         assert_eq!(insert("echo 'probe completion_target_a", "/"), "");
