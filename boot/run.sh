@@ -142,7 +142,15 @@ if [ "$boot" = iso ]; then
     iso_root=$(mktemp -d)
     mkdir -p "$iso_root/boot/grub"
     strip --strip-debug -o "$iso_root/boot/kernel.elf" "$elf"
-    sed "s|@CMDLINE@|$cmdline_text|" "$here/grub.cfg" > "$iso_root/boot/grub/grub.cfg"
+    # The menu waits (3 s) for a person only: not for a test kernel or piped
+    # input (a byte of it would stop the countdown and wait for a choice).
+    # PROBE_GRUB_TIMEOUT=S says otherwise.
+    grub_timeout=3
+    { [ "$is_test" = 1 ] || [ -n "$input" ] || [ ! -t 0 ]; } && grub_timeout=0
+    grub_timeout=${PROBE_GRUB_TIMEOUT:-$grub_timeout}
+    title=${cmdline_text:-demo}
+    sed -e "s|@CMDLINE@|$cmdline_text|" -e "s|@TIMEOUT@|$grub_timeout|" -e "s|@TITLE@|${title//\'/}|" \
+        "$here/grub.cfg" > "$iso_root/boot/grub/grub.cfg"
     mkrescue_log=$(mktemp)
     if ! grub-mkrescue -o "$iso.$$" "$iso_root" >"$mkrescue_log" 2>&1; then
         cat "$mkrescue_log" >&2; echo "run.sh: grub-mkrescue failed" >&2; rm -rf "$iso_root" "$mkrescue_log"; exit 4
