@@ -74,9 +74,28 @@ fn the_screen_scrolls_with_the_output() {
     }
     assert_eq!(row(ROWS - 1), "");
     assert_eq!(cursor(), (ROWS - 1, 0));
+    // The screen is a window on video memory, moved down a row per scroll.
+    assert_eq!(vga::window_top(), 16);
     // One more line scrolls once more.
     println!("last");
     assert_eq!((row(0).as_str(), row(ROWS - 2).as_str()), ("line 17", "last"));
+    assert_eq!(vga::window_top(), 17);
+}
+
+#[test_case]
+fn scrolling_past_the_end_of_video_memory_starts_again_at_the_top() {
+    fresh();
+    for number in 0..500 {
+        println!("line {number}");
+    }
+    // 476 scrolls; the 32 KiB hold 204 rows, so the window (25 rows) wraps
+    // to the top after 179 moves, every 180th scroll: 476 = 2 * 180 + 116.
+    assert_eq!(vga::window_top(), 116);
+    for screen_row in 0..ROWS - 1 {
+        assert_eq!(row(screen_row), alloc::format!("line {}", screen_row + 476));
+    }
+    assert_eq!(row(ROWS - 1), "");
+    assert_eq!(cursor(), (ROWS - 1, 0));
 }
 
 #[test_case]

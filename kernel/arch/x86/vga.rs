@@ -10,7 +10,9 @@
 //! sequences a terminal program may send (cursor up, down, right, left and
 //! position, erase in line and in display; others, colours for instance,
 //! are consumed and ignored, never shown as text). It is pure: the grid is
-//! a [`Cells`], so unit tests run it on a plain array.
+//! a [`Cells`], so unit tests run it on a plain array. On the VGA, the
+//! screen is a window on the 32 KiB of text memory that scrolls by moving
+//! the CRT controller's start address, not by copying (see [`Screen`]).
 //!
 //! The console calls [`write_byte`] for every byte it sends while holding
 //! its output lock, so one CPU at a time writes here; the whole terminal
@@ -43,6 +45,8 @@ const BUFFER: usize = 0xb8000;
 const MISC_OUTPUT_READ: u16 = 0x3cc;
 const CRTC_INDEX: u16 = 0x3d4;
 const CRTC_DATA: u16 = 0x3d5;
+const CRTC_START_HIGH: u8 = 0x0c;
+const CRTC_START_LOW: u8 = 0x0d;
 const CRTC_CURSOR_START: u8 = 0x0a;
 const CRTC_CURSOR_END: u8 = 0x0b;
 const CRTC_CURSOR_HIGH: u8 = 0x0e;
@@ -55,6 +59,15 @@ pub trait Cells {
     fn get(&self, index: usize) -> u16;
     /// Sets the cell at `index` (< `COLUMNS * ROWS`).
     fn set(&mut self, index: usize, cell: u16);
+    /// Moves every row up by one and blanks the last.
+    fn scroll(&mut self) {
+        for index in 0..COLUMNS * (ROWS - 1) {
+            self.set(index, self.get(index + COLUMNS));
+        }
+        for index in COLUMNS * (ROWS - 1)..COLUMNS * ROWS {
+            self.set(index, BLANK);
+        }
+    }
 }
 
 impl Cells for [u16; COLUMNS * ROWS] {
@@ -194,7 +207,7 @@ impl Terminal {
         self.column = 0;
         self.wrap_pending = false;
         if self.row as usize == ROWS - 1 {
-            scroll(cells);
+            cells.scroll();
         } else {
             self.row += 1;
         }
@@ -279,39 +292,78 @@ impl Terminal {
     }
 }
 
-/// Moves every row up by one and blanks the last.
-fn scroll(cells: &mut impl Cells) {
-    for index in 0..COLUMNS * (ROWS - 1) {
-        cells.set(index, cells.get(index + COLUMNS));
-    }
-    for index in COLUMNS * (ROWS - 1)..COLUMNS * ROWS {
-        cells.set(index, BLANK);
-    }
+/// Rows of video memory the CPU sees at 0xB8000 (32 KiB, 16,384 cells):
+/// the screen shows [`ROWS`] of them, from the row the CRT controller's
+/// start address names.
+const MEMORY_ROWS: usize = 0x8000 / 2 / COLUMNS;
+
+/// Reads the cell at `offset` (in cells) of the 32 KiB at 0xB8000.
+fn read_cell(offset: usize) -> u16 {
+    // SAFETY: the offset is clamped into the 32 KiB text window, which
+    // paging maps (identity, first 128 MiB) and nothing in the kernel owns.
+    unsafe { core::ptr::read_volatile((BUFFER as *const u16).add(offset.min(MEMORY_ROWS * COLUMNS - 1))) }
 }
 
-/// The VGA text buffer itself.
-struct Screen;
+/// Writes the cell at `offset` (in cells) of the 32 KiB at 0xB8000.
+fn write_cell(offset: usize, cell: u16) {
+    // SAFETY: as in `read_cell`; device memory no Rust object lives in, so
+    // writing it aliases nothing.
+    unsafe { core::ptr::write_volatile((BUFFER as *mut u16).add(offset.min(MEMORY_ROWS * COLUMNS - 1)), cell) }
+}
+
+/// The screen: the [`ROWS`] rows of video memory from `top` on.
+///
+/// Scrolling moves the window down a row (the CRT controller's start
+/// address follows in [`show_cursor`]) and blanks the row that comes into
+/// view: 80 writes, where copying the screen up costs 4,000 (two accesses
+/// per byte, on emulated VGAs each a trip to the device model: a scroll
+/// cost ten times a line's serial output). At the end of video memory the
+/// last 24 rows are copied to the top once, every 180 lines.
+struct Screen {
+    top: usize,
+}
 
 impl Cells for Screen {
     #[inline(always)]
     fn get(&self, index: usize) -> u16 {
-        // SAFETY: `index` < COLUMNS * ROWS (every caller's bound), so the
-        // address lies in the 4,000-byte text buffer, which paging maps
-        // (identity, first 128 MiB) and nothing in the kernel owns.
-        unsafe { core::ptr::read_volatile((BUFFER as *const u16).add(index.min(COLUMNS * ROWS - 1))) }
+        read_cell(self.top * COLUMNS + index)
     }
     #[inline(always)]
     fn set(&mut self, index: usize, cell: u16) {
-        // SAFETY: as in `get`; the buffer is device memory no Rust object
-        // lives in, so writing it aliases nothing.
-        unsafe { core::ptr::write_volatile((BUFFER as *mut u16).add(index.min(COLUMNS * ROWS - 1)), cell) }
+        write_cell(self.top * COLUMNS + index, cell)
+    }
+    fn scroll(&mut self) {
+        if self.top + ROWS < MEMORY_ROWS {
+            self.top += 1;
+        } else {
+            for index in 0..COLUMNS * (ROWS - 1) {
+                write_cell(index, self.get(index + COLUMNS));
+            }
+            self.top = 0;
+        }
+        for index in COLUMNS * (ROWS - 1)..COLUMNS * ROWS {
+            self.set(index, BLANK);
+        }
     }
 }
 
 /// Whether [`init`] found a VGA in colour text mode.
 static PRESENT: AtomicBool = AtomicBool::new(false);
-/// The screen's [`Terminal`], as [`Terminal::to_bits`] packs it.
+/// The screen's [`Terminal`], as [`Terminal::to_bits`] packs it, and in
+/// bits 56–63 the window's first row of video memory.
 static STATE: AtomicU64 = AtomicU64::new(0);
+const TOP_SHIFT: u32 = 56;
+
+/// The terminal and the screen's window, from [`STATE`].
+fn load() -> (Terminal, Screen) {
+    let bits = STATE.load(Ordering::Relaxed);
+    let top = ((bits >> TOP_SHIFT) as usize).min(MEMORY_ROWS - ROWS);
+    (Terminal::from_bits(bits & ((1 << TOP_SHIFT) - 1)), Screen { top })
+}
+
+fn store(terminal: Terminal, screen: &Screen) {
+    STATE.store(terminal.to_bits() | (screen.top as u64) << TOP_SHIFT, Ordering::Relaxed);
+}
 
 fn crtc_read(register: u8) -> u8 {
     // SAFETY: selecting a CRT controller register and reading it has no
@@ -367,9 +419,9 @@ pub fn is_present() -> bool {
 }
 
 fn clear_screen() {
-    let mut screen = Screen;
+    let mut screen = Screen { top: 0 };
     (0..COLUMNS * ROWS).for_each(|index| screen.set(index, BLANK));
-    STATE.store(Terminal::new().to_bits(), Ordering::Relaxed);
+    store(Terminal::new(), &screen);
 }
 
 /// Blanks the screen and puts the cursor at the top left (tests start from
@@ -389,47 +441,68 @@ pub fn write_byte(byte: u8) {
     if !PRESENT.load(Ordering::Relaxed) {
         return;
     }
-    let mut terminal = Terminal::from_bits(STATE.load(Ordering::Relaxed));
-    terminal.put(byte, &mut Screen);
-    STATE.store(terminal.to_bits(), Ordering::Relaxed);
+    let (mut terminal, mut screen) = load();
+    terminal.put(byte, &mut screen);
+    store(terminal, &screen);
 }
 
-/// Moves the hardware cursor to the terminal's cursor.
+/// Shows the screen's window and moves the hardware cursor to the
+/// terminal's cursor.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn show_cursor() {
     if !PRESENT.load(Ordering::Relaxed) {
         return;
     }
-    let (row, column) = Terminal::from_bits(STATE.load(Ordering::Relaxed)).cursor();
-    let position = (row * COLUMNS + column) as u16;
+    let (terminal, screen) = load();
+    let (row, column) = terminal.cursor();
+    let start = (screen.top * COLUMNS) as u16;
+    let position = start + (row * COLUMNS + column) as u16;
+    crtc_write(CRTC_START_HIGH, (start >> 8) as u8);
+    crtc_write(CRTC_START_LOW, start as u8);
     crtc_write(CRTC_CURSOR_HIGH, (position >> 8) as u8);
     crtc_write(CRTC_CURSOR_LOW, position as u8);
 }
 
 /// The terminal's cursor (row, column).
 pub fn cursor() -> (usize, usize) {
-    Terminal::from_bits(STATE.load(Ordering::Relaxed)).cursor()
+    load().0.cursor()
 }
 
-/// Where the hardware cursor is, as the CRT controller says (row, column).
+/// The CRT controller's start address: the cell of video memory it shows
+/// at the top left.
+fn displayed_start() -> usize {
+    usize::from(crtc_read(CRTC_START_HIGH)) << 8 | usize::from(crtc_read(CRTC_START_LOW))
+}
+
+/// Where the hardware cursor is on the screen (row, column), as the CRT
+/// controller says: its cursor location against its start address.
 pub fn hardware_cursor() -> (usize, usize) {
     let position = usize::from(crtc_read(CRTC_CURSOR_HIGH)) << 8 | usize::from(crtc_read(CRTC_CURSOR_LOW));
-    (position / COLUMNS, position % COLUMNS)
+    let relative = position.wrapping_sub(displayed_start());
+    (relative / COLUMNS, relative % COLUMNS)
 }
 
-/// The characters of screen row `row` (< [`ROWS`]) as they are in video
-/// memory, attributes dropped; read back from 0xB8000.
+/// The characters of screen row `row` (< [`ROWS`]) as they are displayed:
+/// read back from video memory at 0xB8000, from where the CRT controller's
+/// start address says the screen begins; attributes dropped.
 pub fn row_text(row: usize) -> [u8; COLUMNS] {
     let mut text = [0u8; COLUMNS];
     for (column, byte) in text.iter_mut().enumerate() {
-        *byte = Screen.get(row.min(ROWS - 1) * COLUMNS + column) as u8;
+        *byte = cell(row, column) as u8;
     }
     text
 }
 
-/// The cell (character and attribute) at `row`, `column`, from video memory.
+/// The cell (character and attribute) displayed at `row`, `column`, read
+/// from video memory.
 pub fn cell(row: usize, column: usize) -> u16 {
-    Screen.get(row.min(ROWS - 1) * COLUMNS + column.min(COLUMNS - 1))
+    read_cell(displayed_start() + row.min(ROWS - 1) * COLUMNS + column.min(COLUMNS - 1))
+}
+
+/// The first row of video memory the screen shows now (tests: scrolling
+/// moves it; it wraps to 0 at the end of video memory).
+pub fn window_top() -> usize {
+    displayed_start() / COLUMNS
 }
 
 #[cfg(test)]
