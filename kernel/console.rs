@@ -574,8 +574,8 @@ fn csi_key(last: u8, parameter: u32) -> Key {
 
 /// Reads one line from the console's input (COM1 and the keyboard) into
 /// `editor` (cleared first), echoing as the user types and editing as
-/// [`LineEditor`] does; Tab does nothing. Waits (yielding to other tasks
-/// when interrupts are on) for input. A spoilt line is read to its end and
+/// [`LineEditor`] does; Tab only rings the bell. Waits (yielding to other
+/// tasks when interrupts are on) for input. A spoilt line is read to its end and
 /// returned as the error; Ctrl+C gives an empty line. Reuse one editor for
 /// successive lines, so that the LF of a CR LF pair ends no empty line.
 pub fn read_line<'e>(editor: &'e mut LineEditor<'_>) -> Result<&'e str, LineError> {
