@@ -367,7 +367,8 @@ fn store(terminal: Terminal, screen: &Screen) {
 
 fn crtc_read(register: u8) -> u8 {
     // SAFETY: selecting a CRT controller register and reading it has no
-    // memory effects; only called once a VGA has answered at these ports.
+    // memory effects; on a machine without a VGA nothing decodes these
+    // ports (the read gives 0xFF).
     unsafe {
         outb(CRTC_INDEX, register);
         inb(CRTC_DATA)
@@ -375,8 +376,9 @@ fn crtc_read(register: u8) -> u8 {
 }
 
 fn crtc_write(register: u8, value: u8) {
-    // SAFETY: as in `crtc_read`; the registers written (cursor shape and
-    // position) only change what the cursor looks like and where.
+    // SAFETY: as in `crtc_read`; the registers written (start address,
+    // cursor shape and position) only change which text memory is shown
+    // and where the cursor is drawn, never memory the kernel uses.
     unsafe {
         outb(CRTC_INDEX, register);
         outb(CRTC_DATA, value);
