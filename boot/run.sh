@@ -15,6 +15,9 @@
 #                 gets that file
 #   --smp=N       give the machine N CPUs (QEMU's -smp N; default $PROBE_SMP,
 #                 else 1); N may carry QEMU's topology too, e.g. --smp=4,sockets=4
+#   --keys=FILE   type FILE's keys on the guest's PS/2 keyboard, through
+#                 QEMU's monitor (boot/sendkeys.sh says how FILE reads); a
+#                 test kernel NAME with a tests/NAME.keys file gets that file
 # Other words go on the kernel command line. For test kernels a bare word is
 # a test filter (`cargo test -- NAME` becomes `test=NAME`), except the
 # kernel's own switches (`noapic`).
@@ -50,7 +53,7 @@ if [ "$is_test" = 1 ]; then
     done
 fi
 
-words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s="" ; input="" ; smp=${PROBE_SMP:-1} ; elf_seen=0
+words=() ; icount=0 ; gdb=0 ; boot="" ; timeout_s="" ; input="" ; keys="" ; smp=${PROBE_SMP:-1} ; elf_seen=0
 # A later pass of test-all.sh's CPU-count matrix skips a kernel that fixes
 # its own CPU count: it ran on exactly that machine in the first pass.
 if [ -n "${PROBE_SKIP_OWN_SMP:-}" ] && [[ " ${source_words[*]-} " == *" --smp="* ]]; then
@@ -66,6 +69,7 @@ for arg in ${source_words[@]+"${source_words[@]}"} "$@"; do
         --direct) boot=direct ;;
         --timeout=*) timeout_s=${arg#--timeout=} ;;
         --input=*) input=${arg#--input=} ;;
+        --keys=*) keys=${arg#--keys=} ;;
         --smp=*) smp=${arg#--smp=} ;;
         --nocapture|--quiet|-q|--test-threads=*|--color=*) ;; # libtest flags: meaningless here
         *) if [ "$elf_seen" = 0 ] && [ "$arg" = "$elf" ]; then elf_seen=1; else words+=("$arg"); fi ;;
@@ -76,6 +80,9 @@ done
 # Serial input: bytes already waiting when the kernel boots.
 [ -z "$input" ] && [ "$is_test" = 1 ] && [ -f "$root/tests/$name.input" ] && input="$root/tests/$name.input"
 [ -z "$input" ] || [ -r "$input" ] || { echo "run.sh: cannot read input file $input" >&2; exit 4; }
+# Keyboard input: keys typed while the kernel runs.
+[ -z "$keys" ] && [ "$is_test" = 1 ] && [ -f "$root/tests/$name.keys" ] && keys="$root/tests/$name.keys"
+[ -z "$keys" ] || [ -r "$keys" ] || { echo "run.sh: cannot read keys file $keys" >&2; exit 4; }
 
 # Kernel switches without a `=`, which are never test filters.
 kernel_switches=" noapic "
@@ -135,7 +142,15 @@ if [ "$boot" = iso ]; then
     iso_root=$(mktemp -d)
     mkdir -p "$iso_root/boot/grub"
     strip --strip-debug -o "$iso_root/boot/kernel.elf" "$elf"
-    sed "s|@CMDLINE@|$cmdline_text|" "$here/grub.cfg" > "$iso_root/boot/grub/grub.cfg"
+    # The menu waits (3 s) for a person only: not for a test kernel or piped
+    # input (a byte of it would stop the countdown and wait for a choice).
+    # PROBE_GRUB_TIMEOUT=S says otherwise.
+    grub_timeout=3
+    { [ "$is_test" = 1 ] || [ -n "$input" ] || [ ! -t 0 ]; } && grub_timeout=0
+    grub_timeout=${PROBE_GRUB_TIMEOUT:-$grub_timeout}
+    title=${cmdline_text:-demo}
+    sed -e "s|@CMDLINE@|$cmdline_text|" -e "s|@TIMEOUT@|$grub_timeout|" -e "s|@TITLE@|${title//\'/}|" \
+        "$here/grub.cfg" > "$iso_root/boot/grub/grub.cfg"
     mkrescue_log=$(mktemp)
     if ! grub-mkrescue -o "$iso.$$" "$iso_root" >"$mkrescue_log" 2>&1; then
         cat "$mkrescue_log" >&2; echo "run.sh: grub-mkrescue failed" >&2; rm -rf "$iso_root" "$mkrescue_log"; exit 4
@@ -149,6 +164,18 @@ else
 fi
 
 log=$(mktemp)
+# A keys file: QEMU's human monitor on a pair of FIFOs (NAME.in, NAME.out),
+# boot/sendkeys.sh typing into it, and its answers read and dropped.
+helpers=()
+if [ -n "$keys" ]; then
+    monitor_dir=$(mktemp -d)
+    mkfifo "$monitor_dir/monitor.in" "$monitor_dir/monitor.out"
+    qemu_args+=(-chardev "pipe,id=keys,path=$monitor_dir/monitor" -mon chardev=keys,mode=readline)
+    cat "$monitor_dir/monitor.out" > /dev/null &
+    helpers+=($!)
+    "$here/sendkeys.sh" "$keys" "$log" "$monitor_dir/monitor.in" &
+    helpers+=($!)
+fi
 started=$SECONDS
 if [ -n "$input" ]; then
     timeout --foreground "$timeout_s" qemu-system-i386 "${qemu_args[@]}" < "$input" | tee "$log"
@@ -156,6 +183,8 @@ else
     timeout --foreground "$timeout_s" qemu-system-i386 "${qemu_args[@]}" | tee "$log"
 fi
 status=${PIPESTATUS[0]}
+for pid in ${helpers[@]+"${helpers[@]}"}; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+[ -n "$keys" ] && rm -rf "$monitor_dir"
 case "$status" in
     33) verdict=passed; rc=0 ;;
     35) verdict=failed; rc=1 ;;

@@ -1,5 +1,6 @@
-//! Console output (`print!`/`println!`) over the serial port, an output
-//! capture for tests, and line input with echo and editing.
+//! Console output (`print!`/`println!`) over the serial port and the VGA
+//! text screen, an output capture for tests, and line input with echo,
+//! editing, history and completion.
 //!
 //! Output is line-buffered per task and written a whole line at a time
 //! under one output lock, so lines from several CPUs never mix: a task's
@@ -10,8 +11,16 @@
 //! one CPU, instead of deadlocking; another CPU waits for the line to end.
 //! A task that reads input, a capture that starts or ends, and a fatal
 //! report send the pending partial line first ([`flush`]).
-use crate::arch::x86::percpu;
+//!
+//! Every byte sent goes to COM1 and, when boot found a VGA, to the text
+//! screen (`arch::x86::vga`), under the same lock and in the same order;
+//! the screen's cursor is moved when the lock is let go, once per line or
+//! echo. Input comes from one queue, which COM1 and the PS/2 keyboard
+//! (`arch::x86::ps2`, turned into the same bytes a terminal sends) fill.
+use crate::arch::x86::{percpu, vga};
 use crate::arch::{cpu, serial};
+use crate::completion::Completion;
+use crate::history::History;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
@@ -96,12 +105,14 @@ impl Drop for Output {
     #[unsafe(link_section = ".kprobes.text")]
     fn drop(&mut self) {
         if self.release {
+            vga::show_cursor();
             OUTPUT_OWNER.store(0, Ordering::Release);
         }
     }
 }
 
-/// Sends one byte to the port (and to the capture, if one is running).
+/// Sends one byte to the port and the screen (and to the capture, if one
+/// is running).
 #[unsafe(link_section = ".kprobes.text")]
 fn emit(byte: u8) {
     if !SILENT.load(Ordering::Relaxed) {
@@ -109,6 +120,7 @@ fn emit(byte: u8) {
             serial::write_byte(b'\r');
         }
         serial::write_byte(byte);
+        vga::write_byte(byte);
     }
     if CAPTURING.load(Ordering::Relaxed) {
         let index = CAPTURE_LEN.fetch_add(1, Ordering::Relaxed);
@@ -244,6 +256,23 @@ pub enum LineEvent {
     Refused(LineError),
     /// Enter: the line is complete.
     Done,
+    /// These many bytes went in before the cursor at once
+    /// ([`LineEditor::insert`]: a completion).
+    Inserted(usize),
+    /// Up or down recalled a line from the history: it replaced the whole
+    /// line, which had `old_len` bytes and the cursor at `old_cursor`; the
+    /// cursor is now at the end.
+    Replaced {
+        /// The replaced line's length.
+        old_len: usize,
+        /// Where the cursor was in it.
+        old_cursor: usize,
+    },
+    /// Tab: the caller may complete the word before the cursor (the line
+    /// is unchanged).
+    Complete,
+    /// Ctrl+C: the line was dropped, spoilt or not; it reads as empty.
+    Cancelled,
 }
 
 /// Where the editor is in an escape sequence.
@@ -263,6 +292,8 @@ enum Escape {
 /// A key an escape sequence stands for.
 #[derive(Clone, Copy)]
 enum Key {
+    Up,
+    Down,
     Left,
     Right,
     Home,
@@ -277,10 +308,16 @@ enum Key {
 /// Printable ASCII (0x20–0x7e) is inserted at the cursor; backspace (0x08)
 /// and DEL (0x7f) erase before it; CR or LF ends the line (an LF right after
 /// a CR is swallowed); ESC sequences (CSI `ESC [ … final`, SS3 `ESC O x`,
-/// and ESC + one byte) are keys: left, right, home, end and delete edit,
-/// every other key is ignored. Any other byte, or a byte beyond the buffer,
-/// spoils the line: the editor keeps reading to the end of the line and
-/// then refuses it whole with a [`LineError`].
+/// and ESC + one byte) are keys: left, right, home, end and delete edit, up
+/// and down recall lines from the history (with [`with_history`]), every
+/// other key is ignored. Tab asks the caller to complete
+/// ([`LineEvent::Complete`], [`insert`]); Ctrl+C (0x03) drops the line.
+/// Any other byte, or a byte beyond the buffer, spoils the line: the editor
+/// keeps reading to the end of the line and then refuses it whole with a
+/// [`LineError`].
+///
+/// [`with_history`]: Self::with_history
+/// [`insert`]: Self::insert
 pub struct LineEditor<'a> {
     buffer: &'a mut [u8],
     len: usize,
@@ -288,12 +325,19 @@ pub struct LineEditor<'a> {
     escape: Escape,
     after_cr: bool,
     error: Option<LineError>,
+    history: Option<&'a mut History>,
 }
 
 impl<'a> LineEditor<'a> {
     /// An empty line that will hold at most `buffer.len()` bytes.
     pub fn new(buffer: &'a mut [u8]) -> Self {
-        LineEditor { buffer, len: 0, cursor: 0, escape: Escape::None, after_cr: false, error: None }
+        LineEditor { buffer, len: 0, cursor: 0, escape: Escape::None, after_cr: false, error: None, history: None }
+    }
+
+    /// Like [`new`](Self::new), with up and down browsing `history`, to
+    /// which every line entered (and not refused) is added.
+    pub fn with_history(buffer: &'a mut [u8], history: &'a mut History) -> Self {
+        LineEditor { history: Some(history), ..Self::new(buffer) }
     }
 
     /// Starts a new, empty line (after [`LineEvent::Done`]). An LF that
@@ -303,6 +347,9 @@ impl<'a> LineEditor<'a> {
         self.cursor = 0;
         self.escape = Escape::None;
         self.error = None;
+        if let Some(history) = self.history.as_deref_mut() {
+            history.restart();
+        }
     }
 
     /// Feeds one received byte.
@@ -336,10 +383,18 @@ impl<'a> LineEditor<'a> {
             b'\n' if after_cr => LineEvent::Ignored,
             b'\r' | b'\n' => {
                 self.after_cr = byte == b'\r';
+                if let (Some(history), None) = (self.history.as_deref_mut(), self.error) {
+                    history.push(&self.buffer[..self.len]);
+                }
                 LineEvent::Done
             }
             0x1b => self.escape_to(Escape::Start),
+            0x03 => {
+                self.clear();
+                LineEvent::Cancelled
+            }
             _ if self.error.is_some() => LineEvent::Ignored,
+            b'\t' => LineEvent::Complete,
             0x08 | 0x7f if self.cursor > 0 => {
                 self.cursor -= 1;
                 self.remove_at_cursor();
@@ -373,6 +428,33 @@ impl<'a> LineEditor<'a> {
         self.len -= 1;
     }
 
+    /// Inserts `text` at the cursor, all of it or (when it does not fit,
+    /// is not printable ASCII, or the line is spoilt) nothing: a completion.
+    pub fn insert(&mut self, text: &[u8]) -> LineEvent {
+        let fits = self.len + text.len() <= self.buffer.len();
+        if text.is_empty() || !fits || self.error.is_some() || !text.iter().all(|byte| (0x20..=0x7e).contains(byte)) {
+            return LineEvent::Ignored;
+        }
+        self.buffer.copy_within(self.cursor..self.len, self.cursor + text.len());
+        self.buffer[self.cursor..self.cursor + text.len()].copy_from_slice(text);
+        self.len += text.len();
+        self.cursor += text.len();
+        LineEvent::Inserted(text.len())
+    }
+
+    /// Up (`older`) or down: replaces the line with the history's previous
+    /// or next one (cut to the buffer), the cursor at its end.
+    fn recall(&mut self, older: bool) -> LineEvent {
+        let LineEditor { buffer, len, cursor, history: Some(history), .. } = self else { return LineEvent::Ignored };
+        let line = if older { history.older(&buffer[..*len]) } else { history.newer() };
+        let Some(line) = line else { return LineEvent::Ignored };
+        let (old_len, old_cursor) = (*len, *cursor);
+        let new_len = line.len().min(buffer.len());
+        buffer[..new_len].copy_from_slice(&line[..new_len]);
+        (*len, *cursor) = (new_len, new_len);
+        LineEvent::Replaced { old_len, old_cursor }
+    }
+
     /// Acts on the key a complete escape sequence stands for.
     fn finish_escape(&mut self, key: Key) -> LineEvent {
         self.escape = Escape::None;
@@ -380,6 +462,7 @@ impl<'a> LineEditor<'a> {
             return LineEvent::Ignored;
         }
         let moved = match key {
+            Key::Up | Key::Down => return self.recall(matches!(key, Key::Up)),
             Key::Left if self.cursor > 0 => 1,
             Key::Home => self.cursor,
             Key::Right if self.cursor < self.len => 1,
@@ -426,8 +509,23 @@ impl<'a> LineEditor<'a> {
             }
             LineEvent::Left(count) => back(&mut out, count),
             LineEvent::Right(count) => self.buffer[self.cursor - count..self.cursor].iter().copied().for_each(out),
+            LineEvent::Inserted(count) => {
+                self.buffer[self.cursor - count..self.cursor].iter().copied().for_each(&mut out);
+                tail.iter().copied().for_each(&mut out);
+                back(&mut out, tail.len());
+            }
+            LineEvent::Replaced { old_len, old_cursor } => {
+                // Back to the start, the new line over the old, blanks
+                // over what is left of the old, and back to the new end.
+                back(&mut out, old_cursor);
+                self.buffer[..self.len].iter().copied().for_each(&mut out);
+                let leftover = old_len.saturating_sub(self.len);
+                (0..leftover).for_each(|_| out(b' '));
+                back(&mut out, leftover);
+            }
             LineEvent::Done => out(b'\n'),
-            LineEvent::Ignored | LineEvent::Refused(_) => {}
+            LineEvent::Cancelled => b"^C\n".iter().copied().for_each(out),
+            LineEvent::Ignored | LineEvent::Refused(_) | LineEvent::Complete => {}
         }
     }
 
@@ -463,6 +561,8 @@ impl<'a> LineEditor<'a> {
 /// `parameter` (also used for SS3, whose parameter is 0).
 fn csi_key(last: u8, parameter: u32) -> Key {
     match (last, parameter) {
+        (b'A', _) => Key::Up,
+        (b'B', _) => Key::Down,
         (b'D', _) => Key::Left,
         (b'C', _) => Key::Right,
         (b'H', _) | (b'~', 1 | 7) => Key::Home,
@@ -477,19 +577,35 @@ pub fn capturing() -> bool {
     CAPTURING.load(Ordering::SeqCst)
 }
 
-/// A key typed at the console, if one is waiting (it is taken).
+/// A key typed at the console (COM1 or the keyboard), if one is waiting
+/// (it is taken).
 pub fn take_key() -> Option<u8> {
     serial::try_read_byte()
 }
 
-/// Reads one line from the serial port into `editor` (cleared first),
-/// echoing as the user types and editing as [`LineEditor`] does. Waits
-/// (yielding to other tasks when interrupts are on) for input. A spoilt line
-/// is read to its end and returned as the error. Reuse one editor for
+/// Reads one line from the console's input (COM1 and the keyboard) into
+/// `editor` (cleared first), echoing as the user types and editing as
+/// [`LineEditor`] does; Tab only rings the bell. Waits (yielding to other
+/// tasks when interrupts are on) for input. A spoilt line is read to its end and
+/// returned as the error; Ctrl+C gives an empty line. Reuse one editor for
 /// successive lines, so that the LF of a CR LF pair ends no empty line.
 pub fn read_line<'e>(editor: &'e mut LineEditor<'_>) -> Result<&'e str, LineError> {
+    read_line_completing(editor, "", |_, _| Completion::default())
+}
+
+/// [`read_line`] with Tab completion, as bash does it: `complete` is
+/// asked what the word before the cursor may become; one candidate is
+/// completed, several are completed as far as they agree, and a second Tab
+/// in a row lists them, then shows `prompt` and the line again. A Tab that
+/// can do nothing rings the bell.
+pub fn read_line_completing<'e>(
+    editor: &'e mut LineEditor<'_>,
+    prompt: &str,
+    mut complete: impl FnMut(&str, usize) -> Completion,
+) -> Result<&'e str, LineError> {
     flush();
     editor.clear();
+    let mut tabs_in_a_row = 0;
     loop {
         let Some(byte) = serial::try_read_byte() else {
             if cpu::interrupts_enabled() {
@@ -498,11 +614,52 @@ pub fn read_line<'e>(editor: &'e mut LineEditor<'_>) -> Result<&'e str, LineErro
             continue;
         };
         let event = editor.feed(byte);
+        match event {
+            LineEvent::Complete => {
+                tabs_in_a_row += 1;
+                let completion = complete(editor.line(), editor.cursor());
+                tab(editor, prompt, completion, tabs_in_a_row > 1);
+            }
+            LineEvent::Ignored => {}
+            _ => tabs_in_a_row = 0,
+        }
         editor.echo(event, write_byte);
-        if event == LineEvent::Done {
+        if matches!(event, LineEvent::Done | LineEvent::Cancelled) {
             return editor.result();
         }
     }
+}
+
+/// What Tab does with `completion`; `again` for the second Tab in a row.
+fn tab(editor: &mut LineEditor<'_>, prompt: &str, completion: Completion, again: bool) {
+    let event = editor.insert(completion.insert.as_bytes());
+    if event != LineEvent::Ignored {
+        editor.echo(event, write_byte);
+        return;
+    }
+    if !(again && completion.total > 1) {
+        write_byte(0x07); // the bell: nothing to add
+        return;
+    }
+    // The candidates in columns, sorted down each column as `ls` sorts.
+    let shown = &completion.candidates;
+    let width = shown.iter().map(|name| name.len()).max().unwrap_or(0) + 2;
+    let columns = (vga::COLUMNS / width).max(1);
+    let rows = shown.len().div_ceil(columns);
+    crate::println!();
+    for row in 0..rows {
+        let mut line = alloc::string::String::new();
+        for name in shown.iter().skip(row).step_by(rows) {
+            let _ = write!(line, "{name:width$}");
+        }
+        crate::println!("{}", line.trim_end());
+    }
+    if completion.total > shown.len() {
+        crate::println!("... and {} more (type more of the name)", completion.total - shown.len());
+    }
+    crate::print!("{prompt}{}", editor.line());
+    flush();
+    (editor.cursor()..editor.line().len()).for_each(|_| write_byte(0x08));
 }
 
 #[cfg(test)]

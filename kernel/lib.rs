@@ -36,9 +36,12 @@ pub mod arch;
 pub mod bench;
 pub mod boot_info;
 pub mod cmdline;
+pub mod completion;
 pub mod console;
 pub mod demo;
 pub mod fatal;
+pub mod history;
+pub mod keyboard;
 #[deny(missing_docs)]
 pub mod kprobes;
 pub mod memory;

@@ -5,6 +5,7 @@
 
 use probe_kernel::arch::qemu::{self, ExitCode};
 use probe_kernel::arch::x86::irq::Controller;
+use probe_kernel::arch::x86::{ps2, vga};
 use probe_kernel::boot_info::BootInfo;
 use probe_kernel::cmdline::{self, Mode};
 use probe_kernel::{print, println};
@@ -16,10 +17,20 @@ fn main(boot: &'static BootInfo) -> ! {
     println!("booted by {} via {:?}, command line \"{}\"", boot.bootloader_name(), boot.protocol, boot.command_line());
     let cpus = probe_kernel::arch::x86::smp::online_cpus();
     println!("{cpus} CPU{} online", if cpus == 1 { "" } else { "s" });
+    let keyboard = if ps2::is_ready() { ", keyboard on IRQ 1" } else { "" };
     match probe_kernel::arch::x86::irq::controller() {
-        Some(Controller::IoApic) => println!("device interrupts through the I/O APIC; serial input on IRQ 4, CPU 0"),
-        _ => println!("device interrupts through the 8259 PIC (noapic, or no I/O APIC); serial input on IRQ 4, CPU 0"),
+        Some(Controller::IoApic) => {
+            println!("device interrupts through the I/O APIC; serial input on IRQ 4{keyboard}, CPU 0")
+        }
+        _ => println!(
+            "device interrupts through the 8259 PIC (noapic, or no I/O APIC); serial input on IRQ 4{keyboard}, CPU 0"
+        ),
     }
+    println!(
+        "console: output to COM1 (115200 8N1){}; input from COM1{}",
+        if vga::is_present() { " and the VGA text screen" } else { " (no VGA text screen found)" },
+        if ps2::is_ready() { " and the PS/2 keyboard" } else { " (no PS/2 keyboard)" }
+    );
     let line = cmdline::parse(boot.command_line(), |word| {
         println!(
             "unknown command-line word \"{word}\" (known: demo, bench, shell, test=NAME, acpi=off, noapic, kprobe_event=...); using the default"

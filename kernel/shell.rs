@@ -1,5 +1,5 @@
 //! The `shell` mode: define, list and remove probes at run time from the
-//! serial console.
+//! console (the serial port, or the keyboard and screen).
 //!
 //! Probes written in Rust are `static`s; probes typed at the console are
 //! built on the heap at registration time (never on a trap path) and handed
@@ -14,6 +14,7 @@
 //! error line starts with the command word and `": "` (`console: ` for a
 //! line refused as a whole: too long, or an invalid byte).
 use crate::console::{LINE_MAX, LineEditor, LineError};
+use crate::history::History;
 use crate::kprobes::{
     Kprobe, KprobeError, Kretprobe, KretprobeInstance, PreAction, PtRegs, disable_kprobe, enable_kprobe,
     register_kprobe, register_kretprobe, regs_return_value, unregister_kprobe, unregister_kretprobe,
@@ -462,7 +463,10 @@ fn help() {
         let usage = core::str::from_utf8(&usage[..len]).unwrap_or("");
         println!("  {usage:<34}{}", spec.summary);
     }
-    println!("lines: at most {LINE_MAX} bytes of printable ASCII; left/right, home/end, backspace and delete edit");
+    println!("lines: at most {LINE_MAX} bytes of printable ASCII; left/right, home/end, backspace and delete edit;");
+    println!(
+        "  up/down recall earlier lines, Tab completes commands, paths and symbols (twice: lists), Ctrl+C drops the line"
+    );
 }
 
 /// A `fmt::Write` into a fixed buffer (what does not fit is dropped).
@@ -593,14 +597,29 @@ fn change(command: &str, number: usize) {
     }
 }
 
-/// The interactive loop: reads lines from the serial console until `exit`.
+/// Every command's name, the file commands first (for completion).
+pub fn command_names() -> impl Iterator<Item = &'static str> + Clone {
+    FILE_COMMANDS.iter().map(|(name, ..)| *name).chain(COMMANDS.iter().map(|spec| spec.name))
+}
+
+/// What the shell shows before each line.
+pub const PROMPT: &str = "kprobes> ";
+
+/// The interactive loop: reads lines from the console (serial port and
+/// keyboard) until `exit`, with a history of the session's lines and Tab
+/// completion of commands, paths and symbols.
 pub fn run() {
     println!("probe shell: type `help`");
     let mut buffer = [0u8; LINE_MAX];
-    let mut editor = LineEditor::new(&mut buffer);
+    // On the heap: a task's stack is 16 KiB, the history 4 KiB.
+    let mut history = Box::new(History::new());
+    let mut editor = LineEditor::with_history(&mut buffer, &mut history);
     loop {
-        print!("kprobes> ");
-        if handle(crate::console::read_line(&mut editor)) == Command::Exit {
+        print!("{PROMPT}");
+        let line = crate::console::read_line_completing(&mut editor, PROMPT, |line, cursor| {
+            crate::completion::complete(line, cursor, &cwd())
+        });
+        if handle(line) == Command::Exit {
             return;
         }
     }

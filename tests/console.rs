@@ -112,7 +112,7 @@ fn bytes_outside_printable_ascii_are_refused_with_their_column() {
     assert_eq!(answer_to_keys(b"remove 0\x001\r"), "console: invalid byte 0x00 at column 9\n");
     assert_eq!(answer_to_keys(b"kprobe checks\xffum\r"), "console: invalid byte 0xff at column 14\n");
     assert_eq!(answer_to_keys(b"checks\xffum\r"), "console: invalid byte 0xff at column 7\n");
-    assert_eq!(line_of(b"a\tb\n"), Err(LineError::InvalidByte { byte: 9, column: 2 }));
+    assert_eq!(line_of(b"a\x0bb\n"), Err(LineError::InvalidByte { byte: 0x0b, column: 2 }));
     // The column is where the cursor was: after two lefts, column 2.
     assert_eq!(line_of(b"abc\x1b[D\x1b[D\x01\r"), Err(LineError::InvalidByte { byte: 1, column: 2 }));
     // The first problem is the one reported.

@@ -362,15 +362,17 @@ mod tests {
         assert_eq!(kind("/sy"), None);
         let names = |path| list(path).unwrap().into_iter().map(|(name, _)| name).collect::<Vec<_>>();
         assert_eq!(names("/"), ["proc", "sys"]);
-        assert_eq!(names("/sys/kernel/debug/kprobes"), ["blacklist", "list"]);
+        assert_eq!(names("/sys/kernel/debug/kprobes"), ["blacklist", "enabled", "list"]);
         assert_eq!(
             names("/sys/kernel/tracing"),
             [
                 "buffer_size_kb",
                 "dynamic_events",
                 "error_log",
+                "events",
                 "kprobe_events",
                 "kprobe_profile",
+                "options",
                 "trace",
                 "trace_pipe",
                 "tracing_on"

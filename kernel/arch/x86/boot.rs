@@ -1,12 +1,13 @@
 //! From the loader's jump to the kernel's main: the boot order in one place.
 //!
 //! `boot/entry.S` sets up a stack and calls `kernel_boot_entry` with the
-//! loader's magic and info address. Order matters: serial first (so anything
-//! after can report), then our own GDT and IDT (GRUB's are not to be trusted),
+//! loader's magic and info address. Order matters: serial and the VGA
+//! screen first (so anything after can report), then our own GDT and IDT (GRUB's are not to be trusted),
 //! boot information (copied out before any memory is used), paging, heap,
 //! platform discovery (CPUs and interrupt controllers), symbols, tasks,
-//! the device interrupt controller (I/O APIC or PIC) and the serial
-//! port's receive interrupt, timer, and only then interrupts.
+//! the device interrupt controller (I/O APIC or PIC), the serial port's
+//! receive interrupt and the PS/2 keyboard's, timer, and only then
+//! interrupts.
 use crate::boot_info;
 
 core::arch::global_asm!(include_str!("../../../boot/entry.S"));
@@ -20,6 +21,7 @@ unsafe extern "Rust" {
 #[unsafe(no_mangle)]
 extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
     super::serial::init();
+    super::vga::init();
     // SAFETY: boot runs once, single-threaded, interrupts off; each init is
     // called in the order its `# Safety` section asks for. CPU 0 runs task 0.
     unsafe {
@@ -57,6 +59,9 @@ extern "C" fn kernel_boot_entry(magic: u32, info_address: u32) -> ! {
     super::smp::start_application_processors(&apic_ids[..count]);
     // Routed once every CPU's APIC id is known (the boot CPU's too).
     super::serial::enable_receive_interrupt();
+    if let Err(error) = super::ps2::init() {
+        crate::println!("keyboard: no PS/2 keyboard input ({error:?}); the console reads COM1 only");
+    }
     super::apic::start_timer();
     super::cpu::enable_interrupts();
     // SAFETY: the symbol is provided by `entry_point!` in every kernel image.

@@ -1,4 +1,5 @@
-//! i386 support: boot, descriptor tables, traps, interrupts, paging, text patching.
+//! i386 support: boot, descriptor tables, traps, interrupts, paging, text
+//! patching, the serial port, the VGA text screen and the PS/2 keyboard.
 //!
 //! Routing only; each concern lives in its own file.
 pub mod apic;
@@ -16,7 +17,9 @@ pub mod percpu;
 pub mod pic;
 pub mod pit;
 pub mod platform;
+pub mod ps2;
 pub mod qemu;
 pub mod serial;
 pub mod smp;
 pub mod trap;
+pub mod vga;

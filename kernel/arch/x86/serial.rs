@@ -13,6 +13,9 @@
 //! buffer is full the handler leaves the rest in the UART, which holds the
 //! sender back: nothing is dropped.
 //!
+//! The buffer is the console's one input queue: the keyboard's keys are
+//! queued into it too ([`queue_input`]), as the bytes a terminal would send.
+//!
 //! Input that arrived before boot must survive it: a byte typed or piped in
 //! early already waits in the receiver when `init` runs, and switching the
 //! FIFOs on or off (or clearing them) would throw it away.
@@ -109,6 +112,24 @@ pub fn try_read_byte() -> Option<u8> {
     received.first = (received.first + 1) % RECEIVE_BUFFER;
     received.len -= 1;
     Some(byte)
+}
+
+/// Queues `bytes` behind what was received so far, as if they had come in
+/// on the line: another input device (the PS/2 keyboard) joins the
+/// console's one input queue this way. All or nothing: a key's escape
+/// sequence is never cut; returns false (and queues nothing) when the
+/// buffer has no room for all of them.
+pub fn queue_input(bytes: &[u8]) -> bool {
+    let mut received = RECEIVED.lock();
+    if received.len + bytes.len() > RECEIVE_BUFFER {
+        return false;
+    }
+    for &byte in bytes {
+        let slot = (received.first + received.len) % RECEIVE_BUFFER;
+        received.bytes[slot] = byte;
+        received.len += 1;
+    }
+    true
 }
 
 /// The receive interrupt: moves what the UART holds into the buffer.
