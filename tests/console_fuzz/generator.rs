@@ -301,7 +301,9 @@ impl Generator {
         }
         let byte = loop {
             let byte = if self.rng.chance(50) { self.rng.below(0x20) as u8 } else { 0x80 | self.rng.next() as u8 };
-            if ![0x08, b'\n', b'\r', 0x1b].contains(&byte) {
+            // Keys, not invalid bytes: backspace, Enter, escape, Ctrl+C
+            // (cancels the line) and Tab (completes).
+            if ![0x03, 0x08, b'\t', b'\n', b'\r', 0x1b].contains(&byte) {
                 break byte;
             }
         };
