@@ -253,10 +253,10 @@ impl<'a> Reader<'a, '_> {
         let mut with_origin: HashMap<DieRef, DieRef> = HashMap::new();
         for &die in &concrete {
             let child = self.entry(die)?;
-            if let Some(origin) = child.attr_value(constants::DW_AT_abstract_origin).map_err(dwarf_error)? {
-                if let Some(target) = self.resolve(die.0, origin) {
-                    with_origin.insert(target, die);
-                }
+            if let Some(origin) = child.attr_value(constants::DW_AT_abstract_origin).map_err(dwarf_error)?
+                && let Some(target) = self.resolve(die.0, origin)
+            {
+                with_origin.insert(target, die);
             }
         }
         let mut params = Vec::with_capacity(declared.len());

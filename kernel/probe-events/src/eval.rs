@@ -20,6 +20,7 @@ use crate::command::{ProbeDefinition, SymbolResolver};
 use crate::error::{CommandError, ErrorKind};
 use crate::fetch::FetchOp;
 use crate::num::kstrtol;
+use crate::params::{EntrySource, Place};
 use crate::register::Register;
 
 /// Longest string an argument stores, with its NUL (Linux's `PATH_MAX`).
@@ -165,7 +166,7 @@ pub struct Hit<'a, R: ?Sized, M: ?Sized, S: ?Sized> {
     pub comm: &'a [u8],
     /// For a return probe, the entry slots the entry handler filled with
     /// [`FetchProgram::capture_entry`]; empty otherwise.
-    pub entry: &'a [u32],
+    pub entry: &'a [u64],
     /// For a return probe, nanoseconds since the matching entry
     /// (`$duration`, this project's extension); 0 otherwise.
     pub duration_ns: u64,
@@ -195,7 +196,7 @@ struct CompiledArg {
 #[derive(Clone, Debug)]
 pub struct FetchProgram {
     args: Vec<CompiledArg>,
-    entry_args: Vec<u32>,
+    entry_args: Vec<EntrySource>,
     convention: CallingConvention,
     header_size: usize,
     fixed_size: usize,
@@ -224,6 +225,7 @@ enum NumberLoad {
     Retval,
     Imm(u32),
     Arg(u32),
+    Param(Place, u8),
 }
 
 impl NumberArg {
@@ -239,6 +241,7 @@ impl NumberArg {
             FetchOp::Retval => NumberLoad::Retval,
             FetchOp::Imm(value) => NumberLoad::Imm(value),
             FetchOp::Arg(n) => NumberLoad::Arg(n),
+            FetchOp::Param { place, size } => NumberLoad::Param(place, size),
             _ => return None,
         };
         let (read, size) = match *store {
@@ -384,22 +387,23 @@ impl FetchProgram {
             return 0;
         }
         for arg in numbers {
-            let value = match arg.load {
-                NumberLoad::Reg(reg) => regs.get(reg),
-                NumberLoad::Stack(n) => stack_word(n, regs, memory),
-                NumberLoad::StackPointer => regs.get(Register::Sp),
-                NumberLoad::Retval => regs.get(Register::Ax),
-                NumberLoad::Imm(value) => value,
-                NumberLoad::Arg(n) => self.convention.argument(n, regs, memory),
+            let value: u64 = match arg.load {
+                NumberLoad::Reg(reg) => u64::from(regs.get(reg)),
+                NumberLoad::Stack(n) => u64::from(stack_word(n, regs, memory)),
+                NumberLoad::StackPointer => u64::from(regs.get(Register::Sp)),
+                NumberLoad::Retval => u64::from(regs.get(Register::Ax)),
+                NumberLoad::Imm(value) => u64::from(value),
+                NumberLoad::Arg(n) => u64::from(self.convention.argument(n, regs, memory)),
+                NumberLoad::Param(place, size) => place.read(size, regs, memory),
             };
             let at = usize::from(arg.offset);
             let slot = &mut record[at..at + usize::from(arg.size)];
             match arg.read {
                 // The common size first: one store, no copy of a length.
-                None if arg.size == 4 => slot.copy_from_slice(&value.to_le_bytes()),
-                None => slot.copy_from_slice(&u64::from(value).to_le_bytes()[..slot.len()]),
+                None if arg.size == 4 => slot.copy_from_slice(&(value as u32).to_le_bytes()),
+                None => slot.copy_from_slice(&value.to_le_bytes()[..slot.len()]),
                 Some(offset) => {
-                    if memory.read(value.wrapping_add(offset as u32), slot).is_err() {
+                    if memory.read((value as u32).wrapping_add(offset as u32), slot).is_err() {
                         slot.fill(0);
                     }
                 }
@@ -428,12 +432,15 @@ impl FetchProgram {
         self.entry_args.len()
     }
 
-    /// At a return probe's function entry: saves the arguments its `$argN`
-    /// read into `slots` (at least [`entry_slots`](Self::entry_slots) long;
-    /// extra slots are left alone).
-    pub fn capture_entry(&self, regs: &(impl Regs + ?Sized), memory: &(impl Memory + ?Sized), slots: &mut [u32]) {
-        for (slot, &arg) in slots.iter_mut().zip(&self.entry_args) {
-            *slot = self.convention.argument(arg, regs, memory);
+    /// At a return probe's function entry: saves what its `$argN` and
+    /// parameters read into `slots` (at least
+    /// [`entry_slots`](Self::entry_slots) long; extra slots are left alone).
+    pub fn capture_entry(&self, regs: &(impl Regs + ?Sized), memory: &(impl Memory + ?Sized), slots: &mut [u64]) {
+        for (slot, &source) in slots.iter_mut().zip(&self.entry_args) {
+            *slot = match source {
+                EntrySource::Arg(n) => u64::from(self.convention.argument(n, regs, memory)),
+                EntrySource::Param { place, size } => place.read(size, regs, memory),
+            };
         }
     }
 
@@ -521,7 +528,10 @@ impl FetchProgram {
             FetchOp::Retval => num(hit.regs.get(Register::Ax)),
             FetchOp::Imm(v) => num(*v),
             FetchOp::Arg(n) => num(self.convention.argument(*n, hit.regs, hit.memory)),
-            FetchOp::EntryArg { slot, .. } => num(hit.entry.get(*slot as usize).copied().unwrap_or(0)),
+            FetchOp::Param { place, size } => Value::Num(place.read(*size, hit.regs, hit.memory)),
+            FetchOp::EntryArg { slot, .. } | FetchOp::EntryParam { slot, .. } => {
+                Value::Num(hit.entry.get(*slot as usize).copied().unwrap_or(0))
+            }
             FetchOp::Comm => Value::Bytes(until_nul(hit.comm)),
             FetchOp::Data(bytes) => Value::Bytes(bytes),
             FetchOp::Duration => Value::Num(hit.duration_ns),

@@ -124,6 +124,7 @@ pub mod eval;
 pub mod fetch;
 mod num;
 pub mod output;
+pub mod params;
 pub mod register;
 pub mod show;
 pub mod types;
@@ -135,5 +136,6 @@ pub use command::{
 pub use error::{CommandError, Errno, ErrorKind, ProbeError};
 pub use eval::{CallingConvention, CommonFields, Fault, FetchProgram, Hit, Memory, Regs, SymbolInfo, Symbolizer};
 pub use fetch::{FetchArg, FetchOp};
+pub use params::{EntrySource, Param, ParamClass, ParamLookup, Place};
 pub use register::Register;
 pub use types::{Bitfield, FetchType};

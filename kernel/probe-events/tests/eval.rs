@@ -67,7 +67,7 @@ fn show_with(
     convention: CallingConvention,
     regs: &FakeRegs,
     memory: &FakeMemory,
-    entry: &[u32],
+    entry: &[u64],
     duration_ns: u64,
 ) -> String {
     let program = FetchProgram::compile(def, &KERNEL, convention).unwrap();
@@ -219,7 +219,7 @@ fn return_probes() {
     assert_eq!(program.entry_slots(), 2);
     // At the entry the handler saves $arg1 and $arg3...
     let (regs, mut memory) = machine();
-    let mut slots = [0u32; 2];
+    let mut slots = [0u64; 2];
     program.capture_entry(&regs, &memory, &mut slots);
     assert_eq!(slots, [0x11, 0x2000]);
     // ...which the return reads, with the return value in eax.
