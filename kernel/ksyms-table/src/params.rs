@@ -196,6 +196,7 @@ impl Unavailable {
         }
     }
 
+    #[cfg(feature = "alloc")]
     fn number(self) -> u8 {
         self as u8
     }
@@ -236,6 +237,7 @@ impl Class {
     pub const ALL: [Class; 6] =
         [Class::Signed, Class::Unsigned, Class::Pointer, Class::CharPointer, Class::Float, Class::Other];
 
+    #[cfg(feature = "alloc")]
     fn number(self) -> u8 {
         self as u8
     }

@@ -26,6 +26,11 @@ use crate::register::Register;
 /// Longest string an argument stores, with its NUL (Linux's `PATH_MAX`).
 pub const MAX_STRING_SIZE: usize = 4096;
 
+/// Bytes of one entry slot of a return probe's entry data: every value
+/// saved at the entry (an argument, a parameter of up to 8 bytes) is kept
+/// as a little-endian `u64`.
+pub const ENTRY_SLOT_SIZE: usize = 8;
+
 /// The registers saved at a probe hit, read by Linux register.
 pub trait Regs {
     /// The value of `reg` (its index in Linux's `pt_regs` is `reg.index()`).
@@ -164,9 +169,9 @@ pub struct Hit<'a, R: ?Sized, M: ?Sized, S: ?Sized> {
     pub symbols: &'a S,
     /// The current task's name (`$comm`), up to its first NUL.
     pub comm: &'a [u8],
-    /// For a return probe, the entry slots the entry handler filled with
-    /// [`FetchProgram::capture_entry`]; empty otherwise.
-    pub entry: &'a [u64],
+    /// For a return probe, the entry data the entry handler filled with
+    /// [`FetchProgram::capture_entry`] (8 bytes per slot); empty otherwise.
+    pub entry: &'a [u8],
     /// For a return probe, nanoseconds since the matching entry
     /// (`$duration`, this project's extension); 0 otherwise.
     pub duration_ns: u64,
@@ -432,15 +437,24 @@ impl FetchProgram {
         self.entry_args.len()
     }
 
+    /// Bytes of entry data a return probe's entry handler fills: 8 per
+    /// slot ([`ENTRY_SLOT_SIZE`]).
+    pub fn entry_data_size(&self) -> usize {
+        self.entry_args.len() * ENTRY_SLOT_SIZE
+    }
+
     /// At a return probe's function entry: saves what its `$argN` and
-    /// parameters read into `slots` (at least
-    /// [`entry_slots`](Self::entry_slots) long; extra slots are left alone).
-    pub fn capture_entry(&self, regs: &(impl Regs + ?Sized), memory: &(impl Memory + ?Sized), slots: &mut [u64]) {
+    /// parameters read into `data`, each slot's value as 8 little-endian
+    /// bytes (a kretprobe instance's private data; what does not fit is
+    /// left out, extra bytes are left alone). No allocation.
+    pub fn capture_entry(&self, regs: &(impl Regs + ?Sized), memory: &(impl Memory + ?Sized), data: &mut [u8]) {
+        let (slots, _) = data.as_chunks_mut::<ENTRY_SLOT_SIZE>();
         for (slot, &source) in slots.iter_mut().zip(&self.entry_args) {
-            *slot = match source {
+            let value = match source {
                 EntrySource::Arg(n) => u64::from(self.convention.argument(n, regs, memory)),
                 EntrySource::Param { place, size } => place.read(size, regs, memory),
             };
+            *slot = value.to_le_bytes();
         }
     }
 
@@ -530,7 +544,8 @@ impl FetchProgram {
             FetchOp::Arg(n) => num(self.convention.argument(*n, hit.regs, hit.memory)),
             FetchOp::Param { place, size } => Value::Num(place.read(*size, hit.regs, hit.memory)),
             FetchOp::EntryArg { slot, .. } | FetchOp::EntryParam { slot, .. } => {
-                Value::Num(hit.entry.get(*slot as usize).copied().unwrap_or(0))
+                let (slots, _) = hit.entry.as_chunks::<ENTRY_SLOT_SIZE>();
+                Value::Num(slots.get(*slot as usize).map_or(0, |bytes| u64::from_le_bytes(*bytes)))
             }
             FetchOp::Comm => Value::Bytes(until_nul(hit.comm)),
             FetchOp::Data(bytes) => Value::Bytes(bytes),

@@ -99,7 +99,7 @@ fn machine() -> (FakeRegs, FakeMemory) {
 /// The trace line of `def` at a hit with `regs`/`memory` (and, for a
 /// return probe, its entry slots); the number path, where it applies,
 /// must make the same record.
-fn show_with(def: &ProbeDefinition, regs: &FakeRegs, memory: &FakeMemory, entry: &[u64]) -> String {
+fn show_with(def: &ProbeDefinition, regs: &FakeRegs, memory: &FakeMemory, entry: &[u8]) -> String {
     let program = FetchProgram::compile(def, &Btf, CallingConvention::Stack).unwrap();
     let hit = Hit { regs, memory, symbols: &KERNEL, comm: b"demo", entry, duration_ns: 0 };
     let mut record = vec![0xaau8; 512];
@@ -229,9 +229,10 @@ fn return_probes_save_parameters_at_the_entry() {
     let program = FetchProgram::compile(&def, &Btf, CallingConvention::Stack).unwrap();
     assert_eq!(program.entry_slots(), 3);
     let (regs, memory) = machine();
-    let mut slots = [0u64; 3];
+    let mut slots = [0u8; 24];
     program.capture_entry(&regs, &memory, &mut slots);
-    assert_eq!(slots, [5, 0x1122_3344_5566_7788, 0x1000]);
+    let values: Vec<u64> = slots.chunks(8).map(|b| u64::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(values, [5, 0x1122_3344_5566_7788, 0x1000]);
     // At the return the stack and registers hold other things.
     let at_return = FakeRegs::with(&[(Register::Ax, 42), (Register::Sp, SP + 4), (Register::Cx, 0xdead)]);
     assert_eq!(
