@@ -618,3 +618,95 @@ fn piece(ops: &[Operation<R>], encoding: gimli::Encoding, frame: Frame, bytes: u
         _ => Piece::Unavailable(Unavailable::Unsupported),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The translation of location expressions that GCC does not emit
+    //! (the kernel's LLVM ones: an EBP frame base, register masks, stack
+    //! pieces), byte by byte.
+    use super::*;
+
+    const ENCODING: gimli::Encoding = gimli::Encoding { address_size: 4, format: gimli::Format::Dwarf32, version: 4 };
+
+    fn frame(base: FrameBase, standard_prologue: bool) -> Frame {
+        Frame { base, standard_prologue, entry: 0x1000, prologue_end: None }
+    }
+
+    fn at_entry(bytes: &[u8], frame: Frame, size: u32) -> Location {
+        translate(Expression(EndianSlice::new(bytes, LittleEndian)), ENCODING, frame, size)
+    }
+
+    const LLVM: Frame = Frame { base: FrameBase::Ebp, standard_prologue: true, entry: 0x1000, prologue_end: None };
+    // DW_OP_fbreg, DW_OP_breg5 (ebp), DW_OP_breg4 (esp), DW_OP_piece, DW_OP_reg0.
+    const FBREG: u8 = 0x91;
+    const BREG5: u8 = 0x75;
+    const BREG4: u8 = 0x74;
+    const PIECE: u8 = 0x93;
+    const REG0: u8 = 0x50;
+    const CONSTU: u8 = 0x10;
+    const AND: u8 = 0x1a;
+    const STACK_VALUE: u8 = 0x9f;
+
+    #[test]
+    fn ebp_slots_are_esp_slots_at_the_entry_after_a_standard_prologue() {
+        // [ebp+8] is the first argument: [esp+4] before `push %ebp`.
+        assert_eq!(at_entry(&[FBREG, 8], LLVM, 4), Location::Stack(4));
+        assert_eq!(at_entry(&[BREG5, 12], LLVM, 4), Location::Stack(8));
+        // The return address and the function's own frame are no argument.
+        assert_eq!(at_entry(&[FBREG, 4], LLVM, 4), Location::Unavailable(Unavailable::InFrame));
+        assert_eq!(at_entry(&[FBREG, 0x70], LLVM, 4), Location::Unavailable(Unavailable::InFrame)); // -16
+        // Without the prologue EBP is the caller's: not translated.
+        let odd = frame(FrameBase::Ebp, false);
+        assert_eq!(at_entry(&[FBREG, 8], odd, 4), Location::Unavailable(Unavailable::Unsupported));
+        // ESP-relative is ESP at the entry; the CFA is ESP + 4.
+        assert_eq!(at_entry(&[BREG4, 8], LLVM, 4), Location::Stack(8));
+        assert_eq!(at_entry(&[FBREG, 0], frame(FrameBase::Cfa, false), 4), Location::Stack(4));
+        assert_eq!(
+            at_entry(&[FBREG, 8], frame(FrameBase::Other, true), 4),
+            Location::Unavailable(Unavailable::Unsupported)
+        );
+    }
+
+    #[test]
+    fn pieces_in_consecutive_slots_are_one_value() {
+        // A `&[u8]`: [ebp+8] and [ebp+12], 4 bytes each.
+        let pair = [BREG5, 8, PIECE, 4, BREG5, 12, PIECE, 4];
+        assert_eq!(at_entry(&pair, LLVM, 8), Location::Stack(4));
+        // Not consecutive, or a register and a slot: split.
+        let gap = [BREG5, 8, PIECE, 4, BREG5, 16, PIECE, 4];
+        assert_eq!(at_entry(&gap, LLVM, 8), Location::Unavailable(Unavailable::Split));
+        let mixed = [REG0, PIECE, 4, BREG5, 12, PIECE, 4];
+        assert_eq!(at_entry(&mixed, LLVM, 8), Location::Unavailable(Unavailable::Split));
+        // Half of it missing.
+        assert_eq!(at_entry(&[PIECE, 4, REG0 + 3, PIECE, 4], LLVM, 8), Location::Unavailable(Unavailable::Split));
+        // One piece that covers the value is the value.
+        assert_eq!(at_entry(&[REG0 + 1, PIECE, 4], LLVM, 4), Location::Register(Reg::Ecx));
+    }
+
+    #[test]
+    fn registers_masks_constants_and_sizes() {
+        assert_eq!(at_entry(&[REG0 + 2], LLVM, 4), Location::Register(Reg::Edx));
+        // An 8-byte value cannot be in one register; 12 bytes fit no type.
+        assert_eq!(at_entry(&[REG0], LLVM, 8), Location::Unavailable(Unavailable::Split));
+        assert_eq!(at_entry(&[FBREG, 8], LLVM, 12), Location::Unavailable(Unavailable::TooLarge));
+        // `edx & 0xff` of a byte is dl; `& 1` of a bool is its byte.
+        assert_eq!(
+            at_entry(&[BREG5 - 3, 0, CONSTU, 0xff, 0x01, AND, STACK_VALUE], LLVM, 1),
+            Location::Register(Reg::Edx)
+        );
+        assert_eq!(at_entry(&[BREG5 - 3, 0, CONSTU, 1, AND, STACK_VALUE], LLVM, 1), Location::Register(Reg::Edx));
+        // A mask that clears bits of the value is a computed value.
+        assert_eq!(
+            at_entry(&[BREG5 - 3, 0, CONSTU, 0x0f, AND, STACK_VALUE], LLVM, 1),
+            Location::Unavailable(Unavailable::Unsupported)
+        );
+        // entry_value(ecx) is ecx at the entry.
+        assert_eq!(at_entry(&[0xa3, 1, REG0 + 1, STACK_VALUE], LLVM, 4), Location::Register(Reg::Ecx));
+        // lit5, stack_value: a constant.
+        assert_eq!(at_entry(&[0x35, STACK_VALUE], LLVM, 4), Location::Unavailable(Unavailable::Constant));
+        // Memory behind a pointer register: not translated.
+        assert_eq!(at_entry(&[BREG5 - 4, 0], LLVM, 4), Location::Unavailable(Unavailable::Unsupported));
+        // An empty expression: nowhere.
+        assert_eq!(at_entry(&[], LLVM, 4), Location::Unavailable(Unavailable::OptimizedOut));
+    }
+}
