@@ -107,7 +107,8 @@ if [ -z "$timeout_s" ]; then
     [[ " $cmdline_text " == *" bench "* ]] && timeout_s=900
 fi
 
-# Fill the kernel's symbol table (.ksyms) from the ELF's own symbols, with
+# Fill the kernel's symbol table (.ksyms) from the ELF's own symbols, and its
+# parameter table (.kparams) from the ELF's DWARF, with
 # the post-link tool (kernel/ksyms-tool), a host binary kept in
 # <target dir>/host and rebuilt only when its sources are newer than it.
 case "$elf" in */i686-probe/*) target_dir=${elf%%/i686-probe/*} ;; *) target_dir=${CARGO_TARGET_DIR:-$root/target} ;; esac

@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(insert("kp", "/"), "robe ");
         assert_eq!(candidates("k", "/"), ["kprobe", "kretprobe"]);
         assert_eq!(insert("  di", "/"), "sable ");
-        assert_eq!(complete("", 0, "/").total, 17);
+        assert_eq!(complete("", 0, "/").total, 18, "the shell's commands, probe-vars included");
         assert_eq!(complete("nothing", 7, "/"), Completion::default());
         // Quoted, the first word is no command.
         assert_eq!(insert("'ec", "/"), "");

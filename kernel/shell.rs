@@ -119,12 +119,13 @@ const fn spec(name: &'static str, argument: Option<&'static str>, verbose: bool,
     Spec { name, argument, verbose, summary }
 }
 
-const COMMANDS: [Spec; 12] = [
+const COMMANDS: [Spec; 13] = [
     spec("help", None, false, "this list"),
     spec("syms", Some("PATTERN"), false, "functions whose name contains PATTERN"),
     spec("kprobe", Some("SYMBOL[+OFFSET]"), true, "count hits at an instruction (OFFSET: 28 or 0x1c)"),
     spec("kretprobe", Some("SYMBOL"), true, "count returns of a function"),
     spec("list", None, false, "probes: hits, misses, flags"),
+    spec("probe-vars", Some("FUNCTION"), false, "what a probe at FUNCTION's entry can fetch by name"),
     spec("enable", Some("N"), false, "enable probe N from `list`"),
     spec("disable", Some("N"), false, "disable probe N"),
     spec("remove", Some("N"), false, "unregister probe N"),
@@ -269,6 +270,10 @@ pub fn execute(line: &str) -> Command {
             None => {}
         },
         "list" => list(),
+        "probe-vars" => match crate::tracefs::events::available_args(argument) {
+            Ok(text) => print!("{text}"),
+            Err(why) => println!("probe-vars: {why}"),
+        },
         "remove" | "enable" | "disable" => match parse_number(argument, false) {
             Ok(number) => change(command, number),
             Err(BadNumber::Malformed) => println!("{command}: bad probe number \"{argument}\" (a number from `list`)"),

@@ -23,6 +23,7 @@ use crate::println;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use ksyms_table::layout::MAGIC_EMPTY;
+use ksyms_table::params::{PARAMS_EMPTY, ParamTable, Params, ParamsInvalid};
 use ksyms_table::{Invalid, Table};
 
 /// Bytes reserved for the table in every kernel image. The post-link tool
@@ -48,6 +49,35 @@ const _: () = assert!(core::mem::offset_of!(Image, capacity) == ksyms_table::lay
 #[unsafe(export_name = "probe_kernel_ksyms")]
 #[unsafe(link_section = ".ksyms")]
 static TABLE: Image = Image { magic: MAGIC_EMPTY, capacity: CAPACITY as u32, rest: [0; CAPACITY - 12] };
+
+/// Bytes reserved for the parameter table (each function's parameters and
+/// where they are at its entry, from DWARF; `ksyms_table::params`). The
+/// kernel's takes a few hundred KiB; a table that does not fit is left
+/// marked so by the post-link tool, which says how much it needs.
+pub const PARAMS_CAPACITY: usize = 1024 * 1024;
+
+/// The parameter table's storage as compiled: "empty" and zeros, filled
+/// after linking like [`TABLE`].
+#[repr(C, align(16))]
+struct ParamsImage {
+    magic: [u8; 8],
+    capacity: u32,
+    rest: [u8; PARAMS_CAPACITY - 12],
+}
+
+const _: () = assert!(core::mem::size_of::<ParamsImage>() == PARAMS_CAPACITY);
+const _: () = assert!(core::mem::offset_of!(ParamsImage, capacity) == ksyms_table::params::header::CAPACITY);
+
+/// The parameter table, filled after linking by the post-link tool, which
+/// finds it by this exported name (`ksyms_table::params::PARAMS_SYMBOL`).
+#[used]
+#[unsafe(export_name = "probe_kernel_params")]
+#[unsafe(link_section = ".kparams")]
+static PARAMS: ParamsImage =
+    ParamsImage { magic: PARAMS_EMPTY, capacity: PARAMS_CAPACITY as u32, rest: [0; PARAMS_CAPACITY - 12] };
+
+/// The parameter table [`init`] validated, or why there is none.
+static PARAMS_OPENED: spin::Once<Result<ParamTable<'static>, ParamsInvalid>> = spin::Once::new();
 
 /// Set by [`init`] when the table fails validation; lookups then give up.
 static BROKEN: AtomicBool = AtomicBool::new(false);
@@ -101,9 +131,40 @@ fn unopened() -> Option<Table<'static>> {
     Table::parse(bytes()).ok()
 }
 
+/// The parameter table's bytes, laundered as [`bytes`] is.
+fn params_bytes() -> &'static [u8] {
+    let base = core::hint::black_box(&raw const PARAMS).cast::<u8>();
+    // SAFETY: as in `bytes`: `base` points to the PARAMS_CAPACITY-byte
+    // static, which lives forever and is never written at run time.
+    unsafe { core::slice::from_raw_parts(base, PARAMS_CAPACITY) }
+}
+
+/// The parameter table, validated once (by [`init`], or by the first
+/// lookup before it), or why there is none.
+pub fn params_table() -> Result<ParamTable<'static>, ParamsInvalid> {
+    *PARAMS_OPENED.call_once(|| ParamTable::open(params_bytes()))
+}
+
+/// The parameters of the function that starts at `address`, in
+/// declaration order, with where each one is at the function's first
+/// instruction: `None` if the debug information does not describe a
+/// function there (or the image has no parameter table). Binary search in
+/// place; no allocation, no lock after the first call.
+pub fn params_of(address: usize) -> Option<Params<'static>> {
+    params_table().ok()?.params_of(address)
+}
+
 /// Validates the table. Called once at boot; prints one line if the image
 /// has no usable table (lookups then return `None`).
 pub fn init() {
+    match params_table() {
+        Ok(_) | Err(ParamsInvalid::Empty) => {}
+        Err(ParamsInvalid::TooSmall(needed)) => println!(
+            "symbols: no parameter table: it needs {needed} bytes, more than PARAMS_CAPACITY ({PARAMS_CAPACITY}); \
+             probes cannot name parameters"
+        ),
+        Err(reason) => println!("symbols: ignoring the parameter table: {reason}; probes cannot name parameters"),
+    }
     match Table::open(bytes()) {
         Ok(table) => {
             OPENED.call_once(|| table);

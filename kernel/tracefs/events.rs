@@ -19,13 +19,15 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use event_filter::{Context, EventFields, Filter, FilterFile, FilterUpdate, NamedHists, Triggers};
 use probe_events::register::Register;
 use probe_events::{
-    CallingConvention, Command, CommandError, CommonFields, Fault, FetchProgram, Hit, Interface, Memory,
-    ProbeDefinition, ProbeError, ProbeLocation, Regs, SymbolInfo, SymbolResolver, Symbolizer,
+    CallingConvention, Command, CommandError, CommonFields, Fault, FetchProgram, Hit, Interface, Memory, Param,
+    ParamClass, ParamLookup, Place, ProbeDefinition, ProbeError, ProbeLocation, Regs, SymbolInfo, SymbolResolver,
+    Symbolizer,
 };
 
 use crate::kprobes::{
-    Kprobe, KprobeError, Kretprobe, KretprobeInstance, PreAction, PtRegs, disable_kprobe, disable_kretprobe,
-    enable_kprobe, enable_kretprobe, register_kprobe, register_kretprobe, unregister_kprobe, unregister_kretprobe,
+    EntryAction, Kprobe, KprobeError, Kretprobe, KretprobeInstance, PreAction, PtRegs, disable_kprobe,
+    disable_kretprobe, enable_kprobe, enable_kretprobe, register_kprobe, register_kretprobe, unregister_kprobe,
+    unregister_kretprobe,
 };
 
 /// A console event's kprobe, what its handler counts, and how it records.
@@ -141,7 +143,7 @@ impl Recorder {
     /// Records a hit (trap context: no lock, no allocation). `ip` is the
     /// probed address, or for a return the function, with `ret_ip` where
     /// it returns to.
-    fn record(&self, regs: &PtRegs, ip: u32, ret_ip: u32, duration_ns: u64) {
+    fn record(&self, regs: &PtRegs, ip: u32, ret_ip: u32, duration_ns: u64, entry: &[u8]) {
         let pid = crate::task::current_id() as u32;
         let common =
             CommonFields { type_id: self.id, flags: super::trace::IRQS_OFF, preempt_count: 0, pid: pid as i32 };
@@ -170,7 +172,7 @@ impl Recorder {
             memory: &KernelMemory,
             symbols: &KernelSymbolizer,
             comm: crate::task::saved_name(pid as usize).unwrap_or("").as_bytes(),
-            entry: &[],
+            entry,
             duration_ns,
         };
         let len = self.program.fetch(&hit, record);
@@ -377,9 +379,20 @@ fn count_hit(probe: &Kprobe, regs: &mut PtRegs) -> PreAction {
     let event = unsafe { &*(probe as *const Kprobe as *const EventKprobe) };
     if event.enabled.load(Ordering::Relaxed) {
         event.hits.fetch_add(1, Ordering::Relaxed);
-        event.recorder.record(regs, regs.eip, 0, 0);
+        event.recorder.record(regs, regs.eip, 0, 0, &[]);
     }
     PreAction::Continue
+}
+
+/// A return event's entry: saves what its `$argN` and parameters read
+/// into the instance's private data, for the return to record.
+fn capture_entry(instance: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
+    let Some(rp) = instance.kretprobe() else { return EntryAction::Report };
+    // SAFETY: installed only on the `rp` field, the first field of a
+    // `repr(C)` `EventKretprobe`.
+    let event = unsafe { &*(rp as *const Kretprobe as *const EventKretprobe) };
+    event.recorder.program.capture_entry(&Registers(regs), &KernelMemory, instance.data());
+    EntryAction::Report
 }
 
 fn count_return(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
@@ -396,7 +409,7 @@ fn count_return(instance: &mut KretprobeInstance, regs: &mut PtRegs) {
             }
             false => 0,
         };
-        event.recorder.record(regs, function, regs.eip, duration);
+        event.recorder.record(regs, function, regs.eip, duration, instance.data());
     }
 }
 
@@ -478,6 +491,93 @@ impl SymbolResolver for KernelSymbols {
         }
         Self::matches(name).count()
     }
+
+    /// From the parameter table the post-link tool wrote from DWARF
+    /// (`crate::symbols::params_of`): each parameter's place at the entry.
+    fn function_params(&self, symbol: &str) -> ParamLookup<'_> {
+        if crate::symbols::params_table().is_err() {
+            return ParamLookup::Unsupported;
+        }
+        let Some(params) = self.address_of(symbol).and_then(crate::symbols::params_of) else {
+            return ParamLookup::NoEntry;
+        };
+        ParamLookup::Params(params.iter().map(|param| probe_param(&param)).collect())
+    }
+}
+
+/// A parameter of the kernel's table as the probe-events crate takes it.
+pub fn probe_param(param: &ksyms_table::params::Param<'static>) -> Param<'static> {
+    use ksyms_table::params::{Class, Location, Reg};
+    let place = match param.location {
+        Location::Register(reg) => Some(Place::Register(match reg {
+            Reg::Eax => Register::Ax,
+            Reg::Ecx => Register::Cx,
+            Reg::Edx => Register::Dx,
+            Reg::Ebx => Register::Bx,
+            Reg::Esp => Register::Sp,
+            Reg::Ebp => Register::Bp,
+            Reg::Esi => Register::Si,
+            Reg::Edi => Register::Di,
+        })),
+        Location::Stack(offset) => Some(Place::Stack(offset)),
+        Location::Unavailable(_) => None,
+    };
+    let class = match param.class {
+        Class::Signed => ParamClass::Signed,
+        Class::Unsigned => ParamClass::Unsigned,
+        Class::Pointer => ParamClass::Pointer,
+        Class::CharPointer => ParamClass::CharPointer,
+        Class::Float => ParamClass::Float,
+        Class::Other => ParamClass::Other,
+    };
+    Param { name: param.name, type_name: param.type_name, size: param.size, place, class }
+}
+
+/// What a probe at the entry of `function` (a full path or a unique
+/// `::`-suffix) can fetch by name, as `perf probe -V FUNCTION` lists a
+/// function's variables: the parameters readable at the entry in
+/// declaration order (`TYPE<TAB>NAME`), then those that are not, marked
+/// `[INV]` (perf's mark for a variable without a location there) with
+/// the reason. `Err` holds the console's answer when there is no list.
+pub fn available_args(function: &str) -> Result<String, String> {
+    let address = match KernelSymbols::address_of(&KernelSymbols, function) {
+        Some(address) => address,
+        None => {
+            let candidates: Vec<&str> = KernelSymbols::matches(function).map(|symbol| symbol.name).take(8).collect();
+            return Err(if candidates.len() > 1 {
+                alloc::format!("\"{function}\" is not unique; it could be: {}", candidates.join(", "))
+            } else {
+                alloc::format!("no function \"{function}\"")
+            });
+        }
+    };
+    let name = crate::symbols::lookup_address(address).map_or(function, |symbol| symbol.name);
+    if let Err(reason) = crate::symbols::params_table() {
+        return Err(alloc::format!("no parameter table in this image ({reason})"));
+    }
+    let Some(params) = crate::symbols::params_of(address) else {
+        return Err(alloc::format!("no parameter information for {name}"));
+    };
+    let mut out = alloc::format!("Available variables at {name}\n\t@<{name}+0>\n");
+    let mut listed = false;
+    for param in params.iter().filter(|p| !p.name.is_empty() && probe_param(p).place.is_some()) {
+        let _ = writeln!(out, "\t\t{}\t{}", param.type_name, param.name);
+        listed = true;
+    }
+    for param in params.iter() {
+        let why = match param.location {
+            _ if param.name.is_empty() => "unnamed",
+            ksyms_table::params::Location::Unavailable(why) => why.reason(),
+            _ => continue,
+        };
+        let name = if param.name.is_empty() { "_" } else { param.name };
+        let _ = writeln!(out, "\t\t[INV]\t{}\t{name}\t({why})", param.type_name);
+        listed = true;
+    }
+    if !listed {
+        out.push_str("\t\t(No matched variables)\n");
+    }
+    Ok(out)
 }
 
 /// The time an `error_log` entry carries: ns since boot, at the tick.
@@ -633,8 +733,15 @@ fn register(definition: &ProbeDefinition, address: usize, recorder: Recorder) ->
     let at = address as *const ();
     if definition.kind().is_return() {
         let maxactive = definition.maxactive() as i32;
+        let mut rp = Kretprobe::new().address(at).handler(count_return).maxactive(maxactive);
+        // `$argN` and parameters are read at the entry, kept in the
+        // instance until the return.
+        let entry_data = recorder.program.entry_data_size();
+        if entry_data > 0 {
+            rp = rp.entry_handler(capture_entry).data_size(entry_data);
+        }
         let event: &'static EventKretprobe = Box::leak(Box::new(EventKretprobe {
-            rp: Kretprobe::new().address(at).handler(count_return).maxactive(maxactive),
+            rp,
             hits: AtomicUsize::new(0),
             enabled: AtomicBool::new(false),
             recorder,

@@ -15,6 +15,9 @@
 //! ([`Table::validate`]) that rejects any changed byte. The writer
 //! ([`build`], feature `alloc`) is the only producer of tables; host tests
 //! (`cargo test` in this directory) check the two against a reference model.
+//!
+//! The [`params`] module is the second table the tool writes: each
+//! function's parameters and where they are at its entry, from DWARF.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,6 +27,7 @@ extern crate alloc;
 
 mod checksum;
 pub mod layout;
+pub mod params;
 mod table;
 #[cfg(feature = "alloc")]
 mod writer;

@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 
 use crate::error::{CommandError, Errno, ErrorKind, ProbeError};
 use crate::fetch::{ArgFlags, ArgParser, FetchArg, MAX_ARGSTR_LEN, is_good_name, is_good_system_name};
-use crate::num::{kstrtol, kstrtouint, kstrtoul};
+use crate::num::{kstrtol, kstrtouint, kstrtoul, simple_strtoul};
+use crate::params::{EntrySource, ParamLookup};
 
 /// Longest event or group name plus its terminating NUL in Linux.
 pub const MAX_EVENT_NAME_LEN: usize = 64;
@@ -53,6 +54,16 @@ pub trait SymbolResolver {
     fn module_loaded(&self, name: &str) -> bool {
         let _ = name;
         false
+    }
+
+    /// The parameters of the function `symbol` names (as a definition
+    /// writes it), with where each one is at the function's first
+    /// instruction: what bare parameter names, `$arg*` and `$argN` read
+    /// (Linux's BTF arguments). The default knows none
+    /// ([`ParamLookup::Unsupported`]: Linux without BTF).
+    fn function_params(&self, symbol: &str) -> ParamLookup<'_> {
+        let _ = symbol;
+        ParamLookup::Unsupported
     }
 }
 
@@ -122,7 +133,7 @@ pub struct ProbeDefinition {
     maxactive: u32,
     at_function_entry: bool,
     args: Vec<FetchArg>,
-    entry_args: Vec<u32>,
+    entry_args: Vec<EntrySource>,
     words: Vec<String>,
 }
 
@@ -163,10 +174,9 @@ impl ProbeDefinition {
         &self.args
     }
 
-    /// For a return probe, the function arguments (0-based) its `$argN`
-    /// read, by entry slot: the entry handler saves each when the function
-    /// is entered.
-    pub fn entry_args(&self) -> &[u32] {
+    /// For a return probe, what its `$argN` and parameters read, by entry
+    /// slot: the entry handler saves each when the function is entered.
+    pub fn entry_args(&self) -> &[EntrySource] {
         &self.entry_args
     }
 
@@ -511,13 +521,26 @@ pub fn sanitize_event_name(name: String) -> String {
     name.char_indices().map(|(i, c)| if i > 0 && matches!(c, ':' | '.' | '*') { '_' } else { c }).collect()
 }
 
-/// The arguments' checks before they are parsed (Linux's
-/// `traceprobe_expand_meta_args` without BTF): `$argN` needs a function's
-/// entry or exit, and `$arg*` (all arguments, from BTF) cannot be expanded.
-/// Returns the entries logged without failing.
-fn check_meta_args(subsystem: &'static str, words: &[&str], flags: ArgFlags) -> Result<Vec<ProbeError>, CommandError> {
-    let mut star = false;
+/// Linux's `traceprobe_expand_meta_args`: the checks of `$arg` words
+/// (`$argN` needs a function's entry or exit, `$arg*` may come once), then,
+/// if the function's parameters are known, `$arg*` becomes every parameter
+/// by name and a bare `$argN[:TYPE]` the Nth parameter's name (with the
+/// type). Returns the fetch arguments to parse and the entries logged
+/// without failing (`$arg*` with no parameters to expand: it then fails as
+/// a variable, as in Linux).
+///
+/// Unlike Linux, `$arg*` leaves out the parameters that cannot be read at
+/// the function's entry (optimized out, split, too large), which Linux's
+/// BTF never has; naming one is refused.
+fn expand_meta_args(
+    subsystem: &'static str,
+    words: &[&str],
+    flags: ArgFlags,
+    params: &ParamLookup,
+) -> Result<(Vec<String>, Vec<ProbeError>), CommandError> {
+    let mut star = None;
     let mut last_index = None;
+    let mut found = false;
     for (i, word) in words.iter().enumerate().skip(2) {
         if !word.starts_with("$arg") {
             continue;
@@ -528,27 +551,76 @@ fn check_meta_args(subsystem: &'static str, words: &[&str], flags: ArgFlags) -> 
         }
         match word.as_bytes().get(4) {
             Some(c) if c.is_ascii_digit() => {}
-            Some(b'*') if star => return Err(logged(subsystem, words, ErrorKind::DoubleArgs, i, 0)),
-            Some(b'*') => star = true,
+            Some(b'*') if star.is_some() => return Err(logged(subsystem, words, ErrorKind::DoubleArgs, i, 0)),
+            Some(b'*') => star = Some(i),
             _ => return Err(logged(subsystem, words, ErrorKind::BadVar, i, 0)),
         }
+        found = true;
     }
-    let mut warnings = Vec::new();
-    if let (true, Some(index)) = (star, last_index) {
-        // Logged, but Linux carries on; `$arg*` then fails as a variable.
-        warnings.push(ProbeError::new(ErrorKind::NosupBtfarg, subsystem, words, index, 0));
+    let texts = || words[2..].iter().map(|w| String::from(*w)).collect();
+    let known = match params {
+        ParamLookup::Params(known) if found && !known.is_empty() => known,
+        _ => {
+            let mut warnings = Vec::new();
+            if let (Some(_), Some(index)) = (star, last_index) {
+                // Logged, but Linux carries on; `$arg*` then fails as a variable.
+                warnings.push(ProbeError::new(ErrorKind::NosupBtfarg, subsystem, words, index, 0));
+            }
+            return Ok((texts(), warnings));
+        }
+    };
+    let refuse =
+        |kind, index, errno| Err(CommandError::logged(errno, ProbeError::new(kind, subsystem, words, index, 0)));
+    let mut expanded = Vec::new();
+    for (i, word) in words.iter().enumerate().skip(2) {
+        if star == Some(i) {
+            for param in known.iter().filter(|p| p.place.is_some()) {
+                if param.name.is_empty() {
+                    return refuse(ErrorKind::NoBtfEntry, i, Errno::NoEnt);
+                }
+                expanded.push(String::from(param.name));
+            }
+            continue;
+        }
+        let Some(rest) = word.strip_prefix("$arg") else {
+            expanded.push(String::from(*word));
+            continue;
+        };
+        let (n, digits) = simple_strtoul(rest.as_bytes(), 10);
+        let suffix = &rest[digits..];
+        if !(suffix.is_empty() || suffix.starts_with(':')) {
+            return refuse(ErrorKind::BadVar, i, Errno::NoEnt);
+        }
+        if n == 0 {
+            // Linux would read before its parameter array; `$arg0` stays
+            // an (invalid) argument number.
+            expanded.push(String::from(*word));
+            continue;
+        }
+        match known.get(n as usize - 1) {
+            None => return refuse(ErrorKind::NoBtfarg, i, Errno::NoEnt),
+            Some(param) if param.name.is_empty() => return refuse(ErrorKind::NoBtfEntry, i, Errno::NoEnt),
+            Some(param) => expanded.push(alloc::format!("{}{suffix}", param.name)),
+        }
     }
-    Ok(warnings)
+    Ok((expanded, Vec::new()))
 }
 
-/// Parses the fetch arguments (words 2 on).
+/// Parses the fetch arguments (words 2 on) of a probe on `symbol` (for
+/// its parameters; `None` for an address). Errors point into `words` at
+/// the argument's index after `$arg*` expanded, as Linux's do.
 fn parse_args(
     subsystem: &'static str,
     words: &[&str],
     flags: ArgFlags,
-) -> Result<(Vec<FetchArg>, Vec<u32>), CommandError> {
-    let warnings = check_meta_args(subsystem, words, flags)?;
-    let texts = &words[2..];
+    symbol: Option<&str>,
+    symbols: &impl SymbolResolver,
+) -> Result<(Vec<FetchArg>, Vec<EntrySource>), CommandError> {
+    let params = match symbol {
+        Some(symbol) if flags.is_function_entry() || flags.is_function_return() => symbols.function_params(symbol),
+        _ => ParamLookup::Unsupported,
+    };
+    let (texts, warnings) = expand_meta_args(subsystem, words, flags, &params)?;
     if texts.len() > MAX_TRACE_ARGS {
         let mut entries = warnings;
         entries.push(ProbeError::new(ErrorKind::TooManyArgs, subsystem, words, 2, 0));
@@ -557,7 +629,7 @@ fn parse_args(
     let mut entry_args = Vec::new();
     let mut args: Vec<FetchArg> = Vec::new();
     for (i, text) in texts.iter().enumerate() {
-        let mut parser = ArgParser::new(flags, &mut entry_args);
+        let mut parser = ArgParser::new(flags, &mut entry_args, &params);
         match parser.parse(text, i, &args) {
             Ok(arg) => args.push(arg),
             Err(e) => {
@@ -671,7 +743,11 @@ fn parse_kprobe(words: &[&str], symbols: &impl SymbolResolver) -> Result<ProbeDe
         }),
     };
 
-    let (args, entry_args) = parse_args(sub, words, flags)?;
+    let symbol = match &location {
+        ProbeLocation::Symbol { symbol, .. } => Some(symbol.as_str()),
+        ProbeLocation::Address(_) => None,
+    };
+    let (args, entry_args) = parse_args(sub, words, flags, symbol, symbols)?;
     Ok(ProbeDefinition {
         kind: if is_return { ProbeKind::Kretprobe } else { ProbeKind::Kprobe },
         group: group.unwrap_or(KPROBE_GROUP).to_owned(),
@@ -731,7 +807,7 @@ fn parse_fprobe(words: &[&str], symbols: &impl SymbolResolver) -> Result<ProbeDe
     };
 
     let flags = ArgFlags { ret: is_return, fentry: !is_return, fprobe: true };
-    let (args, entry_args) = parse_args(sub, words, flags)?;
+    let (args, entry_args) = parse_args(sub, words, flags, Some(symbol), symbols)?;
 
     // Registration finds the function (Linux reports it after the
     // arguments, as registration comes after them).

@@ -20,10 +20,16 @@ use crate::command::{ProbeDefinition, SymbolResolver};
 use crate::error::{CommandError, ErrorKind};
 use crate::fetch::FetchOp;
 use crate::num::kstrtol;
+use crate::params::{EntrySource, Place};
 use crate::register::Register;
 
 /// Longest string an argument stores, with its NUL (Linux's `PATH_MAX`).
 pub const MAX_STRING_SIZE: usize = 4096;
+
+/// Bytes of one entry slot of a return probe's entry data: every value
+/// saved at the entry (an argument, a parameter of up to 8 bytes) is kept
+/// as a little-endian `u64`.
+pub const ENTRY_SLOT_SIZE: usize = 8;
 
 /// The registers saved at a probe hit, read by Linux register.
 pub trait Regs {
@@ -163,9 +169,9 @@ pub struct Hit<'a, R: ?Sized, M: ?Sized, S: ?Sized> {
     pub symbols: &'a S,
     /// The current task's name (`$comm`), up to its first NUL.
     pub comm: &'a [u8],
-    /// For a return probe, the entry slots the entry handler filled with
-    /// [`FetchProgram::capture_entry`]; empty otherwise.
-    pub entry: &'a [u32],
+    /// For a return probe, the entry data the entry handler filled with
+    /// [`FetchProgram::capture_entry`] (8 bytes per slot); empty otherwise.
+    pub entry: &'a [u8],
     /// For a return probe, nanoseconds since the matching entry
     /// (`$duration`, this project's extension); 0 otherwise.
     pub duration_ns: u64,
@@ -195,7 +201,7 @@ struct CompiledArg {
 #[derive(Clone, Debug)]
 pub struct FetchProgram {
     args: Vec<CompiledArg>,
-    entry_args: Vec<u32>,
+    entry_args: Vec<EntrySource>,
     convention: CallingConvention,
     header_size: usize,
     fixed_size: usize,
@@ -224,6 +230,7 @@ enum NumberLoad {
     Retval,
     Imm(u32),
     Arg(u32),
+    Param(Place, u8),
 }
 
 impl NumberArg {
@@ -239,6 +246,7 @@ impl NumberArg {
             FetchOp::Retval => NumberLoad::Retval,
             FetchOp::Imm(value) => NumberLoad::Imm(value),
             FetchOp::Arg(n) => NumberLoad::Arg(n),
+            FetchOp::Param { place, size } => NumberLoad::Param(place, size),
             _ => return None,
         };
         let (read, size) = match *store {
@@ -384,22 +392,23 @@ impl FetchProgram {
             return 0;
         }
         for arg in numbers {
-            let value = match arg.load {
-                NumberLoad::Reg(reg) => regs.get(reg),
-                NumberLoad::Stack(n) => stack_word(n, regs, memory),
-                NumberLoad::StackPointer => regs.get(Register::Sp),
-                NumberLoad::Retval => regs.get(Register::Ax),
-                NumberLoad::Imm(value) => value,
-                NumberLoad::Arg(n) => self.convention.argument(n, regs, memory),
+            let value: u64 = match arg.load {
+                NumberLoad::Reg(reg) => u64::from(regs.get(reg)),
+                NumberLoad::Stack(n) => u64::from(stack_word(n, regs, memory)),
+                NumberLoad::StackPointer => u64::from(regs.get(Register::Sp)),
+                NumberLoad::Retval => u64::from(regs.get(Register::Ax)),
+                NumberLoad::Imm(value) => u64::from(value),
+                NumberLoad::Arg(n) => u64::from(self.convention.argument(n, regs, memory)),
+                NumberLoad::Param(place, size) => place.read(size, regs, memory),
             };
             let at = usize::from(arg.offset);
             let slot = &mut record[at..at + usize::from(arg.size)];
             match arg.read {
                 // The common size first: one store, no copy of a length.
-                None if arg.size == 4 => slot.copy_from_slice(&value.to_le_bytes()),
-                None => slot.copy_from_slice(&u64::from(value).to_le_bytes()[..slot.len()]),
+                None if arg.size == 4 => slot.copy_from_slice(&(value as u32).to_le_bytes()),
+                None => slot.copy_from_slice(&value.to_le_bytes()[..slot.len()]),
                 Some(offset) => {
-                    if memory.read(value.wrapping_add(offset as u32), slot).is_err() {
+                    if memory.read((value as u32).wrapping_add(offset as u32), slot).is_err() {
                         slot.fill(0);
                     }
                 }
@@ -428,12 +437,24 @@ impl FetchProgram {
         self.entry_args.len()
     }
 
-    /// At a return probe's function entry: saves the arguments its `$argN`
-    /// read into `slots` (at least [`entry_slots`](Self::entry_slots) long;
-    /// extra slots are left alone).
-    pub fn capture_entry(&self, regs: &(impl Regs + ?Sized), memory: &(impl Memory + ?Sized), slots: &mut [u32]) {
-        for (slot, &arg) in slots.iter_mut().zip(&self.entry_args) {
-            *slot = self.convention.argument(arg, regs, memory);
+    /// Bytes of entry data a return probe's entry handler fills: 8 per
+    /// slot ([`ENTRY_SLOT_SIZE`]).
+    pub fn entry_data_size(&self) -> usize {
+        self.entry_args.len() * ENTRY_SLOT_SIZE
+    }
+
+    /// At a return probe's function entry: saves what its `$argN` and
+    /// parameters read into `data`, each slot's value as 8 little-endian
+    /// bytes (a kretprobe instance's private data; what does not fit is
+    /// left out, extra bytes are left alone). No allocation.
+    pub fn capture_entry(&self, regs: &(impl Regs + ?Sized), memory: &(impl Memory + ?Sized), data: &mut [u8]) {
+        let (slots, _) = data.as_chunks_mut::<ENTRY_SLOT_SIZE>();
+        for (slot, &source) in slots.iter_mut().zip(&self.entry_args) {
+            let value = match source {
+                EntrySource::Arg(n) => u64::from(self.convention.argument(n, regs, memory)),
+                EntrySource::Param { place, size } => place.read(size, regs, memory),
+            };
+            *slot = value.to_le_bytes();
         }
     }
 
@@ -521,7 +542,11 @@ impl FetchProgram {
             FetchOp::Retval => num(hit.regs.get(Register::Ax)),
             FetchOp::Imm(v) => num(*v),
             FetchOp::Arg(n) => num(self.convention.argument(*n, hit.regs, hit.memory)),
-            FetchOp::EntryArg { slot, .. } => num(hit.entry.get(*slot as usize).copied().unwrap_or(0)),
+            FetchOp::Param { place, size } => Value::Num(place.read(*size, hit.regs, hit.memory)),
+            FetchOp::EntryArg { slot, .. } | FetchOp::EntryParam { slot, .. } => {
+                let (slots, _) = hit.entry.as_chunks::<ENTRY_SLOT_SIZE>();
+                Value::Num(slots.get(*slot as usize).map_or(0, |bytes| u64::from_le_bytes(*bytes)))
+            }
             FetchOp::Comm => Value::Bytes(until_nul(hit.comm)),
             FetchOp::Data(bytes) => Value::Bytes(bytes),
             FetchOp::Duration => Value::Num(hit.duration_ns),

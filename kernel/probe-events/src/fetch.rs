@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 
 use crate::error::{Errno, ErrorKind};
 use crate::num::{kstrtol, kstrtouint, kstrtoul};
+use crate::params::{EntrySource, Param, ParamClass, ParamLookup, Place};
 use crate::register::Register;
 use crate::types::{Bitfield, FetchType};
 
@@ -69,6 +70,26 @@ pub enum FetchOp {
     EntryArg {
         /// The argument, 0-based.
         arg: u32,
+        /// Where the entry handler saved it.
+        slot: u32,
+    },
+    /// Load a function parameter named by the debug information (a bare
+    /// `NAME`, `$arg*`, or `$argN` of a function whose parameters are
+    /// known) at the function's entry: `size` bytes at `place`,
+    /// zero-extended (Linux's `FETCH_OP_ARG` of a BTF argument).
+    Param {
+        /// Where it is at the entry.
+        place: Place,
+        /// Bytes loaded (at most 8).
+        size: u8,
+    },
+    /// Load a parameter that a return probe's entry handler saved into
+    /// entry slot `slot` (Linux's `FETCH_OP_EDATA`).
+    EntryParam {
+        /// Where it was at the entry.
+        place: Place,
+        /// Bytes saved (at most 8).
+        size: u8,
         /// Where the entry handler saved it.
         slot: u32,
     },
@@ -283,17 +304,34 @@ struct Body {
 }
 
 /// The state one argument's parse shares with its probe: where it runs,
-/// the entry slots of `$argN` in a return probe (shared by all arguments,
-/// one slot per distinct N), and the caret offset Linux tracks.
-pub(crate) struct ArgParser<'a> {
+/// the entry slots of a return probe's `$argN` and parameters (shared by
+/// all arguments, one slot per distinct source), what the resolver knows
+/// of the function's parameters, and the caret offset Linux tracks.
+pub(crate) struct ArgParser<'a, 'p> {
     pub flags: ArgFlags,
-    pub entry_args: &'a mut Vec<u32>,
+    pub entry_args: &'a mut Vec<EntrySource>,
+    params: &'a ParamLookup<'p>,
+    /// The parameter the argument's value is, while no dereference has
+    /// been applied to it (Linux's `ctx->last_type`): its type is the
+    /// argument's default.
+    last_param: Option<Param<'p>>,
     offset: usize,
 }
 
-impl<'a> ArgParser<'a> {
-    pub fn new(flags: ArgFlags, entry_args: &'a mut Vec<u32>) -> Self {
-        ArgParser { flags, entry_args, offset: 0 }
+impl<'a, 'p> ArgParser<'a, 'p> {
+    pub fn new(flags: ArgFlags, entry_args: &'a mut Vec<EntrySource>, params: &'a ParamLookup<'p>) -> Self {
+        ArgParser { flags, entry_args, params, last_param: None, offset: 0 }
+    }
+
+    /// The entry slot that saves `source`: an existing one, or a new one.
+    fn entry_slot(&mut self, source: EntrySource) -> u32 {
+        match self.entry_args.iter().position(|&s| s == source) {
+            Some(slot) => slot as u32,
+            None => {
+                self.entry_args.push(source);
+                (self.entry_args.len() - 1) as u32
+            }
+        }
     }
 
     /// Parses argument `index` (0-based) of a probe whose earlier arguments
@@ -303,7 +341,14 @@ impl<'a> ArgParser<'a> {
             Some(eq) if eq > MAX_ARG_NAME_LEN => return fail(ErrorKind::ArgNameTooLong, 0),
             Some(0) => return fail(ErrorKind::NoArgName, 0),
             Some(eq) => (text[..eq].to_owned(), &text[eq + 1..], eq + 1),
-            None => (format!("arg{}", index + 1), text, 0),
+            // With parameter information, a bare name names the argument
+            // too (Linux's `generate_probe_arg_name` with BTF).
+            None => match text.split(':').next() {
+                Some(word) if is_good_name(word) && *self.params != ParamLookup::Unsupported => {
+                    (word.to_owned(), text, 0)
+                }
+                _ => (format!("arg{}", index + 1), text, 0),
+            },
         };
         if !is_good_name(&name) {
             return fail(ErrorKind::BadArgName, 0);
@@ -374,9 +419,35 @@ impl<'a> ArgParser<'a> {
         };
 
         let mut ops = Vec::new();
+        self.last_param = None;
         self.parse_fetch(arg, &mut ops)?;
+        // A parameter's own type, unless one is given (Linux: "Update
+        // storing type if BTF is available").
+        let mut ty = ty;
+        if let Some(param) = self.last_param {
+            match type_name {
+                None => ty = param.default_type(),
+                Some(name) if name.contains("string") => self.prepare_string(&param, name, &mut ops)?,
+                Some(_) => {}
+            }
+        }
         let bitfield = self.finalize(&mut ops, ty, count, type_name, type_start)?;
         Ok(Body { ty, count, bitfield, ops })
+    }
+
+    /// Linux's `check_prepare_btf_string_fetch`: a `string` of a
+    /// parameter that points to characters reads the text it points to
+    /// (a dereference for the string store to take); other parameters
+    /// are no strings.
+    fn prepare_string(&self, param: &Param, type_name: &str, ops: &mut Vec<FetchOp>) -> Result<(), ArgError> {
+        if param.class != ParamClass::CharPointer {
+            return fail(ErrorKind::BadType4str, self.offset);
+        }
+        if ops.len() >= FETCH_INSN_MAX - 1 {
+            return fail_errno(ErrorKind::TooManyOps, self.offset, Errno::TooBig);
+        }
+        ops.push(if type_name.starts_with('u') { FetchOp::UserDeref(0) } else { FetchOp::Deref(0) });
+        Ok(())
     }
 
     /// Appends an instruction after the first, unless the program is full
@@ -424,17 +495,60 @@ impl<'a> ArgParser<'a> {
             }
             Some(b'+' | b'-') => self.parse_deref(arg, ops),
             Some(b'\\') => self.parse_immediate(arg, ops),
-            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
-                // A BTF variable name; this kernel has no BTF.
-                let errno = if self.flags.is_function_entry() || self.flags.is_function_return() {
-                    Errno::OpNotSupp
-                } else {
-                    Errno::Inval
-                };
-                fail_errno(ErrorKind::NosupBtfarg, self.offset, errno)
-            }
+            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => self.parse_param(arg, ops),
             _ => fail(ErrorKind::BadFetchArg, self.offset),
         }
+    }
+
+    /// A parameter by name (Linux's `parse_btf_arg`), at a function's
+    /// entry or exit only.
+    fn parse_param(&mut self, arg: &str, ops: &mut Vec<FetchOp>) -> Result<(), ArgError> {
+        if !self.flags.is_function_entry() && !self.flags.is_function_return() {
+            return fail(ErrorKind::NosupBtfarg, self.offset);
+        }
+        let params = match self.params {
+            ParamLookup::Unsupported => return fail_errno(ErrorKind::NosupBtfarg, self.offset, Errno::OpNotSupp),
+            ParamLookup::NoEntry => None,
+            ParamLookup::Params(params) => Some(params),
+        };
+        // `NAME->FIELD` or `NAME.FIELD` (Linux's `split_next_field`).
+        let (name, field) = match arg.find(['.', '-']) {
+            Some(at) if arg[at..].starts_with("->") => (&arg[..at], Some(at + 2)),
+            Some(at) if arg.as_bytes()[at] == b'.' => {
+                return fail_errno(ErrorKind::NosupDatArg, self.offset + at, Errno::OpNotSupp);
+            }
+            Some(at) => return fail(ErrorKind::BadHyphen, self.offset + at),
+            None => (arg, None),
+        };
+        let params = match params {
+            Some(params) if !params.is_empty() => params,
+            _ => return fail_errno(ErrorKind::NoBtfEntry, self.offset, Errno::NoEnt),
+        };
+        let Some(param) = params.iter().find(|p| !p.name.is_empty() && p.name == name).copied() else {
+            return fail_errno(ErrorKind::NoBtfarg, self.offset, Errno::NoEnt);
+        };
+        if let Some(field) = field {
+            // No structure layouts: a pointer's fields are not found.
+            return match param.class {
+                ParamClass::Pointer | ParamClass::CharPointer => {
+                    fail_errno(ErrorKind::NoBtfField, self.offset + field, Errno::NoEnt)
+                }
+                _ => fail(ErrorKind::NoPtrStrct, self.offset + field),
+            };
+        }
+        // Known, but not where a probe at the entry can read it.
+        let Some(place) = param.place else {
+            return fail_errno(ErrorKind::NoBtfarg, self.offset, Errno::NoEnt);
+        };
+        let size = param.load_size();
+        if self.flags.is_function_entry() {
+            ops.push(FetchOp::Param { place, size });
+        } else {
+            let slot = self.entry_slot(EntrySource::Param { place, size });
+            ops.push(FetchOp::EntryParam { place, size, slot });
+        }
+        self.last_param = Some(param);
+        Ok(())
     }
 
     /// `$retval`, `$stack`, `$stackN`, `$comm`, `$argN`, `$duration`.
@@ -459,6 +573,12 @@ impl<'a> ArgParser<'a> {
         } else if name == "comm" || name == "COMM" {
             FetchOp::Comm
         } else if let Some(rest) = name.strip_prefix("arg") {
+            // `$arg*` left for the argument parser: not a word of its own
+            // (`NAME=$arg*`, `+0($arg*)`). Without parameter information
+            // it is an unknown variable, as in Linux without BTF.
+            if rest == "*" && *self.params != ParamLookup::Unsupported {
+                return fail(ErrorKind::BadVarArgs, self.offset);
+            }
             let n = match kstrtoul(rest.as_bytes(), 10) {
                 Ok(n) => n,
                 Err(_) => return fail(ErrorKind::BadVar, self.offset),
@@ -471,14 +591,8 @@ impl<'a> ArgParser<'a> {
                 FetchOp::Arg(arg)
             } else if self.flags.is_function_return() {
                 // Saved by the entry handler; one slot per argument.
-                let slot = match self.entry_args.iter().position(|&a| a == arg) {
-                    Some(slot) => slot,
-                    None => {
-                        self.entry_args.push(arg);
-                        self.entry_args.len() - 1
-                    }
-                };
-                FetchOp::EntryArg { arg, slot: slot as u32 }
+                let slot = self.entry_slot(EntrySource::Arg(arg));
+                FetchOp::EntryArg { arg, slot }
             } else {
                 return fail(ErrorKind::NofentryArgs, self.offset);
             }
@@ -525,6 +639,9 @@ impl<'a> ArgParser<'a> {
         let saved = self.offset;
         self.parse_fetch(inner, ops)?;
         self.offset = saved;
+        // What it points to is no longer the parameter (Linux resets
+        // `last_type`).
+        self.last_param = None;
         if matches!(ops.last(), Some(FetchOp::Comm | FetchOp::Data(_))) {
             return fail(ErrorKind::CommCantDeref, self.offset);
         }
@@ -579,7 +696,14 @@ impl<'a> ArgParser<'a> {
             if ty == FetchType::SymStr {
                 if !matches!(
                     last,
-                    Some(FetchOp::Reg(_) | FetchOp::Stack(_) | FetchOp::Retval | FetchOp::Arg(_) | FetchOp::Deref(_))
+                    Some(
+                        FetchOp::Reg(_)
+                            | FetchOp::Stack(_)
+                            | FetchOp::Retval
+                            | FetchOp::Arg(_)
+                            | FetchOp::Param { .. }
+                            | FetchOp::Deref(_)
+                    )
                 ) {
                     return fail(ErrorKind::BadSymstring, type_offset);
                 }

@@ -61,6 +61,11 @@
 //! $comm           the current task's name (a string)
 //! $duration       time since the function's entry, in ns (return probes;
 //!                 this project's extension, default type u64)
+//! NAME            the function's parameter NAME (at a function's entry, or
+//!                 in a return probe, saved at the entry), typed from it;
+//!                 `$arg*` is every parameter, and a bare `$argN[:TYPE]`
+//!                 the Nth one by name, when the resolver knows them
+//!                 (Linux's BTF arguments; see [`params`])
 //! +|-[u]OFFS(FETCHARG)   the word at FETCHARG + OFFS; `u` reads user memory;
 //!                 nests up to the 16-instruction limit
 //! \IMM            an immediate number; \"TEXT" an immediate string
@@ -94,9 +99,17 @@
 //!
 //! # Where this differs from Linux
 //!
-//! - `%pd`/`%pD` types (dentry and file names), BTF arguments (bare names,
-//!   `$arg*`), uprobes, eprobes and tracepoint probes are not supported;
-//!   the errors they give are those of a Linux built without them.
+//! - `%pd`/`%pD` types (dentry and file names), uprobes, eprobes and
+//!   tracepoint probes are not supported; the errors they give are those
+//!   of a Linux built without them. So are parameters by name while the
+//!   resolver knows none ([`ParamLookup::Unsupported`]).
+//! - Parameters by name come from the resolver (the kernel's DWARF), not
+//!   BTF: a parameter the debug information cannot place at the entry is
+//!   refused by name ("This variable is not found at this probe point")
+//!   and left out of `$arg*`; structure fields (`->`, `.`) are refused
+//!   (no layouts), `$retval` keeps its `x32` type (no return types), and
+//!   parameters that are not integers or pointers default to `x8`, `x16`
+//!   or `x64` by size where Linux would cut them to `x32`.
 //! - Addresses print unhashed (as Linux with `no_hash_pointers`).
 //! - Input is UTF-8 text: only ASCII letters count in names and only ASCII
 //!   whitespace separates words (Linux's ctype also takes Latin-1).
@@ -124,6 +137,7 @@ pub mod eval;
 pub mod fetch;
 mod num;
 pub mod output;
+pub mod params;
 pub mod register;
 pub mod show;
 pub mod types;
@@ -135,5 +149,6 @@ pub use command::{
 pub use error::{CommandError, Errno, ErrorKind, ProbeError};
 pub use eval::{CallingConvention, CommonFields, Fault, FetchProgram, Hit, Memory, Regs, SymbolInfo, Symbolizer};
 pub use fetch::{FetchArg, FetchOp};
+pub use params::{EntrySource, Param, ParamClass, ParamLookup, Place};
 pub use register::Register;
 pub use types::{Bitfield, FetchType};

@@ -67,7 +67,7 @@ fn show_with(
     convention: CallingConvention,
     regs: &FakeRegs,
     memory: &FakeMemory,
-    entry: &[u32],
+    entry: &[u8],
     duration_ns: u64,
 ) -> String {
     let program = FetchProgram::compile(def, &KERNEL, convention).unwrap();
@@ -219,9 +219,11 @@ fn return_probes() {
     assert_eq!(program.entry_slots(), 2);
     // At the entry the handler saves $arg1 and $arg3...
     let (regs, mut memory) = machine();
-    let mut slots = [0u32; 2];
+    assert_eq!(program.entry_data_size(), 16);
+    let mut slots = [0xeeu8; 20];
     program.capture_entry(&regs, &memory, &mut slots);
-    assert_eq!(slots, [0x11, 0x2000]);
+    assert_eq!(slots[..16], [[0x11u8, 0, 0, 0, 0, 0, 0, 0], [0, 0x20, 0, 0, 0, 0, 0, 0]].concat());
+    assert_eq!(slots[16..], [0xee; 4], "bytes past the slots are left alone");
     // ...which the return reads, with the return value in eax.
     memory.put(0x2000, &[7]);
     let at_return = FakeRegs::with(&[(Register::Ax, 3), (Register::Sp, SP + 4)]);

@@ -5,8 +5,8 @@ mod common;
 use common::{KERNEL, Kernel};
 use probe_events::command::{MAX_LINE_LEN, split_words};
 use probe_events::{
-    Bitfield, Command, CommandError, Errno, ErrorKind, FetchOp, FetchType, Interface, ProbeDefinition, ProbeKind,
-    ProbeLocation, Register, parse_command, parse_command_bytes, write_lines,
+    Bitfield, Command, CommandError, EntrySource, Errno, ErrorKind, FetchOp, FetchType, Interface, ProbeDefinition,
+    ProbeKind, ProbeLocation, Register, parse_command, parse_command_bytes, write_lines,
 };
 
 fn parse(command: &str) -> ProbeDefinition {
@@ -282,8 +282,8 @@ fn return_probes_read_arguments_saved_at_entry() {
     assert_eq!(def.args()[0].ops()[0], FetchOp::EntryArg { arg: 1, slot: 0 });
     assert_eq!(def.args()[1].ops()[0], FetchOp::EntryArg { arg: 0, slot: 1 });
     assert_eq!(def.args()[2].ops()[0], FetchOp::EntryArg { arg: 1, slot: 0 });
-    assert_eq!(def.entry_args(), [1, 0]);
-    assert_eq!(parse("f vfs_read%return $arg3").entry_args(), [2]);
+    assert_eq!(def.entry_args(), [EntrySource::Arg(1), EntrySource::Arg(0)]);
+    assert_eq!(parse("f vfs_read%return $arg3").entry_args(), [EntrySource::Arg(2)]);
     assert_eq!(parse("f vfs_read $arg3").args()[0].ops()[0], FetchOp::Arg(2));
     // A symbol string of a saved argument is refused, as in Linux.
     assert_eq!(refused("r vfs_read $arg1:symstr"), (ErrorKind::BadSymstring, 17));
