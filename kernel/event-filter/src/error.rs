@@ -6,7 +6,7 @@
 //! error was found (`event filter parse error`, `hist:kprobes:myprobe`),
 //! the message, the command and a caret under the byte at fault.
 use alloc::string::String;
-use core::fmt::{self, Write};
+use core::fmt;
 
 /// The errno a refused write returns, as Linux returns it (negated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,10 +58,6 @@ impl fmt::Display for Errno {
         f.write_str(name)
     }
 }
-
-/// What `error_log` prints before the command; the caret is indented by
-/// its length plus the error's position.
-const COMMAND_PREFIX: &str = "  Command: ";
 
 /// One `error_log` entry (Linux's `tracing_log_err()`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,20 +112,8 @@ impl LogEntry {
     ///
     /// Each line ends in a newline.
     pub fn error_log_entry(&self, timestamp_ns: u64) -> String {
-        let mut out = String::new();
-        let seconds = timestamp_ns / 1_000_000_000;
-        let micros = (timestamp_ns % 1_000_000_000) / 1000;
-        // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            "[{seconds:5}.{micros:06}] {}: error: {}\n{COMMAND_PREFIX}{}\n",
-            self.location, self.message, self.command
-        );
-        for _ in 0..COMMAND_PREFIX.len() + self.position {
-            out.push(' ');
-        }
-        out.push_str("^\n");
-        out
+        // The same format as every other tracing error (probe-events').
+        probe_events::error_log_entry(timestamp_ns, &self.location, &self.message, &self.command, self.position)
     }
 }
 

@@ -320,27 +320,38 @@ impl ProbeError {
     ///
     /// Each line ends in a newline.
     pub fn error_log_entry(&self, timestamp_ns: u64) -> String {
-        use core::fmt::Write;
-        let mut out = String::new();
-        let seconds = timestamp_ns / 1_000_000_000;
-        let micros = (timestamp_ns % 1_000_000_000) / 1000;
-        // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            "[{seconds:5}.{micros:06}] {}: error: {}\n  Command: {}\n",
-            self.subsystem, self.kind, self.command
-        );
-        for _ in 0..COMMAND_PREFIX.len() + self.position {
-            out.push(' ');
-        }
-        out.push_str("^\n");
-        out
+        error_log_entry(timestamp_ns, self.subsystem, &self.kind, &self.command, self.position)
     }
 }
 
 /// What `error_log` prints before a command; the caret line is indented
 /// by its length.
 const COMMAND_PREFIX: &str = "  Command: ";
+
+/// One entry of tracefs's `error_log` (Linux's `tracing_log_err` format),
+/// for every kind of error the tracing files log (probe definitions here,
+/// filters and triggers in the `event-filter` crate): the time, where the
+/// error came from, its message, the command, and a caret under byte
+/// `position` of the command. Each line ends in a newline.
+pub fn error_log_entry(
+    timestamp_ns: u64,
+    location: &str,
+    message: &dyn fmt::Display,
+    command: &str,
+    position: usize,
+) -> String {
+    use core::fmt::Write;
+    let mut out = String::new();
+    let seconds = timestamp_ns / 1_000_000_000;
+    let micros = (timestamp_ns % 1_000_000_000) / 1000;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "[{seconds:5}.{micros:06}] {location}: error: {message}\n{COMMAND_PREFIX}{command}\n");
+    for _ in 0..COMMAND_PREFIX.len() + position {
+        out.push(' ');
+    }
+    out.push_str("^\n");
+    out
+}
 
 impl fmt::Display for ProbeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

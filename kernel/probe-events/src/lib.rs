@@ -146,7 +146,7 @@ pub use command::{
     Command, Interface, ProbeDefinition, ProbeKind, ProbeLocation, Removal, SymbolResolver, WriteLines, parse_command,
     parse_command_bytes, write_lines,
 };
-pub use error::{CommandError, Errno, ErrorKind, ProbeError};
+pub use error::{CommandError, Errno, ErrorKind, ProbeError, error_log_entry};
 pub use eval::{CallingConvention, CommonFields, Fault, FetchProgram, Hit, Memory, Regs, SymbolInfo, Symbolizer};
 pub use fetch::{FetchArg, FetchOp};
 pub use params::{EntrySource, Param, ParamClass, ParamLookup, Place};
