@@ -69,7 +69,7 @@ const FATAL_SPIN_LIMIT: usize = 50_000_000;
 static FATAL: AtomicBool = AtomicBool::new(false);
 
 /// A fatal report begins on this CPU: from now on the output lock is taken
-/// from a holder that does not let go within [`FATAL_SPIN_LIMIT`] spins
+/// from a holder that does not let go within `FATAL_SPIN_LIMIT` spins
 /// (it may have stopped for good), and the pending partial line is sent.
 pub fn fatal_begin() {
     FATAL.store(true, Ordering::Relaxed);

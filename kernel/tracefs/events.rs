@@ -818,7 +818,7 @@ fn hint_nearest(line: &str) {
 const SUGGESTIONS: usize = 3;
 
 /// The names among `names` closest to `typed`, best first (ties in the
-/// order given), at most [`SUGGESTIONS`]: a name's distance is the edit
+/// order given), at most `SUGGESTIONS` (3): a name's distance is the edit
 /// distance from `typed` to its last path component or, if `typed` has
 /// `::` in it, to as many trailing components as `typed` has. Only names
 /// within a third of `typed`'s length (at least 1, at most 3 edits) count.
@@ -971,7 +971,7 @@ const EVENT_FILES: [&str; 6] = ["enable", "filter", "format", "hist", "hist_bars
 /// What an event file is: `(group, event, file)` of one event's, or a
 /// group's `enable`.
 pub enum EventFile<'a> {
-    /// `events/GROUP/EVENT/FILE`, FILE one of [`EVENT_FILES`].
+    /// `events/GROUP/EVENT/FILE`, FILE one of `EVENT_FILES`.
     Event(&'a str, &'a str, &'a str),
     /// `events/GROUP/enable`.
     GroupEnable(&'a str),

@@ -8,7 +8,7 @@
 //! directory, stack, CPU index, entry point) and sends INIT, then two
 //! start-up IPIs (Intel SDM vol. 3, 8.4.4.1; the MP specification's
 //! "universal start-up algorithm"). The CPU switches to protected mode and
-//! paging in the trampoline, then runs [`ap_main`] on its idle task's stack
+//! paging in the trampoline, then runs `ap_main` on its idle task's stack
 //! (with a guard page below it, like every task stack): its own GDT, TSS,
 //! double-fault task and GS per-CPU block (`gdt`, `percpu`), the shared
 //! IDT, its local APIC and timer, and finally the scheduler's idle loop,

@@ -12,7 +12,7 @@
 //! are consumed and ignored, never shown as text). It is pure: the grid is
 //! a [`Cells`], so unit tests run it on a plain array. On the VGA, the
 //! screen is a window on the 32 KiB of text memory that scrolls by moving
-//! the CRT controller's start address, not by copying (see [`Screen`]).
+//! the CRT controller's start address, not by copying (see `Screen`).
 //!
 //! The console calls [`write_byte`] for every byte it sends while holding
 //! its output lock, so one CPU at a time writes here; the whole terminal

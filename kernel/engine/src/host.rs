@@ -73,6 +73,10 @@ pub trait Host {
     /// The CPU the caller runs on, below [`MAX_CPUS`](crate::MAX_CPUS);
     /// callable from trap context (it picks the CPU's control block). The
     /// engine asks with interrupts off, so the answer stays true meanwhile.
+    /// Its fast lanes call it from assembly, through the C-ABI symbol
+    /// [`host!`](crate::host) defines for it: keep it a leaf that touches
+    /// only the caller-saved registers' worth of state (a load of a
+    /// per-CPU variable, as here, is ideal).
     fn current_cpu() -> usize;
     /// How many CPUs run now: at least 1, at most
     /// [`MAX_CPUS`](crate::MAX_CPUS). Kretprobes without a `maxactive` get

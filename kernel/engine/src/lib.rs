@@ -34,7 +34,10 @@
 //! - wires its traps to the engine, as Linux's `do_int3` does: `#BP` to
 //!   [`trap::int3_handler`], `#DB` to [`trap::debug_handler`] (with DR6),
 //!   any other exception to [`trap::fault_handler`], each with a
-//!   [`trap::TrapContext`] the entry creates;
+//!   [`trap::TrapContext`] the entry creates; optionally, its `#BP` entry
+//!   first calls the assembly fast lane [`trap::int3_fast`] with the frame
+//!   built, which takes the common hit itself (see its contract) and
+//!   returns for everything else;
 //! - keeps the engine's code and its own trap entry in one section
 //!   (`.kprobes.text`, [`Host::engine_text`]);
 //! - defines `probe_engine_trap_return` (see [`Host`]);

@@ -13,12 +13,12 @@
 //!    has a resume address, and this CPU's control block is idle: make the
 //!    block run the probe (exactly the state the generic path would set),
 //!    point EIP at the probed address, call its handler through
-//!    [`call_entry_handler`], resume in the copy unless the handler
+//!    `call_entry_handler`, resume in the copy unless the handler
 //!    redirected, make the block idle, and leave through the host's trap
 //!    exit;
 //! 3. any other hit at a site (a reentry, several probes, a single-step, a
 //!    kretprobe's entry): the generic path's remainder,
-//!    [`int3_site_entry`], with the site already found.
+//!    `int3_site_entry`, with the site already found.
 //!
 //! The lane changes the frame only once it has taken the hit, so the
 //! host's generic path, when the lane returns to it, sees the trap as the

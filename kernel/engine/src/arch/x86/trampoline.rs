@@ -3,7 +3,7 @@
 //! A kretprobe's entry handler replaces the probed function's stacked return
 //! address with [`kretprobe_trampoline`]'s. The function's `ret` lands here
 //! with ESP just above that slot. The trampoline builds the same
-//! [`PtRegs`] a trap would (so handlers get an ordinary `PtRegs`), calls
+//! [`PtRegs`](super::regs::PtRegs) a trap would (so handlers get an ordinary `PtRegs`), calls
 //! the generic dispatcher with interrupts off, and leaves through the host's
 //! trap exit (`probe_engine_trap_return`): `iretd` to the EIP the dispatcher
 //! wrote (the real return address), with every register and EFLAGS as the
