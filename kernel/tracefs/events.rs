@@ -233,6 +233,9 @@ fn record_stack(regs: &PtRegs, pid: u32) {
 struct Registers<'a>(&'a PtRegs);
 
 impl Regs for Registers<'_> {
+    // Not inlined: inlined into a fetch loop, the match became a load of
+    // every register up front, for records that read one or two.
+    #[inline(never)]
     fn get(&self, reg: Register) -> u32 {
         let r = self.0;
         match reg {
