@@ -205,6 +205,45 @@ pub fn capture_end(buffer: &mut [u8]) -> &[u8] {
     &buffer[..len]
 }
 
+/// Text formatted into a fixed buffer of `N` bytes, for places that must
+/// not allocate (a fatal report) or need no heap (a padded column): what
+/// does not fit is cut, at a character boundary.
+pub struct FixedText<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> FixedText<N> {
+    /// Empty text.
+    pub const fn new() -> Self {
+        FixedText { bytes: [0; N], len: 0 }
+    }
+
+    /// The text so far.
+    pub fn as_str(&self) -> &str {
+        // Only whole characters were copied in (see `write_str`).
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl<const N: usize> Default for FixedText<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Write for FixedText<N> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut take = text.len().min(N - self.len);
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
 /// Longest line the shell reads, in bytes.
 pub const LINE_MAX: usize = 128;
 

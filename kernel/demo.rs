@@ -165,11 +165,7 @@ pub struct Summary {
 
 /// The first `N` bytes of kernel text at `address`, as they are now.
 fn text_bytes<const N: usize>(address: usize) -> [u8; N] {
-    // SAFETY: `address` is a function's first byte in kernel text (mapped,
-    // readable; its functions are longer than N bytes); text changes only
-    // through the engine's byte-wise patching, so a read sees each byte
-    // old or new.
-    core::array::from_fn(|i| unsafe { core::ptr::read_volatile((address + i) as *const u8) })
+    core::array::from_fn(|i| crate::testing::text_byte(address + i))
 }
 
 /// `55 89 e5 ...`.

@@ -461,32 +461,14 @@ fn help() {
     println!("  files: /proc/kallsyms, /sys/kernel/debug/kprobes/list, /sys/kernel/debug/kprobes/blacklist");
     println!("commands:");
     for spec in &COMMANDS {
-        let mut usage = [0u8; 40];
-        let mut writer = Fixed { buffer: &mut usage, len: 0 };
-        let _ = core::fmt::Write::write_fmt(&mut writer, format_args!("{spec}"));
-        let len = writer.len;
-        let usage = core::str::from_utf8(&usage[..len]).unwrap_or("");
-        println!("  {usage:<34}{}", spec.summary);
+        let mut usage = crate::console::FixedText::<40>::new();
+        let _ = core::fmt::Write::write_fmt(&mut usage, format_args!("{spec}"));
+        println!("  {:<34}{}", usage.as_str(), spec.summary);
     }
     println!("lines: at most {LINE_MAX} bytes of printable ASCII; left/right, home/end, backspace and delete edit;");
     println!(
         "  up/down recall earlier lines, Tab completes commands, paths and symbols (twice: lists), Ctrl+C drops the line"
     );
-}
-
-/// A `fmt::Write` into a fixed buffer (what does not fit is dropped).
-struct Fixed<'a> {
-    buffer: &'a mut [u8],
-    len: usize,
-}
-
-impl core::fmt::Write for Fixed<'_> {
-    fn write_str(&mut self, text: &str) -> core::fmt::Result {
-        let take = text.len().min(self.buffer.len() - self.len);
-        self.buffer[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
-        self.len += take;
-        Ok(())
-    }
 }
 
 fn syms(pattern: &str) {

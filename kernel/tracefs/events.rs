@@ -57,10 +57,6 @@ struct Recorder {
     len: usize,
     /// Whether an argument is `$duration` (only then is it computed).
     timed: bool,
-    /// Whether the record is made by the number path
-    /// (`FetchProgram::fetch_numbers`): every argument a plain number, and
-    /// the record at most [`NUMBERS_MAX`] bytes.
-    numbers: bool,
     /// The event's filter while one is set (its `filter` file), else
     /// null: a hit is recorded only if its record matches. Published by
     /// the console ([`publish`]); handlers only read it.
@@ -84,22 +80,25 @@ impl Drop for Recorder {
 /// with interrupts off, so after a sync of every CPU none is left that
 /// loaded the old pointer. Task context.
 fn publish<T>(slot: &AtomicPtr<T>, value: Option<T>) {
-    let new = value.map_or(core::ptr::null_mut(), |value| Box::into_raw(Box::new(value)));
-    let old = slot.swap(new, Ordering::AcqRel);
-    if !old.is_null() {
-        crate::arch::x86::smp::sync_cpus();
-        // SAFETY: `old` came from `Box::into_raw` here, and after the sync
-        // no handler holds it (see above); the swap made this its only owner.
-        drop(unsafe { Box::from_raw(old) });
-    }
+    replace(slot, value, crate::arch::x86::smp::sync_cpus);
 }
 
-/// [`publish`] where no handler can be running (the probe is gone).
+/// [`publish`] where no handler can be running (the probe is gone): no
+/// sync needed before the old value is freed.
 fn publish_unsynced<T>(slot: &AtomicPtr<T>, value: Option<T>) {
+    replace(slot, value, || {});
+}
+
+/// Swaps `value` into `slot`, then frees the old value after `quiesce`.
+fn replace<T>(slot: &AtomicPtr<T>, value: Option<T>, quiesce: impl FnOnce()) {
     let new = value.map_or(core::ptr::null_mut(), |value| Box::into_raw(Box::new(value)));
     let old = slot.swap(new, Ordering::AcqRel);
     if !old.is_null() {
-        // SAFETY: as in `publish`; the caller guarantees no handler runs.
+        quiesce();
+        // SAFETY: `old` came from `Box::into_raw` here (every value a slot
+        // holds does), the swap made this its only owner, and after
+        // `quiesce` no handler holds it (see `publish` and
+        // `publish_unsynced` for why each caller's `quiesce` suffices).
         drop(unsafe { Box::from_raw(old) });
     }
 }
@@ -121,13 +120,11 @@ impl Recorder {
     fn new(id: u16, program: FetchProgram, definition: &ProbeDefinition) -> Recorder {
         let strings = definition.args().iter().any(|arg| arg.fetch_type().is_string());
         let len = (program.fixed_size() + if strings { STRING_ROOM } else { 0 }).min(RECORD_MAX);
-        let numbers = program.is_numbers_only() && program.fixed_size() <= NUMBERS_MAX;
         Recorder {
             id,
             program,
             len,
             timed: definition.uses_duration(),
-            numbers,
             filter: AtomicPtr::new(core::ptr::null_mut()),
             triggers: AtomicPtr::new(core::ptr::null_mut()),
         }
@@ -149,7 +146,9 @@ impl Recorder {
             CommonFields { type_id: self.id, flags: super::trace::IRQS_OFF, preempt_count: 0, pid: pid as i32 };
         // Plain numbers (most events): straight-line steps that write every
         // byte of a small record, instead of the interpreter.
-        if self.numbers {
+        // (Every argument a plain number, and the record at most
+        // NUMBERS_MAX bytes.)
+        if self.program.is_numbers_only() && self.program.fixed_size() <= NUMBERS_MAX {
             let mut record = [0u8; NUMBERS_MAX];
             self.program.write_header(&mut record, &common, ip, ret_ip);
             let len = self.program.fetch_numbers(&Registers(regs), &KernelMemory, &mut record);
@@ -596,19 +595,21 @@ impl Events {
     }
 
     fn log_entry(&mut self, entry: &ProbeError) {
-        if self.errors.len() == ERROR_LOG_ENTRIES {
-            self.errors.pop_front();
-        }
-        self.errors.push_back(entry.error_log_entry(now_ns()));
+        self.log_text(entry.error_log_entry(now_ns()));
     }
 
     /// Logs a filter's or trigger's error (the `event-filter` crate's
     /// entries, in the same `error_log` format).
     fn log_filter_entry(&mut self, entry: &event_filter::LogEntry) {
+        self.log_text(entry.error_log_entry(now_ns()));
+    }
+
+    /// Keeps an `error_log` entry, dropping the oldest past Linux's count.
+    fn log_text(&mut self, text: String) {
         if self.errors.len() == ERROR_LOG_ENTRIES {
             self.errors.pop_front();
         }
-        self.errors.push_back(entry.error_log_entry(now_ns()));
+        self.errors.push_back(text);
     }
 
     /// Runs one command line written to `kprobe_events`.
@@ -1046,20 +1047,35 @@ pub fn read_event_file(file: &EventFile, out: &mut String) {
                 }
             }
         }
-        // An event's state, or its group's: Linux's 0 or 1 when all
-        // agree, X when they differ.
-        _ => {
-            let (mut on, mut off) = (false, false);
-            for event in selected {
-                if event.probe.enabled() { on = true } else { off = true }
-            }
-            out.push_str(match (on, off) {
-                (true, true) => "X\n",
-                (true, false) => "1\n",
-                (false, _) => "0\n",
-            });
-        }
+        _ => out.push_str(enable_state(selected)),
     }
+}
+
+/// The state of some events as an `enable` file shows it: Linux's `0` or
+/// `1` when all agree, `X` when they differ.
+fn enable_state<'e>(events: impl Iterator<Item = &'e Event>) -> &'static str {
+    let (mut on, mut off) = (false, false);
+    for event in events {
+        if event.probe.enabled() { on = true } else { off = true }
+    }
+    match (on, off) {
+        (true, true) => "X\n",
+        (true, false) => "1\n",
+        (false, _) => "0\n",
+    }
+}
+
+/// An `enable` file written: `1` (or `0`) enables (disables) every one of
+/// `events` not so yet.
+fn set_enabled<'e>(events: impl Iterator<Item = &'e Event>, data: &str) -> Result<(), Errno> {
+    let on = super::parse_switch(data)?;
+    // The trace buffer exists before any handler may record (they never
+    // allocate it themselves).
+    super::trace::buffer();
+    for event in events.filter(|event| event.probe.enabled() != on) {
+        event.probe.set_enabled(on).map_err(|_| Errno::Invalid)?;
+    }
+    Ok(())
 }
 
 /// Writes an event file: `enable` (`0` or `1`), `filter` (a filter, or
@@ -1072,53 +1088,19 @@ pub fn write_event_file(file: &EventFile, data: &str) -> Result<(), Errno> {
         "enable" => {}
         _ => return Err(Errno::PermissionDenied),
     }
-    let on = match data.trim_ascii() {
-        "1" => true,
-        "0" => false,
-        _ => return Err(Errno::Invalid),
-    };
-    // The trace buffer exists before any handler may record (they never
-    // allocate it themselves).
-    super::trace::buffer();
     let events = EVENTS.lock();
-    for event in events.events.iter().filter(|event| file.selects(event)) {
-        if event.probe.enabled() != on {
-            event.probe.set_enabled(on).map_err(|_| Errno::Invalid)?;
-        }
-    }
-    Ok(())
+    set_enabled(events.events.iter().filter(|event| file.selects(event)), data)
 }
 
 /// `events/enable`: every event's state, `0`, `1` or `X` (mixed).
 pub fn read_all_enable(out: &mut String) {
-    let events = EVENTS.lock();
-    let (mut on, mut off) = (false, false);
-    for event in &events.events {
-        if event.probe.enabled() { on = true } else { off = true }
-    }
-    out.push_str(match (on, off) {
-        (true, true) => "X\n",
-        (true, false) => "1\n",
-        (false, _) => "0\n",
-    });
+    out.push_str(enable_state(EVENTS.lock().events.iter()));
 }
 
 /// `events/enable`, written: `1` enables every event, `0` disables them
 /// all (the selftests' first and last step).
 pub fn write_all_enable(data: &str, _append: bool) -> Result<(), Errno> {
-    let on = match data.trim_ascii() {
-        "1" => true,
-        "0" => false,
-        _ => return Err(Errno::Invalid),
-    };
-    super::trace::buffer();
-    let events = EVENTS.lock();
-    for event in &events.events {
-        if event.probe.enabled() != on {
-            event.probe.set_enabled(on).map_err(|_| Errno::Invalid)?;
-        }
-    }
-    Ok(())
+    set_enabled(EVENTS.lock().events.iter(), data)
 }
 
 /// An event's `filter`, written: parsed against its fields, then

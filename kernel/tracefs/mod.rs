@@ -261,10 +261,25 @@ fn find(path: &str) -> Result<&'static File, Errno> {
     }
 }
 
+/// A switch file's contents, written (`tracing_on`, `enable`, ...): `1`
+/// or `0`, blanks around it allowed, anything else `EINVAL`.
+pub(crate) fn parse_switch(data: &str) -> Result<bool, Errno> {
+    match data.trim_ascii() {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err(Errno::Invalid),
+    }
+}
+
+/// A switch file's contents, read.
+pub(crate) fn switch_text(on: bool) -> &'static str {
+    if on { "1\n" } else { "0\n" }
+}
+
 /// `/sys/kernel/debug/kprobes/enabled`: `1` while registered probes are
 /// armed, `0` while all are disarmed.
 fn kprobes_enabled(out: &mut String) {
-    out.push_str(if crate::kprobes::kprobes_armed() { "1\n" } else { "0\n" });
+    out.push_str(switch_text(crate::kprobes::kprobes_armed()));
 }
 
 /// `/sys/kernel/debug/kprobes/enabled`, written: `0` disarms every probe,
@@ -273,9 +288,9 @@ fn kprobes_enabled(out: &mut String) {
 /// `0`/`1`, `n`/`y` and `N`/`Y`).
 fn write_kprobes_enabled(data: &str, _append: bool) -> Result<(), Errno> {
     let armed = match data.trim_ascii() {
-        "1" | "y" | "Y" => true,
-        "0" | "n" | "N" => false,
-        _ => return Err(Errno::Invalid),
+        "y" | "Y" => true,
+        "n" | "N" => false,
+        other => parse_switch(other)?,
     };
     crate::kprobes::set_kprobes_armed(armed).map_err(|_| Errno::Busy)
 }

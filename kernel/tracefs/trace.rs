@@ -119,17 +119,24 @@ pub fn read_trace(out: &mut String) {
 /// `trace`, written with `>`: empties every buffer (ftrace's `echo > trace`).
 pub fn write_trace(_data: &str, append: bool) -> Result<(), super::Errno> {
     if !append {
-        // The crate's contract for a clear: recording off and every CPU
-        // out of its writes. A sync of every CPU ends every handler in flight.
-        let buffer = buffer();
-        let _readers = READERS.lock();
-        let was = buffer.is_recording();
-        buffer.set_recording(false);
-        crate::arch::x86::smp::sync_cpus();
-        buffer.clear();
-        buffer.set_recording(was);
+        with_writers_stopped(|buffer| buffer.clear());
     }
     Ok(())
+}
+
+/// Runs `change` on the buffer with no writer or reader in it, as the
+/// crate requires of a clear and of a memory replacement: readers locked
+/// out (READERS), recording off, and every CPU synced since (every write
+/// in progress is in a handler, with interrupts off, and a sync of every
+/// CPU waits them out). Recording then resumes as it was. Task context.
+fn with_writers_stopped(change: impl FnOnce(&TraceBuffer<'static, MAX_CPUS>)) {
+    let buffer = buffer();
+    let _readers = READERS.lock();
+    let was = buffer.is_recording();
+    buffer.set_recording(false);
+    crate::arch::x86::smp::sync_cpus();
+    change(buffer);
+    buffer.set_recording(was);
 }
 
 /// `trace_pipe`: takes the records out, oldest first (the console reads it
@@ -152,16 +159,12 @@ pub fn take_pipe_text() -> String {
 
 /// `tracing_on`.
 pub fn read_tracing_on(out: &mut String) {
-    out.push_str(if buffer().is_recording() { "1\n" } else { "0\n" });
+    out.push_str(super::switch_text(buffer().is_recording()));
 }
 
 /// `tracing_on`, written: `1` records, `0` stops (events stay enabled).
 pub fn write_tracing_on(data: &str, _append: bool) -> Result<(), super::Errno> {
-    match data.trim_ascii() {
-        "1" => buffer().set_recording(true),
-        "0" => buffer().set_recording(false),
-        _ => return Err(super::Errno::Invalid),
-    }
+    buffer().set_recording(super::parse_switch(data)?);
     Ok(())
 }
 
@@ -196,47 +199,36 @@ pub fn write_buffer_size_kb(data: &str, _append: bool) -> Result<(), super::Errn
         ring.resize(words, 0);
         rings.push(ring.into_boxed_slice());
     }
-    let buffer = buffer();
-    let _readers = READERS.lock();
-    let was = buffer.is_recording();
-    buffer.set_recording(false);
-    // Every write in progress is in a handler, with interrupts off: a sync
-    // of every CPU waits them out.
-    crate::arch::x86::smp::sync_cpus();
-    for (cpu, ring) in rings.into_iter().enumerate() {
-        // SAFETY: recording is off and every CPU has been synced since, so
-        // no write or reservation is in progress on any ring; READERS is
-        // held, so no read, clear or total runs.
-        let old = unsafe { buffer.replace_memory(cpu, Box::leak(ring)) };
-        match old {
-            // Every ring came from `Box::leak` of a boxed slice (here, or
-            // in `buffer`): give it back the same way.
-            // SAFETY: the buffer handed the slice back and keeps no
-            // reference to it; it was leaked from a `Box<[u32]>`.
-            Ok(old) if !old.is_empty() => drop(unsafe { Box::from_raw(old as *mut [u32]) }),
-            Ok(_) => {}
-            // SAFETY: as above: refused memory is the ring just leaked.
-            Err(refused) => drop(unsafe { Box::from_raw(refused as *mut [u32]) }),
+    with_writers_stopped(|buffer| {
+        for (cpu, ring) in rings.into_iter().enumerate() {
+            // SAFETY: inside `with_writers_stopped`: no write, reservation,
+            // read, clear or total is in progress on any ring.
+            let old = unsafe { buffer.replace_memory(cpu, Box::leak(ring)) };
+            match old {
+                // Every ring came from `Box::leak` of a boxed slice (here, or
+                // in `buffer`): give it back the same way.
+                // SAFETY: the buffer handed the slice back and keeps no
+                // reference to it; it was leaked from a `Box<[u32]>`.
+                Ok(old) if !old.is_empty() => drop(unsafe { Box::from_raw(old as *mut [u32]) }),
+                Ok(_) => {}
+                // SAFETY: as above: refused memory is the ring just leaked.
+                Err(refused) => drop(unsafe { Box::from_raw(refused as *mut [u32]) }),
+            }
         }
-    }
+    });
     SIZE_KB.store(size_kb, core::sync::atomic::Ordering::Relaxed);
-    buffer.set_recording(was);
     Ok(())
 }
 
 /// `options/overwrite`: `1` when a full ring overwrites its oldest
 /// records (the default), `0` when it drops new ones.
 pub fn read_overwrite(out: &mut String) {
-    out.push_str(if buffer().overwrite() { "1\n" } else { "0\n" });
+    out.push_str(super::switch_text(buffer().overwrite()));
 }
 
 /// `options/overwrite`, written with `1` or `0`.
 pub fn write_overwrite(data: &str, _append: bool) -> Result<(), super::Errno> {
-    match data.trim_ascii() {
-        "1" => buffer().set_overwrite(true),
-        "0" => buffer().set_overwrite(false),
-        _ => return Err(super::Errno::Invalid),
-    }
+    buffer().set_overwrite(super::parse_switch(data)?);
     Ok(())
 }
 
@@ -268,47 +260,13 @@ pub fn dump_on_oops() {
     let mut index = 0;
     while records.next_into(&mut event) {
         if index >= total - shown {
-            let mut text = StackText::new();
+            // A fatal report must not allocate: the line goes through a
+            // fixed buffer (its newline too, unless the line was cut).
+            let mut text = crate::console::FixedText::<512>::new();
             line(&mut text, &event, true);
-            crate::print!("{}", text.as_str());
+            crate::println!("{}", text.as_str().trim_end_matches('\n'));
         }
         index += 1;
     }
     crate::println!("---------------------------------");
-}
-
-/// A line's text in a fixed buffer (a fatal report must not allocate);
-/// what does not fit is cut.
-struct StackText {
-    bytes: [u8; 512],
-    len: usize,
-}
-
-impl StackText {
-    fn new() -> Self {
-        StackText { bytes: [0; 512], len: 0 }
-    }
-
-    fn as_str(&self) -> &str {
-        // Only whole `&str`s were appended, and a cut falls back to a char
-        // boundary (see `write_str`).
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-    }
-}
-
-impl Write for StackText {
-    fn write_str(&mut self, text: &str) -> core::fmt::Result {
-        let room = self.bytes.len() - 1 - self.len; // keep one byte for the newline
-        let mut take = text.len().min(room);
-        while !text.is_char_boundary(take) {
-            take -= 1;
-        }
-        self.bytes[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
-        self.len += take;
-        if take < text.len() && text.ends_with('\n') {
-            self.bytes[self.len] = b'\n';
-            self.len += 1;
-        }
-        Ok(())
-    }
 }
