@@ -9,6 +9,10 @@
 
 ARGS ?=
 
+# Builds are not incremental, here and in CI alike (see Cargo.toml's
+# profile.dev): the environment's CARGO_INCREMENTAL would override the profile.
+export CARGO_INCREMENTAL := 0
+
 .PHONY: run test bench setup clean
 
 # Four CPUs unless PROBE_SMP says otherwise: the demo spreads its tasks over them.
