@@ -18,8 +18,8 @@
 //!   `can_optimize`) and the detour's relocated copy of what it displaces.
 //! - [`index`]: the lock-free open-addressing index of probe sites, with
 //!   backward-shift deletion.
-//! - [`freelist`]: the O(1), lock-free, ABA-safe free list behind kretprobe
-//!   instance pools (a tagged Treiber stack).
+//! - [`freeset`]: the lock-free set of free kretprobe instances (a bitmap:
+//!   one atomic bit operation to take or give back).
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -27,7 +27,7 @@
 extern crate alloc;
 
 pub mod decode;
-pub mod freelist;
+pub mod freeset;
 pub mod index;
 pub mod optimize;
 pub mod relocate;

@@ -1,12 +1,12 @@
-//! Kretprobe instance pools: fixed-capacity free lists carved at registration.
+//! Kretprobe instance pools: fixed-capacity sets of instances carved at registration.
 //!
 //! Each registration of a kretprobe gets one pool of `maxactive` instances
 //! (each with `data_size` private bytes) from a static arena reserved for
-//! pools. The trap path takes and returns instances in O(1) through the
-//! pool's lock-free free list (`probe_engine_core::freelist`, a tagged
-//! Treiber stack): any CPU may take or give back at any moment, and an
-//! interrupt nested into a take or give back on the same CPU may do so
-//! too, with no lock.
+//! pools. The trap path takes and returns instances through the pool's
+//! lock-free set of free ones (`probe_engine_core::freeset`, a bitmap: one
+//! atomic bit operation each way): any CPU may take or give back at any
+//! moment, and an interrupt nested into a take or give back on the same
+//! CPU may do so too, with no lock.
 //!
 //! A pool whose kretprobe was unregistered is *retired*: its owner is
 //! cleared, so instances still out run no handler, and it is freed once
@@ -14,8 +14,8 @@
 //! out its pool (`Host::sync_cpus`, called by the unregistration before
 //! [`retire`]: after it no CPU is between loading the pool's address and
 //! taking an instance from it), and (b) the last instance has come back
-//! (the free list's count of instances out, which drops last in a give
-//! back, reads 0). Freeing happens at the next registration or
+//! (the free set says no instance is out; a give back's setting of its
+//! bit is its last access to the pool). Freeing happens at the next registration or
 //! retirement, never on the trap path, which must not take the arena's
 //! lock.
 use super::control::TrapContext;
@@ -27,7 +27,7 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use linked_list_allocator::Heap;
-use probe_engine_core::freelist::FreeList;
+use probe_engine_core::freeset::FreeSet;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Bytes reserved for all kretprobe instance pools together.
@@ -43,7 +43,7 @@ static ALLOCATOR: spin::Mutex<Option<Heap>> = spin::Mutex::new(None);
 #[repr(C)]
 pub struct KretprobeInstance {
     pub(crate) pool: *mut Pool,
-    /// This instance's index in its pool (for the pool's free list).
+    /// This instance's index in its pool (its bit in the pool's free set).
     index: usize,
     /// The next older active instance of the same task.
     pub(crate) next: *mut KretprobeInstance,
@@ -122,14 +122,28 @@ impl KretprobeInstance {
 /// The instances of one registration.
 pub(crate) struct Pool {
     pub owner: AtomicPtr<Kretprobe>,
-    /// Which instances are free (`probe_engine_core::freelist`), over
-    /// `links`; shared by every CPU, changed only atomically.
-    free: FreeList,
-    links: *const AtomicU32,
+    /// Which instances are free (`probe_engine_core::freeset`), over
+    /// `words`; shared by every CPU, changed only atomically.
+    free: FreeSet,
+    words: *const AtomicU32,
     instances: *mut KretprobeInstance,
-    count: usize,
     layout: Layout,
     next_retired: AtomicPtr<Pool>,
+}
+
+impl Pool {
+    /// The free set's words.
+    fn words(&self) -> &[AtomicU32] {
+        // SAFETY: `create` laid out the set's initialised words at `words`,
+        // which live as long as the pool.
+        unsafe { core::slice::from_raw_parts(self.words, self.free.words()) }
+    }
+
+    /// How many instances are out (exact once no take or give back is in
+    /// progress).
+    fn out(&self) -> usize {
+        self.free.out(self.words())
+    }
 }
 
 static RETIRED: AtomicPtr<Pool> = AtomicPtr::new(ptr::null_mut());
@@ -159,7 +173,7 @@ fn collect_retired(heap: &mut Heap) {
             }
             // SAFETY: retired pools stay allocated until freed right here.
             let (out, next, layout) =
-                unsafe { ((*pool).free.out(), (*pool).next_retired.load(Ordering::Acquire), (*pool).layout) };
+                unsafe { ((*pool).out(), (*pool).next_retired.load(Ordering::Acquire), (*pool).layout) };
             if out == 0 {
                 link.store(next, Ordering::Release);
                 // SAFETY: allocated from this heap with this layout; no
@@ -179,16 +193,16 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
     let heap = guard.as_mut().expect("arena initialised");
     collect_retired(heap);
     let header = Layout::new::<Pool>();
-    let (with_links, links_at) = header.extend(Layout::array::<AtomicU32>(count).ok()?).ok()?;
-    let (with_instances, instances_at) = with_links.extend(Layout::array::<KretprobeInstance>(count).ok()?).ok()?;
+    let (with_words, words_at) = header.extend(Layout::array::<AtomicU32>(FreeSet::words_for(count)).ok()?).ok()?;
+    let (with_instances, instances_at) = with_words.extend(Layout::array::<KretprobeInstance>(count).ok()?).ok()?;
     let (layout, data_at) = with_instances.extend(Layout::array::<u8>(count.checked_mul(data_size)?).ok()?).ok()?;
     let base = heap.allocate_first_fit(layout.pad_to_align()).ok()?.as_ptr();
     // SAFETY: `base` is a fresh allocation of `layout`: header, then the
-    // free list's links, then the instances, then their data, at the
+    // free set's words, then the instances, then their data, at the
     // offsets `extend` computed; nothing else refers to it yet.
     unsafe {
         let pool = base as *mut Pool;
-        let links = base.add(links_at) as *mut AtomicU32;
+        let words = base.add(words_at) as *mut AtomicU32;
         let instances = base.add(instances_at) as *mut KretprobeInstance;
         let data = base.add(data_at);
         ptr::write_bytes(data, 0, count * data_size);
@@ -205,16 +219,16 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
                 data_len: data_size,
             });
         }
-        for i in 0..count {
-            links.add(i).write(AtomicU32::new(0));
+        let word_count = FreeSet::words_for(count);
+        for i in 0..word_count {
+            words.add(i).write(AtomicU32::new(0));
         }
-        let free = FreeList::new(core::slice::from_raw_parts(links, count));
+        let free = FreeSet::new(core::slice::from_raw_parts(words, word_count), count);
         pool.write(Pool {
             owner: AtomicPtr::new(owner as *const Kretprobe as *mut Kretprobe),
             free,
-            links,
+            words,
             instances,
-            count,
             layout: layout.pad_to_align(),
             next_retired: AtomicPtr::new(ptr::null_mut()),
         });
@@ -245,7 +259,8 @@ pub(crate) fn retire(pool: Quiesced<*mut Pool>) {
     collect_retired(heap);
 }
 
-/// Takes a free instance, or `None` if all are out. O(1), lock-free, safe
+/// Takes a free instance, or `None` if all are out. Lock-free (one word
+/// per 32 instances at most), safe
 /// from any CPU and from interrupts nested into another take or give back;
 /// trap path only.
 #[unsafe(link_section = ".kprobes.text")]
@@ -255,34 +270,34 @@ pub(crate) fn get(_cx: &mut TrapContext, pool: *mut Pool) -> Option<NonNull<Kret
     // after a sync of every CPU that follows its retirement (see the module
     // docs), which this interrupts-off region precedes. Only a shared
     // reference is made: every field the trap path changes is atomic.
-    // `links` and `instances` hold `count` entries (laid out by `create`),
-    // and `take` returns an index below `count`.
+    // `instances` holds as many entries as the free set has indices (laid
+    // out by `create`), and `take` returns one of those indices.
     unsafe {
         let pool = &*pool;
-        let index = pool.free.take(core::slice::from_raw_parts(pool.links, pool.count))?;
+        let index = pool.free.take(pool.words())?;
         let instance = NonNull::new_unchecked(pool.instances.add(index));
-        // The free list handed `index` to this caller alone: nobody else
+        // The free set handed `index` to this caller alone: nobody else
         // refers to the instance until it is given back.
         (*instance.as_ptr()).next = ptr::null_mut();
         Some(instance)
     }
 }
 
-/// Returns an instance to its pool. O(1), lock-free, safe from any CPU and
+/// Returns an instance to its pool. One atomic bit set, lock-free, safe from any CPU and
 /// from nested interrupts; trap path only.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn put(_cx: &mut TrapContext, instance: NonNull<KretprobeInstance>) {
     let instance = instance.as_ptr();
     // SAFETY: an instance's pool outlives it: a retired pool is freed only
-    // once the count of instances out reads 0, and the give back below
-    // drops that count as its very last access to the pool. The caller
-    // owns the instance (taken from its pool, unlinked from every list) and
+    // once no instance is out, and the give back below (setting the
+    // instance's bit) is its very last access to the pool. The caller owns
+    // the instance (taken from its pool, unlinked from every list) and
     // holds no reference to it; the pool is only shared-borrowed, its free
-    // list being atomic; `links` holds `count` entries.
+    // set being atomic.
     unsafe {
         let index = (*instance).index;
         let pool = &*(*instance).pool;
-        pool.free.give_back(core::slice::from_raw_parts(pool.links, pool.count), index);
+        pool.free.give_back(pool.words(), index);
     }
 }
 
