@@ -10,7 +10,9 @@
 //! take a lock (the trap path never waits).
 //!
 //! Each index is one bit of an `AtomicU32` word, set while the index is
-//! free. A take finds a set bit in a word it read and clears it with one
+//! free: index `i` is bit `i % 32` of word `i / 32`, a little-endian bit
+//! string (what x86's `bts`/`btr` with a register bit offset address, so
+//! assembly can give an index back with one `lock bts`). A take finds a set bit in a word it read and clears it with one
 //! atomic `fetch_and` (`lock btr` on x86); the bit it cleared was set in
 //! the value the `fetch_and` returns, or another CPU had taken it first and
 //! the take looks again. A give back sets the bit (`fetch_or`, `lock bts`).

@@ -158,11 +158,11 @@ macro_rules! host {
             fn __probe_engine_host_slot_memory() -> core::ops::Range<usize> {
                 <$host>::slot_memory()
             }
+            // The C ABI: the engine's assembly fast lanes call these too.
             #[unsafe(no_mangle)]
-            fn __probe_engine_host_current_task() -> usize {
+            extern "C" fn __probe_engine_host_current_task() -> usize {
                 <$host>::current_task()
             }
-            // The C ABI: the engine's assembly fast lane calls it too.
             #[unsafe(no_mangle)]
             extern "C" fn __probe_engine_host_current_cpu() -> usize {
                 <$host>::current_cpu()
@@ -215,6 +215,9 @@ unsafe extern "C" {
     /// Called from assembly as well (`arch::imp::fastpath`): it clobbers
     /// only EAX, ECX and EDX, and returns the CPU in EAX.
     pub(crate) fn __probe_engine_host_current_cpu() -> usize;
+    /// Called from assembly as well (the kretprobe trampoline's lane), as
+    /// `__probe_engine_host_current_cpu`: the task in EAX.
+    pub(crate) fn __probe_engine_host_current_task() -> usize;
 }
 
 unsafe extern "Rust" {
@@ -222,7 +225,6 @@ unsafe extern "Rust" {
     fn __probe_engine_host_kernel_text() -> Range<usize>;
     fn __probe_engine_host_engine_text() -> Range<usize>;
     fn __probe_engine_host_slot_memory() -> Range<usize>;
-    fn __probe_engine_host_current_task() -> usize;
     fn __probe_engine_host_online_cpus() -> usize;
     fn __probe_engine_host_sync_cpus();
     fn __probe_engine_host_task_may_resume_in(range: Range<usize>) -> bool;

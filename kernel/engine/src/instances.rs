@@ -131,6 +131,30 @@ pub(crate) struct Pool {
     next_retired: AtomicPtr<Pool>,
 }
 
+/// Where the kretprobe trampoline's assembly lane finds what it reads of
+/// instances and pools (checked by the compiler: `offset_of!`).
+pub(crate) mod layout {
+    use super::{KretprobeInstance, Pool};
+    use core::mem::offset_of;
+    /// `KretprobeInstance::pool`.
+    pub const INSTANCE_POOL: usize = offset_of!(KretprobeInstance, pool);
+    /// `KretprobeInstance::index`: its bit in the pool's free set.
+    pub const INSTANCE_INDEX: usize = offset_of!(KretprobeInstance, index);
+    /// `KretprobeInstance::next`.
+    pub const INSTANCE_NEXT: usize = offset_of!(KretprobeInstance, next);
+    /// `KretprobeInstance::return_address`.
+    pub const INSTANCE_RETURN_ADDRESS: usize = offset_of!(KretprobeInstance, return_address);
+    /// `KretprobeInstance::stack_slot`.
+    pub const INSTANCE_STACK_SLOT: usize = offset_of!(KretprobeInstance, stack_slot);
+    /// `Pool::owner`: the `&'static Kretprobe`, null once retired.
+    pub const POOL_OWNER: usize = offset_of!(Pool, owner);
+    /// `Pool::words`: the free set's first word; instance `i` is free when
+    /// bit `i` of the bit string starting there is set (`FreeSet`'s layout:
+    /// bit `i % 32` of word `i / 32`, which is what x86's `bts` with a
+    /// register bit offset addresses).
+    pub const POOL_WORDS: usize = offset_of!(Pool, words);
+}
+
 impl Pool {
     /// The free set's words.
     fn words(&self) -> &[AtomicU32] {

@@ -277,8 +277,10 @@ pub fn regs_return_value(regs: &PtRegs) -> u32 {
 }
 
 /// Each task's active instances, newest first. Changed only with a
-/// [`TrapContext`] (interrupts off).
-static ACTIVE: [AtomicPtr<KretprobeInstance>; MAX_TASKS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_TASKS];
+/// [`TrapContext`] (interrupts off), or by the trampoline's assembly lane
+/// (interrupts off, the same rules).
+pub(crate) static ACTIVE: [AtomicPtr<KretprobeInstance>; MAX_TASKS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_TASKS];
 
 /// Walks a list of active instances, newest first, as raw pointers: no
 /// reference to an instance outlives the step that uses it, so the walk
@@ -486,6 +488,33 @@ fn pop_returning(cx: &mut TrapContext, task: TaskId, head: NonNull<KretprobeInst
     control::transition(cx, ControlBlock::end_return_handlers);
 }
 
+/// The trampoline's assembly lane's call of a return handler: the lane
+/// has unlinked `instance` (the task's newest, the only one of its call),
+/// pointed the frame's EIP at the real return address and made the
+/// control block run the kretprobe. Rust code makes the call, so the
+/// assembly assumes nothing of the Rust ABI of a handler's `fn` type. The
+/// frame comes first, as for every dispatcher the unwinder knows.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) extern "C" fn call_return_handler(regs: &mut PtRegs, instance: NonNull<KretprobeInstance>) {
+    // SAFETY: unlinked by the lane, so this is the only reference to the
+    // instance until the lane gives it back to its pool.
+    let instance = unsafe { &mut *instance.as_ptr() };
+    if let Some(handler) = instance.kretprobe().and_then(|rp| rp.handler) {
+        handler(instance, regs);
+    }
+}
+
+/// Where the trampoline's assembly lane finds what it reads of a
+/// kretprobe and of the task lists.
+pub(crate) mod layout {
+    use super::Kretprobe;
+    use core::mem::offset_of;
+    /// `Kretprobe::kp`: what the control block names as running.
+    pub const KP: usize = offset_of!(Kretprobe, kp);
+    /// Entries of `ACTIVE` (a task id at or above it has no list).
+    pub const TASKS: usize = crate::MAX_TASKS;
+}
+
 /// Runs the return handler of `instance`'s kretprobe, if it has one (it
 /// has none once unregistered).
 #[unsafe(link_section = ".kprobes.text")]
@@ -580,7 +609,7 @@ pub fn resolve_trampoline_trap(ip: usize, sp: usize, frame_at: usize) -> Option<
 /// Whether `address` is where the trampoline's call to the dispatcher
 /// returns (the unwinder continues through the trampoline's frame).
 pub fn is_dispatcher_return_site(address: usize) -> bool {
-    address == trampoline::dispatch_return_site()
+    address == trampoline::dispatch_return_site() || address == trampoline::fast_return_site()
 }
 
 /// A task exited: its active instances go back to their pools.

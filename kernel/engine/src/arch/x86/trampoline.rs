@@ -3,9 +3,10 @@
 //! A kretprobe's entry handler replaces the probed function's stacked return
 //! address with [`kretprobe_trampoline`]'s. The function's `ret` lands here
 //! with ESP just above that slot. The trampoline builds the same
-//! [`PtRegs`](super::regs::PtRegs) a trap would (so handlers get an ordinary `PtRegs`), calls
-//! the generic dispatcher with interrupts off, and leaves through the host's
-//! trap exit (`probe_engine_trap_return`): `iretd` to the EIP the dispatcher
+//! [`PtRegs`] a trap would (so handlers get an ordinary `PtRegs`), handles
+//! the common return in an assembly lane or calls the generic dispatcher,
+//! with interrupts off, and leaves through the host's trap exit
+//! (`probe_engine_trap_return`): `iretd` to the EIP the lane or dispatcher
 //! wrote (the real return address), with every register and EFLAGS as the
 //! function left them.
 //!
@@ -19,34 +20,144 @@
 //!                pushad   EAX..EDI
 //!        ESP ->  &PtRegs argument
 //! ```
-use super::regs::FRAME_SIZE;
+use super::regs::{FRAME_SIZE, PtRegs};
+use crate::control::layout as cpu;
+use crate::instances::layout as instance;
+use crate::kretprobe::layout as kretprobe;
+use core::mem::offset_of;
 
 /// The vector number a trampoline frame carries (no real vector has it).
 pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
 
-super::regs::frame_entry!(
-    /// Where probed functions return to while a kretprobe instance is active.
-    ///
-    /// # Safety
-    /// Never called: only reached by a `ret` whose stacked return address the
-    /// engine replaced, with ESP just above that slot.
-    kretprobe_trampoline,
-    prefix: [
+/// Where probed functions return to while a kretprobe instance is active.
+///
+/// After the frame, the common return takes a lane in assembly: the
+/// task's newest instance is this call's (its slot is the one the `ret`
+/// popped) and the only one of it, its kretprobe is still registered, and
+/// this CPU is handling no probe. The lane then does what
+/// `trampoline_dispatch` would: the control block runs the kretprobe, the
+/// instance is unlinked, EIP becomes the real return address, the handler
+/// runs (through `call_return_handler`), the block is idle again and the
+/// instance goes back to its pool with one `lock bts` (its bit in the
+/// pool's free set), the lane's last access to the instance or the pool.
+/// Every other return (several kretprobes on one call, a callee that
+/// popped its arguments, a reentry, an unregistered kretprobe, a lost
+/// return) goes to `trampoline_dispatch` with nothing changed.
+///
+/// # Safety
+/// Never called: only reached by a `ret` whose stacked return address the
+/// engine replaced, with ESP just above that slot.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn kretprobe_trampoline() {
+    core::arch::naked_asm!(
         "pushfd",
         "cli",        // after pushfd: the frame keeps the function's IF
         ".byte 0x0e", // push cs, 32-bit (the assembler's `push cs` is 16-bit)
         "push 0",
         "push 0",
-        "push -1"     // KRETPROBE_VECTOR
-    ],
-    return_site: "kretprobe_dispatch_return_site",
-    dispatch: crate::kretprobe::trampoline_dispatch
-);
+        "push -1", // KRETPROBE_VECTOR
+        "pushad",
+        "lea ecx, [esp + {size}]",
+        "mov [esp + {esp}], ecx",
+        "cld",
+        // The task's newest instance, for the slot the `ret` popped...
+        "call {current_task}",
+        "cmp eax, {tasks}",
+        "jae 8f",
+        "lea edi, [{active} + eax * 4]",
+        "mov ebx, [edi]",
+        "test ebx, ebx",
+        "jz 8f",
+        "mov ecx, [esp + {esp}]",
+        "sub ecx, 4",
+        "cmp ecx, [ebx + {slot}]",
+        "jne 8f",
+        // ...the only one of this call (else several kretprobes' handlers)...
+        "mov edx, [ebx + {next}]",
+        "test edx, edx",
+        "jz 2f",
+        "cmp ecx, [edx + {slot}]",
+        "je 8f",
+        "2:",
+        // ...of a registered kretprobe, on a CPU handling no probe.
+        "mov esi, [ebx + {pool}]",
+        "mov esi, [esi + {owner}]",
+        "test esi, esi",
+        "jz 8f",
+        "call {current_cpu}", // clobbers EAX, ECX, EDX only
+        "imul eax, eax, {cpu_size}",
+        "lea eax, [eax + {cpus} + {state}]",
+        "cmp byte ptr [eax], {idle}",
+        "jne 8f",
+        // Taken: the block runs the kretprobe (begin_return_handlers, run).
+        "mov byte ptr [eax], {handlers}",
+        "mov dword ptr [eax + {handlers_site}], 0",
+        "add esi, {kp}",
+        "mov [eax + {handlers_running}], esi",
+        "mov esi, eax",
+        // Unlinked; handlers see the real return address.
+        "mov ecx, [ebx + {next}]",
+        "mov [edi], ecx",
+        "mov dword ptr [ebx + {next}], 0",
+        "mov ecx, [ebx + {ret}]",
+        "mov [esp + {eip}], ecx",
+        "push ebx",
+        "lea eax, [esp + 4]",
+        "push eax",
+        "call {call_return_handler}",
+        ".global kretprobe_fast_return_site",
+        "kretprobe_fast_return_site:",
+        "add esp, 8",
+        "mov byte ptr [esi], {idle}",
+        // Back to the pool: the last access to the instance and the pool.
+        "mov ecx, [ebx + {pool}]",
+        "mov eax, [ebx + {index}]",
+        "mov ecx, [ecx + {words}]",
+        "lock bts dword ptr [ecx], eax",
+        "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
+        // Every other return: the generic dispatcher.
+        "8:",
+        "push esp", // the frame's address (push stores ESP as it was)
+        "call {dispatch}",
+        ".global kretprobe_dispatch_return_site",
+        "kretprobe_dispatch_return_site:",
+        "add esp, 4",
+        "jmp probe_engine_trap_return",
+        size = const FRAME_SIZE,
+        esp = const offset_of!(PtRegs, esp),
+        eip = const offset_of!(PtRegs, eip),
+        current_task = sym crate::host::__probe_engine_host_current_task,
+        tasks = const kretprobe::TASKS,
+        active = sym crate::kretprobe::ACTIVE,
+        slot = const instance::INSTANCE_STACK_SLOT,
+        next = const instance::INSTANCE_NEXT,
+        ret = const instance::INSTANCE_RETURN_ADDRESS,
+        pool = const instance::INSTANCE_POOL,
+        index = const instance::INSTANCE_INDEX,
+        owner = const instance::POOL_OWNER,
+        words = const instance::POOL_WORDS,
+        kp = const kretprobe::KP,
+        current_cpu = sym crate::host::__probe_engine_host_current_cpu,
+        cpu_size = const cpu::CPU_SIZE,
+        cpus = sym crate::control::CPUS,
+        state = const cpu::STATE,
+        idle = const cpu::IDLE,
+        handlers = const cpu::HANDLERS,
+        handlers_site = const cpu::HANDLERS_SITE,
+        handlers_running = const cpu::HANDLERS_RUNNING,
+        call_return_handler = sym crate::kretprobe::call_return_handler,
+        dispatch = sym crate::kretprobe::trampoline_dispatch,
+    );
+}
 const _: () = assert!(KRETPROBE_VECTOR == -1i32 as u32);
 
 /// The highest address the trampoline can have pushed to by its call to the
 /// dispatcher, when a trap interrupted it with stack pointer `sp`: a frame
-/// and its address.
+/// and its address. (Inside the lane, after its two pushes, the call's own
+/// slot lies just beyond: a trap there, an NMI at most, finds no instance
+/// and the unwinder shows the trampoline, rather than risk naming the
+/// caller's instance, whose slot can be a word further.)
 pub fn pushed_before_dispatch(sp: usize) -> usize {
     sp + FRAME_SIZE + 4
 }
@@ -57,10 +168,21 @@ pub fn address() -> usize {
 }
 
 /// The return address of the trampoline's call to the dispatcher; the
-/// unwinder continues through the trampoline's frame from there.
+/// unwinder continues through the trampoline's frame from there. The
+/// trampoline's code up to it (its lane included) runs before the call
+/// has been accounted for.
 pub fn dispatch_return_site() -> usize {
     unsafe extern "C" {
         static kretprobe_dispatch_return_site: u8;
     }
     &raw const kretprobe_dispatch_return_site as usize
+}
+
+/// The return address of the lane's call of a return handler, whose first
+/// argument is the frame, as the dispatcher's.
+pub fn fast_return_site() -> usize {
+    unsafe extern "C" {
+        static kretprobe_fast_return_site: u8;
+    }
+    &raw const kretprobe_fast_return_site as usize
 }
