@@ -82,23 +82,28 @@ pub(crate) extern "C" fn int3_site_entry(regs: &mut PtRegs, site: &'static Site)
     site_hit(&mut cx, regs, site) == TrapOutcome::Handled
 }
 
-/// The assembly fast lane's call of a lone probe's entry handler (the
-/// lane has made the control block run it): a plain probe's pre-handler,
-/// or a kretprobe's entry. Rust code makes the call, so the assembly
-/// assumes nothing of the Rust ABI of a handler's `fn` type. Returns
-/// whether the handler redirected the hit. The frame comes first, as for
-/// [`int3_site_entry`].
+/// The assembly fast lanes' call of a lone plain probe's pre-handler (the
+/// lane has made the control block run it; see `Kprobe::entry`). Rust code
+/// makes the call, so the assembly assumes nothing of the Rust ABI of a
+/// handler's `fn` type. Returns whether the handler redirected the hit.
+/// The frame comes first, as for [`int3_site_entry`].
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) extern "C" fn call_entry_handler(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
-    if probe.kind == ProbeKind::Plain {
-        // SAFETY: `Site::fast` names a plain probe only if it has a
-        // pre-handler, and a probe's handlers never change (they are set
-        // by its `const` constructor; no `&mut Kprobe` outlives it).
-        let pre = unsafe { probe.pre_handler.unwrap_unchecked() };
-        return pre(probe, regs) == PreAction::Redirected;
-    }
-    // A kretprobe's entry (the only other kind `Site::fast` names).
-    // SAFETY: called only by a fast lane, inside a trap entry or an
+pub(crate) extern "C" fn call_pre_handler(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
+    // SAFETY: `Site::fast` names a plain probe only if it has a
+    // pre-handler, and a probe's handlers never change (they are set by
+    // its `const` constructor; no `&mut Kprobe` outlives it).
+    let pre = unsafe { probe.pre_handler.unwrap_unchecked() };
+    pre(probe, regs) == PreAction::Redirected
+}
+
+/// A kretprobe's entry, as a fast lane calls it: the generic entry, for
+/// what the assembly entry (`arch::imp::trampoline::kretprobe_entry`)
+/// leaves to Rust (an entry handler, a call another kretprobe of the
+/// function already swapped, a pool whose first word is empty, a miss).
+/// Never redirects.
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) extern "C" fn call_kretprobe_entry(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
+    // SAFETY: called only through a fast lane, inside a trap entry or an
     // optimized probe's detour after its `cli`: interrupts are off, and
     // this is engine code in `.kprobes.text`.
     kretprobe::on_entry(&mut unsafe { TrapContext::enter() }, probe, regs);

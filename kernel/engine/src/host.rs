@@ -200,7 +200,7 @@ macro_rules! host {
                 <$host>::for_each_symbol(visit)
             }
             #[unsafe(no_mangle)]
-            fn __probe_engine_host_timestamp() -> u64 {
+            extern "C" fn __probe_engine_host_timestamp() -> u64 {
                 <$host>::timestamp()
             }
             #[unsafe(no_mangle)]
@@ -215,9 +215,12 @@ unsafe extern "C" {
     /// Called from assembly as well (`arch::imp::fastpath`): it clobbers
     /// only EAX, ECX and EDX, and returns the CPU in EAX.
     pub(crate) fn __probe_engine_host_current_cpu() -> usize;
-    /// Called from assembly as well (the kretprobe trampoline's lane), as
+    /// Called from assembly as well (the kretprobe lanes), as
     /// `__probe_engine_host_current_cpu`: the task in EAX.
     pub(crate) fn __probe_engine_host_current_task() -> usize;
+    /// Called from assembly as well (the kretprobe entry lane): the
+    /// timestamp in EDX:EAX, ECX clobbered.
+    pub(crate) fn __probe_engine_host_timestamp() -> u64;
 }
 
 unsafe extern "Rust" {
@@ -233,7 +236,6 @@ unsafe extern "Rust" {
     fn __probe_engine_host_symbol_by_name(name: &str) -> Option<Symbol>;
     fn __probe_engine_host_symbol_at(address: usize) -> Option<Symbol>;
     fn __probe_engine_host_for_each_symbol(visit: &mut dyn FnMut(Symbol));
-    fn __probe_engine_host_timestamp() -> u64;
     fn __probe_engine_host_never_probe(name: &str) -> bool;
 }
 

@@ -135,7 +135,8 @@ pub(crate) struct Pool {
 /// instances and pools (checked by the compiler: `offset_of!`).
 pub(crate) mod layout {
     use super::{KretprobeInstance, Pool};
-    use core::mem::offset_of;
+    use core::mem::{offset_of, size_of};
+    const _: () = assert!(size_of::<super::TaskId>() == 4 && size_of::<u64>() == 8);
     /// `KretprobeInstance::pool`.
     pub const INSTANCE_POOL: usize = offset_of!(KretprobeInstance, pool);
     /// `KretprobeInstance::index`: its bit in the pool's free set.
@@ -146,6 +147,14 @@ pub(crate) mod layout {
     pub const INSTANCE_RETURN_ADDRESS: usize = offset_of!(KretprobeInstance, return_address);
     /// `KretprobeInstance::stack_slot`.
     pub const INSTANCE_STACK_SLOT: usize = offset_of!(KretprobeInstance, stack_slot);
+    /// `KretprobeInstance::task`.
+    pub const INSTANCE_TASK: usize = offset_of!(KretprobeInstance, task);
+    /// `KretprobeInstance::entry_time` (low word first).
+    pub const INSTANCE_ENTRY_TIME: usize = offset_of!(KretprobeInstance, entry_time);
+    /// Bytes per instance in a pool's `instances`.
+    pub const INSTANCE_SIZE: usize = size_of::<KretprobeInstance>();
+    /// `Pool::instances`: the first instance.
+    pub const POOL_INSTANCES: usize = offset_of!(Pool, instances);
     /// `Pool::owner`: the `&'static Kretprobe`, null once retired.
     pub const POOL_OWNER: usize = offset_of!(Pool, owner);
     /// `Pool::words`: the free set's first word; instance `i` is free when

@@ -511,6 +511,10 @@ pub(crate) mod layout {
     use core::mem::offset_of;
     /// `Kretprobe::kp`: what the control block names as running.
     pub const KP: usize = offset_of!(Kretprobe, kp);
+    /// `Kretprobe::entry_handler` (`None` is 0: a `fn` is never null).
+    pub const ENTRY_HANDLER: usize = offset_of!(Kretprobe, entry_handler);
+    /// `Kretprobe::pool`: null while unregistered.
+    pub const POOL: usize = offset_of!(Kretprobe, pool);
     /// Entries of `ACTIVE` (a task id at or above it has no list).
     pub const TASKS: usize = crate::MAX_TASKS;
 }

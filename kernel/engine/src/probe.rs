@@ -104,6 +104,24 @@ pub struct Kprobe {
     pub(crate) next: AtomicPtr<Kprobe>,
     /// The jprobe or kretprobe this probe belongs to (set at registration).
     pub(crate) owner: AtomicPtr<()>,
+    /// What the assembly fast lanes call for a hit that is nothing but this
+    /// probe's entry work (`registry::Site::fast`): its pre-handler, or a
+    /// kretprobe's entry. Set by the constructors with the kind.
+    pub(crate) entry: EntryLane,
+}
+
+/// The C-ABI routine a fast lane calls with the frame and the probe (see
+/// `Kprobe::entry`); returns whether a pre-handler redirected the hit.
+pub(crate) type EntryLane = unsafe extern "C" fn(&mut PtRegs, &'static Kprobe) -> bool;
+
+/// Where the assembly finds a probe's fields (checked by `offset_of!`).
+pub(crate) mod layout {
+    use super::Kprobe;
+    use core::mem::offset_of;
+    /// `Kprobe::entry`.
+    pub const ENTRY: usize = offset_of!(Kprobe, entry);
+    /// `Kprobe::owner`: for a kretprobe's entry probe, the `Kretprobe`.
+    pub const OWNER: usize = offset_of!(Kprobe, owner);
 }
 
 // SAFETY: the only non-Sync field is the `*const ()` of `Location::Address`,
@@ -124,6 +142,7 @@ impl Kprobe {
             flag_bits: AtomicU32::new(KprobeFlags::GONE.bits()),
             next: AtomicPtr::new(core::ptr::null_mut()),
             owner: AtomicPtr::new(core::ptr::null_mut()),
+            entry: crate::handler::call_pre_handler,
         }
     }
 
@@ -167,6 +186,9 @@ impl Kprobe {
 
     pub(crate) const fn with_kind(mut self, kind: ProbeKind) -> Self {
         self.kind = kind;
+        if let ProbeKind::Kretprobe = kind {
+            self.entry = crate::arch::imp::trampoline::kretprobe_entry;
+        }
         self
     }
 

@@ -12,12 +12,13 @@
 //! 2. if the site's `fast` probe is set (see `registry::replan`), the site
 //!    has a resume address, and this CPU's control block is idle: make the
 //!    block run the probe (exactly the state the generic path would set),
-//!    point EIP at the probed address, call its handler through
-//!    `call_entry_handler`, resume in the copy unless the handler
+//!    point EIP at the probed address, call the probe's entry routine
+//!    (`Kprobe::entry`: its pre-handler through `call_pre_handler`, or a
+//!    kretprobe's entry), resume in the copy unless the handler
 //!    redirected, make the block idle, and leave through the host's trap
 //!    exit;
 //! 3. any other hit at a site (a reentry, several probes, a single-step, a
-//!    kretprobe's entry): the generic path's remainder,
+//!    jprobe): the generic path's remainder,
 //!    `int3_site_entry`, with the site already found.
 //!
 //! The lane changes the frame only once it has taken the hit, so the
@@ -32,7 +33,7 @@
 //! the unwinder the return addresses of those calls.
 use super::regs::PtRegs;
 use crate::control::{CPUS, layout as cpu};
-use crate::handler::{call_entry_handler, int3_site_entry};
+use crate::handler::int3_site_entry;
 use crate::host::__probe_engine_host_current_cpu;
 use crate::registry::{INDEX, SITES, layout as site};
 use core::arch::naked_asm;
@@ -90,7 +91,7 @@ pub unsafe extern "C" fn int3_fast() {
         "push edi",
         "lea eax, [esp + 8]",
         "push eax",
-        "call {call_entry_handler}",
+        "call dword ptr [edi + {probe_entry}]",
         ".global probe_engine_fast_pre_return_site",
         "probe_engine_fast_pre_return_site:",
         "add esp, 8",
@@ -137,7 +138,7 @@ pub unsafe extern "C" fn int3_fast() {
         handlers = const cpu::HANDLERS,
         handlers_site = const cpu::HANDLERS_SITE,
         handlers_running = const cpu::HANDLERS_RUNNING,
-        call_entry_handler = sym call_entry_handler,
+        probe_entry = const crate::probe::layout::ENTRY,
         site_entry = sym int3_site_entry,
     );
 }

@@ -92,7 +92,7 @@ pub unsafe extern "C" fn optprobe_entry() {
         "push edi",
         "lea eax, [esp + 4]",
         "push eax",
-        "call {call_entry_handler}",
+        "call dword ptr [edi + {probe_entry}]",
         ".global probe_engine_fast_optprobe_return_site",
         "probe_engine_fast_optprobe_return_site:",
         "add esp, 8",
@@ -130,7 +130,7 @@ pub unsafe extern "C" fn optprobe_entry() {
         handlers_site = const cpu::HANDLERS_SITE,
         handlers_running = const cpu::HANDLERS_RUNNING,
         breakpoint = const OPTIMIZED_HIT_VECTOR,
-        call_entry_handler = sym crate::handler::call_entry_handler,
+        probe_entry = const crate::probe::layout::ENTRY,
         dispatch = sym crate::optimize::optimized_dispatch,
     );
 }

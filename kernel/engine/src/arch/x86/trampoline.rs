@@ -24,6 +24,7 @@ use super::regs::{FRAME_SIZE, PtRegs};
 use crate::control::layout as cpu;
 use crate::instances::layout as instance;
 use crate::kretprobe::layout as kretprobe;
+use crate::probe::Kprobe;
 use core::mem::offset_of;
 
 /// The vector number a trampoline frame carries (no real vector has it).
@@ -151,6 +152,111 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
     );
 }
 const _: () = assert!(KRETPROBE_VECTOR == -1i32 as u32);
+
+/// A kretprobe's entry as the fast lanes call it (`Kprobe::entry`): with
+/// the C ABI, the entry's frame and the kretprobe's entry probe; returns
+/// false (an entry never redirects).
+///
+/// The common entry, in assembly: no entry handler, a call no other
+/// kretprobe of the function has swapped yet, a known task and a free
+/// instance in the first word of the pool's free set. It does what
+/// `kretprobe::on_entry` does: takes the instance (`lock btr`, the
+/// `FreeSet` take), fills in the real return address, the slot, the task
+/// and the entry time, links it first on the task's list and puts the
+/// trampoline's address in the slot. Any other entry goes, with nothing
+/// changed, to the Rust entry (`handler::call_kretprobe_entry`), which
+/// also counts the misses.
+///
+/// # Safety
+/// Only for the fast lanes (interrupts off, the control block running the
+/// probe), with `probe` a registered kretprobe's entry probe and `regs` its
+/// hit's frame at the function's first instruction.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
+    core::arch::naked_asm!(
+        "push ebp",
+        "push ebx",
+        "push esi",
+        "push edi",
+        "mov edi, [esp + 20]", // the frame
+        "mov esi, [esp + 24]", // the entry probe...
+        "mov esi, [esi + {kp_owner}]", // ...of this Kretprobe
+        "cmp dword ptr [esi + {entry_handler}], 0",
+        "jne 9f",
+        "mov ebp, [esi + {rp_pool}]",
+        "test ebp, ebp",
+        "jz 9f",
+        // The slot (ESP at the first instruction) must hold a real return.
+        "mov ecx, [edi + {esp}]",
+        "lea edx, [{trampoline}]",
+        "cmp [ecx], edx",
+        "je 9f",
+        "call {current_task}", // clobbers EAX, ECX, EDX only
+        "cmp eax, {tasks}",
+        "jae 9f",
+        "mov ebx, eax",
+        // An instance from the first word of the free set (FreeSet::take).
+        "mov edx, [ebp + {words}]",
+        "2:",
+        "mov ecx, [edx]",
+        "test ecx, ecx",
+        "jz 9f",
+        "bsf ecx, ecx",
+        "lock btr dword ptr [edx], ecx",
+        "jnc 2b", // another CPU took it first: look again
+        "imul ecx, ecx, {instance_size}",
+        "add ecx, [ebp + {instances}]",
+        "mov ebp, ecx", // this entry's alone until given back
+        "mov eax, [edi + {esp}]",
+        "mov [ebp + {slot}], eax",
+        "mov eax, [eax]",
+        "mov [ebp + {ret}], eax",
+        "mov [ebp + {task}], ebx",
+        "call {timestamp}", // EDX:EAX, ECX clobbered
+        "mov [ebp + {time}], eax",
+        "mov [ebp + {time} + 4], edx",
+        // Linked first on the task's list once the slot sends the return
+        // to the trampoline (as on_entry).
+        "mov eax, [{active} + ebx * 4]",
+        "mov [ebp + {next}], eax",
+        "mov eax, [edi + {esp}]",
+        "lea edx, [{trampoline}]",
+        "mov [eax], edx",
+        "mov [{active} + ebx * 4], ebp",
+        "xor eax, eax",
+        "pop edi",
+        "pop esi",
+        "pop ebx",
+        "pop ebp",
+        "ret",
+        // Everything else: the Rust entry, with the same arguments.
+        "9:",
+        "pop edi",
+        "pop esi",
+        "pop ebx",
+        "pop ebp",
+        "jmp {rust_entry}",
+        kp_owner = const crate::probe::layout::OWNER,
+        entry_handler = const kretprobe::ENTRY_HANDLER,
+        rp_pool = const kretprobe::POOL,
+        esp = const offset_of!(PtRegs, esp),
+        trampoline = sym kretprobe_trampoline,
+        current_task = sym crate::host::__probe_engine_host_current_task,
+        tasks = const kretprobe::TASKS,
+        words = const instance::POOL_WORDS,
+        instances = const instance::POOL_INSTANCES,
+        instance_size = const instance::INSTANCE_SIZE,
+        slot = const instance::INSTANCE_STACK_SLOT,
+        ret = const instance::INSTANCE_RETURN_ADDRESS,
+        task = const instance::INSTANCE_TASK,
+        time = const instance::INSTANCE_ENTRY_TIME,
+        timestamp = sym crate::host::__probe_engine_host_timestamp,
+        active = sym crate::kretprobe::ACTIVE,
+        next = const instance::INSTANCE_NEXT,
+        rust_entry = sym crate::handler::call_kretprobe_entry,
+    );
+}
 
 /// The highest address the trampoline can have pushed to by its call to the
 /// dispatcher, when a trap interrupted it with stack pointer `sp`: a frame
