@@ -68,7 +68,8 @@ pub trait Host {
     /// bytes, used by nothing else.
     fn slot_memory() -> Range<usize>;
     /// The running task's id, below [`MAX_TASKS`](crate::MAX_TASKS); callable
-    /// from trap context.
+    /// from trap context. The kretprobe lanes call it from assembly, as
+    /// [`current_cpu`](Host::current_cpu).
     fn current_task() -> usize;
     /// The CPU the caller runs on, below [`MAX_CPUS`](crate::MAX_CPUS);
     /// callable from trap context (it picks the CPU's control block). The
@@ -125,7 +126,9 @@ pub trait Host {
     /// Visits every function of the image.
     fn for_each_symbol(visit: &mut dyn FnMut(Symbol));
     /// A monotonic timestamp (cycles, or any steady counter); callable from
-    /// trap context. The engine stamps each kretprobe call's entry with it.
+    /// trap context. The engine stamps each kretprobe call's entry with it,
+    /// from assembly too (the kretprobe entry lane), as
+    /// [`current_cpu`](Host::current_cpu).
     fn timestamp() -> u64;
     /// Host code outside `engine_text` that must never be probed (code that
     /// runs before the engine exists, or that the engine's copies call),
