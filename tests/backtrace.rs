@@ -216,3 +216,32 @@ fn stack_trace_save_in_a_handler_sees_through_the_breakpoint_trap() {
         Some("backtrace::stack_trace_save_in_a_handler_sees_through_the_breakpoint_trap")
     );
 }
+
+static STEP_SAVED: spin::Mutex<([usize; 16], usize)> = spin::Mutex::new(([0; 16], 0));
+
+fn save_after_step(_probe: &Kprobe, _regs: &mut PtRegs) {
+    let mut store = [0; 16];
+    let count = unwind::stack_trace_save(&mut store);
+    *STEP_SAVED.lock() = (store, count);
+}
+
+/// With a post handler the probe single-steps: the pre handler runs from
+/// the `#BP` half and the post handler from the `#DB` half (both through
+/// the single-step lanes), and a walk from either passes through its trap
+/// frame to the test that made the call.
+static LEAF_STEP_PROBE: Kprobe =
+    Kprobe::new().symbol("traced_leaf", 0).pre_handler(save_from_handler).post_handler(save_after_step);
+
+#[inline(never)]
+#[test_case]
+fn stack_trace_save_in_single_step_handlers_sees_through_both_traps() {
+    register_kprobe(&LEAF_STEP_PROBE).unwrap();
+    assert_eq!(black_box(traced_caller()), 9);
+    unregister_kprobe(&LEAF_STEP_PROBE).unwrap();
+    let test = "backtrace::stack_trace_save_in_single_step_handlers_sees_through_both_traps";
+    for (half, (store, count)) in [("pre", *SAVED.lock()), ("post", *STEP_SAVED.lock())] {
+        let names: alloc::vec::Vec<&str> = store[..count].iter().map(|&a| name_of(a)).collect();
+        assert!(names.contains(&"traced_leaf"), "{half}: the probed function is missing: {names:?}");
+        assert!(names.contains(&test), "{half}: the test is missing: {names:?}");
+    }
+}

@@ -288,11 +288,13 @@ dedicated_entry!(
     fast: crate::kprobes::trap::int3_fast
 );
 dedicated_entry!(
-    /// The `#DB` entry: straight to the probe engine's debug handler.
+    /// The `#DB` entry: the probe engine's fast lane for the second half of
+    /// a common single-step, else DR6 and its debug handler.
     debug_common,
     vector::DEBUG,
     "debug_return_site",
-    debug_trap
+    debug_trap,
+    fast: crate::kprobes::trap::debug_fast
 );
 
 /// `#BP`, from [`breakpoint_common`]: the engine, then hooks and the report.

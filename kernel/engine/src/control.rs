@@ -88,7 +88,7 @@ pub(crate) enum State {
     Handlers { site: Option<&'static Site>, running: Option<&'static Kprobe> } = 1,
     /// `site`'s instruction is being single-stepped in its slot; `step`
     /// holds what to restore after it.
-    SingleStep { site: &'static Site, step: StepState },
+    SingleStep { site: &'static Site, step: StepState } = 2,
     /// A probe hit inside handlers or a step: `site`'s instruction is
     /// stepped without handlers, then `outer` is restored.
     Reenter { site: &'static Site, step: StepState, outer: Outer },
@@ -414,6 +414,7 @@ unsafe impl Sync for PerCpu {}
 /// discriminants as tags.
 pub(crate) mod layout {
     use super::{ControlBlock, PerCpu, State};
+    use crate::arch::imp::StepState;
     use crate::probe::Kprobe;
     use crate::registry::Site;
     use core::mem::{align_of, offset_of, size_of};
@@ -432,6 +433,16 @@ pub(crate) mod layout {
         (HANDLERS_SITE + size_of::<Option<&Site>>()).next_multiple_of(align_of::<Option<&Kprobe>>());
     const _: () = assert!(size_of::<Option<&Site>>() == 4 && size_of::<Option<&Kprobe>>() == 4);
     const _: () = assert!(size_of::<State>() >= HANDLERS_RUNNING + 4);
+    /// The tag of `State::SingleStep`.
+    pub const SINGLE_STEP: u8 = 2;
+    /// `State::SingleStep::site`, from the tag: where `Handlers` keeps its
+    /// site too, so the step keeps the site the hit set.
+    pub const STEP_SITE: usize = size_of::<u8>().next_multiple_of(align_of::<&Site>());
+    /// `State::SingleStep::step`, from the tag (a `StepState`, which on
+    /// x86 is the saved TF and IF, one word).
+    pub const STEP_FLAGS: usize = (STEP_SITE + size_of::<&Site>()).next_multiple_of(align_of::<StepState>());
+    const _: () = assert!(STEP_SITE == HANDLERS_SITE && size_of::<StepState>() == 4);
+    const _: () = assert!(size_of::<State>() >= STEP_FLAGS + 4);
 }
 
 /// One entry per CPU, as Linux's per-CPU `kprobe_ctlblk`.

@@ -96,6 +96,16 @@ pub(crate) extern "C" fn call_pre_handler(regs: &mut PtRegs, probe: &'static Kpr
     pre(probe, regs) == PreAction::Redirected
 }
 
+/// The single-step lane's call of a lone plain probe's post-handler (the
+/// lane has made the control block run it), as [`call_pre_handler`].
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) extern "C" fn call_post_handler(regs: &mut PtRegs, probe: &'static Kprobe) {
+    // SAFETY: the lane calls it only when the probe's post-handler is set,
+    // and a probe's handlers never change (see `call_pre_handler`).
+    let post = unsafe { probe.post_handler.unwrap_unchecked() };
+    post(probe, regs);
+}
+
 /// A kretprobe's entry, as a fast lane calls it: the generic entry, for
 /// what the assembly entry (`arch::imp::trampoline::kretprobe_entry`)
 /// leaves to Rust (an entry handler, a call another kretprobe of the

@@ -37,7 +37,9 @@
 //!   [`trap::TrapContext`] the entry creates; optionally, its `#BP` entry
 //!   first calls the assembly fast lane [`trap::int3_fast`] with the frame
 //!   built, which takes the common hit itself (see its contract) and
-//!   returns for everything else;
+//!   returns for everything else, and its `#DB` entry [`trap::debug_fast`]
+//!   likewise, before it reads DR6 (the second half of the single-steps
+//!   `int3_fast` begins);
 //! - keeps the engine's code and its own trap entry in one section
 //!   (`.kprobes.text`, [`Host::engine_text`]);
 //! - defines `probe_engine_trap_return` (see [`Host`]);
@@ -97,7 +99,7 @@ pub mod slots;
 /// and the other exceptions, the token they take, and the start of a fatal
 /// report.
 pub mod trap {
-    pub use crate::arch::imp::fastpath::int3_fast;
+    pub use crate::arch::imp::fastpath::{debug_fast, int3_fast};
     pub use crate::control::TrapContext;
     pub use crate::handler::{
         FaultOutcome, FaultPlace, ProbeFault, ReportContext, begin_report, debug_handler, fault_handler, int3_handler,

@@ -117,11 +117,16 @@ pub(crate) type EntryLane = unsafe extern "C" fn(&mut PtRegs, &'static Kprobe) -
 /// Where the assembly finds a probe's fields (checked by `offset_of!`).
 pub(crate) mod layout {
     use super::Kprobe;
-    use core::mem::offset_of;
+    use core::mem::{offset_of, size_of};
     /// `Kprobe::entry`.
     pub const ENTRY: usize = offset_of!(Kprobe, entry);
     /// `Kprobe::owner`: for a kretprobe's entry probe, the `Kretprobe`.
     pub const OWNER: usize = offset_of!(Kprobe, owner);
+    /// `Kprobe::pre_handler` (`None` is 0: a `fn` is never null).
+    pub const PRE_HANDLER: usize = offset_of!(Kprobe, pre_handler);
+    /// `Kprobe::post_handler` (`None` is 0).
+    pub const POST_HANDLER: usize = offset_of!(Kprobe, post_handler);
+    const _: () = assert!(size_of::<Option<super::PreHandler>>() == 4 && size_of::<Option<super::PostHandler>>() == 4);
 }
 
 // SAFETY: the only non-Sync field is the `*const ()` of `Location::Address`,

@@ -75,6 +75,11 @@ pub(crate) struct Site {
     /// lane (`arch::imp::fastpath`) reads. Derived by [`replan`], after
     /// `resume` (a lane that sees it set sees a copy that outlives its hit).
     fast: AtomicPtr<Kprobe>,
+    /// The site's `ArchSite` when a hit single-steps for a lone plain probe
+    /// with a simple repair (`StepPlan::is_simple`), else null: the
+    /// assembly single-step lanes (`arch::imp::fastpath`) take such hits,
+    /// both halves. Derived by [`replan`].
+    step_lane: AtomicPtr<ArchSite>,
 }
 
 /// Where the assembly fast lane finds a site's fields (`arch::imp::fastpath`).
@@ -89,6 +94,10 @@ pub(crate) mod layout {
     pub const RESUME: usize = offset_of!(Site, resume);
     /// `Site::fast`.
     pub const FAST: usize = offset_of!(Site, fast);
+    /// `Site::lone`.
+    pub const LONE: usize = offset_of!(Site, lone);
+    /// `Site::step_lane`.
+    pub const STEP_LANE: usize = offset_of!(Site, step_lane);
     /// `Site::detour_slot`.
     pub const DETOUR_SLOT: usize = offset_of!(Site, detour_slot);
     /// Site numbers are masked with it (as `site_by_number` does).
@@ -124,6 +133,7 @@ impl Site {
             lone: AtomicPtr::new(ptr::null_mut()),
             resume: AtomicUsize::new(0),
             fast: AtomicPtr::new(ptr::null_mut()),
+            step_lane: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -626,6 +636,13 @@ fn replan(site: &Site) {
         _ => ptr::null_mut(),
     };
     site.fast.store(fast, Ordering::Release);
+    let step_lane = match lone_probe {
+        Some(probe) if resume == 0 && probe.kind == ProbeKind::Plain && site.arch().step.is_simple() => {
+            site.arch() as *const ArchSite as *mut ArchSite
+        }
+        _ => ptr::null_mut(),
+    };
+    site.step_lane.store(step_lane, Ordering::Release);
 }
 
 /// Whether any site is jump-optimized (or being changed).

@@ -17,8 +17,13 @@
 //!    kretprobe's entry), resume in the copy unless the handler
 //!    redirected, make the block idle, and leave through the host's trap
 //!    exit;
-//! 3. any other hit at a site (a reentry, several probes, a single-step, a
-//!    jprobe): the generic path's remainder,
+//! 3. a single-step for a lone plain probe whose repair is simple (the
+//!    site's `step_lane`): run its pre-handler as in 2, then set up the
+//!    step (TF set, IF clear, EIP at the slot's copy) and the block's
+//!    `SingleStep` state as the generic path would; [`debug_fast`], called
+//!    by the host's `#DB` entry, then does the second half;
+//! 4. any other hit at a site (a reentry, several probes, a jprobe, a
+//!    single-step the lane does not take): the generic path's remainder,
 //!    `int3_site_entry`, with the site already found.
 //!
 //! The lane changes the frame only once it has taken the hit, so the
@@ -31,10 +36,13 @@
 //! The handler (and the generic remainder) is called with the frame as its
 //! first argument, as every dispatcher's; [`is_fast_return_site`] tells
 //! the unwinder the return addresses of those calls.
+use super::cpu::{self as cpu_bits, EFLAGS_IF, EFLAGS_TF};
 use super::regs::PtRegs;
+use super::step::layout as step;
 use crate::control::{CPUS, layout as cpu};
-use crate::handler::int3_site_entry;
+use crate::handler::{call_post_handler, call_pre_handler, int3_site_entry};
 use crate::host::__probe_engine_host_current_cpu;
+use crate::probe::layout as probe;
 use crate::registry::{INDEX, SITES, layout as site};
 use core::arch::naked_asm;
 use core::mem::offset_of;
@@ -69,12 +77,15 @@ pub unsafe extern "C" fn int3_fast() {
         "lea ebx, [ebx + {sites} - {site_size}]",
         "cmp eax, [ebx + {site_address}]",
         "jne 9f",
-        // A site. The lane's kind of hit: a fast probe and a resume address...
-        "mov edi, [ebx + {site_fast}]",
-        "test edi, edi",
-        "jz 7f",
+        // A site. The lane's kind of hit: a resume address (none: a
+        // single-step) and a fast probe... (Read in this order, a resume
+        // address may be the plan's before a change the fast probe is
+        // after; either copy is still there, and runs the instruction.)
         "mov esi, [ebx + {site_resume}]",
         "test esi, esi",
+        "jz 6f",
+        "mov edi, [ebx + {site_fast}]",
+        "test edi, edi",
         "jz 7f",
         // ...on an idle CPU (the call clobbers EAX, ECX, EDX only).
         "call {current_cpu}",
@@ -101,6 +112,54 @@ pub unsafe extern "C" fn int3_fast() {
         "mov [esp + 4 + {eip}], esi",
         "2:",
         "mov byte ptr [ebx], {idle}",
+        "add esp, 4",
+        "jmp probe_engine_trap_return",
+        // A single-step for a lone plain probe with a simple repair (see
+        // `debug_fast` for its second half; `step_lane` is set only for
+        // sites that single-step)...
+        "6:",
+        "mov edi, [ebx + {site_step_lane}]",
+        "test edi, edi",
+        "jz 7f",
+        "mov esi, [ebx + {site_lone}]",
+        "test esi, esi",
+        "jz 7f",
+        // ...on an idle CPU.
+        "call {current_cpu}",
+        "imul eax, eax, {cpu_size}",
+        "lea eax, [eax + {cpus} + {state}]",
+        "cmp byte ptr [eax], {idle}",
+        "jne 7f",
+        // Taken: the block runs the probe; its pre-handler, if any, runs.
+        "mov byte ptr [eax], {handlers}",
+        "mov [eax + {handlers_site}], ebx",
+        "mov [eax + {handlers_running}], esi",
+        "mov ebx, eax",
+        "dec dword ptr [esp + 4 + {eip}]",
+        "cmp dword ptr [esi + {pre_handler}], 0",
+        "je 5f",
+        "push esi",
+        "lea eax, [esp + 8]",
+        "push eax",
+        "call {call_pre_handler}",
+        ".global probe_engine_fast_step_pre_return_site",
+        "probe_engine_fast_step_pre_return_site:",
+        "add esp, 8",
+        "test al, al",
+        "jnz 2b", // redirected: no step
+        // The step (`setup_single_step`, `begin_step`): the block keeps TF
+        // and IF, the copy runs alone with TF set and IF clear.
+        "5:",
+        "mov eax, [esp + 4 + {eflags}]",
+        "mov ecx, eax",
+        "and ecx, {tf_if}",
+        "mov [ebx + {step_flags}], ecx",
+        "mov byte ptr [ebx], {single_step}",
+        "or eax, {tf}",
+        "and eax, {not_if}",
+        "mov [esp + 4 + {eflags}], eax",
+        "mov eax, [edi + {arch_slot}]",
+        "mov [esp + 4 + {eip}], eax",
         "add esp, 4",
         "jmp probe_engine_trap_return",
         // Any other hit at the site: the generic remainder.
@@ -140,6 +199,110 @@ pub unsafe extern "C" fn int3_fast() {
         handlers_running = const cpu::HANDLERS_RUNNING,
         probe_entry = const crate::probe::layout::ENTRY,
         site_entry = sym int3_site_entry,
+        site_step_lane = const site::STEP_LANE,
+        site_lone = const site::LONE,
+        pre_handler = const probe::PRE_HANDLER,
+        call_pre_handler = sym call_pre_handler,
+        eflags = const offset_of!(PtRegs, eflags),
+        tf_if = const EFLAGS_TF | EFLAGS_IF,
+        tf = const EFLAGS_TF,
+        not_if = const !EFLAGS_IF,
+        step_flags = const cpu::STEP_FLAGS,
+        single_step = const cpu::SINGLE_STEP,
+        arch_slot = const step::SLOT,
+    );
+}
+
+/// The `#DB` fast lane: the second half of a single-step the `#BP` lane
+/// (or the generic path) began for a site with a `step_lane`.
+///
+/// Contract with the host's `#DB` entry, as [`int3_fast`]'s with `#BP`:
+/// `call` it with ESP at a complete [`PtRegs`] of the trap above the return
+/// address, EBP still the interrupted code's, DF clear, DR6 not yet read.
+/// It returns (EAX, EBX, ECX, EDX, ESI, EDI clobbered, the frame and DR6
+/// untouched) unless the trap is the single-step it takes: DR6 says
+/// single-step, this CPU's control block is stepping a site whose
+/// `step_lane` is set, and the site still has a lone probe. Then it
+/// clears DR6 (as the host's path would), applies the site's repair (the
+/// EIP delta, TF and IF back, `StepPlan`), runs the probe's post-handler if
+/// it has one (the block running it), makes the block idle and leaves
+/// through `probe_engine_trap_return`.
+///
+/// # Safety
+/// Only for the host's `#DB` entry, as above, with interrupts off.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn debug_fast() {
+    naked_asm!(
+        "mov eax, dr6",
+        "test eax, {dr6_bs}",
+        "jz 9f",
+        "call {current_cpu}",
+        "imul eax, eax, {cpu_size}",
+        "lea ebx, [eax + {cpus} + {state}]",
+        "cmp byte ptr [ebx], {single_step}",
+        "jne 9f",
+        "mov ecx, [ebx + {step_site}]",
+        "mov edi, [ecx + {site_step_lane}]",
+        "test edi, edi",
+        "jz 9f",
+        "mov esi, [ecx + {site_lone}]",
+        "test esi, esi",
+        "jz 9f",
+        // Taken.
+        "xor eax, eax",
+        "mov dr6, eax",
+        // The repair (`resume_after_single_step`, simple plans only).
+        "mov eax, [edi + {eip_delta}]",
+        "add [esp + 4 + {eip}], eax",
+        "mov edx, [edi + {restored}]",
+        "mov eax, [ebx + {step_flags}]",
+        "and eax, edx",
+        "not edx",
+        "and edx, [esp + 4 + {eflags}]",
+        "or eax, edx",
+        "or eax, [edi + {set}]",
+        "mov [esp + 4 + {eflags}], eax",
+        // `end_step`, then the post-handler if there is one (`run`, as the
+        // generic path), then `finish`.
+        "cmp dword ptr [esi + {post_handler}], 0",
+        "je 3f",
+        "mov byte ptr [ebx], {handlers}",
+        "mov [ebx + {handlers_running}], esi",
+        "push esi",
+        "lea eax, [esp + 8]",
+        "push eax",
+        "call {call_post_handler}",
+        ".global probe_engine_fast_step_post_return_site",
+        "probe_engine_fast_step_post_return_site:",
+        "add esp, 8",
+        "3:",
+        "mov byte ptr [ebx], {idle}",
+        "add esp, 4",
+        "jmp probe_engine_trap_return",
+        // Not the lane's: back to the host's generic path.
+        "9:",
+        "ret",
+        dr6_bs = const cpu_bits::DR6_SINGLE_STEP,
+        current_cpu = sym __probe_engine_host_current_cpu,
+        cpu_size = const cpu::CPU_SIZE,
+        cpus = sym CPUS,
+        state = const cpu::STATE,
+        single_step = const cpu::SINGLE_STEP,
+        step_site = const cpu::STEP_SITE,
+        site_step_lane = const site::STEP_LANE,
+        site_lone = const site::LONE,
+        eip_delta = const step::EIP_DELTA,
+        eip = const offset_of!(PtRegs, eip),
+        restored = const step::RESTORED_FLAGS,
+        step_flags = const cpu::STEP_FLAGS,
+        eflags = const offset_of!(PtRegs, eflags),
+        set = const step::SET_FLAGS,
+        post_handler = const probe::POST_HANDLER,
+        handlers = const cpu::HANDLERS,
+        handlers_running = const cpu::HANDLERS_RUNNING,
+        call_post_handler = sym call_post_handler,
+        idle = const cpu::IDLE,
     );
 }
 
@@ -151,8 +314,12 @@ pub fn is_fast_return_site(address: usize) -> bool {
         static probe_engine_fast_pre_return_site: u8;
         static probe_engine_fast_site_return_site: u8;
         static probe_engine_fast_optprobe_return_site: u8;
+        static probe_engine_fast_step_pre_return_site: u8;
+        static probe_engine_fast_step_post_return_site: u8;
     }
     address == &raw const probe_engine_fast_pre_return_site as usize
         || address == &raw const probe_engine_fast_site_return_site as usize
         || address == &raw const probe_engine_fast_optprobe_return_site as usize
+        || address == &raw const probe_engine_fast_step_pre_return_site as usize
+        || address == &raw const probe_engine_fast_step_post_return_site as usize
 }

@@ -92,6 +92,31 @@ pub struct StepPlan {
 }
 
 impl StepPlan {
+    /// Whether the `#DB` half is only the EIP delta and the flags: no stack
+    /// repair and no `rep` iterations (what the assembly lanes apply; the
+    /// others take the Rust path).
+    pub fn is_simple(&self) -> bool {
+        self.stack == StackRepair::None && !self.repeats
+    }
+}
+
+/// Where the assembly lanes find a site's single-step copy and plan
+/// (checked by `offset_of!`).
+pub(crate) mod layout {
+    use super::super::slot::ArchSite;
+    use super::StepPlan;
+    use core::mem::offset_of;
+    /// `ArchSite::slot`: the single-step copy.
+    pub const SLOT: usize = offset_of!(ArchSite, slot);
+    /// `StepPlan::eip_delta`.
+    pub const EIP_DELTA: usize = offset_of!(ArchSite, step) + offset_of!(StepPlan, eip_delta);
+    /// `StepPlan::restored_flags`.
+    pub const RESTORED_FLAGS: usize = offset_of!(ArchSite, step) + offset_of!(StepPlan, restored_flags);
+    /// `StepPlan::set_flags`.
+    pub const SET_FLAGS: usize = offset_of!(ArchSite, step) + offset_of!(StepPlan, set_flags);
+}
+
+impl StepPlan {
     /// The plan for `insn`, probed at `address`, stepped in `slot`.
     pub fn new(insn: &super::decode::Insn, address: usize, slot: usize) -> StepPlan {
         let fixup = insn.fixup;
