@@ -61,17 +61,30 @@ pub mod unwind;
 /// ```
 #[macro_export]
 macro_rules! entry_point {
-    ($path:path) => {
-        $crate::entry_point!($path, host = $crate::kprobes::KernelHost);
-    };
-    ($path:path, host = $host:ty) => {
-        // The probe engine's host for this image (see `probe_engine::Host`).
-        $crate::kprobes::host!($host);
+    (@main $path:path) => {
         #[unsafe(no_mangle)]
         pub extern "Rust" fn __kernel_main(boot: &'static $crate::boot_info::BootInfo) -> ! {
             let main: fn(&'static $crate::boot_info::BootInfo) -> ! = $path;
             main(boot)
         }
+    };
+    ($path:path) => {
+        // The probe engine's host for this image (see `probe_engine::Host`);
+        // its lanes read the CPU and task from the per-CPU area directly.
+        // SAFETY: every CPU's GS segment is its `PerCpu` from `gdt::init` on,
+        // before interrupts or any probe, and KernelHost's current_cpu and
+        // current_task are exactly these two fields (`percpu::cpu_id`,
+        // `percpu::current_task`).
+        $crate::kprobes::host!($crate::kprobes::KernelHost, unsafe per_cpu_gs: {
+            cpu: $crate::arch::x86::percpu::CPU_OFFSET,
+            task: $crate::arch::x86::percpu::TASK_OFFSET,
+        });
+        $crate::entry_point!(@main $path);
+    };
+    ($path:path, host = $host:ty) => {
+        // The probe engine's host for this image (see `probe_engine::Host`).
+        $crate::kprobes::host!($host);
+        $crate::entry_point!(@main $path);
     };
 }
 

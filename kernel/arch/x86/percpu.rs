@@ -18,6 +18,12 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// CPUs this kernel can run: every table sized per CPU uses it.
 pub const MAX_CPUS: usize = 8;
 
+/// Where this CPU's index is in its GS segment (for the probe engine's
+/// assembly lanes: `host!`'s `per_cpu_gs`).
+pub const CPU_OFFSET: usize = offset_of!(PerCpu, cpu);
+/// Where the running task's id is in the GS segment (as [`CPU_OFFSET`]).
+pub const TASK_OFFSET: usize = offset_of!(PerCpu, current_task);
+
 /// One CPU's own data.
 #[repr(C, align(64))] // a cache line each: CPUs never share one
 pub struct PerCpu {

@@ -77,7 +77,8 @@ pub trait Host {
     /// Its fast lanes call it from assembly, through the C-ABI symbol
     /// [`host!`](crate::host) defines for it: keep it a leaf that touches
     /// only the caller-saved registers' worth of state (a load of a
-    /// per-CPU variable, as here, is ideal).
+    /// per-CPU variable is ideal, and with `host!`'s `per_cpu_gs` the
+    /// lanes' call is that load alone).
     fn current_cpu() -> usize;
     /// How many CPUs run now: at least 1, at most
     /// [`MAX_CPUS`](crate::MAX_CPUS). Kretprobes without a `maxactive` get
@@ -138,9 +139,58 @@ pub trait Host {
 
 /// Binds `$host`'s [`Host`] impl as the engine's host. Invoke it once, in
 /// the crate that links the kernel image.
+///
+/// The assembly fast lanes ask the host for the current CPU and task
+/// through C-ABI calls. A host that keeps both in its per-CPU area at
+/// fixed offsets of the GS segment (on x86, as Linux's `this_cpu` reads do)
+/// can say so, and those calls become a single load and a return:
+///
+/// ```ignore
+/// // SAFETY: on every CPU, from before the engine's first hit, GS:[CPU]
+/// // and GS:[TASK] hold what MyHost::current_cpu/current_task return.
+/// probe_engine::host!(MyHost, unsafe per_cpu_gs: { cpu: CPU, task: TASK });
+/// ```
+///
+/// That is a promise the compiler cannot check, hence the `unsafe`: the
+/// lanes index the engine's per-CPU control blocks with the CPU read there,
+/// unchecked. [`init`](crate::init) compares both reads with the methods
+/// on the CPU that calls it.
 #[macro_export]
 macro_rules! host {
     ($host:ty) => {
+        $crate::host!(@common $host);
+        const _: () = {
+            use $crate::Host as _;
+            // The C ABI: the engine's assembly fast lanes call these.
+            #[unsafe(no_mangle)]
+            extern "C" fn __probe_engine_lane_current_task() -> usize {
+                <$host>::current_task()
+            }
+            #[unsafe(no_mangle)]
+            extern "C" fn __probe_engine_lane_current_cpu() -> usize {
+                <$host>::current_cpu()
+            }
+        };
+    };
+    ($host:ty, unsafe per_cpu_gs: { cpu: $cpu:expr, task: $task:expr $(,)? }) => {
+        $crate::host!(@common $host);
+        const _: () = {
+            // The assembly fast lanes' calls: one GS-relative load each.
+            #[unsafe(naked)]
+            #[unsafe(no_mangle)]
+            #[unsafe(link_section = ".kprobes.text")]
+            extern "C" fn __probe_engine_lane_current_task() -> usize {
+                core::arch::naked_asm!("mov eax, gs:[{offset}]", "ret", offset = const $task)
+            }
+            #[unsafe(naked)]
+            #[unsafe(no_mangle)]
+            #[unsafe(link_section = ".kprobes.text")]
+            extern "C" fn __probe_engine_lane_current_cpu() -> usize {
+                core::arch::naked_asm!("mov eax, gs:[{offset}]", "ret", offset = const $cpu)
+            }
+        };
+    };
+    (@common $host:ty) => {
         const _: () = {
             use $crate::Host as _;
             #[unsafe(no_mangle)]
@@ -161,13 +211,12 @@ macro_rules! host {
             fn __probe_engine_host_slot_memory() -> core::ops::Range<usize> {
                 <$host>::slot_memory()
             }
-            // The C ABI: the engine's assembly fast lanes call these too.
             #[unsafe(no_mangle)]
-            extern "C" fn __probe_engine_host_current_task() -> usize {
+            fn __probe_engine_host_current_task() -> usize {
                 <$host>::current_task()
             }
             #[unsafe(no_mangle)]
-            extern "C" fn __probe_engine_host_current_cpu() -> usize {
+            fn __probe_engine_host_current_cpu() -> usize {
                 <$host>::current_cpu()
             }
             #[unsafe(no_mangle)]
@@ -202,6 +251,7 @@ macro_rules! host {
             fn __probe_engine_host_for_each_symbol(visit: &mut dyn FnMut($crate::Symbol)) {
                 <$host>::for_each_symbol(visit)
             }
+            // The C ABI: the kretprobe entry lane calls it from assembly.
             #[unsafe(no_mangle)]
             extern "C" fn __probe_engine_host_timestamp() -> u64 {
                 <$host>::timestamp()
@@ -215,12 +265,12 @@ macro_rules! host {
 }
 
 unsafe extern "C" {
-    /// Called from assembly as well (`arch::imp::fastpath`): it clobbers
-    /// only EAX, ECX and EDX, and returns the CPU in EAX.
-    pub(crate) fn __probe_engine_host_current_cpu() -> usize;
-    /// Called from assembly as well (the kretprobe lanes), as
-    /// `__probe_engine_host_current_cpu`: the task in EAX.
-    pub(crate) fn __probe_engine_host_current_task() -> usize;
+    /// The current CPU, for the assembly fast lanes (`arch::imp::fastpath`):
+    /// it clobbers only EAX, ECX and EDX, and returns the CPU in EAX.
+    pub(crate) fn __probe_engine_lane_current_cpu() -> usize;
+    /// The current task, for the kretprobe lanes, as
+    /// `__probe_engine_lane_current_cpu`: the task in EAX.
+    pub(crate) fn __probe_engine_lane_current_task() -> usize;
     /// Called from assembly as well (the kretprobe entry lane): the
     /// timestamp in EDX:EAX, ECX clobbered.
     pub(crate) fn __probe_engine_host_timestamp() -> u64;
@@ -231,6 +281,8 @@ unsafe extern "Rust" {
     fn __probe_engine_host_kernel_text() -> Range<usize>;
     fn __probe_engine_host_engine_text() -> Range<usize>;
     fn __probe_engine_host_slot_memory() -> Range<usize>;
+    fn __probe_engine_host_current_task() -> usize;
+    fn __probe_engine_host_current_cpu() -> usize;
     fn __probe_engine_host_online_cpus() -> usize;
     fn __probe_engine_host_sync_cpus();
     fn __probe_engine_host_task_may_resume_in(range: Range<usize>) -> bool;

@@ -134,6 +134,22 @@ pub fn init() {
     probe_engine_core::decode::warm_up();
     slots::check_memory();
     blacklist::init();
+    check_lane_queries();
+}
+
+/// The fast lanes' way of asking for the current CPU and task (the
+/// `host!` macro's C-ABI symbols, single GS loads for a `per_cpu_gs`
+/// host) must answer what the host's methods do: a wrong offset would
+/// have the lanes use another CPU's control block.
+fn check_lane_queries() {
+    arch::imp::cpu::without_interrupts(|| {
+        // SAFETY: `host!` defines both symbols, C-ABI leaves with no
+        // arguments and no contract.
+        let (cpu, task) =
+            unsafe { (host::__probe_engine_lane_current_cpu(), host::__probe_engine_lane_current_task()) };
+        assert_eq!(cpu, host::current_cpu(), "host!: the lanes' current CPU is not Host::current_cpu()");
+        assert_eq!(task, host::current_task(), "host!: the lanes' current task is not Host::current_task()");
+    });
 }
 
 /// Task ids the host may hand out (the per-task kretprobe lists).

@@ -41,7 +41,7 @@ use super::regs::PtRegs;
 use super::step::layout as step;
 use crate::control::{CPUS, layout as cpu};
 use crate::handler::{call_post_handler, call_pre_handler, int3_site_entry};
-use crate::host::__probe_engine_host_current_cpu;
+use crate::host::__probe_engine_lane_current_cpu;
 use crate::probe::layout as probe;
 use crate::registry::{INDEX, SITES, layout as site};
 use core::arch::naked_asm;
@@ -189,7 +189,7 @@ pub unsafe extern "C" fn int3_fast() {
         site_address = const site::ADDRESS,
         site_fast = const site::FAST,
         site_resume = const site::RESUME,
-        current_cpu = sym __probe_engine_host_current_cpu,
+        current_cpu = sym __probe_engine_lane_current_cpu,
         cpu_size = const cpu::CPU_SIZE,
         cpus = sym CPUS,
         state = const cpu::STATE,
@@ -284,7 +284,7 @@ pub unsafe extern "C" fn debug_fast() {
         "9:",
         "ret",
         dr6_bs = const cpu_bits::DR6_SINGLE_STEP,
-        current_cpu = sym __probe_engine_host_current_cpu,
+        current_cpu = sym __probe_engine_lane_current_cpu,
         cpu_size = const cpu::CPU_SIZE,
         cpus = sym CPUS,
         state = const cpu::STATE,

@@ -121,7 +121,7 @@ pub unsafe extern "C" fn optprobe_entry() {
         site_detour = const site::DETOUR_SLOT,
         site_fast = const site::FAST,
         copy_offset = const DETOUR_COPY_OFFSET,
-        current_cpu = sym crate::host::__probe_engine_host_current_cpu,
+        current_cpu = sym crate::host::__probe_engine_lane_current_cpu,
         cpu_size = const cpu::CPU_SIZE,
         cpus = sym crate::control::CPUS,
         state = const cpu::STATE,
