@@ -404,8 +404,12 @@ impl FetchProgram {
             let at = usize::from(arg.offset);
             let slot = &mut record[at..at + usize::from(arg.size)];
             match arg.read {
-                // The common size first: one store, no copy of a length.
-                None if arg.size == 4 => slot.copy_from_slice(&(value as u32).to_le_bytes()),
+                // The common size first: one store (through an array, which
+                // the compiler cannot merge with the general arm below into
+                // a call of `memcpy` with a run-time length).
+                None if let Ok(word) = <&mut [u8; 4]>::try_from(&mut *slot) => {
+                    *word = (value as u32).to_le_bytes();
+                }
                 None => slot.copy_from_slice(&value.to_le_bytes()[..slot.len()]),
                 Some(offset) => {
                     if memory.read((value as u32).wrapping_add(offset as u32), slot).is_err() {

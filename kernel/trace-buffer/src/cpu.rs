@@ -66,6 +66,12 @@ pub(crate) struct CpuBuffer<'m> {
     start: AtomicU64,
     /// `head % cap`, kept by the writer so that its path divides nothing.
     head_phys: AtomicUsize,
+    /// `head` as the writer keeps it for itself, low and high halves: only
+    /// the writer writes them (at commit, with `head`) and reads them, so
+    /// its path needs no 64-bit atomic load (a `cmpxchg8b` on i686). Two
+    /// writers at once (a broken contract) can tear them, which garbles
+    /// records as the contract says, and nothing more.
+    own_head: [AtomicU32; 2],
     /// Records committed, overwritten (by the writer's claims) and dropped
     /// (stop-when-full): each counted by the writer alone.
     written: AtomicUsize,
@@ -162,6 +168,7 @@ impl<'m> CpuBuffer<'m> {
             head: AtomicU64::new(0),
             start: AtomicU64::new(0),
             head_phys: AtomicUsize::new(0),
+            own_head: [AtomicU32::new(0), AtomicU32::new(0)],
             written: AtomicUsize::new(0),
             overrun: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
@@ -199,20 +206,16 @@ impl<'m> CpuBuffer<'m> {
 
     // ---- The writer --------------------------------------------------
 
-    /// Reserves room for one record and writes its header; the record is
-    /// invisible to readers until [`Reservation::commit`].
+    /// Claims room for one record of `payload_len` bytes: W1 and the W2
+    /// fence. Returns the memory, the record's position and index, and its
+    /// length in words; nothing is written yet.
     ///
     /// Bounded: the claim loop ends once `start` has passed `need`, which
     /// is at most one record length (255 words) beyond where `start` was,
     /// and each round moves `start` at least one header (4 words), by this
     /// writer's claim or a reader's take; the rest is straight-line.
-    #[inline]
-    pub(crate) fn reserve<'a>(
-        &'a self,
-        control: &Control,
-        header: &Header,
-        payload_len: usize,
-    ) -> Result<Reservation<'a>, Dropped> {
+    #[inline(always)]
+    fn claim(&self, control: &Control, payload_len: usize) -> Result<Claim<'_>, Dropped> {
         if !control.recording.load(Relaxed) {
             return Err(Dropped::TracingOff);
         }
@@ -226,24 +229,23 @@ impl<'m> CpuBuffer<'m> {
             return Err(Dropped::TooLarge);
         }
         // Only this writer moves `head`: this is its own last value.
-        let head = self.head.load(Relaxed);
+        let head = self.own_head();
         let mut head_phys = self.head_phys.load(Relaxed);
         if head_phys >= cap || self.repair.load(Relaxed) {
             // After a clear, or if two writers ran on this CPU at once (a
             // broken contract): start over from an empty, consistent ring.
             head_phys = self.resync(head, cap);
         }
-        // Every record that starts before `need` shares memory with the new
-        // one (it lies within `cap` words behind the new record's end).
-        let need = head.saturating_add(words as u64).saturating_sub(cap as u64);
+        // Every record that starts before `head + words - cap` shares memory
+        // with the new one (it lies within `cap` words behind the new
+        // record's end); `start + cap >= end` says none is left. Positions
+        // stay far below 2^63: no sum here overflows.
+        let end = head.wrapping_add(words as u64);
         let overwrite = control.overwrite.load(Relaxed);
-        loop {
-            // Acquire: if a reader took records up to here, its copies are
-            // done before the memory is written again (protocol, step W1).
-            let start = self.start.load(Acquire);
-            if start >= need {
-                break;
-            }
+        // Acquire: if a reader took records up to here, its copies are done
+        // before the memory is written again (protocol, step W1).
+        let mut start = self.start.load(Acquire);
+        while start.wrapping_add(cap as u64) < end {
             if !overwrite {
                 bump(&self.dropped);
                 return Err(Dropped::Full);
@@ -253,20 +255,50 @@ impl<'m> CpuBuffer<'m> {
             match oldest_len(mem, head, head_phys, start) {
                 Some(len) => {
                     // Claim it (W1): after this no reader's copy of it
-                    // validates. On failure a reader took it first: loop.
-                    // `start + len <= head`: no overflow.
+                    // validates. `start + len <= head`: no overflow.
                     let past = start.wrapping_add(len as u64);
-                    if self.start.compare_exchange(start, past, Acquire, Relaxed).is_ok() {
-                        bump(&self.overrun);
+                    match self.start.compare_exchange(start, past, Acquire, Acquire) {
+                        // `start` is exactly `past` now (readers only move
+                        // it on): no need to load it again.
+                        Ok(_) => {
+                            bump(&self.overrun);
+                            start = past;
+                        }
+                        // A reader took it first: where `start` is now.
+                        Err(now) => start = now,
                     }
                 }
-                None => head_phys = self.resync(head, cap),
+                None => {
+                    head_phys = self.resync(head, cap);
+                    start = self.start.load(Acquire);
+                }
             }
         }
         // W2: the claims and the observations of `start` above come before
         // any store into the memory they freed (pairs with the readers'
         // Acquire fence before their check, R3).
         fence(Release);
+        Ok(Claim { mem, head, head_phys, words })
+    }
+
+    /// `head`, as this CPU's writer last committed it (see `own_head`).
+    #[inline(always)]
+    fn own_head(&self) -> u64 {
+        let [low, high] = &self.own_head;
+        (high.load(Relaxed) as u64) << 32 | low.load(Relaxed) as u64
+    }
+
+    /// Reserves room for one record and writes its header; the record is
+    /// invisible to readers until [`Reservation::commit`].
+    #[inline]
+    pub(crate) fn reserve<'a>(
+        &'a self,
+        control: &Control,
+        header: &Header,
+        payload_len: usize,
+    ) -> Result<Reservation<'a>, Dropped> {
+        let Claim { mem, head, head_phys, words } = self.claim(control, payload_len)?;
+        let cap = mem.len();
         let mut ring = Words { mem, index: head_phys };
         ring.put(record::word0(words, header));
         ring.put(header.pid);
@@ -280,9 +312,7 @@ impl<'m> CpuBuffer<'m> {
             }
         }
         Ok(Reservation {
-            head: &self.head,
-            head_phys: &self.head_phys,
-            written: &self.written,
+            publisher: self.publisher(),
             mem,
             payload_phys,
             payload_len,
@@ -318,26 +348,61 @@ impl<'m> CpuBuffer<'m> {
         }
     }
 
-    /// Writes a whole record: [`reserve`](Self::reserve), the payload
-    /// copied in, [`Reservation::commit`].
+    /// Writes a whole record: the claim, the header and the payload, the
+    /// commit. A record that does not wrap round the ring's end (nearly
+    /// all) is stored as one run of words; one that does goes through a
+    /// [`reserve`](Self::reserve)'s word-by-word path.
     #[inline]
     pub(crate) fn write(&self, control: &Control, header: &Header, payload: &[u8]) -> Result<(), Dropped> {
-        let reservation = self.reserve(control, header, payload.len())?;
-        let mut ring = Words { mem: reservation.mem, index: reservation.payload_phys };
-        let (words, rest) = payload.as_chunks::<4>();
-        // The words up to the ring's end in one run, then the rest from its
-        // start (no wrap test per word).
-        let (run, wrapped) = words.split_at(words.len().min(ring.mem.len().saturating_sub(ring.index)));
-        if let Some(slots) = ring.mem.get(ring.index..ring.index + run.len()) {
-            for (slot, word) in slots.iter().zip(run) {
-                slot.store(u32::from_ne_bytes(*word), Relaxed);
-            }
-            ring.index += run.len();
-            if ring.index >= ring.mem.len() {
-                ring.index = 0;
+        let Claim { mem, head, head_phys, words } = self.claim(control, payload.len())?;
+        let end_phys = head_phys.wrapping_add(words);
+        let Some(run) = mem.get(head_phys..end_phys) else {
+            return self.write_wrapping(mem, head, head_phys, words, header, payload);
+        };
+        let (header_words, payload_words) = run.split_at(HEADER_WORDS);
+        for (slot, word) in header_words.iter().zip([
+            record::word0(words, header),
+            header.pid,
+            header.ts as u32,
+            (header.ts >> 32) as u32,
+        ]) {
+            slot.store(word, Relaxed);
+        }
+        let (whole, rest) = payload.as_chunks::<4>();
+        for (slot, word) in payload_words.iter().zip(whole) {
+            slot.store(u32::from_ne_bytes(*word), Relaxed);
+        }
+        if !rest.is_empty() {
+            // The padding of the last word reads back as zeros.
+            let mut bytes = [0u8; 4];
+            bytes.iter_mut().zip(rest).for_each(|(to, from)| *to = *from);
+            if let Some(last) = payload_words.get(whole.len()) {
+                last.store(u32::from_ne_bytes(bytes), Relaxed);
             }
         }
-        for word in wrapped {
+        let cap = mem.len();
+        self.commit(head.wrapping_add(words as u64), if end_phys >= cap { end_phys - cap } else { end_phys });
+        Ok(())
+    }
+
+    /// [`write`](Self::write) for a record that wraps round the ring's end.
+    #[cold]
+    fn write_wrapping(
+        &self,
+        mem: &[AtomicU32],
+        head: u64,
+        head_phys: usize,
+        words: usize,
+        header: &Header,
+        payload: &[u8],
+    ) -> Result<(), Dropped> {
+        let mut ring = Words { mem, index: head_phys };
+        ring.put(record::word0(words, header));
+        ring.put(header.pid);
+        ring.put(header.ts as u32);
+        ring.put((header.ts >> 32) as u32);
+        let (whole, rest) = payload.as_chunks::<4>();
+        for word in whole {
             ring.put(u32::from_ne_bytes(*word));
         }
         if !rest.is_empty() {
@@ -345,8 +410,21 @@ impl<'m> CpuBuffer<'m> {
             bytes.iter_mut().zip(rest).for_each(|(to, from)| *to = *from);
             ring.put(u32::from_ne_bytes(bytes));
         }
-        reservation.commit();
+        self.commit(head.wrapping_add(words as u64), forward(head_phys, words, mem.len()));
         Ok(())
+    }
+
+    /// W3: publishes the record that ends at position `end` (index
+    /// `end_phys`): readers see it from now on.
+    #[inline(always)]
+    fn commit(&self, end: u64, end_phys: usize) {
+        self.publisher().commit(end, end_phys);
+    }
+
+    /// What a commit changes.
+    #[inline(always)]
+    fn publisher(&self) -> Publisher<'_> {
+        Publisher { head: &self.head, head_phys: &self.head_phys, own_head: &self.own_head, written: &self.written }
     }
 
     // ---- Readers -----------------------------------------------------
@@ -599,6 +677,16 @@ impl<'m> CpuBuffer<'m> {
     }
 }
 
+/// Room the writer claimed for a record (see `CpuBuffer::claim`).
+struct Claim<'a> {
+    mem: &'a [AtomicU32],
+    /// The record's position and its word's index in `mem`.
+    head: u64,
+    head_phys: usize,
+    /// Its length in words, header included.
+    words: usize,
+}
+
 /// The length of the record at `start`, as the writer finds it: `head -
 /// start` words behind `head_phys`. `None` if what is there cannot be a
 /// record (a broken contract).
@@ -625,9 +713,7 @@ fn oldest_len(mem: &[AtomicU32], head: u64, head_phys: usize, start: u64) -> Opt
 /// no re-entry) covers everything from the reservation to its commit.
 #[must_use = "a reservation that is not committed is discarded"]
 pub struct Reservation<'a> {
-    head: &'a AtomicU64,
-    head_phys: &'a AtomicUsize,
-    written: &'a AtomicUsize,
+    publisher: Publisher<'a>,
     mem: &'a [AtomicU32],
     payload_phys: usize,
     payload_len: usize,
@@ -697,13 +783,32 @@ impl Reservation<'_> {
     /// Publishes the record: readers see it from now on.
     #[inline]
     pub fn commit(self) {
+        self.publisher.commit(self.end, self.end_phys);
+    }
+}
+
+/// The writer's counters and positions a commit changes.
+struct Publisher<'a> {
+    head: &'a AtomicU64,
+    head_phys: &'a AtomicUsize,
+    own_head: &'a [AtomicU32; 2],
+    written: &'a AtomicUsize,
+}
+
+impl Publisher<'_> {
+    /// W3 (see `CpuBuffer::commit`).
+    #[inline(always)]
+    fn commit(&self, end: u64, end_phys: usize) {
         bump(self.written);
-        self.head_phys.store(self.end_phys, Relaxed);
-        // W3: Release publishes the record's words (and the claims before
-        // them) to readers that load `head` with Acquire (R1). `fetch_max`
-        // rather than a store keeps `head` from ever moving back, even if
-        // two writers broke the contract.
-        self.head.fetch_max(self.end, Release);
+        self.head_phys.store(end_phys, Relaxed);
+        let [low, high] = self.own_head;
+        low.store(end as u32, Relaxed);
+        high.store((end >> 32) as u32, Relaxed);
+        // Release publishes the record's words (and the claims before them)
+        // to readers that load `head` with Acquire (R1). `fetch_max` rather
+        // than a store keeps `head` from ever moving back, even if two
+        // writers broke the contract.
+        self.head.fetch_max(end, Release);
     }
 }
 
