@@ -317,11 +317,16 @@ pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
     let (number, detour) = optprobe::take_site_and_detour(regs);
     let site = registry::site_by_number(number);
     let copy = copy_entry(detour);
-    if !site.has_detour(detour) {
-        // This CPU jumped in before the site was unoptimized (it stopped at
-        // the detour's first instruction, interrupts still on): the probe
-        // is going or gone, so no handler runs; the detour's copy, kept
-        // while anyone may resume in it, runs the displaced code.
+    // This CPU may have jumped in before the site was unoptimized (it
+    // stopped at the detour's first instruction, interrupts still on); the
+    // detour's copy, kept while anyone may resume in it, then still runs
+    // the displaced code. If the site still probes this address (it was
+    // unoptimized because a post handler, a probe in its range or the
+    // switch came, not because its probe went), the hit is a hit and runs
+    // the handlers as any other: Linux's `optimized_callback` does too
+    // unless the probe is disabled. A probe that is gone, or a site reused
+    // for another address, runs none.
+    if !site.has_detour(detour) && site.address() != regs.ip() {
         regs.set_ip(copy);
         return;
     }

@@ -77,15 +77,13 @@ pub unsafe extern "C" fn int3_fast() {
         "lea ebx, [ebx + {sites} - {site_size}]",
         "cmp eax, [ebx + {site_address}]",
         "jne 9f",
-        // A site. The lane's kind of hit: a resume address (none: a
-        // single-step) and a fast probe... (Read in this order, a resume
-        // address may be the plan's before a change the fast probe is
-        // after; either copy is still there, and runs the instruction.)
-        "mov esi, [ebx + {site_resume}]",
-        "test esi, esi",
-        "jz 6f",
+        // A site. The lane's kind of hit: a fast probe and a resume
+        // address (read in the order `replan` writes them backwards)...
         "mov edi, [ebx + {site_fast}]",
         "test edi, edi",
+        "jz 6f",
+        "mov esi, [ebx + {site_resume}]",
+        "test esi, esi",
         "jz 7f",
         // ...on an idle CPU (the call clobbers EAX, ECX, EDX only).
         "call {current_cpu}",
@@ -114,9 +112,9 @@ pub unsafe extern "C" fn int3_fast() {
         "mov byte ptr [ebx], {idle}",
         "add esp, 4",
         "jmp probe_engine_trap_return",
-        // A single-step for a lone plain probe with a simple repair (see
-        // `debug_fast` for its second half; `step_lane` is set only for
-        // sites that single-step)...
+        // No fast probe. A single-step for a lone plain probe with a simple
+        // repair (see `debug_fast` for its second half; `step_lane` is set
+        // only for sites that single-step)...
         "6:",
         "mov edi, [ebx + {site_step_lane}]",
         "test edi, edi",
