@@ -37,6 +37,7 @@
 //! first argument, as every dispatcher's; [`is_fast_return_site`] tells
 //! the unwinder the return addresses of those calls.
 use super::cpu::{self as cpu_bits, EFLAGS_IF, EFLAGS_TF};
+use super::lane;
 use super::regs::PtRegs;
 use super::step::layout as step;
 use crate::control::{CPUS, layout as cpu};
@@ -86,15 +87,9 @@ pub unsafe extern "C" fn int3_fast() {
         "test esi, esi",
         "jz 7f",
         // ...on an idle CPU (the call clobbers EAX, ECX, EDX only).
-        "call {current_cpu}",
-        "imul eax, eax, {cpu_size}",
-        "lea eax, [eax + {cpus} + {state}]",
-        "cmp byte ptr [eax], {idle}",
-        "jne 7f",
+        lane::idle_block_or!("7f"),
         // Taken: the block runs the probe; handlers see the probed address.
-        "mov byte ptr [eax], {handlers}",
-        "mov [eax + {handlers_site}], ebx",
-        "mov [eax + {handlers_running}], edi",
+        lane::run_probe!("ebx", "edi"),
         "mov ebx, eax",
         "dec dword ptr [esp + 4 + {eip}]",
         "push edi",
@@ -123,15 +118,9 @@ pub unsafe extern "C" fn int3_fast() {
         "test esi, esi",
         "jz 7f",
         // ...on an idle CPU.
-        "call {current_cpu}",
-        "imul eax, eax, {cpu_size}",
-        "lea eax, [eax + {cpus} + {state}]",
-        "cmp byte ptr [eax], {idle}",
-        "jne 7f",
+        lane::idle_block_or!("7f"),
         // Taken: the block runs the probe; its pre-handler, if any, runs.
-        "mov byte ptr [eax], {handlers}",
-        "mov [eax + {handlers_site}], ebx",
-        "mov [eax + {handlers_running}], esi",
+        lane::run_probe!("ebx", "esi"),
         "mov ebx, eax",
         "dec dword ptr [esp + 4 + {eip}]",
         "cmp dword ptr [esi + {pre_handler}], 0",

@@ -27,6 +27,7 @@
 //!
 //! No trap is taken: an optimized hit costs a jump, the frame, the
 //! handlers and an `iretd`, where a breakpoint costs two exceptions.
+use super::lane;
 use super::regs::PtRegs;
 use crate::control::layout as cpu;
 use crate::registry::layout as site;
@@ -77,15 +78,9 @@ pub unsafe extern "C" fn optprobe_entry() {
         "jz 8f",
         "lea esi, [eax + {copy_offset}]",
         // An idle CPU (the call clobbers EAX, ECX, EDX only).
-        "call {current_cpu}",
-        "imul eax, eax, {cpu_size}",
-        "lea eax, [eax + {cpus} + {state}]",
-        "cmp byte ptr [eax], {idle}",
-        "jne 8f",
+        lane::idle_block_or!("8f"),
         // Taken: the block runs the probe, the frame reads as a breakpoint's.
-        "mov byte ptr [eax], {handlers}",
-        "mov [eax + {handlers_site}], ebx",
-        "mov [eax + {handlers_running}], edi",
+        lane::run_probe!("ebx", "edi"),
         "mov ebx, eax",
         "mov dword ptr [esp + {vector}], {breakpoint}",
         "mov dword ptr [esp + {error}], 0",

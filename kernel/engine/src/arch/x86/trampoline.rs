@@ -20,6 +20,7 @@
 //!                pushad   EAX..EDI
 //!        ESP ->  &PtRegs argument
 //! ```
+use super::lane;
 use super::regs::{FRAME_SIZE, PtRegs};
 use crate::control::layout as cpu;
 use crate::instances::layout as instance;
@@ -86,16 +87,10 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "mov esi, [esi + {owner}]",
         "test esi, esi",
         "jz 8f",
-        "call {current_cpu}", // clobbers EAX, ECX, EDX only
-        "imul eax, eax, {cpu_size}",
-        "lea eax, [eax + {cpus} + {state}]",
-        "cmp byte ptr [eax], {idle}",
-        "jne 8f",
+        lane::idle_block_or!("8f"),
         // Taken: the block runs the kretprobe (begin_return_handlers, run).
-        "mov byte ptr [eax], {handlers}",
-        "mov dword ptr [eax + {handlers_site}], 0",
         "add esi, {kp}",
-        "mov [eax + {handlers_running}], esi",
+        lane::run_probe!("0", "esi"),
         "mov esi, eax",
         // Unlinked; handlers see the real return address.
         "mov ecx, [ebx + {next}]",
