@@ -1122,6 +1122,48 @@ fn count_executed(boundaries: &[Boundary], baseline: u64) -> usize {
     executed
 }
 
+// ------------------------------------------- a detour the site just lost
+
+three_a_plus_one!(opt_stale_target, "opt_stale_target_second");
+
+static STALE_HITS: AtomicUsize = AtomicUsize::new(0);
+
+fn stale_hit(_: &Kprobe, _: &mut PtRegs) -> PreAction {
+    STALE_HITS.fetch_add(1, SeqCst);
+    PreAction::Continue
+}
+
+static STALE: Kprobe = Kprobe::new().symbol("opt_stale_target", 0).pre_handler(stale_hit);
+
+/// A CPU that jumped into the detour and was interrupted at its first
+/// instruction (by the very sync IPI of an unoptimization, most often)
+/// goes on in the detour after the site has dropped it. The probe is still
+/// registered, so that call is a hit like any other: its handler runs. The
+/// test is that CPU: it unoptimizes the probe (the switch off), then calls
+/// the detour it had, whose slot is free but not yet reused.
+#[test_case]
+fn a_call_in_a_detour_the_site_just_dropped_is_still_a_hit() {
+    optimization(true);
+    STALE_HITS.store(0, SeqCst);
+    register_kprobe(&STALE).unwrap();
+    let address = address_of(opt_stale_target);
+    assert_optimized(&STALE, address, "stale");
+    let detour = jump_target(address);
+    optimization(false);
+    assert!(!is_optimized(&STALE), "unoptimized by the switch");
+    // SAFETY: the detour's code is still in its slot (freed by the
+    // unoptimization, reused by no allocation since), and a detour is
+    // entered as its function is: by a call, with the arguments stacked.
+    let through_detour: extern "C" fn(u32) -> u32 = unsafe { core::mem::transmute(detour) };
+    assert_eq!(through_detour(black_box(5)), three_a_plus_one(5), "the displaced code ran");
+    assert_eq!((STALE_HITS.load(SeqCst), STALE.nmissed()), (1, 0), "the handler ran: a hit, not lost");
+    // And the function itself, now a breakpoint probe.
+    assert_eq!(opt_stale_target(black_box(5)), three_a_plus_one(5));
+    assert_eq!(STALE_HITS.load(SeqCst), 2);
+    unregister_kprobe(&STALE).unwrap();
+    optimization(true);
+}
+
 // ------------------------------------------------------------ four CPUs
 
 const SMP_CPUS: usize = 4;
