@@ -13,6 +13,11 @@
 //! slot — several kretprobes on one function share one trampoline pass — runs
 //! their handlers newest first, and resumes at the real return address.
 //!
+//! The common entry and return (one kretprobe on the call, no entry
+//! handler, an idle CPU) run in assembly lanes that do exactly what
+//! [`on_entry`] and [`trampoline_dispatch`] do (`arch::imp::trampoline`);
+//! everything else comes here.
+//!
 //! What the 2005 design lacked, and this one has:
 //! - instances are matched by task *and* stack slot, so tasks, recursion
 //!   and interrupts never cross;
