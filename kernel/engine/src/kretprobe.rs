@@ -15,7 +15,7 @@
 //!
 //! The common entry and return (one kretprobe on the call, no entry
 //! handler, an idle CPU) run in assembly lanes that do exactly what
-//! [`on_entry`] and [`trampoline_dispatch`] do (`arch::imp::trampoline`);
+//! `on_entry` and `trampoline_dispatch` do (`arch::imp::trampoline`);
 //! everything else comes here.
 //!
 //! What the 2005 design lacked, and this one has:
