@@ -170,6 +170,17 @@ pub fn expect_fatal_report(name: &'static str, check: ReportCheck, trigger: impl
 // captured output.
 // ---------------------------------------------------------------------------
 
+/// What `f` prints, captured silently (the console records it and does
+/// not echo it), as text: how tests read the shell's answers. What `f`
+/// returns is dropped.
+pub fn captured<R>(f: impl FnOnce() -> R) -> alloc::string::String {
+    // What the console keeps of a capture at most (8 KiB).
+    let mut buffer = [0u8; 8192];
+    console::capture_begin_silent();
+    let _ = f();
+    alloc::string::String::from_utf8_lossy(console::capture_end(&mut buffer)).into_owned()
+}
+
 /// The function containing `address`, by name (`?` if it is in none).
 pub fn name_of(address: usize) -> &'static str {
     symbols::lookup_address(address).map_or("?", |symbol| symbol.name)

@@ -53,10 +53,7 @@ fn line_of(keys: &[u8]) -> Result<String, LineError> {
 
 /// What the shell prints for one finished (or refused) line.
 fn answer(line: Result<&str, LineError>) -> String {
-    let mut buffer = [0u8; 4096];
-    console::capture_begin_silent();
-    shell::handle(line);
-    String::from_utf8_lossy(console::capture_end(&mut buffer)).into_owned()
+    probe_kernel::testing::captured(|| shell::handle(line))
 }
 
 /// What the shell prints for `keys` typed as one line.

@@ -22,10 +22,7 @@ probe_kernel::test_kernel_main!();
 
 /// What `help` prints, as `shell::execute` says it.
 fn help_text() -> String {
-    let mut buffer = [0u8; 4096];
-    console::capture_begin_silent();
-    shell::execute("help");
-    String::from_utf8_lossy(console::capture_end(&mut buffer)).into_owned()
+    probe_kernel::testing::captured(|| shell::execute("help"))
 }
 
 /// The whole session the input file should give: prompts, echo, answers.

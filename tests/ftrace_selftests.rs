@@ -21,7 +21,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use probe_kernel::kprobes::site_count;
-use probe_kernel::{console, shell};
+use probe_kernel::shell;
 
 probe_kernel::test_kernel_main!();
 
@@ -48,11 +48,10 @@ static PINNED_EXIT: [extern "C" fn(u32) -> u32; 1] = [selftest_exit];
 
 /// What the shell prints for one line, run in `/sys/kernel/tracing`.
 fn sh(line: &str) -> String {
-    let mut buffer = [0u8; 8192];
-    console::capture_begin_silent();
-    shell::execute("cd /sys/kernel/tracing");
-    shell::execute(line);
-    String::from_utf8_lossy(console::capture_end(&mut buffer)).into_owned()
+    probe_kernel::testing::captured(|| {
+        shell::execute("cd /sys/kernel/tracing");
+        shell::execute(line);
+    })
 }
 
 /// A line the script expects to succeed (no output).

@@ -23,7 +23,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use ksyms_table::params::{Class, Location, Unavailable};
-use probe_kernel::{console, memory, shell, symbols};
+use probe_kernel::{memory, shell, symbols};
 
 probe_kernel::test_kernel_main!();
 
@@ -53,10 +53,7 @@ fn call_target() -> u32 {
 
 /// What the shell prints for `line`.
 fn run(line: &str) -> String {
-    let mut buffer = [0u8; 4096];
-    console::capture_begin_silent();
-    shell::handle(Ok(line));
-    String::from_utf8_lossy(console::capture_end(&mut buffer)).into_owned()
+    probe_kernel::testing::captured(|| shell::handle(Ok(line)))
 }
 
 fn tracing(file: &str) -> String {
