@@ -63,6 +63,12 @@ pub(crate) const fn len_of(word0: u32) -> usize {
     (word0 & 0xff) as usize
 }
 
+/// The four header words of a record of `len_words` words with `header`.
+#[inline(always)]
+pub(crate) const fn encode(len_words: usize, header: &Header) -> [u32; HEADER_WORDS] {
+    [word0(len_words, header), header.pid, header.ts as u32, (header.ts >> 32) as u32]
+}
+
 /// The header that a record's four header words hold.
 #[inline(always)]
 pub(crate) const fn decode(words: [u32; HEADER_WORDS]) -> Header {
