@@ -17,7 +17,7 @@
 //! nothing, decodes nothing, and lives in `.kprobes.text`; every entry takes
 //! the [`TrapContext`] that only the trap entry can create.
 use super::control::{self, ControlBlock, Hit, State, TrapContext, transition};
-use super::probe::{FaultAction, Kprobe, PreAction, ProbeKind};
+use super::probe::{FaultAction, Kprobe, ProbeKind};
 use super::registry::{self, Site};
 use super::{jprobe, kretprobe};
 use crate::arch::imp::PtRegs;
@@ -82,30 +82,6 @@ pub(crate) extern "C" fn int3_site_entry(regs: &mut PtRegs, site: &'static Site)
     site_hit(&mut cx, regs, site) == TrapOutcome::Handled
 }
 
-/// The assembly fast lanes' call of a lone plain probe's pre-handler (the
-/// lane has made the control block run it; see `Kprobe::entry`). Rust code
-/// makes the call, so the assembly assumes nothing of the Rust ABI of a
-/// handler's `fn` type. Returns whether the handler redirected the hit.
-/// The frame comes first, as for [`int3_site_entry`].
-#[unsafe(link_section = ".kprobes.text")]
-pub(crate) extern "C" fn call_pre_handler(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
-    // SAFETY: `Site::fast` names a plain probe only if it has a
-    // pre-handler, and a probe's handlers never change (they are set by
-    // its `const` constructor; no `&mut Kprobe` outlives it).
-    let pre = unsafe { probe.pre_handler.unwrap_unchecked() };
-    pre(probe, regs) == PreAction::Redirected
-}
-
-/// The single-step lane's call of a lone plain probe's post-handler (the
-/// lane has made the control block run it), as [`call_pre_handler`].
-#[unsafe(link_section = ".kprobes.text")]
-pub(crate) extern "C" fn call_post_handler(regs: &mut PtRegs, probe: &'static Kprobe) {
-    // SAFETY: the lane calls it only when the probe's post-handler is set,
-    // and a probe's handlers never change (see `call_pre_handler`).
-    let post = unsafe { probe.post_handler.unwrap_unchecked() };
-    post(probe, regs);
-}
-
 /// A kretprobe's entry, as a fast lane calls it: the generic entry, for
 /// what the assembly entry (`arch::imp::trampoline::kretprobe_entry`)
 /// leaves to Rust (an entry handler, a call another kretprobe of the
@@ -156,16 +132,16 @@ pub(crate) fn run_pre_handlers(
 #[inline(always)]
 fn run_pre_handler(cx: &mut TrapContext, regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
     // Plain probes first: the common case costs one test of the kind.
-    let action = if probe.kind == ProbeKind::Plain {
-        probe.pre_handler.map_or(PreAction::Continue, |pre| pre(probe, regs))
+    let redirected = if probe.kind == ProbeKind::Plain {
+        probe.pre_handler.is_some_and(|pre| pre(regs, probe))
     } else if probe.kind == ProbeKind::Kretprobe {
         kretprobe::on_entry(cx, probe, regs);
-        PreAction::Continue
+        false
     } else {
         jprobe::setjmp(cx, probe, regs);
         return true;
     };
-    if action == PreAction::Redirected {
+    if redirected {
         transition(cx, ControlBlock::finish);
         return true;
     }
@@ -250,13 +226,13 @@ pub fn debug_handler(cx: &mut TrapContext, regs: &mut PtRegs, dr6: u32) -> TrapO
     if let Some(probe) = site.lone() {
         if let Some(post) = probe.post_handler {
             transition(cx, |kcb| kcb.run(probe));
-            post(probe, regs);
+            post(regs, probe);
         }
     } else {
         for probe in site.probes() {
             if let (true, Some(post)) = (probe.is_enabled(), probe.post_handler) {
                 transition(cx, |kcb| kcb.run(probe));
-                post(probe, regs);
+                post(regs, probe);
             }
         }
     }

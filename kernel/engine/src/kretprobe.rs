@@ -31,7 +31,7 @@
 use super::control::{self, ControlBlock, TrapContext};
 use super::error::KprobeError;
 use super::instances::{self, KretprobeInstance, Pool};
-use super::probe::{Kprobe, KprobeFlags, ProbeKind};
+use super::probe::{Kprobe, KprobeFlags, ProbeKind, check_handler_type, handler_value};
 use super::quiesce::quiesce;
 use super::registry;
 use crate::MAX_TASKS;
@@ -66,11 +66,34 @@ pub enum EntryAction {
     Skip,
 }
 
-/// Runs when the probed function returns: `regs.eax` is the return value,
-/// `regs.eip` the real return address (changing either changes the return).
-pub type ReturnHandler = fn(&mut KretprobeInstance, &mut PtRegs);
-/// Runs at the function's entry, before its return address is replaced.
-pub type EntryHandler = fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction;
+/// A return handler: runs when the probed function returns, with
+/// `regs.eax` the return value and `regs.eip` the real return address
+/// (changing either changes the return). Any function (or closure that
+/// captures nothing) of type `fn(&mut KretprobeInstance, &mut PtRegs)`,
+/// given by name as a [`PreHandler`](crate::PreHandler).
+pub trait ReturnHandler: Fn(&mut KretprobeInstance, &mut PtRegs) + Copy + 'static {}
+impl<F: Fn(&mut KretprobeInstance, &mut PtRegs) + Copy + 'static> ReturnHandler for F {}
+
+/// An entry handler: runs at the function's entry, before its return
+/// address is replaced. Any function (or closure that captures nothing) of
+/// type `fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction`, given by
+/// name as a [`PreHandler`](crate::PreHandler).
+pub trait EntryHandler: Fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction + Copy + 'static {}
+impl<F: Fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction + Copy + 'static> EntryHandler for F {}
+
+/// A return handler as the engine keeps and calls it: the C ABI, frame
+/// first, so the trampoline's assembly lane calls it directly.
+pub(crate) type RawReturnHandler = extern "C" fn(&mut PtRegs, &mut KretprobeInstance);
+/// An entry handler as the engine keeps and calls it (only from Rust).
+pub(crate) type RawEntryHandler = fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction;
+
+extern "C" fn return_adapter<F: ReturnHandler>(regs: &mut PtRegs, instance: &mut KretprobeInstance) {
+    handler_value::<F>()(instance, regs)
+}
+
+fn entry_adapter<F: EntryHandler>(instance: &mut KretprobeInstance, regs: &mut PtRegs) -> EntryAction {
+    handler_value::<F>()(instance, regs)
+}
 
 /// A function-return probe.
 ///
@@ -95,8 +118,8 @@ pub type EntryHandler = fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction;
 pub struct Kretprobe {
     /// The entry probe (on the function's first instruction).
     pub kp: Kprobe,
-    handler: Option<ReturnHandler>,
-    entry_handler: Option<EntryHandler>,
+    handler: Option<RawReturnHandler>,
+    entry_handler: Option<RawEntryHandler>,
     data_size: usize,
     maxactive: i32,
     missed: AtomicUsize,
@@ -129,15 +152,19 @@ impl Kretprobe {
         self
     }
 
-    /// Sets the return handler.
-    pub const fn handler(mut self, handler: ReturnHandler) -> Self {
-        self.handler = Some(handler);
+    /// Sets the return handler (a function given by name, see [`ReturnHandler`]).
+    pub const fn handler<F: ReturnHandler>(mut self, handler: F) -> Self {
+        check_handler_type::<F>();
+        let _ = handler; // zero-sized and `Copy`: nothing to keep or drop
+        self.handler = Some(return_adapter::<F>);
         self
     }
 
-    /// Sets the entry handler.
-    pub const fn entry_handler(mut self, handler: EntryHandler) -> Self {
-        self.entry_handler = Some(handler);
+    /// Sets the entry handler (a function given by name, see [`EntryHandler`]).
+    pub const fn entry_handler<F: EntryHandler>(mut self, handler: F) -> Self {
+        check_handler_type::<F>();
+        let _ = handler; // zero-sized and `Copy`: nothing to keep or drop
+        self.entry_handler = Some(entry_adapter::<F>);
         self
     }
 
@@ -493,22 +520,6 @@ fn pop_returning(cx: &mut TrapContext, task: TaskId, head: NonNull<KretprobeInst
     control::transition(cx, ControlBlock::end_return_handlers);
 }
 
-/// The trampoline's assembly lane's call of a return handler: the lane
-/// has unlinked `instance` (the task's newest, the only one of its call),
-/// pointed the frame's EIP at the real return address and made the
-/// control block run the kretprobe. Rust code makes the call, so the
-/// assembly assumes nothing of the Rust ABI of a handler's `fn` type. The
-/// frame comes first, as for every dispatcher the unwinder knows.
-#[unsafe(link_section = ".kprobes.text")]
-pub(crate) extern "C" fn call_return_handler(regs: &mut PtRegs, instance: NonNull<KretprobeInstance>) {
-    // SAFETY: unlinked by the lane, so this is the only reference to the
-    // instance until the lane gives it back to its pool.
-    let instance = unsafe { &mut *instance.as_ptr() };
-    if let Some(handler) = instance.kretprobe().and_then(|rp| rp.handler) {
-        handler(instance, regs);
-    }
-}
-
 /// Where the trampoline's assembly lane finds what it reads of a
 /// kretprobe and of the task lists.
 pub(crate) mod layout {
@@ -518,6 +529,8 @@ pub(crate) mod layout {
     pub const KP: usize = offset_of!(Kretprobe, kp);
     /// `Kretprobe::entry_handler` (`None` is 0: a `fn` is never null).
     pub const ENTRY_HANDLER: usize = offset_of!(Kretprobe, entry_handler);
+    /// `Kretprobe::handler`, the return handler (`None` is 0).
+    pub const HANDLER: usize = offset_of!(Kretprobe, handler);
     /// `Kretprobe::pool`: null while unregistered.
     pub const POOL: usize = offset_of!(Kretprobe, pool);
     /// Entries of `ACTIVE` (a task id at or above it has no list).
@@ -533,7 +546,7 @@ fn report(cx: &mut TrapContext, instance: &mut KretprobeInstance, regs: &mut PtR
         && let Some(handler) = rp.handler
     {
         control::transition(cx, |kcb| kcb.run(&rp.kp));
-        handler(instance, regs);
+        handler(regs, instance);
     }
 }
 

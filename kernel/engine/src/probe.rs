@@ -28,18 +28,86 @@ pub enum FaultAction {
     NotHandled,
 }
 
-/// Runs before the probed instruction. `regs.eip` is the probe address.
+/// A pre-handler: runs before the probed instruction, with `regs.eip` the
+/// probe address. Any function (or closure that captures nothing) of type
+/// `fn(&Kprobe, &mut PtRegs) -> PreAction` is one.
 ///
 /// Every handler (pre, post, fault, jprobe, kretprobe) runs in trap context
 /// with interrupts off: it must not sleep, yield, allocate, or take a lock
 /// that the interrupted code may hold. It may print (the console takes no
 /// lock) and may call probed code: those hits count as misses.
-pub type PreHandler = fn(&Kprobe, &mut PtRegs) -> PreAction;
-/// Runs after the probed instruction. `regs.eip` is where execution goes on.
-pub type PostHandler = fn(&Kprobe, &mut PtRegs);
-/// Runs when a handler of this probe, or its out-of-line step, faults.
-/// `trap` is the exception vector.
-pub type FaultHandler = fn(&Kprobe, &mut PtRegs, trap: u8) -> FaultAction;
+///
+/// A handler is given by name, not as a `fn` pointer: the builder keeps a
+/// C-ABI adapter made for that one function (see [`Kprobe::pre_handler`]),
+/// which the engine's assembly calls directly, with the handler inlined
+/// into it where the compiler sees fit. A value that is not zero-sized (a
+/// `fn` pointer, a closure that captures) is refused at compile time.
+pub trait PreHandler: Fn(&Kprobe, &mut PtRegs) -> PreAction + Copy + 'static {}
+impl<F: Fn(&Kprobe, &mut PtRegs) -> PreAction + Copy + 'static> PreHandler for F {}
+
+/// A post-handler: runs after the probed instruction, with `regs.eip`
+/// where execution goes on. Given by name, as a [`PreHandler`].
+pub trait PostHandler: Fn(&Kprobe, &mut PtRegs) + Copy + 'static {}
+impl<F: Fn(&Kprobe, &mut PtRegs) + Copy + 'static> PostHandler for F {}
+
+/// A fault handler: runs when a handler of this probe, or its out-of-line
+/// step, faults; `trap` is the exception vector. Given by name, as a
+/// [`PreHandler`].
+pub trait FaultHandler: Fn(&Kprobe, &mut PtRegs, u8) -> FaultAction + Copy + 'static {}
+impl<F: Fn(&Kprobe, &mut PtRegs, u8) -> FaultAction + Copy + 'static> FaultHandler for F {}
+
+/// A pre-handler as the engine keeps and calls it: the C ABI, frame
+/// first, returning whether the handler redirected the hit. The fast lanes
+/// call it from assembly, which therefore assumes nothing of Rust's ABI.
+pub(crate) type RawPreHandler = extern "C" fn(&mut PtRegs, &Kprobe) -> bool;
+/// A post-handler as the engine keeps and calls it (see [`RawPreHandler`]).
+pub(crate) type RawPostHandler = extern "C" fn(&mut PtRegs, &Kprobe);
+/// A fault handler as the engine keeps and calls it (only from Rust).
+pub(crate) type RawFaultHandler = fn(&Kprobe, &mut PtRegs, u8) -> FaultAction;
+
+/// Refuses, at compile time, a handler type that is not zero-sized (see
+/// [`PreHandler`]): the adapters make its value out of nothing.
+pub(crate) const fn check_handler_type<F>() {
+    const {
+        assert!(
+            core::mem::size_of::<F>() == 0,
+            "a probe handler is given by name (a fn item or a closure that captures nothing), not as a fn pointer"
+        )
+    }
+}
+
+/// The value of a handler type a builder was given (see
+/// [`check_handler_type`]), for its adapter to call.
+#[inline(always)]
+pub(crate) fn handler_value<F: Copy + 'static>() -> F {
+    check_handler_type::<F>();
+    // SAFETY: `F` is zero-sized (checked above at compile time), so its
+    // values have no bytes: a value made from no bytes is bit for bit a
+    // copy of any other. One exists: only a builder instantiates an adapter
+    // for `F`, and it was handed a value of `F` (so `F` is inhabited). And
+    // `F: Copy` lets any number of copies of that value exist, so making
+    // one here breaks no invariant of `F` (a zero-sized token that must
+    // stay unique could not be `Copy`).
+    unsafe { core::mem::zeroed() }
+}
+
+extern "C" fn pre_adapter<F: PreHandler>(regs: &mut PtRegs, probe: &Kprobe) -> bool {
+    handler_value::<F>()(probe, regs) == PreAction::Redirected
+}
+
+extern "C" fn post_adapter<F: PostHandler>(regs: &mut PtRegs, probe: &Kprobe) {
+    handler_value::<F>()(probe, regs)
+}
+
+fn fault_adapter<F: FaultHandler>(probe: &Kprobe, regs: &mut PtRegs, trap: u8) -> FaultAction {
+    handler_value::<F>()(probe, regs, trap)
+}
+
+/// The lane entry of a plain probe without a pre-handler (never fast, so
+/// never called by a lane): nothing to run, no redirect.
+extern "C" fn no_pre_handler(_regs: &mut PtRegs, _probe: &'static Kprobe) -> bool {
+    false
+}
 
 bitflags::bitflags! {
     /// A probe's state, as Linux's `KPROBE_FLAG_*`.
@@ -92,9 +160,9 @@ pub(crate) enum Location {
 /// ```
 pub struct Kprobe {
     location: Location,
-    pub(crate) pre_handler: Option<PreHandler>,
-    pub(crate) post_handler: Option<PostHandler>,
-    pub(crate) fault_handler: Option<FaultHandler>,
+    pub(crate) pre_handler: Option<RawPreHandler>,
+    pub(crate) post_handler: Option<RawPostHandler>,
+    pub(crate) fault_handler: Option<RawFaultHandler>,
     pub(crate) kind: ProbeKind,
     /// The resolved address while registered, else 0.
     pub(crate) address: AtomicUsize,
@@ -105,8 +173,8 @@ pub struct Kprobe {
     /// The jprobe or kretprobe this probe belongs to (set at registration).
     pub(crate) owner: AtomicPtr<()>,
     /// What the assembly fast lanes call for a hit that is nothing but this
-    /// probe's entry work (`registry::Site::fast`): its pre-handler, or a
-    /// kretprobe's entry. Set by the constructors with the kind.
+    /// probe's entry work (`registry::Site::fast`): its pre-handler's
+    /// adapter itself, or a kretprobe's entry. Set by the builders.
     pub(crate) entry: EntryLane,
 }
 
@@ -126,7 +194,8 @@ pub(crate) mod layout {
     pub const PRE_HANDLER: usize = offset_of!(Kprobe, pre_handler);
     /// `Kprobe::post_handler` (`None` is 0).
     pub const POST_HANDLER: usize = offset_of!(Kprobe, post_handler);
-    const _: () = assert!(size_of::<Option<super::PreHandler>>() == 4 && size_of::<Option<super::PostHandler>>() == 4);
+    const _: () =
+        assert!(size_of::<Option<super::RawPreHandler>>() == 4 && size_of::<Option<super::RawPostHandler>>() == 4);
 }
 
 // SAFETY: the only non-Sync field is the `*const ()` of `Location::Address`,
@@ -147,7 +216,7 @@ impl Kprobe {
             flag_bits: AtomicU32::new(KprobeFlags::GONE.bits()),
             next: AtomicPtr::new(core::ptr::null_mut()),
             owner: AtomicPtr::new(core::ptr::null_mut()),
-            entry: crate::handler::call_pre_handler,
+            entry: no_pre_handler,
         }
     }
 
@@ -170,22 +239,32 @@ impl Kprobe {
         self
     }
 
-    /// Sets the handler run before the probed instruction.
-    pub const fn pre_handler(mut self, handler: PreHandler) -> Self {
-        self.pre_handler = Some(handler);
+    /// Sets the handler run before the probed instruction: a function (or
+    /// a closure that captures nothing), given by name (see [`PreHandler`]).
+    pub const fn pre_handler<F: PreHandler>(mut self, handler: F) -> Self {
+        check_handler_type::<F>();
+        let _ = handler; // zero-sized and `Copy`: nothing to keep or drop
+        self.pre_handler = Some(pre_adapter::<F>);
+        if let ProbeKind::Plain = self.kind {
+            self.entry = pre_adapter::<F>;
+        }
         self
     }
 
     /// Sets the handler run after the probed instruction (such a probe is
     /// never boosted: the post handler needs the single-step trap).
-    pub const fn post_handler(mut self, handler: PostHandler) -> Self {
-        self.post_handler = Some(handler);
+    pub const fn post_handler<F: PostHandler>(mut self, handler: F) -> Self {
+        check_handler_type::<F>();
+        let _ = handler; // zero-sized and `Copy`: nothing to keep or drop
+        self.post_handler = Some(post_adapter::<F>);
         self
     }
 
     /// Sets the handler for faults in this probe's handlers or step.
-    pub const fn fault_handler(mut self, handler: FaultHandler) -> Self {
-        self.fault_handler = Some(handler);
+    pub const fn fault_handler<F: FaultHandler>(mut self, handler: F) -> Self {
+        check_handler_type::<F>();
+        let _ = handler; // zero-sized and `Copy`: nothing to keep or drop
+        self.fault_handler = Some(fault_adapter::<F>);
         self
     }
 

@@ -100,6 +100,14 @@ pub(crate) mod layout {
     pub const STEP_LANE: usize = offset_of!(Site, step_lane);
     /// `Site::detour_slot`.
     pub const DETOUR_SLOT: usize = offset_of!(Site, detour_slot);
+    // Site `n` is at `(n + 1) * SITE_SIZE` in `SITE_TABLE`: index entries
+    // are numbers + 1, so entry `e` is the site at `e * SITE_SIZE`, and the
+    // empty entry 0 is the sentinel.
+    const _: () =
+        assert!(offset_of!(super::SiteTable, sentinel) == 0 && offset_of!(super::SiteTable, sites) == SITE_SIZE);
+    /// The sentinel's address: the address an `int3` at the last byte of
+    /// the address space would report, where no kernel has text.
+    pub const SENTINEL_ADDRESS: usize = usize::MAX;
     /// Site numbers are masked with it (as `site_by_number` does).
     pub const SITE_MASK: usize = MAX_SITES - 1;
     const _: () = assert!(MAX_SITES.is_power_of_two());
@@ -135,6 +143,11 @@ impl Site {
             fast: AtomicPtr::new(ptr::null_mut()),
             step_lane: AtomicPtr::new(ptr::null_mut()),
         }
+    }
+
+    /// The sentinel of the site table, whose address is `address`.
+    const fn at(self, address: usize) -> Self {
+        Site { address: AtomicUsize::new(address), ..self }
     }
 
     /// The site's only enabled probe, if it has just one (see the field):
@@ -249,8 +262,18 @@ impl Iterator for Probes {
     }
 }
 
-/// Every site, by number (named by the assembly fast lane).
-pub(crate) static SITES: [Site; MAX_SITES] = [const { Site::empty() }; MAX_SITES];
+/// Every site, by number, behind a sentinel (named by the assembly lanes).
+#[repr(C)]
+pub(crate) struct SiteTable {
+    /// Never a site: the `#BP` lane reads an empty bucket (entry 0) as
+    /// this, whose address no `int3` has, instead of testing for 0.
+    sentinel: Site,
+    sites: [Site; MAX_SITES],
+}
+pub(crate) static SITE_TABLE: SiteTable =
+    SiteTable { sentinel: Site::empty().at(layout::SENTINEL_ADDRESS), sites: [const { Site::empty() }; MAX_SITES] };
+/// Every site, by number.
+pub(crate) static SITES: &[Site; MAX_SITES] = &SITE_TABLE.sites;
 /// Address → site number (read by the assembly fast lane too).
 pub(crate) static INDEX: SiteIndex<INDEX_SIZE> = SiteIndex::new();
 static REGISTRY: spin::Mutex<()> = spin::Mutex::new(());
@@ -1136,7 +1159,7 @@ static SITE_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// slot memory the host provides included). The probes themselves (each
 /// `Kprobe`) are the caller's.
 pub fn static_memory_bytes() -> usize {
-    core::mem::size_of_val(&SITES)
+    core::mem::size_of_val(&SITE_TABLE)
         + core::mem::size_of_val(&INDEX)
         + core::mem::size_of::<FreeSites>()
         + core::mem::size_of_val(&SLOT_SITE)

@@ -8,12 +8,13 @@
 //! entry calls [`int3_fast`] first, with the frame built:
 //!
 //! 1. find the site in its home bucket of the index (a collision, or no
-//!    site, returns to the host's generic path);
+//!    site, returns to the host's generic path; an empty bucket's entry
+//!    names the site table's sentinel, which matches no address);
 //! 2. if the site's `fast` probe is set (see `registry::replan`), the site
 //!    has a resume address, and this CPU's control block is idle: make the
 //!    block run the probe (exactly the state the generic path would set),
 //!    point EIP at the probed address, call the probe's entry routine
-//!    (`Kprobe::entry`: its pre-handler through `call_pre_handler`, or a
+//!    (`Kprobe::entry`: its pre-handler's C-ABI adapter, or a
 //!    kretprobe's entry), resume in the copy unless the handler
 //!    redirected, make the block idle, and leave through the host's trap
 //!    exit;
@@ -41,10 +42,10 @@ use super::lane;
 use super::regs::PtRegs;
 use super::step::layout as step;
 use crate::control::{CPUS, layout as cpu};
-use crate::handler::{call_post_handler, call_pre_handler, int3_site_entry};
+use crate::handler::int3_site_entry;
 use crate::host::__probe_engine_lane_current_cpu;
 use crate::probe::layout as probe;
-use crate::registry::{INDEX, SITES, layout as site};
+use crate::registry::{INDEX, SITE_TABLE, layout as site};
 use core::arch::naked_asm;
 use core::mem::offset_of;
 
@@ -72,10 +73,8 @@ pub unsafe extern "C" fn int3_fast() {
         "imul ecx, eax, {multiplier}",
         "shr ecx, {shift}",
         "movzx ecx, word ptr [{index} + {buckets} + ecx * 2]",
-        "test ecx, ecx",
-        "jz 9f",
-        "imul ebx, ecx, {site_size}",
-        "lea ebx, [ebx + {sites} - {site_size}]",
+        "imul ebx, ecx, {site_size}", // an empty bucket: the table's sentinel
+        "lea ebx, [ebx + {site_table}]",
         "cmp eax, [ebx + {site_address}]",
         "jne 9f",
         // A site. The lane's kind of hit: a fast probe and a resume
@@ -98,14 +97,14 @@ pub unsafe extern "C" fn int3_fast() {
         "call dword ptr [edi + {probe_entry}]",
         ".global probe_engine_fast_pre_return_site",
         "probe_engine_fast_pre_return_site:",
-        "add esp, 8",
         // Redirected: EIP is the handler's. Else the copy runs the instruction.
+        // (The arguments stay: one `add` drops them and the return address.)
         "test al, al",
         "jnz 2f",
-        "mov [esp + 4 + {eip}], esi",
+        "mov [esp + 12 + {eip}], esi",
         "2:",
         "mov byte ptr [ebx], {idle}",
-        "add esp, 4",
+        "add esp, 12",
         "jmp probe_engine_trap_return",
         // No fast probe. A single-step for a lone plain probe with a simple
         // repair (see `debug_fast` for its second half; `step_lane` is set
@@ -123,17 +122,18 @@ pub unsafe extern "C" fn int3_fast() {
         lane::run_probe!("ebx", "esi"),
         "mov ebx, eax",
         "dec dword ptr [esp + 4 + {eip}]",
-        "cmp dword ptr [esi + {pre_handler}], 0",
-        "je 5f",
+        "mov ecx, [esi + {pre_handler}]",
+        "test ecx, ecx",
+        "jz 5f",
         "push esi",
         "lea eax, [esp + 8]",
         "push eax",
-        "call {call_pre_handler}",
+        "call ecx",
         ".global probe_engine_fast_step_pre_return_site",
         "probe_engine_fast_step_pre_return_site:",
-        "add esp, 8",
         "test al, al",
         "jnz 2b", // redirected: no step
+        "add esp, 8",
         // The step (`setup_single_step`, `begin_step`): the block keeps TF
         // and IF, the copy runs alone with TF set and IF clear.
         "5:",
@@ -172,7 +172,7 @@ pub unsafe extern "C" fn int3_fast() {
         index = sym INDEX,
         buckets = const site::BUCKETS_OFFSET,
         site_size = const site::SITE_SIZE,
-        sites = sym SITES,
+        site_table = sym SITE_TABLE,
         site_address = const site::ADDRESS,
         site_fast = const site::FAST,
         site_resume = const site::RESUME,
@@ -189,7 +189,6 @@ pub unsafe extern "C" fn int3_fast() {
         site_step_lane = const site::STEP_LANE,
         site_lone = const site::LONE,
         pre_handler = const probe::PRE_HANDLER,
-        call_pre_handler = sym call_pre_handler,
         eflags = const offset_of!(PtRegs, eflags),
         tf_if = const EFLAGS_TF | EFLAGS_IF,
         tf = const EFLAGS_TF,
@@ -252,14 +251,15 @@ pub unsafe extern "C" fn debug_fast() {
         "mov [esp + 4 + {eflags}], eax",
         // `end_step`, then the post-handler if there is one (`run`, as the
         // generic path), then `finish`.
-        "cmp dword ptr [esi + {post_handler}], 0",
-        "je 3f",
+        "mov ecx, [esi + {post_handler}]",
+        "test ecx, ecx",
+        "jz 3f",
         "mov byte ptr [ebx], {handlers}",
         "mov [ebx + {handlers_running}], esi",
         "push esi",
         "lea eax, [esp + 8]",
         "push eax",
-        "call {call_post_handler}",
+        "call ecx",
         ".global probe_engine_fast_step_post_return_site",
         "probe_engine_fast_step_post_return_site:",
         "add esp, 8",
@@ -288,7 +288,6 @@ pub unsafe extern "C" fn debug_fast() {
         post_handler = const probe::POST_HANDLER,
         handlers = const cpu::HANDLERS,
         handlers_running = const cpu::HANDLERS_RUNNING,
-        call_post_handler = sym call_post_handler,
         idle = const cpu::IDLE,
     );
 }

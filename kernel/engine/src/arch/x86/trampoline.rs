@@ -39,7 +39,7 @@ pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
 /// this CPU is handling no probe. The lane then does what
 /// `trampoline_dispatch` would: the control block runs the kretprobe, the
 /// instance is unlinked, EIP becomes the real return address, the handler
-/// runs (through `call_return_handler`), the block is idle again and the
+/// runs (called directly: the engine keeps it with the C ABI), the block is idle again and the
 /// instance goes back to its pool with one `lock bts` (its bit in the
 /// pool's free set), the lane's last access to the instance or the pool.
 /// Every other return (several kretprobes on one call, a callee that
@@ -89,22 +89,27 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "jz 8f",
         lane::idle_block_or!("8f"),
         // Taken: the block runs the kretprobe (begin_return_handlers, run).
-        "add esi, {kp}",
-        lane::run_probe!("0", "esi"),
-        "mov esi, eax",
+        "lea ecx, [esi + {kp}]",
+        lane::run_probe!("0", "ecx"),
         // Unlinked; handlers see the real return address.
         "mov ecx, [ebx + {next}]",
         "mov [edi], ecx",
         "mov dword ptr [ebx + {next}], 0",
         "mov ecx, [ebx + {ret}]",
         "mov [esp + {eip}], ecx",
+        // The return handler, if the kretprobe has one (C ABI, frame first).
+        "mov ecx, [esi + {handler}]",
+        "mov esi, eax",
+        "test ecx, ecx",
+        "jz 3f",
         "push ebx",
         "lea eax, [esp + 4]",
         "push eax",
-        "call {call_return_handler}",
+        "call ecx",
         ".global kretprobe_fast_return_site",
         "kretprobe_fast_return_site:",
         "add esp, 8",
+        "3:",
         "mov byte ptr [esi], {idle}",
         // Back to the pool: the last access to the instance and the pool.
         "mov ecx, [ebx + {pool}]",
@@ -142,7 +147,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         handlers = const cpu::HANDLERS,
         handlers_site = const cpu::HANDLERS_SITE,
         handlers_running = const cpu::HANDLERS_RUNNING,
-        call_return_handler = sym crate::kretprobe::call_return_handler,
+        handler = const kretprobe::HANDLER,
         dispatch = sym crate::kretprobe::trampoline_dispatch,
     );
 }
