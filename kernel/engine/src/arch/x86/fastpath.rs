@@ -138,9 +138,7 @@ pub unsafe extern "C" fn int3_fast() {
         // and IF, the copy runs alone with TF set and IF clear.
         "5:",
         "mov eax, [esp + 4 + {eflags}]",
-        "mov ecx, eax",
-        "and ecx, {tf_if}",
-        "mov [ebx + {step_flags}], ecx",
+        "mov [ebx + {step_flags}], eax", // (only TF and IF are read back)
         "mov byte ptr [ebx], {single_step}",
         "or eax, {tf}",
         "and eax, {not_if}",
@@ -190,7 +188,6 @@ pub unsafe extern "C" fn int3_fast() {
         site_lone = const site::LONE,
         pre_handler = const probe::PRE_HANDLER,
         eflags = const offset_of!(PtRegs, eflags),
-        tf_if = const EFLAGS_TF | EFLAGS_IF,
         tf = const EFLAGS_TF,
         not_if = const !EFLAGS_IF,
         step_flags = const cpu::STEP_FLAGS,

@@ -26,14 +26,15 @@ use crate::arch::imp::cpu::{EFLAGS_IF, EFLAGS_TF};
 /// What the trap path keeps between the breakpoint and the single-step trap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepState {
-    /// TF and IF as the probed code had them.
+    /// EFLAGS as the probed code had them; only TF and IF are read back
+    /// (the step's own changes are to those two).
     pub saved_flags: u32,
 }
 
 /// Sends the trapped code to single-step the slot copy of `site`.
 #[unsafe(link_section = ".kprobes.text")]
 pub fn setup_single_step(frame: &mut PtRegs, site: &ArchSite) -> StepState {
-    let saved_flags = frame.eflags & (EFLAGS_TF | EFLAGS_IF);
+    let saved_flags = frame.eflags;
     frame.eflags = (frame.eflags | EFLAGS_TF) & !EFLAGS_IF;
     frame.eip = site.single_step_entry() as u32;
     StepState { saved_flags }
@@ -47,7 +48,7 @@ pub fn setup_single_step(frame: &mut PtRegs, site: &ArchSite) -> StepState {
 pub fn present_fault_at_original(frame: &mut PtRegs, site: &ArchSite, step: Option<StepState>) {
     frame.eip = site.address as u32;
     if let Some(step) = step {
-        frame.eflags = (frame.eflags & !(EFLAGS_TF | EFLAGS_IF)) | step.saved_flags;
+        frame.eflags = (frame.eflags & !(EFLAGS_TF | EFLAGS_IF)) | (step.saved_flags & (EFLAGS_TF | EFLAGS_IF));
     }
 }
 
@@ -153,7 +154,8 @@ pub fn resume_after_single_step(frame: &mut PtRegs, site: &ArchSite, state: Step
         StackRepair::ReturnAddress(next) => unsafe { stack_top.write(next) },
         // SAFETY: pushfd just pushed EFLAGS at ESP.
         StackRepair::Flags => unsafe {
-            stack_top.write((stack_top.read() & !(EFLAGS_TF | EFLAGS_IF)) | state.saved_flags)
+            stack_top
+                .write((stack_top.read() & !(EFLAGS_TF | EFLAGS_IF)) | (state.saved_flags & (EFLAGS_TF | EFLAGS_IF)))
         },
     }
     // Wrapping: a target below the slot (a backward branch, a call to
