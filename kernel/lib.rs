@@ -93,11 +93,17 @@ macro_rules! entry_point {
 /// `#![reexport_test_harness_main = "test_main"]`.
 #[macro_export]
 macro_rules! test_kernel_main {
+    // The kernel's own host, bound as `probe-kernel` binds it (with its GS
+    // promise), so tests run the lanes the kernel runs.
     () => {
-        $crate::test_kernel_main!(host = $crate::kprobes::KernelHost);
+        $crate::entry_point!(__test_kernel_main);
+        $crate::test_kernel_main!(@main);
     };
     (host = $host:ty) => {
         $crate::entry_point!(__test_kernel_main, host = $host);
+        $crate::test_kernel_main!(@main);
+    };
+    (@main) => {
         fn __test_kernel_main(_boot: &'static $crate::boot_info::BootInfo) -> ! {
             test_main();
             $crate::testing::finish()

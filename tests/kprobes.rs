@@ -161,6 +161,17 @@ fn one_probe_sees_eip_argument_and_result() {
     assert_eq!(PRE_HITS.load(SeqCst), 1, "no hits after unregistering");
 }
 
+// ------------------------------------------------ the lanes' host queries
+
+#[test_case]
+fn every_lane_query_is_a_gs_load_on_this_host() {
+    // The kernel's host promises its CPU and task at GS offsets, and the
+    // engine was initialized before the other CPUs started: all seven
+    // queries (two #BP lanes, #DB, the optimized detour, the trampoline's
+    // CPU and task, the kretprobe entry's task) were rewritten.
+    assert_eq!(inlined_queries(), 7);
+}
+
 // ------------------------------------------------ handlers given as closures
 
 // A handler may be a closure that captures nothing, as well as a function:

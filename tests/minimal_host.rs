@@ -150,6 +150,12 @@ fn reset() {
 }
 
 #[test_case]
+fn lanes_ask_this_host_by_calls() {
+    // This host made no GS promise: its lanes keep calling it.
+    assert_eq!(inlined_queries(), 0);
+}
+
+#[test_case]
 fn test_kprobe() {
     reset();
     let syncs = SYNC_CALLS.load(SeqCst);

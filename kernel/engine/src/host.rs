@@ -55,8 +55,10 @@ pub trait Host {
     /// task or CPU may execute well formed: an `int3` over a first byte,
     /// the original byte back, or, while an `int3` that every CPU has seen
     /// guards an instruction's first byte (`text_poke_bp`), the rest of
-    /// that instruction, then its new first byte. The host must write
-    /// exactly them.
+    /// that instruction, then its new first byte. And once, from
+    /// [`init`](crate::init) while the calling CPU is the only one online,
+    /// whole instructions of the engine's own lanes (its queries of the CPU
+    /// and task, on a `per_cpu_gs` host). The host must write exactly them.
     unsafe fn text_poke(address: usize, bytes: &[u8]) -> Result<(), PatchError>;
     /// The kernel's text: probes go only here.
     fn kernel_text() -> Range<usize>;
@@ -154,7 +156,8 @@ pub trait Host {
 /// That is a promise the compiler cannot check, hence the `unsafe`: the
 /// lanes index the engine's per-CPU control blocks with the CPU read there,
 /// unchecked. [`init`](crate::init) compares both reads with the methods
-/// on the CPU that calls it.
+/// on the CPU that calls it, then, if that CPU is the only one online,
+/// turns the lanes' calls into the loads themselves (`mov eax, gs:[n]`).
 #[macro_export]
 macro_rules! host {
     ($host:ty) => {
@@ -169,6 +172,10 @@ macro_rules! host {
             #[unsafe(no_mangle)]
             extern "C" fn __probe_engine_lane_current_cpu() -> usize {
                 <$host>::current_cpu()
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_per_cpu_gs() -> Option<$crate::PerCpuGs> {
+                None
             }
         };
     };
@@ -187,6 +194,10 @@ macro_rules! host {
             #[unsafe(link_section = ".kprobes.text")]
             extern "C" fn __probe_engine_lane_current_cpu() -> usize {
                 core::arch::naked_asm!("mov eax, gs:[{offset}]", "ret", offset = const $cpu)
+            }
+            #[unsafe(no_mangle)]
+            fn __probe_engine_host_per_cpu_gs() -> Option<$crate::PerCpuGs> {
+                Some($crate::PerCpuGs { cpu: $cpu, task: $task })
             }
         };
     };
@@ -292,6 +303,24 @@ unsafe extern "Rust" {
     fn __probe_engine_host_symbol_at(address: usize) -> Option<Symbol>;
     fn __probe_engine_host_for_each_symbol(visit: &mut dyn FnMut(Symbol));
     fn __probe_engine_host_never_probe(name: &str) -> bool;
+    fn __probe_engine_host_per_cpu_gs() -> Option<PerCpuGs>;
+}
+
+/// Where a `per_cpu_gs` host keeps the current CPU and task: offsets in
+/// its GS segment (what `host!(…, unsafe per_cpu_gs: { cpu, task })` was
+/// given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerCpuGs {
+    /// `GS:[cpu]` holds [`Host::current_cpu`].
+    pub cpu: usize,
+    /// `GS:[task]` holds [`Host::current_task`].
+    pub task: usize,
+}
+
+/// The host's GS promise, if it made one (see [`host!`](crate::host)).
+pub(crate) fn per_cpu_gs() -> Option<PerCpuGs> {
+    // SAFETY: `host!` defines the symbol with exactly this signature.
+    unsafe { __probe_engine_host_per_cpu_gs() }
 }
 
 // The engine's side of the binding. SAFETY (every call below): `host!`

@@ -620,7 +620,7 @@ pub fn resolve_trampoline_trap(ip: usize, sp: usize, frame_at: usize) -> Option<
     if !(trampoline::address()..trampoline::dispatch_return_site()).contains(&ip) {
         return None;
     }
-    let highest = trampoline::pushed_before_dispatch(sp);
+    let highest = trampoline::pushed_before_dispatch(ip, sp);
     with_lists(|cx| {
         active(cx, crate::host::current_task())
             .find(|&instance| slot_of(instance) > frame_at && slot_of(instance) < highest)

@@ -106,11 +106,12 @@ pub mod trap {
     };
 }
 
+pub use arch::imp::lane::inlined_queries;
 pub use arch::imp::{CallingConvention, FRAME_SIZE, PtRegs, TrapOutcome, regs_get_kernel_argument};
 pub use blacklist::functions as blacklisted_functions;
 pub use control::{in_probe_context, trap_path_active};
 pub use error::{KprobeError, TextPokeError};
-pub use host::{Host, PatchError, Symbol};
+pub use host::{Host, PatchError, PerCpuGs, Symbol};
 pub use instances::{KretprobeInstance, arena_used as kretprobe_arena_used};
 pub use jprobe::{Jprobe, jprobe_return, register_jprobe, unregister_jprobe};
 pub use kretprobe::{
@@ -129,12 +130,16 @@ pub use registry::{
 
 /// Prepares the engine at boot: builds iced-x86's decoder tables and the
 /// trap-path blacklist now, on the heap, so no registration is the first to
-/// pay for them (and the heap in use stays flat from boot on).
+/// pay for them (and the heap in use stays flat from boot on). Call it
+/// before starting other CPUs: on a `per_cpu_gs` host (see
+/// [`host!`](crate::host)) it then also makes the fast lanes' queries of
+/// the CPU and task single GS loads ([`inlined_queries`]).
 pub fn init() {
     probe_engine_core::decode::warm_up();
     slots::check_memory();
     blacklist::init();
     check_lane_queries();
+    arch::imp::lane::inline_queries();
 }
 
 /// The fast lanes' way of asking for the current CPU and task (the

@@ -86,7 +86,7 @@ pub unsafe extern "C" fn int3_fast() {
         "test esi, esi",
         "jz 7f",
         // ...on an idle CPU (the call clobbers EAX, ECX, EDX only).
-        lane::idle_block_or!("7f"),
+        lane::idle_block_or!("7f", "probe_engine_query_int3_fast"),
         // Taken: the block runs the probe; handlers see the probed address.
         lane::run_probe!("ebx", "edi"),
         "mov ebx, eax",
@@ -117,7 +117,7 @@ pub unsafe extern "C" fn int3_fast() {
         "test esi, esi",
         "jz 7f",
         // ...on an idle CPU.
-        lane::idle_block_or!("7f"),
+        lane::idle_block_or!("7f", "probe_engine_query_int3_step"),
         // Taken: the block runs the probe; its pre-handler, if any, runs.
         lane::run_probe!("ebx", "esi"),
         "mov ebx, eax",
@@ -220,7 +220,7 @@ pub unsafe extern "C" fn debug_fast() {
         "mov eax, dr6",
         "test eax, {dr6_bs}",
         "jz 9f",
-        "call {current_cpu}",
+        lane::query!("current_cpu", "probe_engine_query_debug_fast"),
         "imul eax, eax, {cpu_size}",
         "lea ebx, [eax + {cpus} + {state}]",
         "cmp byte ptr [ebx], {single_step}",

@@ -2,16 +2,37 @@
 //! strings: each lane (`fastpath`, `optprobe`, `trampoline`) finds this
 //! CPU's control block and takes it in the same few instructions, so they
 //! are written once, here.
+//!
+//! The lanes ask the host for the current CPU and task with a call
+//! ([`query!`]), six bytes long. For a host whose `host!` promises both at
+//! fixed GS offsets (`per_cpu_gs`), [`inline_queries`] rewrites each such
+//! call at [`init`](crate::init) into the load itself, `mov eax, gs:[n]`,
+//! also six bytes: the Linux way (`alternatives`) of specializing generic
+//! code to the machine once, at boot.
+use crate::host;
 
-/// This CPU's control block, checked idle: calls the host's lane query for
-/// the CPU, leaves EAX at the block's state byte (`control::layout::STATE`)
-/// and jumps to `$busy` (a local label, such as "7f") unless it reads
-/// idle. Clobbers ECX and EDX. The template's operands must include
-/// `current_cpu`, `cpu_size`, `cpus`, `state` and `idle`.
+/// A call of the host's lane query `$query` (the template operand
+/// `current_cpu` or `current_task`): result in EAX, ECX and EDX clobbered.
+/// The call is `call rel32` behind a DS prefix, six bytes, at the global
+/// label `$label`, which [`QUERY_SITES`] lists, so that [`inline_queries`]
+/// can rewrite it as a GS load.
+macro_rules! query {
+    ($query:literal, $label:literal) => {
+        concat!(".global ", $label, "\n", $label, ":\n", ".byte 0x3e\n", "call {", $query, "}")
+    };
+}
+
+/// This CPU's control block, checked idle: asks for the CPU (a [`query!`]
+/// at `$label`), leaves EAX at the block's state byte
+/// (`control::layout::STATE`) and jumps to `$busy` (a local label, such as
+/// "7f") unless it reads idle. Clobbers ECX and EDX. The template's
+/// operands must include `current_cpu`, `cpu_size`, `cpus`, `state` and
+/// `idle`.
 macro_rules! idle_block_or {
-    ($busy:literal) => {
+    ($busy:literal, $label:literal) => {
         concat!(
-            "call {current_cpu}\n",
+            $crate::arch::imp::lane::query!("current_cpu", $label),
+            "\n",
             "imul eax, eax, {cpu_size}\n",
             "lea eax, [eax + {cpus} + {state}]\n",
             "cmp byte ptr [eax], {idle}\n",
@@ -39,4 +60,76 @@ macro_rules! run_probe {
     };
 }
 
-pub(crate) use {idle_block_or, run_probe};
+pub(crate) use {idle_block_or, query, run_probe};
+
+/// Every [`query!`] in the lanes: its label, and whether it asks for the
+/// CPU (else the task).
+macro_rules! query_sites {
+    ($($label:ident: $cpu:literal),* $(,)?) => {
+        /// The lanes' query calls (see [`query!`]): (address, asks for the CPU).
+        fn query_sites() -> [(usize, bool); [$($cpu),*].len()] {
+            unsafe extern "C" {
+                $(static $label: u8;)*
+            }
+            [$((&raw const $label as usize, $cpu)),*]
+        }
+    };
+}
+query_sites! {
+    probe_engine_query_int3_fast: true,
+    probe_engine_query_int3_step: true,
+    probe_engine_query_debug_fast: true,
+    probe_engine_query_optprobe: true,
+    probe_engine_query_trampoline_task: false,
+    probe_engine_query_trampoline_cpu: true,
+    probe_engine_query_kretprobe_entry: false,
+}
+
+/// How many of the lanes' queries [`inline_queries`] made GS loads.
+static INLINED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Rewrites every lane query as a GS load when the host promised its CPU
+/// and task at fixed GS offsets (`host!(…, unsafe per_cpu_gs: …)`), and
+/// only while this CPU is the only one running (no CPU can be executing a
+/// lane while its bytes change; with several online the calls stay, which
+/// is only slower). Returns how many it rewrote. From [`init`](crate::init)
+/// only, after the queries were checked against the host's methods.
+pub(crate) fn inline_queries() -> usize {
+    let Some(offsets) = host::per_cpu_gs() else { return 0 };
+    if host::online_cpus() != 1 {
+        return 0;
+    }
+    let mut inlined = 0;
+    for (site, cpu) in query_sites() {
+        let (query, offset) = if cpu {
+            (host::__probe_engine_lane_current_cpu as *const () as usize, offsets.cpu)
+        } else {
+            (host::__probe_engine_lane_current_task as *const () as usize, offsets.task)
+        };
+        // SAFETY: `site` is a label the lanes define in front of a query,
+        // six bytes of `.kprobes.text`.
+        let current = unsafe { core::ptr::read(site as *const [u8; 6]) };
+        let mut call = [0x3e, 0xe8, 0, 0, 0, 0];
+        call[2..].copy_from_slice(&(query.wrapping_sub(site + 6) as u32).to_le_bytes());
+        assert_eq!(current, call, "lane query at {site:#x} is not the call `query!` emits");
+        let mut load = [0x65, 0xa1, 0, 0, 0, 0]; // mov eax, gs:[moffs32]
+        load[2..].copy_from_slice(&(offset as u32).to_le_bytes());
+        // SAFETY: one whole instruction of the engine's own lane code is
+        // replaced by another of the same length and effect on what the
+        // lane uses (EAX; the load clobbers less than the call), while this
+        // is the only CPU online and it is not running a lane (it is in
+        // `init`): no CPU can be executing the bytes as they change. This
+        // is the one write `Host::text_poke` allows outside probe sites.
+        unsafe { host::text_poke(site, &load) }.expect("the engine's text is kernel text");
+        inlined += 1;
+    }
+    INLINED.store(inlined, core::sync::atomic::Ordering::Relaxed);
+    inlined
+}
+
+/// How many of the lanes' host queries are GS loads rather than calls
+/// (all of them on a `per_cpu_gs` host whose engine was initialized with
+/// one CPU online; none otherwise).
+pub fn inlined_queries() -> usize {
+    INLINED.load(core::sync::atomic::Ordering::Relaxed)
+}

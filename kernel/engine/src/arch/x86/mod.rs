@@ -10,7 +10,7 @@
 pub mod cpu;
 pub mod fastpath;
 pub mod jprobe;
-mod lane;
+pub(crate) mod lane;
 pub mod optprobe;
 pub use probe_engine_core::decode;
 pub mod regs;

@@ -78,7 +78,7 @@ pub unsafe extern "C" fn optprobe_entry() {
         "jz 8f",
         "lea esi, [eax + {copy_offset}]",
         // An idle CPU (the call clobbers EAX, ECX, EDX only).
-        lane::idle_block_or!("8f"),
+        lane::idle_block_or!("8f", "probe_engine_query_optprobe"),
         // Taken: the block runs the probe, the frame reads as a breakpoint's.
         lane::run_probe!("ebx", "edi"),
         "mov ebx, eax",

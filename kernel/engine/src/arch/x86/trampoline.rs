@@ -37,11 +37,12 @@ pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
 /// task's newest instance is this call's (its slot is the one the `ret`
 /// popped) and the only one of it, its kretprobe is still registered, and
 /// this CPU is handling no probe. The lane then does what
-/// `trampoline_dispatch` would: the control block runs the kretprobe, the
-/// instance is unlinked, EIP becomes the real return address, the handler
-/// runs (called directly: the engine keeps it with the C ABI), the block is idle again and the
-/// instance goes back to its pool with one `lock bts` (its bit in the
-/// pool's free set), the lane's last access to the instance or the pool.
+/// `trampoline_dispatch` would: the control block runs the kretprobe, EIP
+/// becomes the real return address, the handler runs (called directly: the
+/// engine keeps it with the C ABI), the instance is unlinked, the block is
+/// idle again and the instance goes back to its pool with one `lock bts`
+/// (its bit in the pool's free set), the lane's last access to the
+/// instance or the pool.
 /// Every other return (several kretprobes on one call, a callee that
 /// popped its arguments, a reentry, an unregistered kretprobe, a lost
 /// return) goes to `trampoline_dispatch` with nothing changed.
@@ -64,7 +65,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "mov [esp + {esp}], ecx",
         "cld",
         // The task's newest instance, for the slot the `ret` popped...
-        "call {current_task}",
+        lane::query!("current_task", "probe_engine_query_trampoline_task"),
         "cmp eax, {tasks}",
         "jae 8f",
         "lea edi, [{active} + eax * 4]",
@@ -87,17 +88,18 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "mov esi, [esi + {owner}]",
         "test esi, esi",
         "jz 8f",
-        lane::idle_block_or!("8f"),
+        lane::idle_block_or!("8f", "probe_engine_query_trampoline_cpu"),
         // Taken: the block runs the kretprobe (begin_return_handlers, run).
         "lea ecx, [esi + {kp}]",
         lane::run_probe!("0", "ecx"),
-        // Unlinked; handlers see the real return address.
-        "mov ecx, [ebx + {next}]",
-        "mov [edi], ecx",
-        "mov dword ptr [ebx + {next}], 0",
+        // Handlers see the real return address.
         "mov ecx, [ebx + {ret}]",
         "mov [esp + {eip}], ecx",
-        // The return handler, if the kretprobe has one (C ABI, frame first).
+        // The return handler, if the kretprobe has one (C ABI, frame
+        // first). The instance stays linked while it runs, so a stack walk
+        // from anywhere in the lane up to here resolves the trampoline's
+        // slot (`resolve_trampoline_trap`); with the block busy, nothing
+        // links another instance to this task meanwhile.
         "mov ecx, [esi + {handler}]",
         "mov esi, eax",
         "test ecx, ecx",
@@ -105,11 +107,17 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "push ebx",
         "lea eax, [esp + 4]",
         "push eax",
+        ".global kretprobe_fast_call_site",
+        "kretprobe_fast_call_site:",
         "call ecx",
         ".global kretprobe_fast_return_site",
         "kretprobe_fast_return_site:",
         "add esp, 8",
         "3:",
+        // Unlinked (still the task's newest: see above); the block idle.
+        "mov ecx, [ebx + {next}]",
+        "mov [edi], ecx",
+        "mov dword ptr [ebx + {next}], 0",
         "mov byte ptr [esi], {idle}",
         // Back to the pool: the last access to the instance and the pool.
         "mov ecx, [ebx + {pool}]",
@@ -192,7 +200,7 @@ pub unsafe extern "C" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kpro
         "lea edx, [{trampoline}]",
         "cmp [ecx], edx",
         "je 9f",
-        "call {current_task}", // clobbers EAX, ECX, EDX only
+        lane::query!("current_task", "probe_engine_query_kretprobe_entry"), // clobbers EAX, ECX, EDX only
         "cmp eax, {tasks}",
         "jae 9f",
         "mov ebx, eax",
@@ -259,13 +267,20 @@ pub unsafe extern "C" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kpro
 }
 
 /// The highest address the trampoline can have pushed to by its call to the
-/// dispatcher, when a trap interrupted it with stack pointer `sp`: a frame
-/// and its address. (Inside the lane, after its two pushes, the call's own
-/// slot lies just beyond: a trap there, an NMI at most, finds no instance
-/// and the unwinder shows the trampoline, rather than risk naming the
-/// caller's instance, whose slot can be a word further.)
-pub fn pushed_before_dispatch(sp: usize) -> usize {
-    sp + FRAME_SIZE + 4
+/// dispatcher, when a trap interrupted it at `ip` with stack pointer `sp`:
+/// a frame and its address. In the lane, the instance stays linked until
+/// its handler has returned, and the handler call's two arguments lie
+/// below the frame: a trap at that call sees them pushed. (After the
+/// lane's unlink, the call's own slot lies just beyond: a trap there, an
+/// NMI at most, finds no instance and the unwinder shows the trampoline,
+/// rather than risk naming the caller's instance, whose slot can be a word
+/// further.)
+pub fn pushed_before_dispatch(ip: usize, sp: usize) -> usize {
+    unsafe extern "C" {
+        static kretprobe_fast_call_site: u8;
+    }
+    let arguments = if ip == &raw const kretprobe_fast_call_site as usize { 8 } else { 0 };
+    sp + arguments + FRAME_SIZE + 4
 }
 
 /// The trampoline's address (what replaced return addresses hold).
