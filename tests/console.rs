@@ -31,6 +31,13 @@ pub extern "C" fn console_test_target() {
     core::arch::naked_asm!(".rept 32", "nop", ".endr", "ret");
 }
 
+/// A five-byte first instruction: offsets 1 to 4 lie inside it.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn console_long_first() -> u32 {
+    core::arch::naked_asm!("mov eax, 0x12345678", "ret");
+}
+
 /// Feeds `keys`; returns every event, the echo of them all, and the result.
 fn edit(keys: &[u8]) -> (Vec<LineEvent>, Vec<u8>, Result<String, LineError>) {
     let mut buffer = [0u8; LINE_MAX];
@@ -650,9 +657,11 @@ fn an_unknown_name_suggests_the_nearest_functions() {
     let hint = lines.next().unwrap_or_default();
     assert!(hint.starts_with("no function \"demo::chekcsum\"; did you mean: probe_kernel::demo::checksum"), "{answer}");
     assert_eq!(lines.next(), Some("echo: write error: Invalid argument"));
-    // An existing name with a bad offset gets no suggestion.
+    // An existing name with a bad offset (inside an instruction) gets no
+    // suggestion.
+    core::hint::black_box(console_long_first as extern "C" fn() -> u32);
     assert_eq!(
-        run("echo 'p:typo console_test_target+1000' > /sys/kernel/tracing/kprobe_events"),
+        run("echo 'p:typo console_long_first+2' > /sys/kernel/tracing/kprobe_events"),
         "echo: write error: Invalid or incomplete multibyte or wide character\n"
     );
     assert_eq!(run("cat /sys/kernel/tracing/kprobe_events"), "");
