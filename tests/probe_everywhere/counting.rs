@@ -39,13 +39,27 @@ pub(crate) fn counted(probe: &Kprobe) -> &Counted {
     unsafe { &*(probe as *const Kprobe as *const Counted) }
 }
 
+/// The task whose hits count, or `ALL_TASKS` (see [`probed_run`]).
+static COUNTED_TASK: AtomicUsize = AtomicUsize::new(ALL_TASKS);
+const ALL_TASKS: usize = usize::MAX;
+
+/// Whether a hit now is one the run counts.
+fn counts() -> bool {
+    let only = COUNTED_TASK.load(Ordering::Relaxed);
+    only == ALL_TASKS || only == task::current_id()
+}
+
 pub(crate) fn count_pre(probe: &Kprobe, _regs: &mut PtRegs) -> PreAction {
-    counted(probe).pre.fetch_add(1, Ordering::Relaxed);
+    if counts() {
+        counted(probe).pre.fetch_add(1, Ordering::Relaxed);
+    }
     PreAction::Continue
 }
 
 pub(crate) fn count_post(probe: &Kprobe, _regs: &mut PtRegs) {
-    counted(probe).post.fetch_add(1, Ordering::Relaxed);
+    if counts() {
+        counted(probe).post.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What a probed run of the workload gave.
@@ -59,12 +73,18 @@ pub(crate) struct Run {
 
 /// Registers `probes` as one batch, runs the workload, unregisters them.
 /// Counters are zeroed after registration and read before unregistration,
-/// so only the workload's own hits count.
+/// and only hits in the workload's own task count: with several CPUs, the
+/// others' schedulers run some of the same functions
+/// (`task::table::state`) while the probes are in.
 pub(crate) fn probed_run(probes: &[&'static Counted]) -> Run {
-    probed_run_of(probes, workload)
+    COUNTED_TASK.store(task::current_id(), Ordering::Relaxed);
+    let run = probed_run_of(probes, workload);
+    COUNTED_TASK.store(ALL_TASKS, Ordering::Relaxed);
+    run
 }
 
-/// [`probed_run`] with another workload.
+/// [`probed_run`] with another workload, counting hits in every task (the
+/// workload may spawn tasks of its own).
 pub(crate) fn probed_run_of(probes: &[&'static Counted], workload: fn() -> u64) -> Run {
     let kprobes: Vec<&'static Kprobe> = probes.iter().map(|c| &c.probe).collect();
     if let Err(error) = register_kprobes(&kprobes) {
