@@ -67,17 +67,24 @@ pub fn walk(mut frame_pointer: usize, mut visit: impl FnMut(Frame)) {
         }
         address = crate::kprobes::kretprobe::resolve_return_address(slot, address);
         let next = read(frame_pointer);
-        if crate::arch::x86::trap::is_dispatcher_return_site(address)
+        let lane = crate::kprobes::trap::lane_handler_frame(address);
+        if lane.is_some()
+            || crate::arch::x86::trap::is_dispatcher_return_site(address)
             || crate::kprobes::kretprobe::is_dispatcher_return_site(address)
             || crate::kprobes::optimize::is_dispatcher_return_site(address)
         {
-            // The dispatcher's first argument is the trap frame.
+            // A dispatcher's first argument is the trap frame; a lane's
+            // handler call (fastcall) has the frame just above its stack
+            // pointer at the call, the callee's frame pointer + 8.
             visit(Frame { address, frame_pointer: next, is_return: true });
             depth += 1;
             if !readable(frame_pointer + 8) {
                 break;
             }
-            let frame_address = read(frame_pointer + 8);
+            let frame_address = match lane {
+                Some(offset) => frame_pointer + 8 + offset,
+                None => read(frame_pointer + 8),
+            };
             let frame_end = frame_address + core::mem::size_of::<TrapFrame>() - 4;
             if !readable(frame_address) || !readable(frame_end) {
                 break; // a corrupt chain must not fault the report that walks it

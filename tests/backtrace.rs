@@ -99,8 +99,8 @@ fn return_address_levels() {
 // ------------------------------------------- stack_trace_save and _regs
 
 use probe_kernel::kprobes::{
-    Kprobe, Kretprobe, KretprobeInstance, PreAction, PtRegs, register_kprobe, register_kretprobe, unregister_kprobe,
-    unregister_kretprobe,
+    Kprobe, KprobeFlags, Kretprobe, KretprobeInstance, PreAction, PtRegs, register_kprobe, register_kretprobe,
+    set_optimization, unregister_kprobe, unregister_kretprobe,
 };
 
 static SAVED: spin::Mutex<([usize; 16], usize)> = spin::Mutex::new(([0; 16], 0));
@@ -204,17 +204,24 @@ static LEAF_WALK_PROBE: Kprobe = Kprobe::new().symbol("traced_leaf", 0).pre_hand
 #[inline(never)]
 #[test_case]
 fn stack_trace_save_in_a_handler_sees_through_the_breakpoint_trap() {
-    register_kprobe(&LEAF_WALK_PROBE).unwrap();
-    assert_eq!(black_box(traced_caller()), 9);
-    unregister_kprobe(&LEAF_WALK_PROBE).unwrap();
-    let (store, count) = *SAVED.lock();
-    let names: alloc::vec::Vec<&str> = store[..count].iter().map(|&a| name_of(a)).collect();
-    let caller = names.iter().position(|&n| n == "backtrace::traced_caller");
-    assert!(caller.is_some(), "the probed function's caller is missing: {names:?}");
-    assert_eq!(
-        names.get(caller.unwrap() + 1).copied(),
-        Some("backtrace::stack_trace_save_in_a_handler_sees_through_the_breakpoint_trap")
-    );
+    // Through the jump-optimized detour's lane, then through the `#BP` lane.
+    for optimized in [true, false] {
+        set_optimization(optimized).unwrap();
+        register_kprobe(&LEAF_WALK_PROBE).unwrap();
+        assert_eq!(LEAF_WALK_PROBE.flags().contains(KprobeFlags::OPTIMIZED), optimized);
+        assert_eq!(black_box(traced_caller()), 9);
+        unregister_kprobe(&LEAF_WALK_PROBE).unwrap();
+        set_optimization(true).unwrap();
+        let (store, count) = *SAVED.lock();
+        let names: alloc::vec::Vec<&str> = store[..count].iter().map(|&a| name_of(a)).collect();
+        assert!(names.contains(&"traced_leaf"), "optimized {optimized}: the trap frame's EIP is missing: {names:?}");
+        let caller = names.iter().position(|&n| n == "backtrace::traced_caller");
+        assert!(caller.is_some(), "optimized {optimized}: the probed function's caller is missing: {names:?}");
+        assert_eq!(
+            names.get(caller.unwrap() + 1).copied(),
+            Some("backtrace::stack_trace_save_in_a_handler_sees_through_the_breakpoint_trap")
+        );
+    }
 }
 
 static STEP_SAVED: spin::Mutex<([usize; 16], usize)> = spin::Mutex::new(([0; 16], 0));

@@ -88,7 +88,7 @@ pub(crate) extern "C" fn int3_site_entry(regs: &mut PtRegs, site: &'static Site)
 /// function already swapped, a pool whose first word is empty, a miss).
 /// Never redirects.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) extern "C" fn call_kretprobe_entry(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
+pub(crate) extern "fastcall" fn call_kretprobe_entry(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
     // SAFETY: called only through a fast lane, inside a trap entry or an
     // optimized probe's detour after its `cli`: interrupts are off, and
     // this is engine code in `.kprobes.text`.

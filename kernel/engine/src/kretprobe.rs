@@ -81,13 +81,14 @@ impl<F: Fn(&mut KretprobeInstance, &mut PtRegs) + Copy + 'static> ReturnHandler 
 pub trait EntryHandler: Fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction + Copy + 'static {}
 impl<F: Fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction + Copy + 'static> EntryHandler for F {}
 
-/// A return handler as the engine keeps and calls it: the C ABI, frame
-/// first, so the trampoline's assembly lane calls it directly.
-pub(crate) type RawReturnHandler = extern "C" fn(&mut PtRegs, &mut KretprobeInstance);
+/// A return handler as the engine keeps and calls it: `fastcall`, the
+/// frame in ECX and the instance in EDX, so the trampoline's assembly lane
+/// calls it directly.
+pub(crate) type RawReturnHandler = extern "fastcall" fn(&mut PtRegs, &mut KretprobeInstance);
 /// An entry handler as the engine keeps and calls it (only from Rust).
 pub(crate) type RawEntryHandler = fn(&mut KretprobeInstance, &mut PtRegs) -> EntryAction;
 
-extern "C" fn return_adapter<F: ReturnHandler>(regs: &mut PtRegs, instance: &mut KretprobeInstance) {
+extern "fastcall" fn return_adapter<F: ReturnHandler>(regs: &mut PtRegs, instance: &mut KretprobeInstance) {
     handler_value::<F>()(instance, regs)
 }
 
@@ -620,7 +621,7 @@ pub fn resolve_trampoline_trap(ip: usize, sp: usize, frame_at: usize) -> Option<
     if !(trampoline::address()..trampoline::dispatch_return_site()).contains(&ip) {
         return None;
     }
-    let highest = trampoline::pushed_before_dispatch(ip, sp);
+    let highest = trampoline::pushed_before_dispatch(sp);
     with_lists(|cx| {
         active(cx, crate::host::current_task())
             .find(|&instance| slot_of(instance) > frame_at && slot_of(instance) < highest)
@@ -631,7 +632,7 @@ pub fn resolve_trampoline_trap(ip: usize, sp: usize, frame_at: usize) -> Option<
 /// Whether `address` is where the trampoline's call to the dispatcher
 /// returns (the unwinder continues through the trampoline's frame).
 pub fn is_dispatcher_return_site(address: usize) -> bool {
-    address == trampoline::dispatch_return_site() || address == trampoline::fast_return_site()
+    address == trampoline::dispatch_return_site()
 }
 
 /// A task exited: its active instances go back to their pools.

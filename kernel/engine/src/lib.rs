@@ -99,7 +99,7 @@ pub mod slots;
 /// and the other exceptions, the token they take, and the start of a fatal
 /// report.
 pub mod trap {
-    pub use crate::arch::imp::fastpath::{debug_fast, int3_fast};
+    pub use crate::arch::imp::fastpath::{debug_fast, int3_fast, lane_handler_frame};
     pub use crate::control::TrapContext;
     pub use crate::handler::{
         FaultOutcome, FaultPlace, ProbeFault, ReportContext, begin_report, debug_handler, fault_handler, int3_handler,

@@ -38,7 +38,7 @@ pub enum FaultAction {
 /// lock) and may call probed code: those hits count as misses.
 ///
 /// A handler is given by name, not as a `fn` pointer: the builder keeps a
-/// C-ABI adapter made for that one function (see [`Kprobe::pre_handler`]),
+/// `fastcall` adapter made for that one function (see [`Kprobe::pre_handler`]),
 /// which the engine's assembly calls directly, with the handler inlined
 /// into it where the compiler sees fit. A value that is not zero-sized (a
 /// `fn` pointer, a closure that captures) is refused at compile time.
@@ -56,12 +56,13 @@ impl<F: Fn(&Kprobe, &mut PtRegs) + Copy + 'static> PostHandler for F {}
 pub trait FaultHandler: Fn(&Kprobe, &mut PtRegs, u8) -> FaultAction + Copy + 'static {}
 impl<F: Fn(&Kprobe, &mut PtRegs, u8) -> FaultAction + Copy + 'static> FaultHandler for F {}
 
-/// A pre-handler as the engine keeps and calls it: the C ABI, frame
-/// first, returning whether the handler redirected the hit. The fast lanes
-/// call it from assembly, which therefore assumes nothing of Rust's ABI.
-pub(crate) type RawPreHandler = extern "C" fn(&mut PtRegs, &Kprobe) -> bool;
+/// A pre-handler as the engine keeps and calls it: `fastcall` (the frame
+/// in ECX, the probe in EDX), returning whether the handler redirected
+/// the hit. The fast lanes call it from assembly with no stack arguments
+/// to push or pop, and assume nothing of Rust's own ABI.
+pub(crate) type RawPreHandler = extern "fastcall" fn(&mut PtRegs, &Kprobe) -> bool;
 /// A post-handler as the engine keeps and calls it (see [`RawPreHandler`]).
-pub(crate) type RawPostHandler = extern "C" fn(&mut PtRegs, &Kprobe);
+pub(crate) type RawPostHandler = extern "fastcall" fn(&mut PtRegs, &Kprobe);
 /// A fault handler as the engine keeps and calls it (only from Rust).
 pub(crate) type RawFaultHandler = fn(&Kprobe, &mut PtRegs, u8) -> FaultAction;
 
@@ -91,11 +92,11 @@ pub(crate) fn handler_value<F: Copy + 'static>() -> F {
     unsafe { core::mem::zeroed() }
 }
 
-extern "C" fn pre_adapter<F: PreHandler>(regs: &mut PtRegs, probe: &Kprobe) -> bool {
+extern "fastcall" fn pre_adapter<F: PreHandler>(regs: &mut PtRegs, probe: &Kprobe) -> bool {
     handler_value::<F>()(probe, regs) == PreAction::Redirected
 }
 
-extern "C" fn post_adapter<F: PostHandler>(regs: &mut PtRegs, probe: &Kprobe) {
+extern "fastcall" fn post_adapter<F: PostHandler>(regs: &mut PtRegs, probe: &Kprobe) {
     handler_value::<F>()(probe, regs)
 }
 
@@ -105,7 +106,7 @@ fn fault_adapter<F: FaultHandler>(probe: &Kprobe, regs: &mut PtRegs, trap: u8) -
 
 /// The lane entry of a plain probe without a pre-handler (never fast, so
 /// never called by a lane): nothing to run, no redirect.
-extern "C" fn no_pre_handler(_regs: &mut PtRegs, _probe: &'static Kprobe) -> bool {
+extern "fastcall" fn no_pre_handler(_regs: &mut PtRegs, _probe: &'static Kprobe) -> bool {
     false
 }
 
@@ -178,9 +179,10 @@ pub struct Kprobe {
     pub(crate) entry: EntryLane,
 }
 
-/// The C-ABI routine a fast lane calls with the frame and the probe (see
-/// `Kprobe::entry`); returns whether a pre-handler redirected the hit.
-pub(crate) type EntryLane = unsafe extern "C" fn(&mut PtRegs, &'static Kprobe) -> bool;
+/// The `fastcall` routine a fast lane calls with the frame (ECX) and the
+/// probe (EDX) (see `Kprobe::entry`); returns whether a pre-handler
+/// redirected the hit.
+pub(crate) type EntryLane = unsafe extern "fastcall" fn(&mut PtRegs, &'static Kprobe) -> bool;
 
 /// Where the assembly finds a probe's fields (checked by `offset_of!`).
 pub(crate) mod layout {

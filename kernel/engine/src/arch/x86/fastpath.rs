@@ -91,20 +91,18 @@ pub unsafe extern "C" fn int3_fast() {
         lane::run_probe!("ebx", "edi"),
         "mov ebx, eax",
         "dec dword ptr [esp + 4 + {eip}]",
-        "push edi",
-        "lea eax, [esp + 8]",
-        "push eax",
+        "lea ecx, [esp + 4]", // fastcall: the frame, the probe
+        "mov edx, edi",
         "call dword ptr [edi + {probe_entry}]",
         ".global probe_engine_fast_pre_return_site",
         "probe_engine_fast_pre_return_site:",
         // Redirected: EIP is the handler's. Else the copy runs the instruction.
-        // (The arguments stay: one `add` drops them and the return address.)
         "test al, al",
         "jnz 2f",
-        "mov [esp + 12 + {eip}], esi",
+        "mov [esp + 4 + {eip}], esi",
         "2:",
         "mov byte ptr [ebx], {idle}",
-        "add esp, 12",
+        "add esp, 4",
         "jmp probe_engine_trap_return",
         // No fast probe. A single-step for a lone plain probe with a simple
         // repair (see `debug_fast` for its second half; `step_lane` is set
@@ -122,18 +120,16 @@ pub unsafe extern "C" fn int3_fast() {
         lane::run_probe!("ebx", "esi"),
         "mov ebx, eax",
         "dec dword ptr [esp + 4 + {eip}]",
-        "mov ecx, [esi + {pre_handler}]",
-        "test ecx, ecx",
+        "mov eax, [esi + {pre_handler}]",
+        "test eax, eax",
         "jz 5f",
-        "push esi",
-        "lea eax, [esp + 8]",
-        "push eax",
-        "call ecx",
+        "lea ecx, [esp + 4]",
+        "mov edx, esi",
+        "call eax",
         ".global probe_engine_fast_step_pre_return_site",
         "probe_engine_fast_step_pre_return_site:",
         "test al, al",
         "jnz 2b", // redirected: no step
-        "add esp, 8",
         // The step (`setup_single_step`, `begin_step`): the block keeps TF
         // and IF, the copy runs alone with TF set and IF clear.
         "5:",
@@ -238,28 +234,27 @@ pub unsafe extern "C" fn debug_fast() {
         // The repair (`resume_after_single_step`, simple plans only).
         "mov eax, [edi + {eip_delta}]",
         "add [esp + 4 + {eip}], eax",
-        "mov edx, [edi + {restored}]",
+        // EFLAGS: the restored bits as the step state kept them, the rest
+        // as the step left them ((kept ^ now) & restored ^ now), then the
+        // bits the plan sets.
         "mov eax, [ebx + {step_flags}]",
-        "and eax, edx",
-        "not edx",
-        "and edx, [esp + 4 + {eflags}]",
-        "or eax, edx",
+        "xor eax, [esp + 4 + {eflags}]",
+        "and eax, [edi + {restored}]",
+        "xor eax, [esp + 4 + {eflags}]",
         "or eax, [edi + {set}]",
         "mov [esp + 4 + {eflags}], eax",
         // `end_step`, then the post-handler if there is one (`run`, as the
         // generic path), then `finish`.
-        "mov ecx, [esi + {post_handler}]",
-        "test ecx, ecx",
+        "mov eax, [esi + {post_handler}]",
+        "test eax, eax",
         "jz 3f",
         "mov byte ptr [ebx], {handlers}",
         "mov [ebx + {handlers_running}], esi",
-        "push esi",
-        "lea eax, [esp + 8]",
-        "push eax",
-        "call ecx",
+        "lea ecx, [esp + 4]",
+        "mov edx, esi",
+        "call eax",
         ".global probe_engine_fast_step_post_return_site",
         "probe_engine_fast_step_post_return_site:",
-        "add esp, 8",
         "3:",
         "mov byte ptr [ebx], {idle}",
         "add esp, 4",
@@ -289,20 +284,37 @@ pub unsafe extern "C" fn debug_fast() {
     );
 }
 
-/// Whether `address` is the return address of one of the fast lanes'
-/// calls into Rust, whose first argument is the trap frame (for the
-/// unwinder, as the dispatchers' return sites).
+/// Whether `address` is the return address of the `#BP` lane's call of
+/// the generic remainder (`int3_site_entry`), whose first argument is the
+/// trap frame (for the unwinder, as the dispatchers' return sites).
 pub fn is_fast_return_site(address: usize) -> bool {
     unsafe extern "C" {
-        static probe_engine_fast_pre_return_site: u8;
         static probe_engine_fast_site_return_site: u8;
-        static probe_engine_fast_optprobe_return_site: u8;
+    }
+    address == &raw const probe_engine_fast_site_return_site as usize
+}
+
+/// For the unwinder: if `address` is the return address of a lane's call
+/// of a handler (or a probe's entry routine), where that lane's trap frame
+/// lies, as an offset from the caller's stack pointer at the call (the
+/// callee's frame pointer + 8). The calls are `fastcall`, with the frame in
+/// ECX, so no stack argument points at it.
+pub fn lane_handler_frame(address: usize) -> Option<usize> {
+    unsafe extern "C" {
+        static probe_engine_fast_pre_return_site: u8;
         static probe_engine_fast_step_pre_return_site: u8;
         static probe_engine_fast_step_post_return_site: u8;
+        static probe_engine_fast_optprobe_return_site: u8;
+        static kretprobe_fast_return_site: u8;
     }
-    address == &raw const probe_engine_fast_pre_return_site as usize
-        || address == &raw const probe_engine_fast_site_return_site as usize
-        || address == &raw const probe_engine_fast_optprobe_return_site as usize
-        || address == &raw const probe_engine_fast_step_pre_return_site as usize
-        || address == &raw const probe_engine_fast_step_post_return_site as usize
+    // The `#BP` and `#DB` lanes run under the host's call (its return
+    // address sits on the frame); the detour and trampoline lanes do not.
+    let sites = [
+        (&raw const probe_engine_fast_pre_return_site, 4),
+        (&raw const probe_engine_fast_step_pre_return_site, 4),
+        (&raw const probe_engine_fast_step_post_return_site, 4),
+        (&raw const probe_engine_fast_optprobe_return_site, 0),
+        (&raw const kretprobe_fast_return_site, 0),
+    ];
+    sites.iter().find(|(site, _)| *site as usize == address).map(|&(_, offset)| offset)
 }

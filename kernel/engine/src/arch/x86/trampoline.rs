@@ -100,19 +100,15 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         // from anywhere in the lane up to here resolves the trampoline's
         // slot (`resolve_trampoline_trap`); with the block busy, nothing
         // links another instance to this task meanwhile.
-        "mov ecx, [esi + {handler}]",
-        "mov esi, eax",
-        "test ecx, ecx",
+        "xchg esi, eax", // ESI the block, EAX the kretprobe
+        "mov eax, [eax + {handler}]",
+        "test eax, eax",
         "jz 3f",
-        "push ebx",
-        "lea eax, [esp + 4]",
-        "push eax",
-        ".global kretprobe_fast_call_site",
-        "kretprobe_fast_call_site:",
-        "call ecx",
+        "mov ecx, esp", // fastcall: the frame, the instance
+        "mov edx, ebx",
+        "call eax",
         ".global kretprobe_fast_return_site",
         "kretprobe_fast_return_site:",
-        "add esp, 8",
         "3:",
         // Unlinked (still the task's newest: see above); the block idle.
         "mov ecx, [ebx + {next}]",
@@ -161,9 +157,9 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
 }
 const _: () = assert!(KRETPROBE_VECTOR == -1i32 as u32);
 
-/// A kretprobe's entry as the fast lanes call it (`Kprobe::entry`): with
-/// the C ABI, the entry's frame and the kretprobe's entry probe; returns
-/// false (an entry never redirects).
+/// A kretprobe's entry as the fast lanes call it (`Kprobe::entry`):
+/// `fastcall`, the entry's frame in ECX and the kretprobe's entry probe in
+/// EDX; returns false (an entry never redirects).
 ///
 /// The common entry, in assembly: no entry handler, a call no other
 /// kretprobe of the function has swapped yet, a known task and a free
@@ -181,15 +177,14 @@ const _: () = assert!(KRETPROBE_VECTOR == -1i32 as u32);
 /// hit's frame at the function's first instruction.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
-pub unsafe extern "C" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
+pub unsafe extern "fastcall" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
     core::arch::naked_asm!(
         "push ebp",
         "push ebx",
         "push esi",
         "push edi",
-        "mov edi, [esp + 20]", // the frame
-        "mov esi, [esp + 24]", // the entry probe...
-        "mov esi, [esi + {kp_owner}]", // ...of this Kretprobe
+        "mov edi, ecx", // the frame
+        "mov esi, [edx + {kp_owner}]", // the Kretprobe of the entry probe
         "cmp dword ptr [esi + {entry_handler}], 0",
         "jne 9f",
         "mov ebp, [esi + {rp_pool}]",
@@ -197,8 +192,7 @@ pub unsafe extern "C" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kpro
         "jz 9f",
         // The slot (ESP at the first instruction) must hold a real return.
         "mov ecx, [edi + {esp}]",
-        "lea edx, [{trampoline}]",
-        "cmp [ecx], edx",
+        "cmp dword ptr [ecx], offset {trampoline}",
         "je 9f",
         lane::query!("current_task", "probe_engine_query_kretprobe_entry"), // clobbers EAX, ECX, EDX only
         "cmp eax, {tasks}",
@@ -229,8 +223,7 @@ pub unsafe extern "C" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kpro
         "mov eax, [{active} + ebx * 4]",
         "mov [ebp + {next}], eax",
         "mov eax, [edi + {esp}]",
-        "lea edx, [{trampoline}]",
-        "mov [eax], edx",
+        "mov dword ptr [eax], offset {trampoline}",
         "mov [{active} + ebx * 4], ebp",
         "xor eax, eax",
         "pop edi",
@@ -240,6 +233,8 @@ pub unsafe extern "C" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kpro
         "ret",
         // Everything else: the Rust entry, with the same arguments.
         "9:",
+        "mov ecx, edi",
+        "lea edx, [esi + {kp}]",
         "pop edi",
         "pop esi",
         "pop ebx",
@@ -263,24 +258,20 @@ pub unsafe extern "C" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kpro
         active = sym crate::kretprobe::ACTIVE,
         next = const instance::INSTANCE_NEXT,
         rust_entry = sym crate::handler::call_kretprobe_entry,
+        kp = const kretprobe::KP,
     );
 }
 
 /// The highest address the trampoline can have pushed to by its call to the
-/// dispatcher, when a trap interrupted it at `ip` with stack pointer `sp`:
-/// a frame and its address. In the lane, the instance stays linked until
-/// its handler has returned, and the handler call's two arguments lie
-/// below the frame: a trap at that call sees them pushed. (After the
-/// lane's unlink, the call's own slot lies just beyond: a trap there, an
-/// NMI at most, finds no instance and the unwinder shows the trampoline,
-/// rather than risk naming the caller's instance, whose slot can be a word
-/// further.)
-pub fn pushed_before_dispatch(ip: usize, sp: usize) -> usize {
-    unsafe extern "C" {
-        static kretprobe_fast_call_site: u8;
-    }
-    let arguments = if ip == &raw const kretprobe_fast_call_site as usize { 8 } else { 0 };
-    sp + arguments + FRAME_SIZE + 4
+/// dispatcher, when a trap interrupted it with stack pointer `sp`: a frame
+/// and its address. (The lane keeps its instance linked until the handler
+/// has returned, and passes the handler's arguments in registers, so the
+/// frame is all it pushes. After its unlink, the call's own slot lies just
+/// beyond: a trap there, an NMI at most, finds no instance and the
+/// unwinder shows the trampoline, rather than risk naming the caller's
+/// instance, whose slot can be a word further.)
+pub fn pushed_before_dispatch(sp: usize) -> usize {
+    sp + FRAME_SIZE + 4
 }
 
 /// The trampoline's address (what replaced return addresses hold).
@@ -297,13 +288,4 @@ pub fn dispatch_return_site() -> usize {
         static kretprobe_dispatch_return_site: u8;
     }
     &raw const kretprobe_dispatch_return_site as usize
-}
-
-/// The return address of the lane's call of a return handler, whose first
-/// argument is the frame, as the dispatcher's.
-pub fn fast_return_site() -> usize {
-    unsafe extern "C" {
-        static kretprobe_fast_return_site: u8;
-    }
-    &raw const kretprobe_fast_return_site as usize
 }
