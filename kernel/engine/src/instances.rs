@@ -45,6 +45,11 @@ pub struct KretprobeInstance {
     pub(crate) pool: *mut Pool,
     /// This instance's index in its pool (its bit in the pool's free set).
     index: usize,
+    /// The same bit as a bit offset from this instance's own address, for
+    /// the trampoline's lane: `lock bts [instance], free_bit` gives the
+    /// instance back (the pool's words and instances share one allocation
+    /// of the 1 MiB arena, well within `bts`'s ±2^31 bits).
+    free_bit: isize,
     /// The next older active instance of the same task.
     pub(crate) next: *mut KretprobeInstance,
     pub(crate) return_address: usize,
@@ -139,8 +144,9 @@ pub(crate) mod layout {
     const _: () = assert!(size_of::<super::TaskId>() == 4 && size_of::<u64>() == 8);
     /// `KretprobeInstance::pool`.
     pub const INSTANCE_POOL: usize = offset_of!(KretprobeInstance, pool);
-    /// `KretprobeInstance::index`: its bit in the pool's free set.
-    pub const INSTANCE_INDEX: usize = offset_of!(KretprobeInstance, index);
+    /// `KretprobeInstance::free_bit`: its bit in the pool's free set, as a
+    /// bit offset from the instance.
+    pub const INSTANCE_FREE_BIT: usize = offset_of!(KretprobeInstance, free_bit);
     /// `KretprobeInstance::next`.
     pub const INSTANCE_NEXT: usize = offset_of!(KretprobeInstance, next);
     /// `KretprobeInstance::return_address`.
@@ -240,9 +246,14 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
         let data = base.add(data_at);
         ptr::write_bytes(data, 0, count * data_size);
         for i in 0..count {
-            instances.add(i).write(KretprobeInstance {
+            let instance = instances.add(i);
+            // Bits from the instance to bit `i` of the words (`bts` counts
+            // bits of the bit string at the address it is given).
+            let free_bit = (words as isize - instance as isize) * 8 + i as isize;
+            instance.write(KretprobeInstance {
                 pool,
                 index: i,
+                free_bit,
                 next: ptr::null_mut(),
                 return_address: 0,
                 stack_slot: 0,

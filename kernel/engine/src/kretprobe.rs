@@ -116,6 +116,7 @@ fn entry_adapter<F: EntryHandler>(instance: &mut KretprobeInstance, regs: &mut P
 ///     .entry_handler(entry).handler(returned).data_size(8).maxactive(20);
 /// register_kretprobe(&RP).expect("kretprobe refused");
 /// ```
+#[repr(C)] // `kp` first: the assembly lanes use a Kretprobe's address as its entry probe's
 pub struct Kretprobe {
     /// The entry probe (on the function's first instruction).
     pub kp: Kprobe,
@@ -166,6 +167,8 @@ impl Kretprobe {
         check_handler_type::<F>();
         let _ = handler; // zero-sized and `Copy`: nothing to keep or drop
         self.entry_handler = Some(entry_adapter::<F>);
+        // The assembly entry leaves entry handlers to the Rust one.
+        self.kp.entry = crate::handler::call_kretprobe_entry;
         self
     }
 
@@ -526,10 +529,10 @@ fn pop_returning(cx: &mut TrapContext, task: TaskId, head: NonNull<KretprobeInst
 pub(crate) mod layout {
     use super::Kretprobe;
     use core::mem::offset_of;
-    /// `Kretprobe::kp`: what the control block names as running.
+    /// `Kretprobe::kp`: what the control block names as running, at the
+    /// Kretprobe's own address.
     pub const KP: usize = offset_of!(Kretprobe, kp);
-    /// `Kretprobe::entry_handler` (`None` is 0: a `fn` is never null).
-    pub const ENTRY_HANDLER: usize = offset_of!(Kretprobe, entry_handler);
+    const _: () = assert!(KP == 0);
     /// `Kretprobe::handler`, the return handler (`None` is 0).
     pub const HANDLER: usize = offset_of!(Kretprobe, handler);
     /// `Kretprobe::pool`: null while unregistered.

@@ -181,7 +181,9 @@ pub struct Kprobe {
 
 /// The `fastcall` routine a fast lane calls with the frame (ECX) and the
 /// probe (EDX) (see `Kprobe::entry`); returns whether a pre-handler
-/// redirected the hit.
+/// redirected the hit. The lanes keep nothing across the call but EBX,
+/// ESI and the stack, so a routine in assembly need preserve no other
+/// register (`kretprobe_entry` does not); Rust adapters keep them all.
 pub(crate) type EntryLane = unsafe extern "fastcall" fn(&mut PtRegs, &'static Kprobe) -> bool;
 
 /// Where the assembly finds a probe's fields (checked by `offset_of!`).

@@ -72,8 +72,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "mov ebx, [edi]",
         "test ebx, ebx",
         "jz 8f",
-        "mov ecx, [esp + {esp}]",
-        "sub ecx, 4",
+        "lea ecx, [esp + {size} - 4]", // the slot: just below the frame's ESP
         "cmp ecx, [ebx + {slot}]",
         "jne 8f",
         // ...the only one of this call (else several kretprobes' handlers)...
@@ -90,8 +89,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "jz 8f",
         lane::idle_block_or!("8f", "probe_engine_query_trampoline_cpu"),
         // Taken: the block runs the kretprobe (begin_return_handlers, run).
-        "lea ecx, [esi + {kp}]",
-        lane::run_probe!("0", "ecx"),
+        lane::run_probe!("0", "esi"), // (a Kretprobe starts with its entry probe)
         // Handlers see the real return address.
         "mov ecx, [ebx + {ret}]",
         "mov [esp + {eip}], ecx",
@@ -110,16 +108,15 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         ".global kretprobe_fast_return_site",
         "kretprobe_fast_return_site:",
         "3:",
-        // Unlinked (still the task's newest: see above); the block idle.
+        // Unlinked (still the task's newest: see above; a take clears its
+        // `next` again); the block idle.
         "mov ecx, [ebx + {next}]",
         "mov [edi], ecx",
-        "mov dword ptr [ebx + {next}], 0",
         "mov byte ptr [esi], {idle}",
-        // Back to the pool: the last access to the instance and the pool.
-        "mov ecx, [ebx + {pool}]",
-        "mov eax, [ebx + {index}]",
-        "mov ecx, [ecx + {words}]",
-        "lock bts dword ptr [ecx], eax",
+        // Back to the pool: its bit in the pool's free set, addressed from
+        // the instance; the last access to the instance and the pool.
+        "mov eax, [ebx + {free_bit}]",
+        "lock bts dword ptr [ebx], eax",
         "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
         // Every other return: the generic dispatcher.
         "8:",
@@ -139,10 +136,8 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         next = const instance::INSTANCE_NEXT,
         ret = const instance::INSTANCE_RETURN_ADDRESS,
         pool = const instance::INSTANCE_POOL,
-        index = const instance::INSTANCE_INDEX,
+        free_bit = const instance::INSTANCE_FREE_BIT,
         owner = const instance::POOL_OWNER,
-        words = const instance::POOL_WORDS,
-        kp = const kretprobe::KP,
         current_cpu = sym crate::host::__probe_engine_lane_current_cpu,
         cpu_size = const cpu::CPU_SIZE,
         cpus = sym crate::control::CPUS,
@@ -161,8 +156,9 @@ const _: () = assert!(KRETPROBE_VECTOR == -1i32 as u32);
 /// `fastcall`, the entry's frame in ECX and the kretprobe's entry probe in
 /// EDX; returns false (an entry never redirects).
 ///
-/// The common entry, in assembly: no entry handler, a call no other
-/// kretprobe of the function has swapped yet, a known task and a free
+/// The common entry, in assembly, for a kretprobe with no entry handler
+/// (one with an entry handler has the Rust entry as its entry routine): a
+/// call no other kretprobe of the function has swapped yet, a known task and a free
 /// instance in the first word of the pool's free set. It does what
 /// `kretprobe::on_entry` does: takes the instance (`lock btr`, the
 /// `FreeSet` take), fills in the real return address, the slot, the task
@@ -179,15 +175,11 @@ const _: () = assert!(KRETPROBE_VECTOR == -1i32 as u32);
 #[unsafe(link_section = ".kprobes.text")]
 pub unsafe extern "fastcall" fn kretprobe_entry(regs: &mut PtRegs, probe: &'static Kprobe) -> bool {
     core::arch::naked_asm!(
-        "push ebp",
-        "push ebx",
-        "push esi",
-        "push edi",
-        "mov edi, ecx", // the frame
-        "mov esi, [edx + {kp_owner}]", // the Kretprobe of the entry probe
-        "cmp dword ptr [esi + {entry_handler}], 0",
-        "jne 9f",
-        "mov ebp, [esi + {rp_pool}]",
+        // Only EBX and ESI need keeping (see `EntryLane`): EDI holds the
+        // frame, EBP the pool and then the instance.
+        "mov edi, ecx",
+        "mov ebp, [edx + {kp_owner}]", // the Kretprobe of the entry probe
+        "mov ebp, [ebp + {rp_pool}]",
         "test ebp, ebp",
         "jz 9f",
         // The slot (ESP at the first instruction) must hold a real return.
@@ -196,53 +188,46 @@ pub unsafe extern "fastcall" fn kretprobe_entry(regs: &mut PtRegs, probe: &'stat
         "je 9f",
         lane::query!("current_task", "probe_engine_query_kretprobe_entry"), // clobbers EAX, ECX, EDX only
         "cmp eax, {tasks}",
-        "jae 9f",
-        "mov ebx, eax",
+        "jae 8f",
         // An instance from the first word of the free set (FreeSet::take).
         "mov edx, [ebp + {words}]",
         "2:",
-        "mov ecx, [edx]",
-        "test ecx, ecx",
-        "jz 9f",
-        "bsf ecx, ecx",
+        "bsf ecx, dword ptr [edx]", // ZF: the word is empty
+        "jz 8f",
         "lock btr dword ptr [edx], ecx",
         "jnc 2b", // another CPU took it first: look again
         "imul ecx, ecx, {instance_size}",
         "add ecx, [ebp + {instances}]",
         "mov ebp, ecx", // this entry's alone until given back
-        "mov eax, [edi + {esp}]",
-        "mov [ebp + {slot}], eax",
-        "mov eax, [eax]",
-        "mov [ebp + {ret}], eax",
-        "mov [ebp + {task}], ebx",
+        "mov [ebp + {task}], eax",
+        "mov ecx, [edi + {esp}]",
+        "mov [ebp + {slot}], ecx",
+        "mov edx, [ecx]",
+        "mov [ebp + {ret}], edx",
+        // Linked first on the task's list once the slot sends the return
+        // to the trampoline (as on_entry; nothing reads the entry time
+        // before the return, on this CPU with interrupts off).
+        "mov edx, [{active} + eax * 4]",
+        "mov [ebp + {next}], edx",
+        "mov dword ptr [ecx], offset {trampoline}",
+        "mov [{active} + eax * 4], ebp",
         "call {timestamp}", // EDX:EAX, ECX clobbered
         "mov [ebp + {time}], eax",
         "mov [ebp + {time} + 4], edx",
-        // Linked first on the task's list once the slot sends the return
-        // to the trampoline (as on_entry).
-        "mov eax, [{active} + ebx * 4]",
-        "mov [ebp + {next}], eax",
-        "mov eax, [edi + {esp}]",
-        "mov dword ptr [eax], offset {trampoline}",
-        "mov [{active} + ebx * 4], ebp",
         "xor eax, eax",
-        "pop edi",
-        "pop esi",
-        "pop ebx",
-        "pop ebp",
         "ret",
-        // Everything else: the Rust entry, with the same arguments.
+        // Everything else: the Rust entry, with the same arguments. (After
+        // the query, the entry probe is found again as the pool's owner:
+        // this CPU holds the pool, with interrupts off, so it is not
+        // retired; a Kretprobe's address is its entry probe's.)
+        "8:",
+        "mov edx, [ebp + {pool_owner}]",
         "9:",
         "mov ecx, edi",
-        "lea edx, [esi + {kp}]",
-        "pop edi",
-        "pop esi",
-        "pop ebx",
-        "pop ebp",
         "jmp {rust_entry}",
         kp_owner = const crate::probe::layout::OWNER,
-        entry_handler = const kretprobe::ENTRY_HANDLER,
         rp_pool = const kretprobe::POOL,
+        pool_owner = const instance::POOL_OWNER,
         esp = const offset_of!(PtRegs, esp),
         trampoline = sym kretprobe_trampoline,
         current_task = sym crate::host::__probe_engine_lane_current_task,
@@ -258,7 +243,6 @@ pub unsafe extern "fastcall" fn kretprobe_entry(regs: &mut PtRegs, probe: &'stat
         active = sym crate::kretprobe::ACTIVE,
         next = const instance::INSTANCE_NEXT,
         rust_entry = sym crate::handler::call_kretprobe_entry,
-        kp = const kretprobe::KP,
     );
 }
 
