@@ -14,7 +14,7 @@
 //!    has a resume address, and this CPU's control block is idle: make the
 //!    block run the probe (exactly the state the generic path would set),
 //!    point EIP at the probed address, call the probe's entry routine
-//!    (`Kprobe::entry`: its pre-handler's C-ABI adapter, or a
+//!    (`Kprobe::entry`: its pre-handler's `fastcall` adapter, or a
 //!    kretprobe's entry), resume in the copy unless the handler
 //!    redirected, make the block idle, and leave through the host's trap
 //!    exit;
@@ -34,9 +34,11 @@
 //! the lane reads from the site and the control block, and where, comes
 //! from `registry::layout` and `control::layout`, checked at compile time.
 //!
-//! The handler (and the generic remainder) is called with the frame as its
-//! first argument, as every dispatcher's; [`is_fast_return_site`] tells
-//! the unwinder the return addresses of those calls.
+//! The handler is called `fastcall`, the frame in ECX, and
+//! [`lane_handler_frame`] tells the unwinder where the frame lies from
+//! those calls' return addresses; the generic remainder is called with the
+//! frame as its first stack argument, as every dispatcher's
+//! ([`is_fast_return_site`]).
 use super::cpu::{self as cpu_bits, EFLAGS_IF, EFLAGS_TF};
 use super::lane;
 use super::regs::PtRegs;

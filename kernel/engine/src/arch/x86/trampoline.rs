@@ -39,7 +39,7 @@ pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
 /// this CPU is handling no probe. The lane then does what
 /// `trampoline_dispatch` would: the control block runs the kretprobe, EIP
 /// becomes the real return address, the handler runs (called directly: the
-/// engine keeps it with the C ABI), the instance is unlinked, the block is
+/// engine keeps it `fastcall`), the instance is unlinked, the block is
 /// idle again and the instance goes back to its pool with one `lock bts`
 /// (its bit in the pool's free set), the lane's last access to the
 /// instance or the pool.
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         // Handlers see the real return address.
         "mov ecx, [ebx + {ret}]",
         "mov [esp + {eip}], ecx",
-        // The return handler, if the kretprobe has one (C ABI, frame
+        // The return handler, if the kretprobe has one (`fastcall`, frame
         // first). The instance stays linked while it runs, so a stack walk
         // from anywhere in the lane up to here resolves the trampoline's
         // slot (`resolve_trampoline_trap`); with the block busy, nothing
