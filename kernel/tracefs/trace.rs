@@ -19,6 +19,13 @@ use crate::arch::x86::percpu::MAX_CPUS;
 /// Words of ring per CPU (`buffer_size_kb` shows it in KiB).
 const RING_WORDS: usize = 16 * 1024 / 4;
 
+/// What a write into a full ring frees beyond its own record, in words,
+/// for a ring of `words`: a sixteenth of it (Linux frees a page of its
+/// ring at a time), so that most writes into a full ring claim nothing.
+pub const fn overwrite_batch(words: usize) -> usize {
+    words / 16
+}
+
 static TRACE: spin::Once<TraceBuffer<'static, MAX_CPUS>> = spin::Once::new();
 
 /// The buffer, made (with its memory) on first use. Task context only.
@@ -29,6 +36,7 @@ pub fn buffer() -> &'static TraceBuffer<'static, MAX_CPUS> {
             // A fresh buffer holds no memory yet: nothing comes back.
             let _ = buffer.set_memory(cpu, Box::leak(vec![0u32; RING_WORDS].into_boxed_slice()));
         }
+        buffer.set_overwrite_batch(overwrite_batch(RING_WORDS));
         buffer
     })
 }
@@ -200,6 +208,7 @@ pub fn write_buffer_size_kb(data: &str, _append: bool) -> Result<(), super::Errn
         rings.push(ring.into_boxed_slice());
     }
     with_writers_stopped(|buffer| {
+        buffer.set_overwrite_batch(overwrite_batch(words));
         for (cpu, ring) in rings.into_iter().enumerate() {
             // SAFETY: inside `with_writers_stopped`: no write, reservation,
             // read, clear or total is in progress on any ring.

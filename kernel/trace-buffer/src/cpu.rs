@@ -38,6 +38,9 @@ pub struct OutOfBounds;
 pub(crate) struct Control {
     pub(crate) recording: AtomicBool,
     pub(crate) overwrite: AtomicBool,
+    /// Words an overwriting writer frees beyond what its record needs,
+    /// once it has to claim at all (`TraceBuffer::set_overwrite_batch`).
+    pub(crate) batch: AtomicUsize,
 }
 
 /// The memory's role in a buffer: it is taken in and given back, so the
@@ -72,6 +75,11 @@ pub(crate) struct CpuBuffer<'m> {
     /// writers at once (a broken contract) can tear them, which garbles
     /// records as the contract says, and nothing more.
     own_head: [AtomicU32; 2],
+    /// The highest `start` this CPU's writer has seen or made, in the same
+    /// two halves: a lower bound of `start`, which only grows, so while it
+    /// alone shows room for a record the writer neither loads `start` nor
+    /// claims anything. Only the writer writes and reads it.
+    own_start: [AtomicU32; 2],
     /// Records committed, overwritten (by the writer's claims) and dropped
     /// (stop-when-full): each counted by the writer alone.
     written: AtomicUsize,
@@ -169,6 +177,7 @@ impl<'m> CpuBuffer<'m> {
             start: AtomicU64::new(0),
             head_phys: AtomicUsize::new(0),
             own_head: [AtomicU32::new(0), AtomicU32::new(0)],
+            own_start: [AtomicU32::new(0), AtomicU32::new(0)],
             written: AtomicUsize::new(0),
             overrun: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
@@ -210,10 +219,12 @@ impl<'m> CpuBuffer<'m> {
     /// fence. Returns the memory, the record's position and index, and its
     /// length in words; nothing is written yet.
     ///
-    /// Bounded: the claim loop ends once `start` has passed `need`, which
-    /// is at most one record length (255 words) beyond where `start` was,
-    /// and each round moves `start` at least one header (4 words), by this
-    /// writer's claim or a reader's take; the rest is straight-line.
+    /// Bounded: the claim loop ends once `start` has passed `target`,
+    /// which is at most one record length (255 words) plus the batch beyond
+    /// where `start` was; each round moves `start` at least one header (4
+    /// words), by this writer's claim or a reader's take, and walks at most
+    /// the records between `start` and `target`; the rest is
+    /// straight-line.
     #[inline(always)]
     fn claim(&self, control: &Control, payload_len: usize) -> Result<Claim<'_>, Dropped> {
         if !control.recording.load(Relaxed) {
@@ -241,43 +252,64 @@ impl<'m> CpuBuffer<'m> {
         // record's end); `start + cap >= end` says none is left. Positions
         // stay far below 2^63: no sum here overflows.
         let end = head.wrapping_add(words as u64);
+        // W1 from what this writer already knows: `start` is at least
+        // `own_start`. The observation or claim that set it was followed by
+        // the W2 fence, which thus precedes this record's stores too.
+        if self.own_start().wrapping_add(cap as u64) >= end {
+            return Ok(Claim { mem, head, head_phys, words });
+        }
         let overwrite = control.overwrite.load(Relaxed);
         // Acquire: if a reader took records up to here, its copies are done
         // before the memory is written again (protocol, step W1).
         let mut start = self.start.load(Acquire);
-        while start.wrapping_add(cap as u64) < end {
+        // An overwriting writer that must claim frees `batch` words more
+        // than this record needs (at most what leaves the ring empty), so
+        // that the next writes find room without claiming: Linux frees a
+        // page at a time.
+        let mut target = end;
+        if overwrite && start.wrapping_add(cap as u64) < end {
+            // `words <= cap` (checked above): no underflow.
+            let batch = control.batch.load(Relaxed).min(cap.wrapping_sub(words));
+            target = end.wrapping_add(batch as u64);
+        }
+        // The claims stop by `start == head` at the latest, since
+        // `head + cap >= end + batch`; before that `start < head`, as
+        // `records_in_the_way` requires.
+        while start.wrapping_add(cap as u64) < target {
             if !overwrite {
                 bump(&self.dropped);
                 return Err(Dropped::Full);
             }
-            // start < need <= head: the oldest record, written by this
-            // writer (so its length word is its own store), is in the way.
-            match oldest_len(mem, head, head_phys, start) {
-                Some(len) => {
-                    // Claim it (W1): after this no reader's copy of it
-                    // validates. `start + len <= head`: no overflow.
-                    let past = start.wrapping_add(len as u64);
-                    match self.start.compare_exchange(start, past, Acquire, Acquire) {
-                        // `start` is exactly `past` now (readers only move
-                        // it on): no need to load it again.
-                        Ok(_) => {
-                            bump(&self.overrun);
-                            start = past;
-                        }
-                        // A reader took it first: where `start` is now.
-                        Err(now) => start = now,
-                    }
+            // start < target - cap <= head: the oldest records, written by
+            // this writer (so their length words are its own stores), are in
+            // the way. Find where the last one in the way ends...
+            let Some((past, count)) = records_in_the_way(mem, head, head_phys, start, target) else {
+                head_phys = self.resync(head, cap);
+                start = self.start.load(Acquire);
+                continue;
+            };
+            // ...and claim them all at once (W1): after this no reader's
+            // copy of any of them validates.
+            match self.start.compare_exchange(start, past, Acquire, Acquire) {
+                // `start` is exactly `past` now (readers only move it on):
+                // no need to load it again.
+                Ok(_) => {
+                    self.overrun.store(self.overrun.load(Relaxed).wrapping_add(count), Relaxed);
+                    start = past;
                 }
-                None => {
-                    head_phys = self.resync(head, cap);
-                    start = self.start.load(Acquire);
-                }
+                // A reader took the oldest first: look again from where
+                // `start` is now.
+                Err(now) => start = now,
             }
         }
         // W2: the claims and the observations of `start` above come before
         // any store into the memory they freed (pairs with the readers'
-        // Acquire fence before their check, R3).
+        // Acquire fence before their check, R3), this record's and those of
+        // the writes that find room from `own_start` alone.
         fence(Release);
+        let [low, high] = &self.own_start;
+        low.store(start as u32, Relaxed);
+        high.store((start >> 32) as u32, Relaxed);
         Ok(Claim { mem, head, head_phys, words })
     }
 
@@ -285,6 +317,13 @@ impl<'m> CpuBuffer<'m> {
     #[inline(always)]
     fn own_head(&self) -> u64 {
         let [low, high] = &self.own_head;
+        (high.load(Relaxed) as u64) << 32 | low.load(Relaxed) as u64
+    }
+
+    /// The writer's lower bound of `start` (see `own_start`).
+    #[inline(always)]
+    fn own_start(&self) -> u64 {
+        let [low, high] = &self.own_start;
         (high.load(Relaxed) as u64) << 32 | low.load(Relaxed) as u64
     }
 
@@ -670,16 +709,30 @@ struct Claim<'a> {
     words: usize,
 }
 
-/// The length of the record at `start`, as the writer finds it: `head -
-/// start` words behind `head_phys`. `None` if what is there cannot be a
-/// record (a broken contract).
+/// The records from `start` on that lie in the way of a record ending at
+/// `target - cap`, as the writer finds them (`head - start` words behind
+/// `head_phys`): where the last of them ends, and how many they are.
+/// `None` if what is there cannot be a record (a broken contract). For
+/// `start + cap < target <= head + cap`.
 #[inline(always)]
-fn oldest_len(mem: &[AtomicU32], head: u64, head_phys: usize, start: u64) -> Option<usize> {
+fn records_in_the_way(mem: &[AtomicU32], head: u64, head_phys: usize, start: u64, target: u64) -> Option<(u64, usize)> {
     let cap = mem.len();
-    let behind = head.checked_sub(start).filter(|&behind| behind <= cap as u64)? as usize;
-    let w0 = mem.get(back(head_phys, behind, cap))?.load(Relaxed);
-    let len = record::len_of(w0);
-    (len >= HEADER_WORDS && len <= behind).then_some(len)
+    let mut behind = head.checked_sub(start).filter(|&behind| behind <= cap as u64)? as usize;
+    let mut index = back(head_phys, behind, cap);
+    let (mut past, mut count) = (start, 0usize);
+    while past.wrapping_add(cap as u64) < target {
+        let len = record::len_of(mem.get(index)?.load(Relaxed));
+        if len < HEADER_WORDS || len > behind {
+            return None;
+        }
+        // No overflow: `past + len <= head`, `len <= behind <= cap`, and
+        // fewer records than words fit in the ring.
+        past = past.wrapping_add(len as u64);
+        behind = behind.wrapping_sub(len);
+        count = count.wrapping_add(1);
+        index = forward(index, len, cap);
+    }
+    Some((past, count))
 }
 
 /// A record being written in place: room for its payload, reserved and

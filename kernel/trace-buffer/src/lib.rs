@@ -55,9 +55,15 @@
 //!
 //! - **W1** While `start` is less than `head + n - capacity` (a record that
 //!   shares memory with the new one): in overwrite mode, claim the oldest
-//!   record by moving `start` past it (compare-and-swap; if a reader took
-//!   it first, just look again), counting an overrun; in stop-when-full
-//!   mode, count a drop and give up. `start` is loaded with Acquire.
+//!   records in the way, and once it has to claim, those in the way of the
+//!   batch ([`TraceBuffer::set_overwrite_batch`]) too, by moving `start`
+//!   past them all with one compare-and-swap (if a reader took the oldest
+//!   first, just look again), counting an overrun each; in stop-when-full
+//!   mode, count a drop and give up. `start` is loaded with Acquire. The
+//!   writer keeps the highest `start` it has seen or made: while that
+//!   alone shows room (`start` only grows), W1 loads nothing and claims
+//!   nothing, and the W2 fence that followed that observation precedes
+//!   this record's stores as well.
 //! - **W2** A Release fence, then the header and payload are stored (as
 //!   relaxed atomic stores: the memory is `[AtomicU32]`).
 //! - **W3** Commit: `head` moves past the record with Release.
@@ -81,7 +87,8 @@
 //! writer made into the record's memory after the record was gone. The
 //! writer stores there (W2) only after W1 saw `start` past the record,
 //! either by its own claim or by loading a value a consumer's or clear's
-//! compare-and-swap left. So suppose a word was read from such a store: the
+//! compare-and-swap left (possibly in an earlier write, whose W2 fence
+//! then also precedes this store). So suppose a word was read from such a store: the
 //! writer's Release fence (W2) precedes that store and the reader's Acquire
 //! fence (R3) follows that load, so the fences synchronize, and the
 //! writer's claim or load of `start` in W1 happens before the reader's R3
@@ -113,7 +120,9 @@
 //! # Differences from Linux's ring buffer
 //!
 //! No pages and no swapped-in reader page: one contiguous ring per CPU,
-//! which keeps the lock-free argument to one compare-and-swap per record.
+//! which keeps the lock-free argument to one compare-and-swap deciding the
+//! fate of each record (a claim decides a run of them at once, as a clear
+//! does).
 //! The price: Linux's consumer takes a whole page out of the writer's way
 //! and reads it at leisure, while a consumer here copies one record at a
 //! time from where the writer overwrites next, and loses those races.
@@ -129,8 +138,8 @@
 mod cpu;
 pub mod record;
 
-use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicBool, AtomicUsize};
 
 pub use cpu::{CpuStats, Dropped, OutOfBounds, Reservation};
 pub use record::{Event, Header, Lost, MAX_PAYLOAD};
@@ -164,7 +173,11 @@ impl<'m, const CPUS: usize> TraceBuffer<'m, CPUS> {
     /// defaults).
     pub const fn new() -> TraceBuffer<'m, CPUS> {
         TraceBuffer {
-            control: Control { recording: AtomicBool::new(true), overwrite: AtomicBool::new(true) },
+            control: Control {
+                recording: AtomicBool::new(true),
+                overwrite: AtomicBool::new(true),
+                batch: AtomicUsize::new(0),
+            },
             cpus: [const { CpuBuffer::new() }; CPUS],
         }
     }
@@ -197,6 +210,17 @@ impl<'m, const CPUS: usize> TraceBuffer<'m, CPUS> {
     /// Whether writes into a full buffer overwrite the oldest records.
     pub fn overwrite(&self) -> bool {
         self.control.overwrite.load(Relaxed)
+    }
+
+    /// How many words an overwriting write frees beyond its own record
+    /// when the buffer is full (0, the default: just enough for it). Freed
+    /// in whole records, oldest first, counted as overrun, and never more
+    /// than leaves the buffer empty. The next writes then find room
+    /// without claiming any, which makes a write into a full buffer about
+    /// as cheap as one into a buffer with room; Linux frees a whole page
+    /// at a time.
+    pub fn set_overwrite_batch(&self, words: usize) {
+        self.control.batch.store(words, Relaxed);
     }
 
     /// Takes the oldest record of all CPUs out into `out` (`trace_pipe`):

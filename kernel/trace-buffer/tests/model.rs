@@ -128,8 +128,10 @@ proptest! {
     fn the_buffer_matches_a_model_of_one_queue_per_cpu(
         caps in proptest::array::uniform3(0usize..100),
         ops in proptest::collection::vec(op(), 1..250),
+        batch in prop_oneof![Just(0usize), 0usize..120],
     ) {
         let mut trace = TraceBuffer::<'static, CPUS>::new();
+        trace.set_overwrite_batch(batch);
         let mut model: Vec<ModelCpu> = caps.iter().map(|&cap| ModelCpu { cap, ..ModelCpu::default() }).collect();
         for (cpu, &cap) in caps.iter().enumerate() {
             trace.set_memory(cpu, memory(cap)).unwrap();
@@ -164,7 +166,12 @@ proptest! {
                         model.dropped += 1;
                         Err(Dropped::Full)
                     } else {
-                        model.shrink_to(model.cap - record.words());
+                        // A write that must claim frees `batch` words more
+                        // (at most down to an empty ring).
+                        if model.used + record.words() > model.cap {
+                            let batch = batch.min(model.cap - record.words());
+                            model.shrink_to(model.cap - record.words() - batch);
+                        }
                         model.records.push_back(record);
                         model.used += record.words();
                         model.written += 1;
