@@ -807,6 +807,15 @@ impl Reservation<'_> {
     /// store when `offset` is a multiple of four.
     #[inline]
     pub fn put_u32(&mut self, offset: usize, value: u32) -> Result<(), OutOfBounds> {
+        if offset % 4 == 0 && offset < self.payload_len && self.payload_len - offset >= 4 {
+            // The word `offset / 4` of the payload: fewer words than the
+            // ring has, so `forward` applies.
+            let index = forward(self.payload_phys, offset / 4, self.mem.len());
+            if let Some(slot) = self.mem.get(index) {
+                slot.store(value, Relaxed);
+                return Ok(());
+            }
+        }
         self.put_bytes(offset, &value.to_ne_bytes())
     }
 

@@ -147,11 +147,20 @@ proptest! {
                     let writer = trace.cpu(cpu).unwrap();
                     let result = if in_place {
                         writer.reserve(&record.header(), len).map(|mut reservation| {
-                            // In two pieces, at an offset that need not be aligned.
                             let payload = record.payload();
-                            let (first, second) = payload.split_at(len / 3);
-                            reservation.put_bytes(first.len(), second).unwrap();
-                            reservation.put_bytes(0, first).unwrap();
+                            if seq % 2 == 0 {
+                                // In two pieces, at an offset that need not be aligned.
+                                let (first, second) = payload.split_at(len / 3);
+                                reservation.put_bytes(first.len(), second).unwrap();
+                                reservation.put_bytes(0, first).unwrap();
+                            } else {
+                                // Word by word, the last from the end backwards.
+                                let (words, rest) = payload.as_chunks::<4>();
+                                for (index, word) in words.iter().enumerate().rev() {
+                                    reservation.put_u32(index * 4, u32::from_ne_bytes(*word)).unwrap();
+                                }
+                                reservation.put_bytes(words.len() * 4, rest).unwrap();
+                            }
                             reservation.commit();
                         })
                     } else {
