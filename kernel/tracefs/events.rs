@@ -180,12 +180,21 @@ impl Recorder {
 
     /// A hit's record, made: into the trace if the filter (if any) lets
     /// it, then the triggers (if any) fire.
+    #[inline(always)]
     fn finish(&self, regs: &PtRegs, pid: u32, record: &[u8]) {
         let (filter, triggers) = (self.filter.load(Ordering::Acquire), self.triggers.load(Ordering::Acquire));
         if filter.is_null() && triggers.is_null() {
             super::trace::record(self.id, pid, record);
             return;
         }
+        self.finish_filtered(regs, pid, record, filter, triggers);
+    }
+
+    /// [`finish`](Self::finish) for an event with a filter or triggers:
+    /// out of line, so that the common event's path carries none of it.
+    #[cold]
+    #[inline(never)]
+    fn finish_filtered(&self, regs: &PtRegs, pid: u32, record: &[u8], filter: *mut Filter, triggers: *mut Triggers) {
         let ctx = Context {
             comm: crate::task::saved_name(pid as usize).unwrap_or("").as_bytes(),
             cpu: crate::arch::x86::percpu::cpu_id() as u32,
