@@ -718,21 +718,24 @@ struct Claim<'a> {
 fn records_in_the_way(mem: &[AtomicU32], head: u64, head_phys: usize, start: u64, target: u64) -> Option<(u64, usize)> {
     let cap = mem.len();
     let mut behind = head.checked_sub(start).filter(|&behind| behind <= cap as u64)? as usize;
+    // Words to free: `start + cap < target <= head + cap`, so fewer than
+    // `behind` (the walk stops before `head`), in word arithmetic.
+    let need = target.wrapping_sub(start).wrapping_sub(cap as u64) as usize;
     let mut index = back(head_phys, behind, cap);
-    let (mut past, mut count) = (start, 0usize);
-    while past.wrapping_add(cap as u64) < target {
+    let (mut freed, mut count) = (0usize, 0usize);
+    while freed < need {
         let len = record::len_of(mem.get(index)?.load(Relaxed));
         if len < HEADER_WORDS || len > behind {
             return None;
         }
-        // No overflow: `past + len <= head`, `len <= behind <= cap`, and
-        // fewer records than words fit in the ring.
-        past = past.wrapping_add(len as u64);
+        // No overflow: `freed + len <= head - start <= cap`, and fewer
+        // records than words fit in the ring.
+        freed = freed.wrapping_add(len);
         behind = behind.wrapping_sub(len);
         count = count.wrapping_add(1);
         index = forward(index, len, cap);
     }
-    Some((past, count))
+    Some((start.wrapping_add(freed as u64), count))
 }
 
 /// A record being written in place: room for its payload, reserved and
