@@ -201,7 +201,7 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
         return;
     }
     let Some(slot) = registry::allocate_detour_slot() else { return };
-    let image = optprobe::detour_image(registry::site_number(site), &displaced, slot);
+    let image = optprobe::detour_image(site as *const Site as usize, &displaced, slot);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
     unsafe { crate::slots::write(slot, &image) };
     registry::publish_detour(registry, site, Some(Detour { slot, displaced }));
@@ -314,8 +314,8 @@ pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
     // `optprobe_entry` is the engine's own trap entry.
     let mut cx = unsafe { TrapContext::enter() };
     let cx = &mut cx;
-    let (number, detour) = optprobe::take_site_and_detour(regs);
-    let site = registry::site_by_number(number);
+    let (site_address, detour) = optprobe::take_site_and_detour(regs);
+    let site = registry::site_at(site_address);
     let copy = copy_entry(detour);
     // This CPU may have jumped in before the site was unoptimized (it
     // stopped at the detour's first instruction, interrupts still on); the

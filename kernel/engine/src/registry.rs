@@ -84,7 +84,7 @@ pub(crate) struct Site {
 
 /// Where the assembly fast lane finds a site's fields (`arch::imp::fastpath`).
 pub(crate) mod layout {
-    use super::{INDEX_SIZE, MAX_SITES, Site, SiteIndex};
+    use super::{INDEX_SIZE, Site, SiteIndex};
     use core::mem::{offset_of, size_of};
     /// Bytes per site in `SITES`.
     pub const SITE_SIZE: usize = size_of::<Site>();
@@ -108,9 +108,6 @@ pub(crate) mod layout {
     /// The sentinel's address: the address an `int3` at the last byte of
     /// the address space would report, where no kernel has text.
     pub const SENTINEL_ADDRESS: usize = usize::MAX;
-    /// Site numbers are masked with it (as `site_by_number` does).
-    pub const SITE_MASK: usize = MAX_SITES - 1;
-    const _: () = assert!(MAX_SITES.is_power_of_two());
     /// The index's hashing and bucket layout.
     pub const HASH_MULTIPLIER: u32 = SiteIndex::<INDEX_SIZE>::HASH_MULTIPLIER;
     /// See [`HASH_MULTIPLIER`].
@@ -581,7 +578,16 @@ fn function_checksum(function: &Range<usize>) -> u32 {
     probe_engine_core::decode::checksum(function.clone().map(original_byte))
 }
 
-/// Site number `number` (the optimized trap path's frame names its site).
+/// The site at `address` in the table (an optimized hit's frame names its
+/// site so, as its detour pushed it): found by its number, so a wrong
+/// address still yields a site of the table, never a dangling reference.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+pub(crate) fn site_at(address: usize) -> &'static Site {
+    site_by_number(address.wrapping_sub(SITES.as_ptr() as usize) / core::mem::size_of::<Site>())
+}
+
+/// Site number `number`.
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
 pub(crate) fn site_by_number(number: usize) -> &'static Site {

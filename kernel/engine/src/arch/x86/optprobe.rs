@@ -15,7 +15,7 @@
 //!                push cs                 CS
 //!                push <probe address>    EIP
 //!                push <detour address>   error code  } the dispatcher reads them, then
-//!                push <site number>      vector      } makes them a breakpoint's (0, 3)
+//!                push <site address>     vector      } makes them a breakpoint's (0, 3)
 //!                jmp optprobe_entry
 //!   detour + 23: the displaced instructions, relocated, then jmp back
 //! ```
@@ -65,11 +65,9 @@ pub unsafe extern "C" fn optprobe_entry() {
         "lea ecx, [esp + {size}]",
         "mov [esp + {esp}], ecx",
         "cld",
-        // The site, and whether this detour is still its own.
-        "mov ecx, [esp + {vector}]",
-        "and ecx, {site_mask}",
-        "imul ebx, ecx, {site_size}",
-        "lea ebx, [ebx + {site_table} + {site_size}]",
+        // The site (the address the engine wrote into this detour), and
+        // whether this detour is still its own.
+        "mov ebx, [esp + {vector}]",
         "mov eax, [esp + {error}]",
         "cmp eax, [ebx + {site_detour}]",
         "jne 8f",
@@ -108,9 +106,6 @@ pub unsafe extern "C" fn optprobe_entry() {
         vector = const core::mem::offset_of!(PtRegs, vector),
         error = const core::mem::offset_of!(PtRegs, error_code),
         eip = const core::mem::offset_of!(PtRegs, eip),
-        site_mask = const site::SITE_MASK,
-        site_size = const site::SITE_SIZE,
-        site_table = sym crate::registry::SITE_TABLE,
         site_detour = const site::DETOUR_SLOT,
         site_fast = const site::FAST,
         copy_offset = const DETOUR_COPY_OFFSET,
@@ -137,7 +132,7 @@ pub fn dispatch_return_site() -> usize {
     &raw const optprobe_dispatch_return_site as usize
 }
 
-/// The site number and detour address an optimized hit's frame carries,
+/// The site address and detour address an optimized hit's frame carries,
 /// taken out of it (the frame then reads as a breakpoint's).
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
@@ -148,9 +143,9 @@ pub fn take_site_and_detour(regs: &mut PtRegs) -> (usize, usize) {
     taken
 }
 
-/// The detour for the probe at `displaced.address`, site `site_number`,
-/// to be placed at `base`.
-pub fn detour_image(site_number: usize, displaced: &Displaced, base: usize) -> [u8; SLOT_SIZE] {
+/// The detour for the probe at `displaced.address`, whose site is at
+/// `site_address`, to be placed at `base`.
+pub fn detour_image(site_address: usize, displaced: &Displaced, base: usize) -> [u8; SLOT_SIZE] {
     let mut image = [0xcc; SLOT_SIZE];
     let entry = optprobe_entry as *const () as usize;
     let mut code = [0u8; DETOUR_COPY_OFFSET];
@@ -162,7 +157,7 @@ pub fn detour_image(site_number: usize, displaced: &Displaced, base: usize) -> [
     code[8] = 0x68; // push imm32
     code[9..13].copy_from_slice(&(base as u32).to_le_bytes());
     code[13] = 0x68; // push imm32
-    code[14..18].copy_from_slice(&(site_number as u32).to_le_bytes());
+    code[14..18].copy_from_slice(&(site_address as u32).to_le_bytes());
     code[18..23].copy_from_slice(&jump(base + 18, entry));
     image[..DETOUR_COPY_OFFSET].copy_from_slice(&code);
     let (copy, len) = displaced.relocated(base + DETOUR_COPY_OFFSET);
