@@ -88,9 +88,9 @@ pub unsafe extern "C" fn int3_fast() {
         "test esi, esi",
         "jz 7f",
         // ...on an idle CPU (the call clobbers EAX, ECX, EDX only).
-        lane::idle_block_or!("7f", "probe_engine_query_int3_fast"),
+        lane::idle_block_or!("eax", "7f", "probe_engine_query_int3_fast"),
         // Taken: the block runs the probe; handlers see the probed address.
-        lane::run_probe!("ebx", "edi"),
+        lane::run_probe!("eax", "ebx", "edi"),
         "mov ebx, eax",
         "dec dword ptr [esp + 4 + {eip}]",
         "lea ecx, [esp + 4]", // fastcall: the frame, the probe
@@ -117,9 +117,9 @@ pub unsafe extern "C" fn int3_fast() {
         "test esi, esi",
         "jz 7f",
         // ...on an idle CPU.
-        lane::idle_block_or!("7f", "probe_engine_query_int3_step"),
+        lane::idle_block_or!("eax", "7f", "probe_engine_query_int3_step"),
         // Taken: the block runs the probe; its pre-handler, if any, runs.
-        lane::run_probe!("ebx", "esi"),
+        lane::run_probe!("eax", "ebx", "esi"),
         "mov ebx, eax",
         "dec dword ptr [esp + 4 + {eip}]",
         "mov eax, [esi + {pre_handler}]",

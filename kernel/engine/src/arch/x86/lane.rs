@@ -23,38 +23,52 @@ macro_rules! query {
 }
 
 /// This CPU's control block, checked idle: asks for the CPU (a [`query!`]
-/// at `$label`), leaves EAX at the block's state byte
+/// at `$label`), leaves register `$block` at the block's state byte
 /// (`control::layout::STATE`) and jumps to `$busy` (a local label, such as
-/// "7f") unless it reads idle. Clobbers ECX and EDX. The template's
+/// "7f") unless it reads idle. Clobbers EAX, ECX and EDX. The template's
 /// operands must include `current_cpu`, `cpu_size`, `cpus`, `state` and
 /// `idle`.
 macro_rules! idle_block_or {
-    ($busy:literal, $label:literal) => {
+    ($block:literal, $busy:literal, $label:literal) => {
         concat!(
             $crate::arch::imp::lane::query!("current_cpu", $label),
             "\n",
-            "imul eax, eax, {cpu_size}\n",
-            "lea eax, [eax + {cpus} + {state}]\n",
-            "cmp byte ptr [eax], {idle}\n",
+            "imul ",
+            $block,
+            ", eax, {cpu_size}\n",
+            "lea ",
+            $block,
+            ", [",
+            $block,
+            " + {cpus} + {state}]\n",
+            "cmp byte ptr [",
+            $block,
+            "], {idle}\n",
             "jne ",
             $busy
         )
     };
 }
 
-/// Makes the idle block at EAX run the probe named by `$probe` (a register)
-/// for the site named by `$site` (a register, or 0 for a kretprobe's
-/// return): `State::Handlers`, as `ControlBlock::begin_hit` and
-/// `begin_return_handlers` set it. Operands: `handlers`, `handlers_site`,
-/// `handlers_running`.
+/// Makes the idle block at `$block` (a register) run the probe named by
+/// `$probe` (a register) for the site named by `$site` (a register, or 0
+/// for a kretprobe's return): `State::Handlers`, as
+/// `ControlBlock::begin_hit` and `begin_return_handlers` set it. Operands:
+/// `handlers`, `handlers_site`, `handlers_running`.
 macro_rules! run_probe {
-    ($site:literal, $probe:literal) => {
+    ($block:literal, $site:literal, $probe:literal) => {
         concat!(
-            "mov byte ptr [eax], {handlers}\n",
-            "mov dword ptr [eax + {handlers_site}], ",
+            "mov byte ptr [",
+            $block,
+            "], {handlers}\n",
+            "mov dword ptr [",
+            $block,
+            " + {handlers_site}], ",
             $site,
             "\n",
-            "mov [eax + {handlers_running}], ",
+            "mov [",
+            $block,
+            " + {handlers_running}], ",
             $probe
         )
     };

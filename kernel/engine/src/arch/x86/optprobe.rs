@@ -65,26 +65,24 @@ pub unsafe extern "C" fn optprobe_entry() {
         "lea ecx, [esp + {size}]",
         "mov [esp + {esp}], ecx",
         "cld",
-        // The site (the address the engine wrote into this detour), and
-        // whether this detour is still its own.
-        "mov ebx, [esp + {vector}]",
+        // An idle CPU: its block in EBX, which the entry routine keeps.
+        lane::idle_block_or!("ebx", "8f", "probe_engine_query_optprobe"),
+        // The site (the address the engine wrote into this detour), whether
+        // this detour is still its own, and the site's fast probe.
+        "mov ecx, [esp + {vector}]",
         "mov eax, [esp + {error}]",
-        "cmp eax, [ebx + {site_detour}]",
+        "cmp eax, [ecx + {site_detour}]",
         "jne 8f",
-        "mov edi, [ebx + {site_fast}]",
-        "test edi, edi",
+        "mov edx, [ecx + {site_fast}]",
+        "test edx, edx",
         "jz 8f",
         "lea esi, [eax + {copy_offset}]",
-        // An idle CPU (the call clobbers EAX, ECX, EDX only).
-        lane::idle_block_or!("8f", "probe_engine_query_optprobe"),
         // Taken: the block runs the probe, the frame reads as a breakpoint's.
-        lane::run_probe!("ebx", "edi"),
-        "mov ebx, eax",
+        lane::run_probe!("ebx", "ecx", "edx"),
         "mov dword ptr [esp + {vector}], {breakpoint}",
         "mov dword ptr [esp + {error}], 0",
-        "mov ecx, esp", // fastcall: the frame, the probe
-        "mov edx, edi",
-        "call dword ptr [edi + {probe_entry}]",
+        "mov ecx, esp", // fastcall: the frame, and EDX the probe
+        "call dword ptr [edx + {probe_entry}]",
         ".global probe_engine_fast_optprobe_return_site",
         "probe_engine_fast_optprobe_return_site:",
         "test al, al",

@@ -87,9 +87,9 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "mov esi, [esi + {owner}]",
         "test esi, esi",
         "jz 8f",
-        lane::idle_block_or!("8f", "probe_engine_query_trampoline_cpu"),
+        lane::idle_block_or!("eax", "8f", "probe_engine_query_trampoline_cpu"),
         // Taken: the block runs the kretprobe (begin_return_handlers, run).
-        lane::run_probe!("0", "esi"), // (a Kretprobe starts with its entry probe)
+        lane::run_probe!("eax", "0", "esi"), // (a Kretprobe starts with its entry probe)
         // Handlers see the real return address.
         "mov ecx, [ebx + {ret}]",
         "mov [esp + {eip}], ecx",
