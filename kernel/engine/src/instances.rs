@@ -1,4 +1,5 @@
-//! Kretprobe instance pools: fixed-capacity sets of instances carved at registration.
+//! Kretprobe instance pools: fixed-capacity sets of instances carved at
+//! registration.
 //!
 //! Each registration of a kretprobe gets one pool of `maxactive` instances
 //! (each with `data_size` private bytes) from a static arena reserved for
@@ -15,9 +16,9 @@
 //! [`retire`]: after it no CPU is between loading the pool's address and
 //! taking an instance from it), and (b) the last instance has come back
 //! (the free set says no instance is out; a give back's setting of its
-//! bit is its last access to the pool). Freeing happens at the next registration or
-//! retirement, never on the trap path, which must not take the arena's
-//! lock.
+//! bit is its last access to the pool). Freeing happens at the next
+//! registration or retirement, never on the trap path, which must not
+//! take the arena's lock.
 use super::control::TrapContext;
 use super::kretprobe::Kretprobe;
 use super::quiesce::Quiesced;
@@ -43,10 +44,9 @@ static ALLOCATOR: spin::Mutex<Option<Heap>> = spin::Mutex::new(None);
 #[repr(C)]
 pub struct KretprobeInstance {
     pub(crate) pool: *mut Pool,
-    /// This instance's index in its pool (its bit in the pool's free set).
-    index: usize,
-    /// The same bit as a bit offset from this instance's own address, for
-    /// the trampoline's lane: `lock bts [instance], free_bit` gives the
+    /// Its bit in the pool's free set (bit `i` for `instances[i]`) as a
+    /// bit offset from this instance's own address, for the trampoline's
+    /// lane: `lock bts [instance], free_bit` gives the
     /// instance back (the pool's words and instances share one allocation
     /// of the 1 MiB arena, well within `bts`'s ±2^31 bits).
     free_bit: isize,
@@ -252,7 +252,6 @@ pub(crate) fn create(owner: &'static Kretprobe, count: usize, data_size: usize) 
             let free_bit = (words as isize - instance as isize) * 8 + i as isize;
             instance.write(KretprobeInstance {
                 pool,
-                index: i,
                 free_bit,
                 next: ptr::null_mut(),
                 return_address: 0,
@@ -327,8 +326,8 @@ pub(crate) fn get(_cx: &mut TrapContext, pool: *mut Pool) -> Option<NonNull<Kret
     }
 }
 
-/// Returns an instance to its pool. One atomic bit set, lock-free, safe from any CPU and
-/// from nested interrupts; trap path only.
+/// Returns an instance to its pool. One atomic bit set, lock-free, safe
+/// from any CPU and from nested interrupts; trap path only.
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn put(_cx: &mut TrapContext, instance: NonNull<KretprobeInstance>) {
     let instance = instance.as_ptr();
@@ -337,10 +336,12 @@ pub(crate) fn put(_cx: &mut TrapContext, instance: NonNull<KretprobeInstance>) {
     // instance's bit) is its very last access to the pool. The caller owns
     // the instance (taken from its pool, unlinked from every list) and
     // holds no reference to it; the pool is only shared-borrowed, its free
-    // set being atomic.
+    // set being atomic. `offset_from`: the instance is an element of its
+    // pool's `instances`, one allocation (`create`), so both pointers are
+    // in it and their distance is a whole number of instances.
     unsafe {
-        let index = (*instance).index;
         let pool = &*(*instance).pool;
+        let index = instance.offset_from(pool.instances) as usize;
         pool.free.give_back(pool.words(), index);
     }
 }

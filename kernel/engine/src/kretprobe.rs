@@ -529,10 +529,9 @@ fn pop_returning(cx: &mut TrapContext, task: TaskId, head: NonNull<KretprobeInst
 pub(crate) mod layout {
     use super::Kretprobe;
     use core::mem::offset_of;
-    /// `Kretprobe::kp`: what the control block names as running, at the
-    /// Kretprobe's own address.
-    pub const KP: usize = offset_of!(Kretprobe, kp);
-    const _: () = assert!(KP == 0);
+    // `Kretprobe::kp`, what the control block names as running, is at the
+    // Kretprobe's own address: the lanes use one for the other.
+    const _: () = assert!(offset_of!(Kretprobe, kp) == 0);
     /// `Kretprobe::handler`, the return handler (`None` is 0).
     pub const HANDLER: usize = offset_of!(Kretprobe, handler);
     /// `Kretprobe::pool`: null while unregistered.

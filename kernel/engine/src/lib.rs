@@ -64,8 +64,9 @@
 //!   their data, changed only by transitions that refuse illegal moves.
 //! - **SMP without locks on the trap path.** Trap-path state is per CPU,
 //!   shared tables are read lock-free (instance pools are bitmaps of free
-//!   instances, one atomic bit operation each way), and writers wait the trap path out instead of excluding it:
-//!   unpublish, sync every CPU, then reuse (see the `quiesce` module).
+//!   instances, one atomic bit operation each way), and writers wait the
+//!   trap path out instead of excluding it: unpublish, sync every CPU, then
+//!   reuse (see the `quiesce` module).
 //!
 //! The crate root is the user API: [`Kprobe`], [`Kretprobe`], [`Jprobe`]
 //! and their `register_*`, `unregister_*`, `enable_*`, `disable_*`

@@ -69,17 +69,13 @@ pub(crate) struct CpuBuffer<'m> {
     start: AtomicU64,
     /// `head % cap`, kept by the writer so that its path divides nothing.
     head_phys: AtomicUsize,
-    /// `head` as the writer keeps it for itself, low and high halves: only
-    /// the writer writes them (at commit, with `head`) and reads them, so
-    /// its path needs no 64-bit atomic load (a `cmpxchg8b` on i686). Two
-    /// writers at once (a broken contract) can tear them, which garbles
-    /// records as the contract says, and nothing more.
-    own_head: [AtomicU32; 2],
-    /// The highest `start` this CPU's writer has seen or made, in the same
-    /// two halves: a lower bound of `start`, which only grows, so while it
-    /// alone shows room for a record the writer neither loads `start` nor
-    /// claims anything. Only the writer writes and reads it.
-    own_start: [AtomicU32; 2],
+    /// `head` as the writer keeps it for itself (written at commit, with
+    /// `head`).
+    own_head: WriterCopy,
+    /// The highest `start` this CPU's writer has seen or made: a lower
+    /// bound of `start`, which only grows, so while it alone shows room for
+    /// a record the writer neither loads `start` nor claims anything.
+    own_start: WriterCopy,
     /// Records committed, overwritten (by the writer's claims) and dropped
     /// (stop-when-full): each counted by the writer alone.
     written: AtomicUsize,
@@ -176,8 +172,8 @@ impl<'m> CpuBuffer<'m> {
             head: AtomicU64::new(0),
             start: AtomicU64::new(0),
             head_phys: AtomicUsize::new(0),
-            own_head: [AtomicU32::new(0), AtomicU32::new(0)],
-            own_start: [AtomicU32::new(0), AtomicU32::new(0)],
+            own_head: WriterCopy::new(),
+            own_start: WriterCopy::new(),
             written: AtomicUsize::new(0),
             overrun: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
@@ -240,7 +236,7 @@ impl<'m> CpuBuffer<'m> {
             return Err(Dropped::TooLarge);
         }
         // Only this writer moves `head`: this is its own last value.
-        let head = self.own_head();
+        let head = self.own_head.get();
         let mut head_phys = self.head_phys.load(Relaxed);
         if head_phys >= cap || self.repair.load(Relaxed) {
             // After a clear, or if two writers ran on this CPU at once (a
@@ -255,7 +251,7 @@ impl<'m> CpuBuffer<'m> {
         // W1 from what this writer already knows: `start` is at least
         // `own_start`. The observation or claim that set it was followed by
         // the W2 fence, which thus precedes this record's stores too.
-        if self.own_start().wrapping_add(cap as u64) >= end {
+        if self.own_start.get().wrapping_add(cap as u64) >= end {
             return Ok(Claim { mem, head, head_phys, words });
         }
         let overwrite = control.overwrite.load(Relaxed);
@@ -307,24 +303,8 @@ impl<'m> CpuBuffer<'m> {
         // Acquire fence before their check, R3), this record's and those of
         // the writes that find room from `own_start` alone.
         fence(Release);
-        let [low, high] = &self.own_start;
-        low.store(start as u32, Relaxed);
-        high.store((start >> 32) as u32, Relaxed);
+        self.own_start.set(start);
         Ok(Claim { mem, head, head_phys, words })
-    }
-
-    /// `head`, as this CPU's writer last committed it (see `own_head`).
-    #[inline(always)]
-    fn own_head(&self) -> u64 {
-        let [low, high] = &self.own_head;
-        (high.load(Relaxed) as u64) << 32 | low.load(Relaxed) as u64
-    }
-
-    /// The writer's lower bound of `start` (see `own_start`).
-    #[inline(always)]
-    fn own_start(&self) -> u64 {
-        let [low, high] = &self.own_start;
-        (high.load(Relaxed) as u64) << 32 | low.load(Relaxed) as u64
     }
 
     /// Reserves room for one record and writes its header; the record is
@@ -835,11 +815,36 @@ impl Reservation<'_> {
     }
 }
 
+/// A 64-bit position only this CPU's writer writes and reads, kept as two
+/// 32-bit halves so that its path needs no 64-bit atomic (a `cmpxchg8b`
+/// on i686). Two writers at once (a broken contract) can tear it, which
+/// garbles records as the contract says, and nothing more.
+struct WriterCopy([AtomicU32; 2]);
+
+impl WriterCopy {
+    const fn new() -> WriterCopy {
+        WriterCopy([AtomicU32::new(0), AtomicU32::new(0)])
+    }
+
+    #[inline(always)]
+    fn get(&self) -> u64 {
+        let [low, high] = &self.0;
+        (high.load(Relaxed) as u64) << 32 | low.load(Relaxed) as u64
+    }
+
+    #[inline(always)]
+    fn set(&self, value: u64) {
+        let [low, high] = &self.0;
+        low.store(value as u32, Relaxed);
+        high.store((value >> 32) as u32, Relaxed);
+    }
+}
+
 /// The writer's counters and positions a commit changes.
 struct Publisher<'a> {
     head: &'a AtomicU64,
     head_phys: &'a AtomicUsize,
-    own_head: &'a [AtomicU32; 2],
+    own_head: &'a WriterCopy,
     written: &'a AtomicUsize,
 }
 
@@ -849,9 +854,7 @@ impl Publisher<'_> {
     fn commit(&self, end: u64, end_phys: usize) {
         bump(self.written);
         self.head_phys.store(end_phys, Relaxed);
-        let [low, high] = self.own_head;
-        low.store(end as u32, Relaxed);
-        high.store((end >> 32) as u32, Relaxed);
+        self.own_head.set(end);
         // Release publishes the record's words (and the claims before them)
         // to readers that load `head` with Acquire (R1). `fetch_max` rather
         // than a store keeps `head` from ever moving back, even if two

@@ -99,21 +99,20 @@ query_sites! {
     probe_engine_query_kretprobe_entry: false,
 }
 
-/// How many of the lanes' queries [`inline_queries`] made GS loads.
-static INLINED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// Whether [`inline_queries`] made every lane query a GS load.
+static INLINED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Rewrites every lane query as a GS load when the host promised its CPU
 /// and task at fixed GS offsets (`host!(…, unsafe per_cpu_gs: …)`), and
 /// only while this CPU is the only one running (no CPU can be executing a
 /// lane while its bytes change; with several online the calls stay, which
-/// is only slower). Returns how many it rewrote. From [`init`](crate::init)
-/// only, after the queries were checked against the host's methods.
-pub(crate) fn inline_queries() -> usize {
-    let Some(offsets) = host::per_cpu_gs() else { return 0 };
+/// is only slower). From [`init`](crate::init) only, after the queries
+/// were checked against the host's methods.
+pub(crate) fn inline_queries() {
+    let Some(offsets) = host::per_cpu_gs() else { return };
     if host::online_cpus() != 1 {
-        return 0;
+        return;
     }
-    let mut inlined = 0;
     for (site, cpu) in query_sites() {
         let (query, offset) = if cpu {
             (host::__probe_engine_lane_current_cpu as *const () as usize, offsets.cpu)
@@ -135,15 +134,13 @@ pub(crate) fn inline_queries() -> usize {
         // `init`): no CPU can be executing the bytes as they change. This
         // is the one write `Host::text_poke` allows outside probe sites.
         unsafe { host::text_poke(site, &load) }.expect("the engine's text is kernel text");
-        inlined += 1;
     }
-    INLINED.store(inlined, core::sync::atomic::Ordering::Relaxed);
-    inlined
+    INLINED.store(true, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// How many of the lanes' host queries are GS loads rather than calls
 /// (all of them on a `per_cpu_gs` host whose engine was initialized with
 /// one CPU online; none otherwise).
 pub fn inlined_queries() -> usize {
-    INLINED.load(core::sync::atomic::Ordering::Relaxed)
+    if INLINED.load(core::sync::atomic::Ordering::Relaxed) { query_sites().len() } else { 0 }
 }
