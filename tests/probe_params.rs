@@ -166,6 +166,47 @@ fn entry_events_record_parameters_by_name() {
     probe_kernel::task::set_affinity(None);
 }
 
+/// A word whose address a dereference fetches from.
+static WORD: u32 = 0xfeed_beef;
+
+/// Two pages, with the bytes 11 22 33 44 across their boundary: a word that
+/// lies in both.
+#[repr(C, align(4096))]
+struct TwoPages([u8; 8192]);
+static PAGES: TwoPages = {
+    let mut pages = [0; 8192];
+    (pages[0xffe], pages[0xfff], pages[0x1000], pages[0x1001]) = (0x11, 0x22, 0x33, 0x44);
+    TwoPages(pages)
+};
+
+/// Dereferences read only memory present in the kernel's map: an aligned
+/// word in one page (the fast path), a word across two pages, and absent
+/// pages (the null page, a stack's guard page, a word half in one) record
+/// zero instead of faulting, each in the event's own record.
+#[test_case]
+fn dereferences_read_present_memory_and_record_zero_for_absent() {
+    probe_kernel::task::set_affinity(Some(0));
+    assert_eq!(run(&format!("echo > {}", tracing("trace"))), "");
+    let define = format!("echo 'p:pd params_target w=+0($arg1):x32 h=+2($arg1):x16' > {}", tracing("kprobe_events"));
+    assert_eq!(run(&define), "");
+    assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/enable"))), "");
+    let guard = probe_kernel::task::guard_pages().next().unwrap();
+    let across = PAGES.0.as_ptr() as usize + 0x1000 - 2;
+    let addresses = [&WORD as *const u32 as usize, 0x10, guard, guard - 2, across];
+    for address in addresses {
+        params_target(address as *const u8, 0, 0, false, 0);
+    }
+    assert_eq!(run(&format!("echo 0 > {}", tracing("events/kprobes/enable"))), "");
+    let size = symbols::lookup_name("params_target").unwrap().size;
+    let expected: Vec<String> = [(0xfeed_beef_u32, 0xfeed), (0, 0), (0, 0), (0, 0), (0x4433_2211, 0x4433)]
+        .iter()
+        .map(|(word, half)| format!("pd: (params_target+0x0/{size:#x}) w={word:#x} h={half:#x}"))
+        .collect();
+    assert_eq!(trace_events(), expected);
+    assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
+    probe_kernel::task::set_affinity(None);
+}
+
 #[test_case]
 fn return_events_record_parameters_saved_at_the_entry() {
     probe_kernel::task::set_affinity(Some(0));

@@ -112,6 +112,9 @@ const STACK_DEPTH: usize = 16;
 /// The largest record the number path makes (on the handler's stack,
 /// cleared whole: small enough to clear in a few stores).
 const NUMBERS_MAX: usize = 48;
+/// The record of a few arguments (the header and two or three words), the
+/// common case, cleared in half the stores.
+const NUMBERS_SMALL: usize = 24;
 
 /// Room for an event's strings (`string`, `symstr`, `$comm`) in its record.
 const STRING_ROOM: usize = 256;
@@ -148,12 +151,14 @@ impl Recorder {
         // byte of a small record, instead of the interpreter.
         // (Every argument a plain number, and the record at most
         // NUMBERS_MAX bytes.)
-        if self.program.is_numbers_only() && self.program.fixed_size() <= NUMBERS_MAX {
-            let mut record = [0u8; NUMBERS_MAX];
-            self.program.write_header(&mut record, &common, ip, ret_ip);
-            let len = self.program.fetch_numbers(&Registers(regs), &KernelMemory, &mut record);
-            self.finish(regs, pid, &record[..len]);
-            return;
+        if self.program.is_numbers_only() {
+            // The smallest buffer that holds the record: each is cleared
+            // whole, a store per word.
+            match self.program.fixed_size() {
+                ..=NUMBERS_SMALL => return self.record_numbers::<NUMBERS_SMALL>(regs, pid, &common, ip, ret_ip),
+                ..=NUMBERS_MAX => return self.record_numbers::<NUMBERS_MAX>(regs, pid, &common, ip, ret_ip),
+                _ => {}
+            }
         }
         // Only the record's own bytes are zeroed (a whole 512-byte buffer
         // cost more than the rest of the hit).
@@ -175,6 +180,16 @@ impl Recorder {
             duration_ns,
         };
         let len = self.program.fetch(&hit, record);
+        self.finish(regs, pid, &record[..len]);
+    }
+
+    /// [`record`](Self::record) for a numbers-only program whose record
+    /// fits in `N` bytes.
+    #[inline(always)]
+    fn record_numbers<const N: usize>(&self, regs: &PtRegs, pid: u32, common: &CommonFields, ip: u32, ret_ip: u32) {
+        let mut record = [0u8; N];
+        self.program.write_header(&mut record, common, ip, ret_ip);
+        let len = self.program.fetch_numbers(&Registers(regs), &KernelMemory, &mut record);
         self.finish(regs, pid, &record[..len]);
     }
 
@@ -270,8 +285,22 @@ impl Regs for Registers<'_> {
 struct KernelMemory;
 
 impl Memory for KernelMemory {
+    #[inline]
     fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), Fault> {
         let start = addr as usize;
+        // The common case, an aligned word (a stack slot, a field): it lies
+        // in one page, so one check and one read.
+        if let Ok(word) = <&mut [u8; 4]>::try_from(&mut *buf)
+            && start % 4 == 0
+        {
+            if !crate::arch::x86::paging::is_present_ram(start) {
+                return Err(Fault);
+            }
+            // SAFETY: as below, for the four bytes of an aligned word, all
+            // in the page just checked.
+            *word = unsafe { core::ptr::read_volatile(start as *const u32) }.to_le_bytes();
+            return Ok(());
+        }
         let end = start.checked_add(buf.len()).ok_or(Fault)?;
         let mut page = start & !0xfff;
         while page < end {
@@ -279,13 +308,6 @@ impl Memory for KernelMemory {
                 return Err(Fault);
             }
             page += 0x1000;
-        }
-        // The common case, an aligned word (a stack slot, a field): one read.
-        if buf.len() == 4 && start % 4 == 0 {
-            // SAFETY: as below, for the four bytes of an aligned word.
-            let word = unsafe { core::ptr::read_volatile(start as *const u32) };
-            buf.copy_from_slice(&word.to_le_bytes());
-            return Ok(());
         }
         for (i, byte) in buf.iter_mut().enumerate() {
             // SAFETY: every page of [start, end) is present (checked above)

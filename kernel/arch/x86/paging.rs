@@ -36,6 +36,8 @@ static MMIO_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 
 #[repr(C, align(4096))]
 struct PageTable([u32; 1024]);
+// `entry_for` indexes the tables as one run of entries.
+const _: () = assert!(core::mem::size_of::<PageTable>() == 1024 * 4);
 
 static mut DIRECTORY: PageTable = PageTable([0; 1024]);
 static mut TABLES_STORAGE: [PageTable; TABLES] = [const { PageTable([0; 1024]) }; TABLES];
@@ -74,9 +76,13 @@ pub fn slot_region() -> Range<usize> {
 
 fn entry_for(address: usize) -> *mut u32 {
     let page = address / PAGE_SIZE;
-    // SAFETY: the index is in bounds for every address below MAPPED_BYTES
-    // (asserted by callers); we only form a raw pointer.
-    unsafe { &raw mut TABLES_STORAGE[page / 1024].0[page % 1024] }
+    // SAFETY: the tables are one array of `[u32; 1024]`s, laid out one
+    // after another with no padding, so entry `page` of the whole run is
+    // entry `page % 1024` of table `page / 1024`: in bounds for every
+    // address below MAPPED_BYTES (callers check). We only form a raw
+    // pointer (one add, where indexing table and entry costs a trap path
+    // two shifts and masks).
+    unsafe { (&raw mut TABLES_STORAGE).cast::<u32>().add(page) }
 }
 
 fn directory_entry(index: usize) -> *mut u32 {
@@ -180,6 +186,7 @@ pub fn is_mapped(address: usize) -> bool {
 /// Whether `address` is present in the first 128 MiB of the identity map
 /// (false above it): a check without a lock, for reads from trap context
 /// that must not fault (the trace's fetch arguments).
+#[inline]
 pub fn is_present_ram(address: usize) -> bool {
     // SAFETY: `entry_for` is in bounds below MAPPED_BYTES; a plain read of a
     // static page table entry, which only boot code writes.

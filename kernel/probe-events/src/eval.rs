@@ -382,6 +382,7 @@ impl FetchProgram {
     /// [`fetch`](Self::fetch), in straight-line steps instead of the
     /// general interpreter. Returns the record's length (`fixed_size`), or
     /// 0 if the program is not numbers-only or `record` is too short.
+    #[inline(always)]
     pub fn fetch_numbers<R, M>(&self, regs: &R, memory: &M, record: &mut [u8]) -> usize
     where
         R: Regs + ?Sized,
