@@ -61,17 +61,15 @@ pub(crate) struct CpuBuffer<'m> {
     mem: AtomicPtr<AtomicU32>,
     cap: AtomicUsize,
     /// Where the next record goes: the end of the newest committed record.
-    /// Only the writer advances it (published with Release at commit).
-    head: AtomicU64,
+    /// Only the writer advances it (published with Release at commit), and
+    /// it reads it back as its own.
+    head: Position,
     /// The oldest record still present. Advanced by compare-and-swap, one
     /// record at a time, by the writer (claiming it to overwrite it) and by
     /// consuming readers (taking it); clearing moves it to `head`.
     start: AtomicU64,
     /// `head % cap`, kept by the writer so that its path divides nothing.
     head_phys: AtomicUsize,
-    /// `head` as the writer keeps it for itself (written at commit, with
-    /// `head`).
-    own_head: WriterCopy,
     /// The highest `start` this CPU's writer has seen or made: a lower
     /// bound of `start`, which only grows, so while it alone shows room for
     /// a record the writer neither loads `start` nor claims anything.
@@ -169,10 +167,9 @@ impl<'m> CpuBuffer<'m> {
         CpuBuffer {
             mem: AtomicPtr::new(NonNull::dangling().as_ptr()),
             cap: AtomicUsize::new(0),
-            head: AtomicU64::new(0),
+            head: Position::new(),
             start: AtomicU64::new(0),
             head_phys: AtomicUsize::new(0),
-            own_head: WriterCopy::new(),
             own_start: WriterCopy::new(),
             written: AtomicUsize::new(0),
             overrun: AtomicUsize::new(0),
@@ -236,12 +233,12 @@ impl<'m> CpuBuffer<'m> {
             return Err(Dropped::TooLarge);
         }
         // Only this writer moves `head`: this is its own last value.
-        let head = self.own_head.get();
+        let mut head = self.head.own();
         let mut head_phys = self.head_phys.load(Relaxed);
         if head_phys >= cap || self.repair.load(Relaxed) {
             // After a clear, or if two writers ran on this CPU at once (a
             // broken contract): start over from an empty, consistent ring.
-            head_phys = self.resync(head, cap);
+            (head, head_phys) = self.resync(head, cap);
         }
         // Every record that starts before `head + words - cap` shares memory
         // with the new one (it lies within `cap` words behind the new
@@ -280,7 +277,9 @@ impl<'m> CpuBuffer<'m> {
             // this writer (so their length words are its own stores), are in
             // the way. Find where the last one in the way ends...
             let Some((past, count)) = records_in_the_way(mem, head, head_phys, start, target) else {
-                head_phys = self.resync(head, cap);
+                // `start < head` here, so `resync` keeps `head` (it moves it
+                // only up to `start`) and the record's place stands.
+                (_, head_phys) = self.resync(head, cap);
                 start = self.start.load(Acquire);
                 continue;
             };
@@ -350,15 +349,22 @@ impl<'m> CpuBuffer<'m> {
     /// after a broken writer contract left the ring inconsistent (a record
     /// length that cannot be), also run once after each clear (where it
     /// finds nothing to drop and nothing to realign when the contract
-    /// holds). Cold.
+    /// holds). Returns the writer's head and its index. Cold.
+    ///
+    /// Two writers at once can leave `head` behind `start` (one published
+    /// a head that readers took records up to, the other a lower one after
+    /// it): the writer then goes on from `start`, as positions never move
+    /// back.
     #[cold]
     #[inline(never)]
-    fn resync(&self, head: u64, cap: usize) -> usize {
+    fn resync(&self, head: u64, cap: usize) -> (u64, usize) {
         self.repair.store(false, Relaxed);
+        let head = head.max(self.start.load(Acquire));
         self.discard_to(head);
+        self.head.publish(head);
         let head_phys = if cap == 0 { 0 } else { phys(head, cap) };
         self.head_phys.store(head_phys, Relaxed);
-        head_phys
+        (head, head_phys)
     }
 
     /// Moves `start` up to `to` (never back), past whatever is before it.
@@ -415,7 +421,7 @@ impl<'m> CpuBuffer<'m> {
     /// What a commit changes.
     #[inline(always)]
     fn publisher(&self) -> Publisher<'_> {
-        Publisher { head: &self.head, head_phys: &self.head_phys, own_head: &self.own_head, written: &self.written }
+        Publisher { head: &self.head, head_phys: &self.head_phys, written: &self.written }
     }
 
     // ---- Readers -----------------------------------------------------
@@ -475,7 +481,7 @@ impl<'m> CpuBuffer<'m> {
             let start = self.start.load(Acquire);
             // R1: Acquire pairs with the commit's Release: every record
             // before `head` is wholly written, as far as this reader sees.
-            let head = self.head.load(Acquire);
+            let head = self.head.load();
             if start >= head {
                 return None;
             }
@@ -558,7 +564,7 @@ impl<'m> CpuBuffer<'m> {
     /// Where an iteration starts and stops: (`start`, `head`) now.
     pub(crate) fn span(&self) -> (u64, u64) {
         let start = self.start.load(Acquire);
-        (start, self.head.load(Acquire))
+        (start, self.head.load())
     }
 
     // ---- Control -----------------------------------------------------
@@ -568,7 +574,7 @@ impl<'m> CpuBuffer<'m> {
     /// [`TraceBuffer::clear`](crate::TraceBuffer::clear) for what the caller
     /// guarantees.
     pub(crate) fn clear(&self) {
-        self.discard_to(self.head.load(Acquire));
+        self.discard_to(self.head.load());
         self.repair.store(true, Relaxed);
         for counter in [&self.written, &self.overrun, &self.dropped, &self.read, &self.reported_overrun] {
             counter.store(0, Relaxed);
@@ -584,7 +590,7 @@ impl<'m> CpuBuffer<'m> {
     /// Nothing else accesses this buffer while this runs: no write or
     /// reservation in progress, no read call in progress.
     unsafe fn install(&self, new: &'m mut [u32]) -> &'m mut [u32] {
-        let head = self.head.load(Relaxed);
+        let head = self.head.load();
         let mut start = self.start.load(Relaxed);
         let ncap = new.len();
         let mut gone = 0usize;
@@ -840,11 +846,78 @@ impl WriterCopy {
     }
 }
 
+/// A position one writer advances and readers load: `head`.
+///
+/// Kept as two 32-bit halves so that the writer publishes a new position
+/// with one 32-bit Release store of the low half (a `u64` atomic is a
+/// `lock cmpxchg8b` loop on i686). The high half is stored doubled, and odd
+/// while the writer carries into it (once every 2^32 words): a reader that
+/// loads the high half twice, equal and even around its load of the low
+/// half, has a value the writer published; otherwise it loads again. Only
+/// a reader that meets the writer inside a carry, three stores long,
+/// retries. Positions stay below 2^63, so the doubled half never overflows.
+struct Position {
+    low: AtomicU32,
+    high: AtomicU32,
+}
+
+impl Position {
+    const fn new() -> Position {
+        Position { low: AtomicU32::new(0), high: AtomicU32::new(0) }
+    }
+
+    /// The position, for its writer (which alone stores it): its own last
+    /// value, no ordering needed.
+    #[inline(always)]
+    fn own(&self) -> u64 {
+        u64::from(self.high.load(Relaxed) / 2) << 32 | u64::from(self.low.load(Relaxed))
+    }
+
+    /// Publishes `value` with Release (the writer only).
+    #[inline(always)]
+    fn publish(&self, value: u64) {
+        let high = ((value >> 32) as u32).wrapping_mul(2);
+        if self.high.load(Relaxed) == high {
+            self.low.store(value as u32, Release);
+        } else {
+            self.carry(high, value as u32);
+        }
+    }
+
+    /// [`publish`](Self::publish) of a value whose high half differs.
+    #[cold]
+    #[inline(never)]
+    fn carry(&self, high: u32, low: u32) {
+        // Odd first: a reader that loads the new low half then finds the
+        // high half changed (the Release store of `low` orders this one
+        // before it), and retries.
+        self.high.store(high | 1, Relaxed);
+        self.low.store(low, Release);
+        // Release: a reader that loads this even half loads the new low.
+        self.high.store(high, Release);
+    }
+
+    /// The position as last published, with Acquire: what the writer wrote
+    /// before publishing it is visible.
+    #[inline]
+    fn load(&self) -> u64 {
+        loop {
+            let high = self.high.load(Acquire);
+            // Acquire: pairs with the writer's Release store of the low
+            // half, and keeps the second load of the high half after it.
+            let low = self.low.load(Acquire);
+            if high % 2 == 0 && self.high.load(Relaxed) == high {
+                return u64::from(high / 2) << 32 | u64::from(low);
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// The writer's counters and positions a commit changes.
 struct Publisher<'a> {
-    head: &'a AtomicU64,
+    head: &'a Position,
     head_phys: &'a AtomicUsize,
-    own_head: &'a WriterCopy,
     written: &'a AtomicUsize,
 }
 
@@ -854,12 +927,9 @@ impl Publisher<'_> {
     fn commit(&self, end: u64, end_phys: usize) {
         bump(self.written);
         self.head_phys.store(end_phys, Relaxed);
-        self.own_head.set(end);
         // Release publishes the record's words (and the claims before them)
-        // to readers that load `head` with Acquire (R1). `fetch_max` rather
-        // than a store keeps `head` from ever moving back, even if two
-        // writers broke the contract.
-        self.head.fetch_max(end, Release);
+        // to readers that load `head` with Acquire (R1).
+        self.head.publish(end);
     }
 }
 
@@ -894,4 +964,62 @@ pub struct CpuStats {
     pub read: usize,
     /// Records committed (since the last clear).
     pub written: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Position;
+    use core::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+
+    /// The `n`th value the writer publishes in
+    /// `position_loads_only_published_values`: growing with `n`, a carry
+    /// into the high half every fourth value.
+    fn published(n: u64) -> u64 {
+        (n / 4) << 32 | (n % 4) * 0x4000_0000 + n % 7
+    }
+
+    #[test]
+    fn position_round_trips_across_carries() {
+        let position = Position::new();
+        for value in [0, 1, u32::MAX as u64, 1 << 32, (1 << 32) + 5, 0x7fff_ffff_ffff_fff0] {
+            position.publish(value);
+            assert_eq!((position.own(), position.load()), (value, value));
+        }
+    }
+
+    /// A reader racing the writer through carries only ever loads a value
+    /// the writer published, and never one older than it loaded before.
+    #[test]
+    fn position_loads_only_published_values() {
+        const VALUES: u64 = 2_000_000;
+        let position = Position::new();
+        let done = AtomicBool::new(false);
+        thread::scope(|scope| {
+            let (position, done) = (&position, &done);
+            let readers: std::vec::Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(move || {
+                        let (mut last, mut loads) = (0, 0u64);
+                        while !done.load(Ordering::Acquire) {
+                            let value = position.load();
+                            let n = (value >> 32) * 4 + (value as u32 / 0x4000_0000) as u64;
+                            assert_eq!(value, published(n), "a value never published: {value:#x}");
+                            assert!(value >= last, "moved back: {last:#x} then {value:#x}");
+                            (last, loads) = (value, loads + 1);
+                        }
+                        loads
+                    })
+                })
+                .collect();
+            for n in 1..VALUES {
+                position.publish(published(n));
+            }
+            done.store(true, Ordering::Release);
+            for reader in readers {
+                assert!(reader.join().unwrap() > 0);
+            }
+        });
+        assert_eq!(position.load(), published(VALUES - 1));
+    }
 }

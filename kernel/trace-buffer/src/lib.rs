@@ -66,7 +66,10 @@
 //!   this record's stores as well.
 //! - **W2** A Release fence, then the header and payload are stored (as
 //!   relaxed atomic stores: the memory is `[AtomicU32]`).
-//! - **W3** Commit: `head` moves past the record with Release.
+//! - **W3** Commit: `head` moves past the record with Release. Only the
+//!   writer stores `head`, so it is published as two 32-bit halves: one
+//!   store of the low half, unless the high half changes (once every 2^32
+//!   words), when readers that meet the change load again.
 //!
 //! A reader, for the record at position `p`:
 //!
@@ -134,6 +137,9 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(test)]
+extern crate std;
 
 mod cpu;
 pub mod record;
