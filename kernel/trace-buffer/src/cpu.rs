@@ -70,10 +70,11 @@ pub(crate) struct CpuBuffer<'m> {
     start: AtomicU64,
     /// `head % cap`, kept by the writer so that its path divides nothing.
     head_phys: AtomicUsize,
-    /// The highest `start` this CPU's writer has seen or made: a lower
-    /// bound of `start`, which only grows, so while it alone shows room for
-    /// a record the writer neither loads `start` nor claims anything.
-    own_start: WriterCopy,
+    /// Words this CPU's writer may still write past `head` without looking
+    /// at `start`: what was free when it last saw or moved `start` (which
+    /// only grows), less what it has claimed since. Writer-private; zero
+    /// (look again) after a resync or a memory replacement.
+    room: AtomicUsize,
     /// Records committed, overwritten (by the writer's claims) and dropped
     /// (stop-when-full): each counted by the writer alone.
     written: AtomicUsize,
@@ -170,7 +171,7 @@ impl<'m> CpuBuffer<'m> {
             head: Position::new(),
             start: AtomicU64::new(0),
             head_phys: AtomicUsize::new(0),
-            own_start: WriterCopy::new(),
+            room: AtomicUsize::new(0),
             written: AtomicUsize::new(0),
             overrun: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
@@ -244,13 +245,16 @@ impl<'m> CpuBuffer<'m> {
         // with the new one (it lies within `cap` words behind the new
         // record's end); `start + cap >= end` says none is left. Positions
         // stay far below 2^63: no sum here overflows.
-        let end = head.wrapping_add(words as u64);
-        // W1 from what this writer already knows: `start` is at least
-        // `own_start`. The observation or claim that set it was followed by
-        // the W2 fence, which thus precedes this record's stores too.
-        if self.own_start.get().wrapping_add(cap as u64) >= end {
+        // W1 from what this writer already knows: `room` words past `head`
+        // were free when it last saw `start`, which only grows. That
+        // observation or claim was followed by the W2 fence, which thus
+        // precedes this record's stores too.
+        let room = self.room.load(Relaxed);
+        if words <= room {
+            self.room.store(room.wrapping_sub(words), Relaxed);
             return Ok(Claim { mem, head, head_phys, words });
         }
+        let end = head.wrapping_add(words as u64);
         let overwrite = control.overwrite.load(Relaxed);
         // Acquire: if a reader took records up to here, its copies are done
         // before the memory is written again (protocol, step W1).
@@ -300,9 +304,12 @@ impl<'m> CpuBuffer<'m> {
         // W2: the claims and the observations of `start` above come before
         // any store into the memory they freed (pairs with the readers'
         // Acquire fence before their check, R3), this record's and those of
-        // the writes that find room from `own_start` alone.
+        // the writes that find room from `room` alone.
         fence(Release);
-        self.own_start.set(start);
+        // `start + cap >= end` (the loop's exit) and `start <= head < end`:
+        // what is left is below `cap`.
+        // (At most `cap` even if two writers broke the contract.)
+        self.room.store((start.wrapping_add(cap as u64).wrapping_sub(end) as usize).min(cap), Relaxed);
         Ok(Claim { mem, head, head_phys, words })
     }
 
@@ -359,6 +366,7 @@ impl<'m> CpuBuffer<'m> {
     #[inline(never)]
     fn resync(&self, head: u64, cap: usize) -> (u64, usize) {
         self.repair.store(false, Relaxed);
+        self.room.store(0, Relaxed);
         let head = head.max(self.start.load(Acquire));
         self.discard_to(head);
         self.head.publish(head);
@@ -387,7 +395,9 @@ impl<'m> CpuBuffer<'m> {
         let Claim { mem, head, head_phys, words } = self.claim(control, payload.len())?;
         let end_phys = head_phys.wrapping_add(words);
         let Some(run) = mem.get(head_phys..end_phys) else {
-            self.write_wrapping(Claim { mem, head, head_phys, words }, header, payload);
+            // By value: the header's address does not escape the common path,
+            // which then keeps its fields in registers.
+            self.write_wrapping(Claim { mem, head, head_phys, words }, *header, payload);
             return Ok(());
         };
         let (header_slots, payload_slots) = run.split_at(HEADER_WORDS);
@@ -409,8 +419,8 @@ impl<'m> CpuBuffer<'m> {
 
     /// [`write`](Self::write) for a record that wraps round the ring's end.
     #[cold]
-    fn write_wrapping(&self, claim: Claim<'_>, header: &Header, payload: &[u8]) {
-        let reservation = self.begin(claim, header, payload.len());
+    fn write_wrapping(&self, claim: Claim<'_>, header: Header, payload: &[u8]) {
+        let reservation = self.begin(claim, &header, payload.len());
         let mut ring = Words { mem: reservation.mem, index: reservation.payload_phys };
         let (whole, rest) = payload.as_chunks::<4>();
         whole.iter().for_each(|word| ring.put(u32::from_ne_bytes(*word)));
@@ -620,6 +630,8 @@ impl<'m> CpuBuffer<'m> {
             }
         }
         self.start.store(start, Relaxed);
+        // The writer's room was counted in the old capacity.
+        self.room.store(0, Relaxed);
         self.head_phys.store(if ncap == 0 { 0 } else { phys(head, ncap) }, Relaxed);
         self.overrun.store(self.overrun.load(Relaxed).wrapping_add(gone), Relaxed);
         let old_cap = self.cap.swap(ncap, Relaxed);
@@ -821,31 +833,6 @@ impl Reservation<'_> {
     }
 }
 
-/// A 64-bit position only this CPU's writer writes and reads, kept as two
-/// 32-bit halves so that its path needs no 64-bit atomic (a `cmpxchg8b`
-/// on i686). Two writers at once (a broken contract) can tear it, which
-/// garbles records as the contract says, and nothing more.
-struct WriterCopy([AtomicU32; 2]);
-
-impl WriterCopy {
-    const fn new() -> WriterCopy {
-        WriterCopy([AtomicU32::new(0), AtomicU32::new(0)])
-    }
-
-    #[inline(always)]
-    fn get(&self) -> u64 {
-        let [low, high] = &self.0;
-        (high.load(Relaxed) as u64) << 32 | low.load(Relaxed) as u64
-    }
-
-    #[inline(always)]
-    fn set(&self, value: u64) {
-        let [low, high] = &self.0;
-        low.store(value as u32, Relaxed);
-        high.store((value >> 32) as u32, Relaxed);
-    }
-}
-
 /// A position one writer advances and readers load: `head`.
 ///
 /// Kept as two 32-bit halves so that the writer publishes a new position
@@ -976,7 +963,7 @@ mod tests {
     /// `position_loads_only_published_values`: growing with `n`, a carry
     /// into the high half every fourth value.
     fn published(n: u64) -> u64 {
-        (n / 4) << 32 | (n % 4) * 0x4000_0000 + n % 7
+        (n / 4) << 32 | ((n % 4) * 0x4000_0000 + n % 7)
     }
 
     #[test]
