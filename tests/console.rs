@@ -17,6 +17,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 use probe_kernel::console::{self, LINE_MAX, LineEditor, LineError, LineEvent};
 use probe_kernel::kprobes::{kretprobe_arena_used, site_count};
 use probe_kernel::{memory, shell, symbols};
@@ -524,6 +525,127 @@ fn events_record_their_arguments_into_trace_and_trace_pipe() {
     assert!(after.contains("# entries-in-buffer/entries-written: 0/0 "), "{after}");
     assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
     probe_kernel::task::set_affinity(None);
+}
+
+/// What `regs_target` saw just before its probed instruction.
+static REGS_SP: AtomicU32 = AtomicU32::new(0);
+static REGS_FLAGS: AtomicU32 = AtomicU32::new(0);
+static REGS_CS: AtomicU32 = AtomicU32::new(0);
+
+/// Gives every general register a value of its own, notes ESP, EFLAGS and
+/// CS, then reaches `regs_target_probe` (a `nop`, with five relocatable
+/// bytes from it: optimizable).
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn regs_target() {
+    core::arch::naked_asm!(
+        "push ebp",
+        "push ebx",
+        "push esi",
+        "push edi",
+        "mov eax, 0xa0a0a0a0",
+        "mov ebx, 0xb0b0b0b0",
+        "mov ecx, 0xc0c0c0c0",
+        "mov edx, 0xd0d0d0d0",
+        "mov esi, 0x51515151",
+        "mov edi, 0xd1d1d1d1",
+        "mov ebp, 0xb9b9b9b9",
+        "mov [{sp}], esp",
+        "pushfd",
+        "pop dword ptr [{flags}]",
+        "mov [{cs}], cs",
+        ".global regs_target_probe",
+        "regs_target_probe:",
+        "nop",
+        "pop edi",
+        "pop esi",
+        "pop ebx",
+        "pop ebp",
+        "ret",
+        sp = sym REGS_SP,
+        flags = sym REGS_FLAGS,
+        cs = sym REGS_CS,
+    );
+}
+
+/// Every register name of `kprobe_events` fetches that register of the
+/// probed code, through each way a record is made (a few numbers, up to
+/// 48 bytes of numbers, the interpreter) and both lanes (int3 and jump
+/// optimized).
+#[test_case]
+fn every_register_fetches_its_own_value() {
+    let tracing = |file: &str| format!("/sys/kernel/tracing/{file}");
+    unsafe extern "C" {
+        static regs_target_probe: u8;
+    }
+    let probe = &raw const regs_target_probe as usize;
+    let offset = probe - regs_target as *const () as usize;
+    let events = [
+        ("few", "ax=%ax bx=%bx sp=%sp"),
+        ("mid", "ax=%ax bx=%bx cx=%cx dx=%dx si=%si di=%di bp=%bp ip=%ip"),
+        (
+            "all",
+            "ax=%ax bx=%bx cx=%cx dx=%dx si=%si di=%di bp=%bp sp=%sp ip=%ip flags=%flags cs=%cs \
+             orig_ax=%orig_ax ds=%ds es=%es fs=%fs gs=%gs ss=%ss",
+        ),
+    ];
+    probe_kernel::task::set_affinity(Some(0));
+    for optimized in [false, true] {
+        probe_kernel::kprobes::set_optimization(optimized).unwrap();
+        assert_eq!(run(&format!("echo > {}", tracing("trace"))), "");
+        for (name, args) in events {
+            let define = format!("echo 'p:{name} regs_target+{offset} {args}' >> {}", tracing("kprobe_events"));
+            assert_eq!(run(&define), "", "{define}");
+        }
+        assert_eq!(run(&format!("echo 1 > {}", tracing("events/kprobes/enable"))), "");
+        let list = run("cat /sys/kernel/debug/kprobes/list");
+        assert_eq!(list.contains("[OPTIMIZED]"), optimized, "{list}");
+        regs_target();
+        assert_eq!(run(&format!("echo 0 > {}", tracing("events/kprobes/enable"))), "");
+        let value = |name: &str| -> u32 {
+            match name {
+                "ax" => 0xa0a0_a0a0,
+                "bx" => 0xb0b0_b0b0,
+                "cx" => 0xc0c0_c0c0,
+                "dx" => 0xd0d0_d0d0,
+                "si" => 0x5151_5151,
+                "di" => 0xd1d1_d1d1,
+                "bp" => 0xb9b9_b9b9,
+                "sp" => REGS_SP.load(Ordering::SeqCst),
+                "ip" => probe as u32,
+                "flags" => REGS_FLAGS.load(Ordering::SeqCst),
+                "cs" => REGS_CS.load(Ordering::SeqCst) & 0xffff,
+                // A breakpoint has no error code.
+                "orig_ax" => 0,
+                // Flat kernel segments: the data selector.
+                _ => 0x10,
+            }
+        };
+        let trace = run(&format!("cat {}", tracing("trace")));
+        let got: Vec<&str> =
+            trace.lines().filter(|l| !l.starts_with('#')).map(|l| &l[l.find(": ").unwrap() + 2..]).collect();
+        let expected: Vec<String> = events
+            .iter()
+            .map(|(name, args)| {
+                let fields: Vec<String> = args
+                    .split(' ')
+                    .map(|arg| {
+                        let field = &arg[..arg.find('=').unwrap()];
+                        format!("{field}={:#x}", value(field))
+                    })
+                    .collect();
+                format!("{name}: (regs_target+{offset:#x}/{:#x}) {}", regs_target_size(), fields.join(" "))
+            })
+            .collect();
+        assert_eq!(got, expected, "optimized: {optimized}");
+        assert_eq!(run(&format!("echo > {}", tracing("kprobe_events"))), "");
+    }
+    probe_kernel::kprobes::set_optimization(true).unwrap();
+    probe_kernel::task::set_affinity(None);
+}
+
+fn regs_target_size() -> usize {
+    symbols::lookup_name("regs_target").unwrap().size
 }
 
 #[test_case]

@@ -143,22 +143,35 @@ impl Recorder {
     /// Records a hit (trap context: no lock, no allocation). `ip` is the
     /// probed address, or for a return the function, with `ret_ip` where
     /// it returns to.
+    ///
+    /// Inlined into the handlers: the common record (a few plain numbers)
+    /// is made right there, with no call carrying every argument; the
+    /// others go out of line.
+    #[inline(always)]
     fn record(&self, regs: &PtRegs, ip: u32, ret_ip: u32, duration_ns: u64, entry: &[u8]) {
         let pid = crate::task::current_id() as u32;
-        let common =
-            CommonFields { type_id: self.id, flags: super::trace::IRQS_OFF, preempt_count: 0, pid: pid as i32 };
         // Plain numbers (most events): straight-line steps that write every
         // byte of a small record, instead of the interpreter.
-        // (Every argument a plain number, and the record at most
-        // NUMBERS_MAX bytes.)
-        if self.program.is_numbers_only() {
-            // The smallest buffer that holds the record: each is cleared
-            // whole, a store per word.
-            match self.program.fixed_size() {
-                ..=NUMBERS_SMALL => return self.record_numbers::<NUMBERS_SMALL>(regs, pid, &common, ip, ret_ip),
-                ..=NUMBERS_MAX => return self.record_numbers::<NUMBERS_MAX>(regs, pid, &common, ip, ret_ip),
-                _ => {}
-            }
+        if self.program.is_numbers_only() && self.program.fixed_size() <= NUMBERS_SMALL {
+            return self.record_numbers::<NUMBERS_SMALL>(regs, pid, ip, ret_ip);
+        }
+        self.record_out_of_line(regs, pid, ip, ret_ip, duration_ns, entry);
+    }
+
+    /// The common fields of a record of this event, by `pid`.
+    #[inline(always)]
+    fn common(&self, pid: u32) -> CommonFields {
+        CommonFields { type_id: self.id, flags: super::trace::IRQS_OFF, preempt_count: 0, pid: pid as i32 }
+    }
+
+    /// [`record`](Self::record) for every record but the smallest plain
+    /// numbers.
+    #[inline(never)]
+    fn record_out_of_line(&self, regs: &PtRegs, pid: u32, ip: u32, ret_ip: u32, duration_ns: u64, entry: &[u8]) {
+        // Larger plain-number records: the same steps, in a buffer that
+        // holds them (cleared whole, a store per word).
+        if self.program.is_numbers_only() && self.program.fixed_size() <= NUMBERS_MAX {
+            return self.record_numbers::<NUMBERS_MAX>(regs, pid, ip, ret_ip);
         }
         // Only the record's own bytes are zeroed (a whole 512-byte buffer
         // cost more than the rest of the hit).
@@ -170,7 +183,7 @@ impl Recorder {
         // SAFETY: every byte of `prefix` was just initialized, and `u8` and
         // `MaybeUninit<u8>` have the same layout.
         let record = unsafe { &mut *(prefix as *mut [core::mem::MaybeUninit<u8>] as *mut [u8]) };
-        self.program.write_header(record, &common, ip, ret_ip);
+        self.program.write_header(record, &self.common(pid), ip, ret_ip);
         let hit = Hit {
             regs: &Registers(regs),
             memory: &KernelMemory,
@@ -186,9 +199,9 @@ impl Recorder {
     /// [`record`](Self::record) for a numbers-only program whose record
     /// fits in `N` bytes.
     #[inline(always)]
-    fn record_numbers<const N: usize>(&self, regs: &PtRegs, pid: u32, common: &CommonFields, ip: u32, ret_ip: u32) {
+    fn record_numbers<const N: usize>(&self, regs: &PtRegs, pid: u32, ip: u32, ret_ip: u32) {
         let mut record = [0u8; N];
-        self.program.write_header(&mut record, common, ip, ret_ip);
+        self.program.write_header(&mut record, &self.common(pid), ip, ret_ip);
         let len = self.program.fetch_numbers(&Registers(regs), &KernelMemory, &mut record);
         self.finish(regs, pid, &record[..len]);
     }
@@ -255,27 +268,54 @@ fn record_stack(regs: &PtRegs, pid: u32) {
 /// The trapped registers, by Linux's register names.
 struct Registers<'a>(&'a PtRegs);
 
+/// In [`WORD_OF`]: a segment register, which a kernel frame does not save
+/// (flat kernel segments: the data selector everywhere).
+const SEGMENT: u8 = u8::MAX;
+
+/// Where each register (indexed by its number) is in a [`PtRegs`]: the
+/// index of its word, or [`SEGMENT`].
+const WORD_OF: [u8; Register::ALL.len()] = {
+    const fn word(offset: usize) -> u8 {
+        (offset / 4) as u8
+    }
+    use core::mem::offset_of;
+    let mut table = [SEGMENT; Register::ALL.len()];
+    table[Register::Bx as usize] = word(offset_of!(PtRegs, ebx));
+    table[Register::Cx as usize] = word(offset_of!(PtRegs, ecx));
+    table[Register::Dx as usize] = word(offset_of!(PtRegs, edx));
+    table[Register::Si as usize] = word(offset_of!(PtRegs, esi));
+    table[Register::Di as usize] = word(offset_of!(PtRegs, edi));
+    table[Register::Bp as usize] = word(offset_of!(PtRegs, ebp));
+    table[Register::Ax as usize] = word(offset_of!(PtRegs, eax));
+    table[Register::OrigAx as usize] = word(offset_of!(PtRegs, error_code));
+    table[Register::Ip as usize] = word(offset_of!(PtRegs, eip));
+    table[Register::Cs as usize] = word(offset_of!(PtRegs, cs));
+    table[Register::Flags as usize] = word(offset_of!(PtRegs, eflags));
+    table[Register::Sp as usize] = word(offset_of!(PtRegs, esp));
+    table
+};
+
+/// `PtRegs` is words only, 4-aligned: what [`Registers::get`] reads it as.
+const PT_REGS_WORDS: usize = size_of::<PtRegs>() / 4;
+const _: () = assert!(size_of::<PtRegs>() % 4 == 0 && align_of::<PtRegs>() == 4);
+
 impl Regs for Registers<'_> {
-    // Not inlined: inlined into a fetch loop, the match became a load of
-    // every register up front, for records that read one or two.
-    #[inline(never)]
+    /// A table look-up and one load: inlined into a fetch, it reads only
+    /// the register asked for (a `match` over the fields, inlined, became
+    /// a load of every register up front).
+    #[inline(always)]
     fn get(&self, reg: Register) -> u32 {
-        let r = self.0;
-        match reg {
-            Register::Bx => r.ebx,
-            Register::Cx => r.ecx,
-            Register::Dx => r.edx,
-            Register::Si => r.esi,
-            Register::Di => r.edi,
-            Register::Bp => r.ebp,
-            Register::Ax => r.eax,
-            Register::OrigAx => r.error_code,
-            Register::Ip => r.eip,
-            Register::Cs => r.cs,
-            Register::Flags => r.eflags,
-            Register::Sp => r.esp,
-            // Flat kernel segments: the data selector everywhere.
-            Register::Ds | Register::Es | Register::Fs | Register::Gs | Register::Ss => 0x10,
+        match WORD_OF.get(reg as usize) {
+            Some(&word) if usize::from(word) < PT_REGS_WORDS => {
+                let words = (self.0 as *const PtRegs).cast::<u32>();
+                // SAFETY: `PtRegs` is `repr(C)` with only `u32` fields (the
+                // engine asserts its 13 words; the assertion above its size
+                // and alignment), so it is `PT_REGS_WORDS` initialized,
+                // aligned `u32`s with no padding; `word` is below that, and
+                // the read goes through the shared borrow `self.0` holds.
+                unsafe { words.add(usize::from(word)).read() }
+            }
+            _ => 0x10,
         }
     }
 }
