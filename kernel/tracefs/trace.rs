@@ -12,6 +12,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicPtr, Ordering};
 use trace_buffer::{Event, Header, TraceBuffer};
 
 use crate::arch::x86::percpu::MAX_CPUS;
@@ -28,9 +29,13 @@ pub const fn overwrite_batch(words: usize) -> usize {
 
 static TRACE: spin::Once<TraceBuffer<'static, MAX_CPUS>> = spin::Once::new();
 
+/// The buffer once made, for handlers: one load to find it (the `Once`'s
+/// own check is a state test and a select more on every record).
+static MADE: AtomicPtr<TraceBuffer<'static, MAX_CPUS>> = AtomicPtr::new(core::ptr::null_mut());
+
 /// The buffer, made (with its memory) on first use. Task context only.
 pub fn buffer() -> &'static TraceBuffer<'static, MAX_CPUS> {
-    TRACE.call_once(|| {
+    let buffer = TRACE.call_once(|| {
         let mut buffer = TraceBuffer::new();
         for cpu in 0..MAX_CPUS {
             // A fresh buffer holds no memory yet: nothing comes back.
@@ -38,13 +43,20 @@ pub fn buffer() -> &'static TraceBuffer<'static, MAX_CPUS> {
         }
         buffer.set_overwrite_batch(overwrite_batch(RING_WORDS));
         buffer
-    })
+    });
+    // Release: a handler that loads the pointer sees the buffer made.
+    MADE.store(core::ptr::from_ref(buffer).cast_mut(), Ordering::Release);
+    buffer
 }
 
 /// The buffer if it exists: what a handler (trap context) uses, since it
 /// must never allocate.
+#[inline(always)]
 pub fn existing() -> Option<&'static TraceBuffer<'static, MAX_CPUS>> {
-    TRACE.get()
+    // SAFETY: `MADE` is null or, stored by `buffer`, the address of the
+    // value `TRACE` holds, which is never dropped or moved (a static) and
+    // only shared from then on; Acquire pairs with that Release store.
+    unsafe { MADE.load(Ordering::Acquire).as_ref() }
 }
 
 /// Records one event on this CPU (trap context: no lock, no allocation).
