@@ -273,31 +273,37 @@ struct Registers<'a>(&'a PtRegs);
 const SEGMENT: u8 = u8::MAX;
 
 /// Where each register (indexed by its number) is in a [`PtRegs`]: the
-/// index of its word, or [`SEGMENT`].
+/// index of its field as a `u32` word (each saved register's field is a
+/// `u32`), or [`SEGMENT`].
 const WORD_OF: [u8; Register::ALL.len()] = {
-    const fn word(offset: usize) -> u8 {
-        (offset / 4) as u8
-    }
     use core::mem::offset_of;
+    let saved = [
+        (Register::Bx, offset_of!(PtRegs, ebx)),
+        (Register::Cx, offset_of!(PtRegs, ecx)),
+        (Register::Dx, offset_of!(PtRegs, edx)),
+        (Register::Si, offset_of!(PtRegs, esi)),
+        (Register::Di, offset_of!(PtRegs, edi)),
+        (Register::Bp, offset_of!(PtRegs, ebp)),
+        (Register::Ax, offset_of!(PtRegs, eax)),
+        (Register::OrigAx, offset_of!(PtRegs, error_code)),
+        (Register::Ip, offset_of!(PtRegs, eip)),
+        (Register::Cs, offset_of!(PtRegs, cs)),
+        (Register::Flags, offset_of!(PtRegs, eflags)),
+        (Register::Sp, offset_of!(PtRegs, esp)),
+    ];
     let mut table = [SEGMENT; Register::ALL.len()];
-    table[Register::Bx as usize] = word(offset_of!(PtRegs, ebx));
-    table[Register::Cx as usize] = word(offset_of!(PtRegs, ecx));
-    table[Register::Dx as usize] = word(offset_of!(PtRegs, edx));
-    table[Register::Si as usize] = word(offset_of!(PtRegs, esi));
-    table[Register::Di as usize] = word(offset_of!(PtRegs, edi));
-    table[Register::Bp as usize] = word(offset_of!(PtRegs, ebp));
-    table[Register::Ax as usize] = word(offset_of!(PtRegs, eax));
-    table[Register::OrigAx as usize] = word(offset_of!(PtRegs, error_code));
-    table[Register::Ip as usize] = word(offset_of!(PtRegs, eip));
-    table[Register::Cs as usize] = word(offset_of!(PtRegs, cs));
-    table[Register::Flags as usize] = word(offset_of!(PtRegs, eflags));
-    table[Register::Sp as usize] = word(offset_of!(PtRegs, esp));
+    let mut i = 0;
+    while i < saved.len() {
+        let (register, offset) = saved[i];
+        assert!(offset % 4 == 0, "a u32 field of a repr(C) struct is 4-aligned");
+        table[register as usize] = (offset / 4) as u8;
+        i += 1;
+    }
     table
 };
 
-/// `PtRegs` is words only, 4-aligned: what [`Registers::get`] reads it as.
+/// The words a `PtRegs` spans: what a [`WORD_OF`] index stays below.
 const PT_REGS_WORDS: usize = size_of::<PtRegs>() / 4;
-const _: () = assert!(size_of::<PtRegs>() % 4 == 0 && align_of::<PtRegs>() == 4);
 
 impl Regs for Registers<'_> {
     /// A table look-up and one load: inlined into a fetch, it reads only
@@ -308,11 +314,11 @@ impl Regs for Registers<'_> {
         match WORD_OF.get(reg as usize) {
             Some(&word) if usize::from(word) < PT_REGS_WORDS => {
                 let words = (self.0 as *const PtRegs).cast::<u32>();
-                // SAFETY: `PtRegs` is `repr(C)` with only `u32` fields (the
-                // engine asserts its 13 words; the assertion above its size
-                // and alignment), so it is `PT_REGS_WORDS` initialized,
-                // aligned `u32`s with no padding; `word` is below that, and
-                // the read goes through the shared borrow `self.0` holds.
+                // SAFETY: `word` came from `WORD_OF`: the `offset_of!` of one
+                // of `PtRegs`'s `u32` fields over 4 (a multiple of 4, checked
+                // as the table was built), so `words + word` is that field:
+                // an initialized, aligned `u32` inside the `PtRegs` that
+                // `self.0` borrows, read through that shared borrow.
                 unsafe { words.add(usize::from(word)).read() }
             }
             _ => 0x10,
