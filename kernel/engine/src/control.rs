@@ -418,8 +418,6 @@ pub(crate) mod layout {
     use crate::probe::Kprobe;
     use crate::registry::Site;
     use core::mem::{align_of, offset_of, size_of};
-    /// Bytes per CPU in `CPUS`.
-    pub const CPU_SIZE: usize = size_of::<PerCpu>();
     /// The state's tag byte inside a CPU's entry.
     pub const STATE: usize = offset_of!(PerCpu, block) + offset_of!(ControlBlock, state);
     /// The tag of `State::Idle`.
@@ -455,6 +453,27 @@ pub(crate) static CPUS: [PerCpu; crate::MAX_CPUS] = [const {
         trap_depth: AtomicUsize::new(0),
     }
 }; crate::MAX_CPUS];
+
+/// The address of each CPU's state tag byte (`CPUS[cpu]` at
+/// [`layout::STATE`]), by CPU number: the lanes find their CPU's block with
+/// one load from here, where indexing `CPUS` took a multiply and an add.
+#[repr(transparent)]
+pub(crate) struct StateBytes([*const u8; crate::MAX_CPUS]);
+
+// SAFETY: a table of addresses, fixed at build time and never written;
+// sharing it shares only the addresses (the bytes they name are reached
+// under `PerCpu`'s own rules).
+unsafe impl Sync for StateBytes {}
+
+pub(crate) static STATE_BYTES: StateBytes = {
+    let mut table = [core::ptr::null(); crate::MAX_CPUS];
+    let mut cpu = 0;
+    while cpu < crate::MAX_CPUS {
+        table[cpu] = (&raw const CPUS[cpu]).cast::<u8>().wrapping_add(layout::STATE);
+        cpu += 1;
+    }
+    StateBytes(table)
+};
 
 /// This CPU's trap-path state. Call with interrupts off (or the answer may
 /// be a CPU the caller has already left).

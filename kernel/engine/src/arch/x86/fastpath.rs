@@ -43,7 +43,7 @@ use super::cpu::{self as cpu_bits, EFLAGS_IF, EFLAGS_TF};
 use super::lane;
 use super::regs::PtRegs;
 use super::step::layout as step;
-use crate::control::{CPUS, layout as cpu};
+use crate::control::layout as cpu;
 use crate::handler::int3_site_entry;
 use crate::host::__probe_engine_lane_current_cpu;
 use crate::probe::layout as probe;
@@ -173,9 +173,7 @@ pub unsafe extern "C" fn int3_fast() {
         site_fast = const site::FAST,
         site_resume = const site::RESUME,
         current_cpu = sym __probe_engine_lane_current_cpu,
-        cpu_size = const cpu::CPU_SIZE,
-        cpus = sym CPUS,
-        state = const cpu::STATE,
+        state_bytes = sym crate::control::STATE_BYTES,
         idle = const cpu::IDLE,
         handlers = const cpu::HANDLERS,
         handlers_site = const cpu::HANDLERS_SITE,
@@ -219,8 +217,7 @@ pub unsafe extern "C" fn debug_fast() {
         "test eax, {dr6_bs}",
         "jz 9f",
         lane::query!("current_cpu", "probe_engine_query_debug_fast"),
-        "imul eax, eax, {cpu_size}",
-        "lea ebx, [eax + {cpus} + {state}]",
+        "mov ebx, [{state_bytes} + eax * 4]",
         "cmp byte ptr [ebx], {single_step}",
         "jne 9f",
         "mov ecx, [ebx + {step_site}]",
@@ -266,9 +263,7 @@ pub unsafe extern "C" fn debug_fast() {
         "ret",
         dr6_bs = const cpu_bits::DR6_SINGLE_STEP,
         current_cpu = sym __probe_engine_lane_current_cpu,
-        cpu_size = const cpu::CPU_SIZE,
-        cpus = sym CPUS,
-        state = const cpu::STATE,
+        state_bytes = sym crate::control::STATE_BYTES,
         single_step = const cpu::SINGLE_STEP,
         step_site = const cpu::STEP_SITE,
         site_step_lane = const site::STEP_LANE,

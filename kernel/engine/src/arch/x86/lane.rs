@@ -24,23 +24,18 @@ macro_rules! query {
 
 /// This CPU's control block, checked idle: asks for the CPU (a [`query!`]
 /// at `$label`), leaves register `$block` at the block's state byte
-/// (`control::layout::STATE`) and jumps to `$busy` (a local label, such as
-/// "7f") unless it reads idle. Clobbers EAX, ECX and EDX. The template's
-/// operands must include `current_cpu`, `cpu_size`, `cpus`, `state` and
-/// `idle`.
+/// (`control::layout::STATE`, loaded from `control::STATE_BYTES`) and
+/// jumps to `$busy` (a local label, such as "7f") unless it reads idle.
+/// Clobbers EAX, ECX and EDX. The template's operands must include
+/// `current_cpu`, `state_bytes` and `idle`.
 macro_rules! idle_block_or {
     ($block:literal, $busy:literal, $label:literal) => {
         concat!(
             $crate::arch::imp::lane::query!("current_cpu", $label),
             "\n",
-            "imul ",
+            "mov ",
             $block,
-            ", eax, {cpu_size}\n",
-            "lea ",
-            $block,
-            ", [",
-            $block,
-            " + {cpus} + {state}]\n",
+            ", [{state_bytes} + eax * 4]\n",
             "cmp byte ptr [",
             $block,
             "], {idle}\n",
