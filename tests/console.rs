@@ -531,9 +531,11 @@ fn events_record_their_arguments_into_trace_and_trace_pipe() {
 static REGS_SP: AtomicU32 = AtomicU32::new(0);
 static REGS_FLAGS: AtomicU32 = AtomicU32::new(0);
 static REGS_CS: AtomicU32 = AtomicU32::new(0);
+/// Its DS, ES, FS, GS and SS, in that order.
+static REGS_SEGMENTS: [AtomicU32; 5] = [const { AtomicU32::new(0) }; 5];
 
 /// Gives every general register a value of its own, notes ESP, EFLAGS and
-/// CS, then reaches `regs_target_probe` (a `nop`, with five relocatable
+/// the segment registers, then reaches `regs_target_probe` (a `nop`, with five relocatable
 /// bytes from it: optimizable).
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
@@ -554,6 +556,11 @@ pub extern "C" fn regs_target() {
         "pushfd",
         "pop dword ptr [{flags}]",
         "mov [{cs}], cs",
+        "mov [{segments}], ds",
+        "mov [{segments} + 4], es",
+        "mov [{segments} + 8], fs",
+        "mov [{segments} + 12], gs",
+        "mov [{segments} + 16], ss",
         ".global regs_target_probe",
         "regs_target_probe:",
         "nop",
@@ -565,6 +572,7 @@ pub extern "C" fn regs_target() {
         sp = sym REGS_SP,
         flags = sym REGS_FLAGS,
         cs = sym REGS_CS,
+        segments = sym REGS_SEGMENTS,
     );
 }
 
@@ -617,8 +625,10 @@ fn every_register_fetches_its_own_value() {
                 "cs" => REGS_CS.load(Ordering::SeqCst) & 0xffff,
                 // A breakpoint has no error code.
                 "orig_ax" => 0,
-                // Flat kernel segments: the data selector.
-                _ => 0x10,
+                segment => {
+                    let index = ["ds", "es", "fs", "gs", "ss"].iter().position(|s| *s == segment).unwrap();
+                    REGS_SEGMENTS[index].load(Ordering::SeqCst) & 0xffff
+                }
             }
         };
         let trace = run(&format!("cat {}", tracing("trace")));

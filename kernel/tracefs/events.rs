@@ -269,7 +269,7 @@ fn record_stack(regs: &PtRegs, pid: u32) {
 struct Registers<'a>(&'a PtRegs);
 
 /// In [`WORD_OF`]: a segment register, which a kernel frame does not save
-/// (flat kernel segments: the data selector everywhere).
+/// ([`segment`] reads it).
 const SEGMENT: u8 = u8::MAX;
 
 /// Where each register (indexed by its number) is in a [`PtRegs`]: the
@@ -321,9 +321,25 @@ impl Regs for Registers<'_> {
                 // `self.0` borrows, read through that shared borrow.
                 unsafe { words.add(usize::from(word)).read() }
             }
-            _ => 0x10,
+            _ => segment(reg),
         }
     }
+}
+
+/// A segment register of the probed code: the handler's own, since a
+/// trap taken in the kernel changes none of them (no privilege change),
+/// and neither does a detour or the kretprobe trampoline.
+#[cold]
+fn segment(reg: Register) -> u32 {
+    use x86::segmentation as segments;
+    let selector = match reg {
+        Register::Es => segments::es(),
+        Register::Fs => segments::fs(),
+        Register::Gs => segments::gs(),
+        Register::Ss => segments::ss(),
+        _ => segments::ds(),
+    };
+    u32::from(selector.bits())
 }
 
 /// Kernel memory reads that cannot fault: every page of the range must be
