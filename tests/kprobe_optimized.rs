@@ -1278,3 +1278,79 @@ fn three_cpus_call_an_optimized_probe_while_cpu0_unoptimizes_and_reoptimizes_it(
     );
     unregister_kprobe(&SMP_PRE).unwrap();
 }
+
+/// Pushes two words, then (at `opt_esp_target_probe`, a 5-byte `mov`: an
+/// optimizable site) loads EAX and returns: to its caller only if a
+/// handler took the two words off by raising ESP.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+extern "C" fn opt_esp_target() -> u32 {
+    naked_asm!(
+        "push 0x1111",
+        "push 0x2222",
+        ".global opt_esp_target_probe",
+        "opt_esp_target_probe:",
+        "mov eax, 0x600d",
+        "ret",
+    );
+}
+
+/// Calls `target` with a word pushed that it does not pop, and returns
+/// what it returned: to its own caller only if the kretprobe's return
+/// handler took that word off by raising ESP.
+#[unsafe(naked)]
+extern "C" fn call_leaving_a_word(target: extern "C" fn() -> u32) -> u32 {
+    naked_asm!("mov eax, [esp + 4]", "push 0x3333", "call eax", "ret");
+}
+
+/// The kretprobe's target: returns 0x7e7.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+extern "C" fn opt_esp_ret_target() -> u32 {
+    naked_asm!("mov eax, 0x7e7", "nop", "nop", "nop", "ret");
+}
+
+#[used]
+static ESP_TARGETS: [extern "C" fn() -> u32; 2] = [opt_esp_target, opt_esp_ret_target];
+
+fn raise_esp(_: &Kprobe, regs: &mut PtRegs) -> PreAction {
+    HITS.fetch_add(1, SeqCst);
+    regs.esp += 8;
+    PreAction::Continue
+}
+
+fn raise_esp_on_return(_: &mut KretprobeInstance, regs: &mut PtRegs) {
+    OTHER_HITS.fetch_add(1, SeqCst);
+    regs.esp += 4;
+}
+
+static RAISING: Kprobe = Kprobe::new().symbol("opt_esp_target", 10).pre_handler(raise_esp);
+static RAISING_ON_RETURN: Kretprobe = Kretprobe::new().symbol("opt_esp_ret_target").handler(raise_esp_on_return);
+
+/// A handler that moves ESP (and returns 0) is honoured by every lane that
+/// restores a frame itself: the detour's (optimized) and the `#BP` one
+/// (boosted), and the trampoline's for a return handler. Each target
+/// returns to its caller only if ESP moved; an unprobed call would not.
+#[test_case]
+fn a_handler_that_moves_esp_is_honoured_by_every_lane() {
+    reset(&[&HITS, &OTHER_HITS]);
+    assert_eq!(text_byte(label!(opt_esp_target_probe)), 0xb8, "the probe is at the mov");
+    for optimized in [true, false] {
+        optimization(optimized);
+        register_kprobe(&RAISING).unwrap();
+        assert_eq!(is_optimized(&RAISING), optimized);
+        for _ in 0..CALLS {
+            assert_eq!(black_box(opt_esp_target)(), 0x600d);
+        }
+        unregister_kprobe(&RAISING).unwrap();
+        register_kretprobe(&RAISING_ON_RETURN).unwrap();
+        assert_eq!(is_optimized(&RAISING_ON_RETURN.kp), optimized);
+        for _ in 0..CALLS {
+            assert_eq!(call_leaving_a_word(black_box(opt_esp_ret_target)), 0x7e7);
+        }
+        unregister_kretprobe(&RAISING_ON_RETURN).unwrap();
+    }
+    assert_eq!((load(&HITS), load(&OTHER_HITS)), (2 * CALLS as usize, 2 * CALLS as usize));
+    assert_eq!((RAISING.nmissed(), RAISING_ON_RETURN.nmissed()), (0, 0));
+    optimization(true);
+}

@@ -11,7 +11,8 @@
 //! breakpoint, debug and other exceptions (see the crate docs), and define
 //! the global symbol `probe_engine_trap_return`: code that restores a
 //! [`PtRegs`](crate::PtRegs) frame at ESP (honouring a changed `esp`) and
-//! returns from it with `iretd` — the kretprobe trampoline leaves through it.
+//! returns from it with `iretd` — the engine's own frames (the kretprobe
+//! trampoline's, a detour's) leave through it when a handler moved ESP.
 use core::ops::Range;
 
 /// A function in the host's image, as the host's symbol table has it.
@@ -42,7 +43,8 @@ pub enum PatchError {
 /// [`trap`](crate::trap)) and defines the global symbol
 /// `probe_engine_trap_return`: code that restores a
 /// [`PtRegs`](crate::PtRegs) frame at ESP (honouring a changed `esp`) and
-/// returns from it with `iretd`; the kretprobe trampoline leaves through it.
+/// returns from it with `iretd`; the engine's own frames (the kretprobe
+/// trampoline's, a detour's) leave through it when a handler moved ESP.
 pub trait Host {
     /// Writes `bytes` at `address` in kernel text, however the host keeps
     /// text read-only, and serializes the calling CPU so its next fetch

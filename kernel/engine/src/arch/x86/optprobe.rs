@@ -4,10 +4,13 @@
 //! instruction slot (Linux's `optprobe_template`, `arch/x86/kernel/kprobes/
 //! opt.c`). The detour builds the same [`PtRegs`] frame a breakpoint trap
 //! would, names its site, and enters the shared [`optprobe_entry`], which
-//! calls the generic dispatcher with interrupts off and leaves through the
-//! host's trap exit (`probe_engine_trap_return`): `iretd` to the EIP the
-//! dispatcher chose, normally the detour's relocated copy of the displaced
-//! instructions, which ends in a jump back after them.
+//! runs the hit with interrupts off and leaves with `iretd` to the EIP the
+//! hit chose, normally the detour's relocated copy of the displaced
+//! instructions, which ends in a jump back after them. The frame is the
+//! engine's own, so the fast lane restores it itself; a hit whose handler
+//! moved ESP, and every hit of the generic dispatcher, leave through the
+//! host's trap exit (`probe_engine_trap_return`), which moves the frame to
+//! end at the new ESP.
 //!
 //! ```text
 //!   detour + 0:  pushfd                  EFLAGS as the probed code had them
@@ -52,7 +55,9 @@ const _: () = assert!(DETOUR_COPY_OFFSET + MAX_DISPLACED_COPY <= SLOT_SIZE);
 /// frame a breakpoint's (vector 3, error code 0), runs the probe exactly as
 /// the dispatcher would (the control block running it), and resumes in
 /// this detour's copy unless the handler redirected. The frame changes
-/// only once the lane has taken the hit.
+/// only once the lane has taken the hit. It leaves by restoring the frame
+/// and `iretd`, unless a handler moved ESP: then through the host's trap
+/// exit, which honours that.
 ///
 /// # Safety
 /// Never called: only reached by a detour's `jmp`, with the detour's
@@ -90,7 +95,16 @@ pub unsafe extern "C" fn optprobe_entry() {
         "mov [esp + {eip}], esi",
         "2:",
         "mov byte ptr [ebx], {idle}",
-        "jmp probe_engine_trap_return",
+        // The frame is the lane's own: unless a handler moved ESP (the
+        // host's trap exit moves the frame for that), restore it here.
+        // (The expected ESP is computed again: an entry routine keeps only
+        // EBX and ESI, see `EntryLane`.)
+        "lea ecx, [esp + {size}]",
+        "cmp [esp + {esp}], ecx",
+        "jne probe_engine_trap_return",
+        "popad",
+        "add esp, 8", // vector, error code
+        "iretd",
         // Every other hit: the generic dispatcher.
         "8:",
         "push esp",

@@ -5,10 +5,11 @@
 //! with ESP just above that slot. The trampoline builds the same
 //! [`PtRegs`] a trap would (so handlers get an ordinary `PtRegs`), handles
 //! the common return in an assembly lane or calls the generic dispatcher,
-//! with interrupts off, and leaves through the host's trap exit
-//! (`probe_engine_trap_return`): `iretd` to the EIP the lane or dispatcher
-//! wrote (the real return address), with every register and EFLAGS as the
-//! function left them.
+//! with interrupts off, and leaves with `iretd` to the EIP the lane or
+//! dispatcher wrote (the real return address), with every register and
+//! EFLAGS as the function left them. The lane restores its own frame; a
+//! return whose handler moved ESP, and the dispatcher's, leave through the
+//! host's trap exit (`probe_engine_trap_return`), which honours that.
 //!
 //! ```text
 //!   slot + 4 ->  (caller's stack)          = frame.esp
@@ -42,7 +43,8 @@ pub const KRETPROBE_VECTOR: u32 = 0xffff_ffff;
 /// engine keeps it `fastcall`), the instance is unlinked, the block is
 /// idle again and the instance goes back to its pool with one `lock bts`
 /// (its bit in the pool's free set), the lane's last access to the
-/// instance or the pool.
+/// instance or the pool. It then restores the frame and returns with
+/// `iretd`, or, if the handler moved ESP, leaves through the host's exit.
 /// Every other return (several kretprobes on one call, a callee that
 /// popped its arguments, a reentry, an unregistered kretprobe, a lost
 /// return) goes to `trampoline_dispatch` with nothing changed.
@@ -117,7 +119,14 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         // the instance; the last access to the instance and the pool.
         "mov eax, [ebx + {free_bit}]",
         "lock bts dword ptr [ebx], eax",
-        "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
+        // The frame is the trampoline's own: unless the handler moved ESP
+        // (the host's trap exit moves the frame for that), restore it here.
+        "lea ecx, [esp + {size}]",
+        "cmp [esp + {esp}], ecx",
+        "jne probe_engine_trap_return",
+        "popad",
+        "add esp, 8", // vector, error code
+        "iretd",
         // Every other return: the generic dispatcher.
         "8:",
         "push esp", // the frame's address (push stores ESP as it was)
