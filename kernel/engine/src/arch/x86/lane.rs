@@ -1,7 +1,8 @@
 //! Pieces of assembly the fast lanes share, as `naked_asm!` template
 //! strings: each lane (`fastpath`, `optprobe`, `trampoline`) finds this
-//! CPU's control block and takes it in the same few instructions, so they
-//! are written once, here.
+//! CPU's control block and takes it in the same few instructions, and the
+//! lanes that build their own frames leave them the same way, so these are
+//! written once, here.
 //!
 //! The lanes ask the host for the current CPU and task with a call
 //! ([`query!`]), six bytes long. For a host whose `host!` promises both at
@@ -69,7 +70,26 @@ macro_rules! run_probe {
     };
 }
 
-pub(crate) use {idle_block_or, query, run_probe};
+/// Leaves a lane whose `PtRegs` frame (at ESP) the engine built itself: if
+/// no handler moved its ESP, restores it and returns with `iretd`; else
+/// through the host's trap exit (`probe_engine_trap_return`), which moves
+/// the frame to end at the new ESP first. The expected ESP is computed from
+/// ESP (an entry routine keeps only EBX and ESI, see `EntryLane`).
+/// Operands: `size` (the frame's) and `esp` (its `esp` field's offset).
+macro_rules! restore_own_frame {
+    () => {
+        concat!(
+            "lea ecx, [esp + {size}]\n",
+            "cmp [esp + {esp}], ecx\n",
+            "jne probe_engine_trap_return\n",
+            "popad\n",
+            "add esp, 8\n", // vector, error code
+            "iretd"
+        )
+    };
+}
+
+pub(crate) use {idle_block_or, query, restore_own_frame, run_probe};
 
 /// Every [`query!`] in the lanes: its label, and whether it asks for the
 /// CPU (else the task).

@@ -95,16 +95,7 @@ pub unsafe extern "C" fn optprobe_entry() {
         "mov [esp + {eip}], esi",
         "2:",
         "mov byte ptr [ebx], {idle}",
-        // The frame is the lane's own: unless a handler moved ESP (the
-        // host's trap exit moves the frame for that), restore it here.
-        // (The expected ESP is computed again: an entry routine keeps only
-        // EBX and ESI, see `EntryLane`.)
-        "lea ecx, [esp + {size}]",
-        "cmp [esp + {esp}], ecx",
-        "jne probe_engine_trap_return",
-        "popad",
-        "add esp, 8", // vector, error code
-        "iretd",
+        lane::restore_own_frame!(),
         // Every other hit: the generic dispatcher.
         "8:",
         "push esp",

@@ -119,14 +119,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         // the instance; the last access to the instance and the pool.
         "mov eax, [ebx + {free_bit}]",
         "lock bts dword ptr [ebx], eax",
-        // The frame is the trampoline's own: unless the handler moved ESP
-        // (the host's trap exit moves the frame for that), restore it here.
-        "lea ecx, [esp + {size}]",
-        "cmp [esp + {esp}], ecx",
-        "jne probe_engine_trap_return",
-        "popad",
-        "add esp, 8", // vector, error code
-        "iretd",
+        lane::restore_own_frame!(),
         // Every other return: the generic dispatcher.
         "8:",
         "push esp", // the frame's address (push stores ESP as it was)
