@@ -535,8 +535,8 @@ static REGS_CS: AtomicU32 = AtomicU32::new(0);
 static REGS_SEGMENTS: [AtomicU32; 5] = [const { AtomicU32::new(0) }; 5];
 
 /// Gives every general register a value of its own, notes ESP, EFLAGS and
-/// the segment registers, then reaches `regs_target_probe` (a `nop`, with five relocatable
-/// bytes from it: optimizable).
+/// the segment registers, then reaches `regs_target_probe` (a `nop`, with
+/// five relocatable bytes from it: optimizable).
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub extern "C" fn regs_target() {
@@ -588,6 +588,7 @@ fn every_register_fetches_its_own_value() {
     }
     let probe = &raw const regs_target_probe as usize;
     let offset = probe - regs_target as *const () as usize;
+    let size = symbols::lookup_name("regs_target").unwrap().size;
     let events = [
         ("few", "ax=%ax bx=%bx sp=%sp"),
         ("mid", "ax=%ax bx=%bx cx=%cx dx=%dx si=%si di=%di bp=%bp ip=%ip"),
@@ -644,7 +645,7 @@ fn every_register_fetches_its_own_value() {
                         format!("{field}={:#x}", value(field))
                     })
                     .collect();
-                format!("{name}: (regs_target+{offset:#x}/{:#x}) {}", regs_target_size(), fields.join(" "))
+                format!("{name}: (regs_target+{offset:#x}/{size:#x}) {}", fields.join(" "))
             })
             .collect();
         assert_eq!(got, expected, "optimized: {optimized}");
@@ -652,10 +653,6 @@ fn every_register_fetches_its_own_value() {
     }
     probe_kernel::kprobes::set_optimization(true).unwrap();
     probe_kernel::task::set_affinity(None);
-}
-
-fn regs_target_size() -> usize {
-    symbols::lookup_name("regs_target").unwrap().size
 }
 
 #[test_case]

@@ -241,10 +241,6 @@ impl<'m> CpuBuffer<'m> {
             // broken contract): start over from an empty, consistent ring.
             (head, head_phys) = self.resync(head, cap);
         }
-        // Every record that starts before `head + words - cap` shares memory
-        // with the new one (it lies within `cap` words behind the new
-        // record's end); `start + cap >= end` says none is left. Positions
-        // stay far below 2^63: no sum here overflows.
         // W1 from what this writer already knows: `room` words past `head`
         // were free when it last saw `start`, which only grows. That
         // observation or claim was followed by the W2 fence, which thus
@@ -254,6 +250,10 @@ impl<'m> CpuBuffer<'m> {
             self.room.store(room.wrapping_sub(words), Relaxed);
             return Ok(Claim { mem, head, head_phys, words });
         }
+        // Every record that starts before `head + words - cap` shares memory
+        // with the new one (it lies within `cap` words behind the new
+        // record's end); `start + cap >= end` says none is left. Positions
+        // stay far below 2^63: no sum here overflows.
         let end = head.wrapping_add(words as u64);
         let overwrite = control.overwrite.load(Relaxed);
         // Acquire: if a reader took records up to here, its copies are done
@@ -307,8 +307,8 @@ impl<'m> CpuBuffer<'m> {
         // the writes that find room from `room` alone.
         fence(Release);
         // `start + cap >= end` (the loop's exit) and `start <= head < end`:
-        // what is left is below `cap`.
-        // (At most `cap` even if two writers broke the contract.)
+        // what is left is below `cap` (`min` keeps it so even if two writers
+        // broke the contract).
         self.room.store((start.wrapping_add(cap as u64).wrapping_sub(end) as usize).min(cap), Relaxed);
         Ok(Claim { mem, head, head_phys, words })
     }

@@ -60,10 +60,10 @@
 //!   past them all with one compare-and-swap (if a reader took the oldest
 //!   first, just look again), counting an overrun each; in stop-when-full
 //!   mode, count a drop and give up. `start` is loaded with Acquire. The
-//!   writer keeps the highest `start` it has seen or made: while that
-//!   alone shows room (`start` only grows), W1 loads nothing and claims
-//!   nothing, and the W2 fence that followed that observation precedes
-//!   this record's stores as well.
+//!   writer keeps count of the room it last saw past `head` (less what it
+//!   has claimed since): while that covers the record (`start` only
+//!   grows), W1 loads nothing and claims nothing, and the W2 fence that
+//!   followed that observation precedes this record's stores as well.
 //! - **W2** A Release fence, then the header and payload are stored (as
 //!   relaxed atomic stores: the memory is `[AtomicU32]`).
 //! - **W3** Commit: `head` moves past the record with Release. Only the
@@ -91,8 +91,9 @@
 //! writer stores there (W2) only after W1 saw `start` past the record,
 //! either by its own claim or by loading a value a consumer's or clear's
 //! compare-and-swap left (possibly in an earlier write, whose W2 fence
-//! then also precedes this store). So suppose a word was read from such a store: the
-//! writer's Release fence (W2) precedes that store and the reader's Acquire
+//! then also precedes this store). So suppose a word was read from such a
+//! store: the writer's Release fence (W2) precedes that store and the
+//! reader's Acquire
 //! fence (R3) follows that load, so the fences synchronize, and the
 //! writer's claim or load of `start` in W1 happens before the reader's R3
 //! access of `start`. By coherence that access sees `start` at least where

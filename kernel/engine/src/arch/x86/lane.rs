@@ -15,7 +15,7 @@ use crate::host;
 /// A call of the host's lane query `$query` (the template operand
 /// `current_cpu` or `current_task`): result in EAX, ECX and EDX clobbered.
 /// The call is `call rel32` behind a DS prefix, six bytes, at the global
-/// label `$label`, which [`QUERY_SITES`] lists, so that [`inline_queries`]
+/// label `$label`, which `query_sites` lists, so that [`inline_queries`]
 /// can rewrite it as a GS load.
 macro_rules! query {
     ($query:literal, $label:literal) => {
