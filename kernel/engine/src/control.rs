@@ -77,6 +77,11 @@ pub fn trap_path_active() -> bool {
 /// What the trap path of this CPU is in the middle of. Each variant
 /// carries what that stage needs; the block changes only through the
 /// transition methods of [`ControlBlock`], which refuse illegal moves.
+///
+/// The tag of every state but `Idle` is odd: the assembly lanes take an
+/// idle block with one `bts` of the tag's bit 0, which makes `Idle` into
+/// `Handlers` and, on a busy block, sets a bit already set (see
+/// `arch::imp::lane::take_idle_block_or`).
 #[derive(Clone, Copy)]
 #[repr(u8)] // a plain tag byte: every transition's check is one compare
 pub(crate) enum State {
@@ -88,13 +93,13 @@ pub(crate) enum State {
     Handlers { site: Option<&'static Site>, running: Option<&'static Kprobe> } = 1,
     /// `site`'s instruction is being single-stepped in its slot; `step`
     /// holds what to restore after it.
-    SingleStep { site: &'static Site, step: StepState } = 2,
+    SingleStep { site: &'static Site, step: StepState } = 3,
     /// A probe hit inside handlers or a step: `site`'s instruction is
     /// stepped without handlers, then `outer` is restored.
-    Reenter { site: &'static Site, step: StepState, outer: Outer },
+    Reenter { site: &'static Site, step: StepState, outer: Outer } = 5,
     /// A fatal report is being printed: every hit runs its instruction
     /// without handlers, as a reentry would.
-    Reporting,
+    Reporting = 7,
 }
 
 /// What a breakpoint hit means in the current state.
@@ -432,7 +437,7 @@ pub(crate) mod layout {
     const _: () = assert!(size_of::<Option<&Site>>() == 4 && size_of::<Option<&Kprobe>>() == 4);
     const _: () = assert!(size_of::<State>() >= HANDLERS_RUNNING + 4);
     /// The tag of `State::SingleStep`.
-    pub const SINGLE_STEP: u8 = 2;
+    pub const SINGLE_STEP: u8 = 3;
     /// `State::SingleStep::site`, from the tag: where `Handlers` keeps its
     /// site too, so the step keeps the site the hit set.
     pub const STEP_SITE: usize = size_of::<u8>().next_multiple_of(align_of::<&Site>());
@@ -441,6 +446,15 @@ pub(crate) mod layout {
     pub const STEP_FLAGS: usize = (STEP_SITE + size_of::<&Site>()).next_multiple_of(align_of::<StepState>());
     const _: () = assert!(STEP_SITE == HANDLERS_SITE && size_of::<StepState>() == 4);
     const _: () = assert!(size_of::<State>() >= STEP_FLAGS + 4);
+    /// The tag byte of `state` (a `repr(u8)` enum starts with it).
+    const fn tag(state: &State) -> u8 {
+        // SAFETY: `State` is `repr(u8)`: its first byte is the tag.
+        unsafe { *(state as *const State as *const u8) }
+    }
+    const _: () = assert!(tag(&State::Idle) == IDLE && IDLE == 0);
+    const _: () = assert!(tag(&State::Handlers { site: None, running: None }) == HANDLERS && HANDLERS == IDLE | 1);
+    // Every other state's tag is odd, so the lanes' `bts` finds it busy.
+    const _: () = assert!(tag(&State::Reporting) % 2 == 1);
 }
 
 /// One entry per CPU, as Linux's per-CPU `kprobe_ctlblk`.

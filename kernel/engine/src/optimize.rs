@@ -201,7 +201,7 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
         return;
     }
     let Some(slot) = registry::allocate_detour_slot() else { return };
-    let image = optprobe::detour_image(site as *const Site as usize, &displaced, slot);
+    let image = optprobe::detour_image(site as *const Site as usize, registry::detour_record(slot), &displaced, slot);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
     unsafe { crate::slots::write(slot, &image) };
     registry::publish_detour(registry, site, Some(Detour { slot, displaced }));
@@ -304,18 +304,19 @@ pub(crate) fn reconsider_around(registry: &Guard, address: usize) {
     }
 }
 
-/// An optimized hit: called by `optprobe_entry` (interrupts off) with the
-/// frame its detour built. The same as a breakpoint hit, except that no
+/// An optimized hit the detour does not take itself (this CPU's block is
+/// busy, or the detour's record is `optprobe::GONE`): called by the
+/// detour's slow path (interrupts off) with the frame it built and the
+/// detour's address. The same as a breakpoint hit, except that no
 /// exception was taken and the displaced instructions resume in the
 /// detour's copy.
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
-    // SAFETY: the detour executed `cli` after saving the flags, and
-    // `optprobe_entry` is the engine's own trap entry.
+pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs, detour: usize) {
+    // SAFETY: the detour executed `cli` after saving the flags, and its
+    // slow path is the engine's own trap entry.
     let mut cx = unsafe { TrapContext::enter() };
     let cx = &mut cx;
-    let (site_address, detour) = optprobe::take_site_and_detour(regs);
-    let site = registry::site_at(site_address);
+    let site = registry::detour_site(detour);
     let copy = copy_entry(detour);
     // This CPU may have jumped in before the site was unoptimized (it
     // stopped at the detour's first instruction, interrupts still on); the
@@ -346,8 +347,8 @@ pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs) {
     transition(cx, ControlBlock::finish);
 }
 
-/// Whether `address` is where `optprobe_entry`'s call to the dispatcher
-/// returns (the unwinder continues through the frame there).
+/// Whether `address` is where a detour's slow path calls the dispatcher
+/// (the unwinder continues through the frame there).
 pub fn is_dispatcher_return_site(address: usize) -> bool {
     address == optprobe::dispatch_return_site() || crate::arch::imp::fastpath::is_fast_return_site(address)
 }

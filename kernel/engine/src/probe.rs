@@ -224,6 +224,13 @@ impl Kprobe {
         }
     }
 
+    /// The engine's own sentinel probes: a probe whose entry routine is
+    /// `entry` (see `arch::imp::optprobe::GONE`).
+    pub(crate) const fn with_entry(mut self, entry: EntryLane) -> Self {
+        self.entry = entry;
+        self
+    }
+
     /// Probes the instruction at `address` (e.g. `my_function as *const ()`).
     pub const fn address(mut self, address: *const ()) -> Self {
         self.location = match self.location {

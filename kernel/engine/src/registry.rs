@@ -22,7 +22,7 @@ use super::error::KprobeError;
 use super::probe::{Kprobe, KprobeFlags, Location, ProbeKind};
 use super::quiesce::{self, Quiesced, quiesce};
 use crate::arch::imp::slot::PrepareError;
-use crate::arch::imp::{self as arch, ArchSite};
+use crate::arch::imp::{self as arch, ArchSite, optprobe};
 use crate::optimize::{self, Detour};
 use core::cell::UnsafeCell;
 use core::ops::Range;
@@ -98,8 +98,6 @@ pub(crate) mod layout {
     pub const LONE: usize = offset_of!(Site, lone);
     /// `Site::step_lane`.
     pub const STEP_LANE: usize = offset_of!(Site, step_lane);
-    /// `Site::detour_slot`.
-    pub const DETOUR_SLOT: usize = offset_of!(Site, detour_slot);
     // Site `n` is at `(n + 1) * SITE_SIZE` in `SITE_TABLE`: index entries
     // are numbers + 1, so entry `e` is the site at `e * SITE_SIZE`, and the
     // empty entry 0 is the sentinel.
@@ -312,7 +310,7 @@ fn give_back_site_number(number: usize) {
 
 /// Site number + 1 of the site whose instruction slot each slot is, 0 for
 /// none: the fault path finds a boosted copy's site in O(1).
-static SLOT_SITE: [AtomicU16; crate::slots::SLOT_COUNT] = [const { AtomicU16::new(0) }; crate::slots::SLOT_COUNT];
+static SLOT_SITE: [AtomicU16; crate::slots::TOTAL_SLOTS] = [const { AtomicU16::new(0) }; crate::slots::TOTAL_SLOTS];
 
 /// The number of `site` in the table.
 #[unsafe(link_section = ".kprobes.text")]
@@ -578,15 +576,6 @@ fn function_checksum(function: &Range<usize>) -> u32 {
     probe_engine_core::decode::checksum(function.clone().map(original_byte))
 }
 
-/// The site at `address` in the table (an optimized hit's frame names its
-/// site so, as its detour pushed it): found by its number, so a wrong
-/// address still yields a site of the table, never a dangling reference.
-#[unsafe(link_section = ".kprobes.text")]
-#[inline(always)]
-pub(crate) fn site_at(address: usize) -> &'static Site {
-    site_by_number(address.wrapping_sub(SITES.as_ptr() as usize) / core::mem::size_of::<Site>())
-}
-
 /// Site number `number`.
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
@@ -606,6 +595,45 @@ pub(crate) fn each_site(mut f: impl FnMut(&'static Site)) {
     }
 }
 
+/// Per detour slot (`slots::Kind::Detour`), the record its detour reads
+/// on every hit: the site's fast probe while the detour is its site's and
+/// the site has one (see [`replan`]), else `optprobe::GONE`, which sends
+/// the hit to the generic dispatcher. Never null once a detour was made.
+static DETOUR_PROBES: [AtomicPtr<Kprobe>; crate::slots::DETOUR_COUNT] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; crate::slots::DETOUR_COUNT];
+/// Per detour slot, the site its detour was made for. It stays after the
+/// site drops the detour, for a CPU that resumes in it
+/// (`optimize::optimized_dispatch`), until the slot is reused.
+static DETOUR_SITES: [AtomicPtr<Site>; crate::slots::DETOUR_COUNT] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; crate::slots::DETOUR_COUNT];
+
+/// The number of the detour slot at `slot` in [`DETOUR_PROBES`].
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn detour_number(slot: usize) -> usize {
+    crate::slots::slot_index(slot) - crate::slots::SLOT_COUNT
+}
+
+/// The address of the record the detour at `slot` reads (see
+/// [`DETOUR_PROBES`]), to be written into the detour.
+pub(crate) fn detour_record(slot: usize) -> usize {
+    &DETOUR_PROBES[detour_number(slot)] as *const AtomicPtr<Kprobe> as usize
+}
+
+/// The site the detour at `slot` was made for (trap path: O(1), no lock).
+#[unsafe(link_section = ".kprobes.text")]
+pub(crate) fn detour_site(slot: usize) -> &'static Site {
+    let site = DETOUR_SITES[detour_number(slot)].load(Ordering::Acquire);
+    // SAFETY: set to a `SITES` entry before the detour's site could jump
+    // to it (`publish_detour`), and only ever replaced by another.
+    unsafe { &*site }
+}
+
+/// Sets the record of the detour at `slot` (see [`DETOUR_PROBES`]).
+fn set_detour_probe(slot: usize, probe: *const Kprobe) {
+    DETOUR_PROBES[detour_number(slot)].store(probe.cast_mut(), Ordering::Release);
+}
+
 /// Publishes (or with `None`, unpublishes) `site`'s detour. Unpublishing
 /// leaves the displaced instructions readable for traps still on their
 /// way; the caller syncs every CPU before the slot is reused or a new
@@ -617,6 +645,8 @@ pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<Deto
             // became 0 (see `Sync`): no one reads `displaced`.
             unsafe { *site.displaced.get() = Some(detour.displaced) };
             SLOT_SITE[crate::slots::slot_index(detour.slot)].store(site_number(site) as u16 + 1, Ordering::Release);
+            DETOUR_SITES[detour_number(detour.slot)].store(ptr::from_ref(site).cast_mut(), Ordering::Release);
+            set_detour_probe(detour.slot, &optprobe::GONE); // until `replan` below
             if site.detour_slot.swap(detour.slot, Ordering::AcqRel) == 0 {
                 DETOURS.fetch_add(1, Ordering::Relaxed);
             }
@@ -624,6 +654,7 @@ pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<Deto
         None => {
             if let Some(old) = site.detour() {
                 SLOT_SITE[crate::slots::slot_index(old.slot)].store(0, Ordering::Release);
+                set_detour_probe(old.slot, &optprobe::GONE);
                 DETOURS.fetch_sub(1, Ordering::Relaxed);
             }
             site.detour_slot.store(0, Ordering::Release);
@@ -639,7 +670,8 @@ pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<Deto
 /// sees the old plan or the new, as it saw the old or the new flag before.
 #[unsafe(link_section = ".kprobes.text")]
 fn replan(site: &Site) {
-    let resume = match site.detour_slot.load(Ordering::Acquire) {
+    let detour = site.detour_slot.load(Ordering::Acquire);
+    let resume = match detour {
         0 if site.boosted() => site.arch().boost_entry(),
         0 => 0,
         slot => optimize::copy_entry(slot),
@@ -665,6 +697,9 @@ fn replan(site: &Site) {
         _ => ptr::null_mut(),
     };
     site.fast.store(fast, Ordering::Release);
+    if detour != 0 {
+        set_detour_probe(detour, if fast.is_null() { &optprobe::GONE } else { fast });
+    }
     let step_lane = match lone_probe {
         Some(probe) if resume == 0 && probe.kind == ProbeKind::Plain && site.arch().step.is_simple() => {
             site.arch() as *const ArchSite as *mut ArchSite
@@ -683,13 +718,9 @@ pub(crate) fn any_detours() -> bool {
 /// while there are none, no jump hides original bytes.
 static DETOURS: AtomicUsize = AtomicUsize::new(0);
 
-/// A slot for a detour, if one can be spared: every site that could
-/// still be registered keeps one for its instruction.
+/// A detour slot, if one is free.
 pub(crate) fn allocate_detour_slot() -> Option<usize> {
-    if crate::slots::free_count() <= MAX_SITES - site_count() {
-        return None;
-    }
-    crate::slots::allocate(slot_in_use)
+    crate::slots::allocate(crate::slots::Kind::Detour, slot_in_use)
 }
 
 fn prepare_error(error: PrepareError) -> KprobeError {

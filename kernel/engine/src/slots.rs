@@ -14,19 +14,70 @@
 //! `synchronize_rcu_tasks`.
 use spin::Mutex;
 
-/// Bytes per slot: room for two copies of a probed instruction, one for
-/// single-stepping (up to 15 bytes) and one relocated for boosting with its
-/// jump back (up to 15 + 5 bytes); see `arch::x86::slot`.
+/// Bytes per instruction slot: room for two copies of a probed
+/// instruction, one for single-stepping (up to 15 bytes) and one relocated
+/// for boosting with its jump back (up to 15 + 5 bytes); see
+/// `arch::x86::slot`.
 pub const SLOT_SIZE: usize = 48;
-/// Number of slots: one per probe site ([`MAX_SITES`](crate::MAX_SITES)),
-/// one more per site for the detours of jump-optimized probes, and 256 more
-/// for `text_poke_bp` and for slots held back as garbage. (The host's slot
-/// memory need not take room in the image: it can be uninitialized.)
-pub const SLOT_COUNT: usize = 2 * crate::registry::MAX_SITES + 256;
-const _: () = assert!(SLOT_COUNT <= u16::MAX as usize);
+/// Number of instruction slots: one per probe site
+/// ([`MAX_SITES`](crate::MAX_SITES)), and 256 more for `text_poke_bp` and
+/// for slots held back as garbage.
+pub const SLOT_COUNT: usize = crate::registry::MAX_SITES + 256;
 
-/// Bytes of slot memory the host must provide.
-pub const SLOT_MEMORY_SIZE: usize = SLOT_SIZE * SLOT_COUNT;
+/// Bytes per detour slot: a jump-optimized probe's detour, its own code
+/// with its probe's addresses written in, then the displaced instructions
+/// (see `arch::x86::optprobe`).
+pub const DETOUR_SIZE: usize = 128;
+/// Number of detour slots: at most this many probes are jump-optimized at
+/// once; beyond, a probe stays on its breakpoint (boosted), which is always
+/// correct. 4,096 is far more than the functions anyone probes by hand, and
+/// keeps the memory behind all of them at 512 KiB.
+pub const DETOUR_COUNT: usize = 4096;
+const _: () = assert!(SLOT_COUNT + DETOUR_COUNT <= u16::MAX as usize);
+
+/// Bytes of slot memory the host must provide: the instruction slots, then
+/// the detour slots. (It need not take room in the image: it can be
+/// uninitialized.)
+pub const SLOT_MEMORY_SIZE: usize = SLOT_SIZE * SLOT_COUNT + DETOUR_SIZE * DETOUR_COUNT;
+
+/// The two kinds of slot, each with a pool of its own in one region.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// An instruction slot ([`SLOT_SIZE`] bytes).
+    Instruction,
+    /// A detour slot ([`DETOUR_SIZE`] bytes).
+    Detour,
+}
+
+impl Kind {
+    /// Bytes per slot of this kind.
+    pub const fn size(self) -> usize {
+        match self {
+            Kind::Instruction => SLOT_SIZE,
+            Kind::Detour => DETOUR_SIZE,
+        }
+    }
+
+    /// Where this kind's slots start in the region.
+    const fn offset(self) -> usize {
+        match self {
+            Kind::Instruction => 0,
+            Kind::Detour => SLOT_SIZE * SLOT_COUNT,
+        }
+    }
+
+    /// The first slot number of this kind (slots are numbered across both
+    /// kinds, instruction slots first).
+    const fn first(self) -> usize {
+        match self {
+            Kind::Instruction => 0,
+            Kind::Detour => SLOT_COUNT,
+        }
+    }
+}
+
+/// Slot numbers across both kinds.
+pub const TOTAL_SLOTS: usize = SLOT_COUNT + DETOUR_COUNT;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -37,25 +88,26 @@ enum State {
 
 /// Every slot's state, with the free and the garbage slots on stacks of
 /// their own, so allocation and freeing are O(1) however many slots exist;
-/// only a collection looks at every garbage slot (and there are few).
-struct Pool {
-    state: [State; SLOT_COUNT],
-    free: [u16; SLOT_COUNT],
+/// only a collection looks at every garbage slot (and there are few). One
+/// per kind; indices are within the kind.
+struct Pool<const N: usize> {
+    state: [State; N],
+    free: [u16; N],
     free_len: usize,
-    garbage: [u16; SLOT_COUNT],
+    garbage: [u16; N],
     garbage_len: usize,
 }
 
-impl Pool {
+impl<const N: usize> Pool<N> {
     const fn new() -> Self {
         // Popped from the top: the lowest slot first.
-        let mut free = [0u16; SLOT_COUNT];
+        let mut free = [0u16; N];
         let mut i = 0;
-        while i < SLOT_COUNT {
-            free[i] = (SLOT_COUNT - 1 - i) as u16;
+        while i < N {
+            free[i] = (N - 1 - i) as u16;
             i += 1;
         }
-        Pool { state: [State::Free; SLOT_COUNT], free, free_len: SLOT_COUNT, garbage: [0; SLOT_COUNT], garbage_len: 0 }
+        Pool { state: [State::Free; N], free, free_len: N, garbage: [0; N], garbage_len: 0 }
     }
 
     fn push_free(&mut self, index: usize) {
@@ -63,9 +115,48 @@ impl Pool {
         self.free[self.free_len] = index as u16;
         self.free_len += 1;
     }
+
+    /// See [`allocate`]: `address` gives the slot within the kind's address.
+    fn allocate(
+        &mut self,
+        in_use: impl Fn(core::ops::Range<usize>) -> bool,
+        range: impl Fn(usize) -> core::ops::Range<usize>,
+    ) -> Option<usize> {
+        let mut kept = 0;
+        for i in 0..self.garbage_len {
+            let index = self.garbage[i] as usize;
+            if in_use(range(index)) {
+                self.garbage[kept] = index as u16;
+                kept += 1;
+            } else {
+                self.push_free(index);
+            }
+        }
+        self.garbage_len = kept;
+        if self.free_len == 0 {
+            return None;
+        }
+        self.free_len -= 1;
+        let index = self.free[self.free_len] as usize;
+        self.state[index] = State::Used;
+        Some(index)
+    }
+
+    fn free(&mut self, index: usize, busy: bool) {
+        assert!(self.state[index] == State::Used, "slot {index} freed twice");
+        if busy {
+            self.state[index] = State::Garbage;
+            let top = self.garbage_len;
+            self.garbage[top] = index as u16;
+            self.garbage_len += 1;
+        } else {
+            self.push_free(index);
+        }
+    }
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool::new());
+static POOL: Mutex<Pool<SLOT_COUNT>> = Mutex::new(Pool::new());
+static DETOURS: Mutex<Pool<DETOUR_COUNT>> = Mutex::new(Pool::new());
 
 /// Slot ranges written since the host last asked ([`take_written`]); past
 /// [`WRITTEN_MAX`] of them, the whole region counts as written.
@@ -76,89 +167,132 @@ struct Written {
 }
 static WRITTEN: Mutex<Written> = Mutex::new(Written { slots: [0; WRITTEN_MAX], count: 0 });
 
-/// A slot's address.
+/// The address of slot `index` (numbered across both kinds).
 pub fn slot_address(index: usize) -> usize {
-    crate::host::slot_memory().start + index * SLOT_SIZE
+    let kind = if index < SLOT_COUNT { Kind::Instruction } else { Kind::Detour };
+    base() + kind.offset() + (index - kind.first()) * kind.size()
 }
 
-/// The index of the slot at `address`.
+/// The number of the slot `address` lies in (across both kinds), and its
+/// kind. `address` must lie in [`region`].
+pub fn slot_of(address: usize) -> (usize, Kind) {
+    let (index, kind, _) = locate(address);
+    (index, kind)
+}
+
+/// The number of the slot at `address` (see [`slot_of`]).
 pub fn slot_index(address: usize) -> usize {
-    (address - slot_address(0)) / SLOT_SIZE
+    locate(address).0
+}
+
+/// [`slot_of`], and the slot's bytes: one question to the host.
+fn locate(address: usize) -> (usize, Kind, core::ops::Range<usize>) {
+    // Written out per kind, so each division is by a constant.
+    fn within(region: usize, offset: usize, kind: Kind) -> (usize, Kind, core::ops::Range<usize>) {
+        let number = (offset - kind.offset()) / kind.size();
+        let start = region + kind.offset() + number * kind.size();
+        (kind.first() + number, kind, start..start + kind.size())
+    }
+    let region = base();
+    let offset = address - region;
+    if offset < Kind::Detour.offset() {
+        within(region, offset, Kind::Instruction)
+    } else {
+        within(region, offset, Kind::Detour)
+    }
 }
 
 /// The whole slot region (for "is this EIP inside a slot?").
 pub fn region() -> core::ops::Range<usize> {
-    let start = crate::host::slot_memory().start;
+    let start = base();
     start..start + SLOT_MEMORY_SIZE
+}
+
+/// The detour slots' part of the region.
+pub fn detour_region() -> core::ops::Range<usize> {
+    let start = base() + Kind::Detour.offset();
+    start..start + DETOUR_SIZE * DETOUR_COUNT
+}
+
+/// The start of the slot region (the host's answer, a constant once the
+/// kernel is linked).
+#[inline(always)]
+fn base() -> usize {
+    crate::host::slot_memory().start
 }
 
 /// Checks the host's slot memory at boot.
 pub(crate) fn check_memory() {
     let memory = crate::host::slot_memory();
-    assert!(memory.len() >= SLOT_MEMORY_SIZE, "the host's slot memory holds fewer than {SLOT_COUNT} slots");
+    assert!(memory.len() >= SLOT_MEMORY_SIZE, "the host's slot memory holds fewer than {SLOT_MEMORY_SIZE} bytes");
+    // A detour finds its own start from an address inside it by rounding
+    // down (`arch::x86::optprobe`).
+    assert!(detour_region().start % DETOUR_SIZE == 0, "the host's slot memory is not {DETOUR_SIZE}-byte aligned");
 }
 
-/// Takes a free slot, first collecting garbage slots that `in_use` clears
-/// after a sync of every CPU (only if there is garbage to collect).
-/// Returns the slot's address. O(1) but for that collection. Registration
-/// time only (takes a lock; task context with interrupts on, for the sync).
-pub fn allocate(in_use: impl Fn(core::ops::Range<usize>) -> bool) -> Option<usize> {
-    if POOL.lock().garbage_len > 0 {
-        // Where every other CPU is now: `in_use` counts those inside a slot.
-        crate::quiesce::text_poke_sync();
-    }
-    let mut pool = POOL.lock();
-    let mut kept = 0;
-    for i in 0..pool.garbage_len {
-        let index = pool.garbage[i] as usize;
-        if in_use(slot_address(index)..slot_address(index) + SLOT_SIZE) {
-            pool.garbage[kept] = index as u16;
-            kept += 1;
-        } else {
-            pool.push_free(index);
+/// Takes a free slot of `kind`, first collecting garbage slots that
+/// `in_use` clears after a sync of every CPU (only if there is garbage to
+/// collect). Returns the slot's address. O(1) but for that collection.
+/// Registration time only (takes a lock; task context with interrupts on,
+/// for the sync).
+pub fn allocate(kind: Kind, in_use: impl Fn(core::ops::Range<usize>) -> bool) -> Option<usize> {
+    let range = |index: usize| {
+        let start = slot_address(kind.first() + index);
+        start..start + kind.size()
+    };
+    let index = match kind {
+        Kind::Instruction => {
+            if POOL.lock().garbage_len > 0 {
+                // Where every other CPU is now: `in_use` counts those inside a slot.
+                crate::quiesce::text_poke_sync();
+            }
+            POOL.lock().allocate(in_use, range)?
         }
-    }
-    pool.garbage_len = kept;
-    if pool.free_len == 0 {
-        return None;
-    }
-    pool.free_len -= 1;
-    let index = pool.free[pool.free_len] as usize;
-    pool.state[index] = State::Used;
-    Some(slot_address(index))
+        Kind::Detour => {
+            if DETOURS.lock().garbage_len > 0 {
+                crate::quiesce::text_poke_sync();
+            }
+            DETOURS.lock().allocate(in_use, range)?
+        }
+    };
+    Some(slot_address(kind.first() + index))
 }
 
 /// Gives a slot back; it becomes free once `in_use` says nobody runs in it.
 /// Call only after a sync of every CPU that followed the last moment a trap
 /// could send code into the slot (the engine's unregistration does).
 pub fn free(address: usize, in_use: impl Fn(core::ops::Range<usize>) -> bool) {
-    let index = slot_index(address);
-    let mut pool = POOL.lock();
-    assert!(pool.state[index] == State::Used, "slot {index} freed twice");
-    if in_use(address..address + SLOT_SIZE) {
-        pool.state[index] = State::Garbage;
-        let top = pool.garbage_len;
-        pool.garbage[top] = index as u16;
-        pool.garbage_len += 1;
-    } else {
-        pool.push_free(index);
+    let (index, kind, range) = locate(address);
+    let busy = in_use(range);
+    match kind {
+        Kind::Instruction => POOL.lock().free(index, busy),
+        Kind::Detour => DETOURS.lock().free(index - kind.first(), busy),
     }
 }
 
-/// Slots free right now (garbage not counted).
+/// Instruction slots free right now (garbage not counted).
 pub fn free_count() -> usize {
     POOL.lock().free_len
+}
+
+/// Detour slots free right now (garbage not counted).
+pub fn free_detours() -> usize {
+    DETOURS.lock().free_len
 }
 
 /// Bytes of static memory behind the slots: the slot memory the host
 /// provides and the pool that tracks it.
 pub fn static_memory_bytes() -> usize {
-    SLOT_MEMORY_SIZE + core::mem::size_of::<Pool>() + core::mem::size_of::<Written>()
+    SLOT_MEMORY_SIZE
+        + core::mem::size_of::<Pool<SLOT_COUNT>>()
+        + core::mem::size_of::<Pool<DETOUR_COUNT>>()
+        + core::mem::size_of::<Written>()
 }
 
-/// Number of slots currently handed out (used or awaiting collection).
+/// Number of slots of both kinds currently handed out (used or awaiting
+/// collection).
 pub fn in_use_count() -> usize {
-    SLOT_COUNT - POOL.lock().free_len
+    SLOT_COUNT - POOL.lock().free_len + DETOUR_COUNT - DETOURS.lock().free_len
 }
 
 /// Calls `visit` with each slot range written since the last call (the
@@ -172,7 +306,11 @@ pub fn take_written(mut visit: impl FnMut(core::ops::Range<usize>)) {
     } else {
         for &index in &written.slots[..written.count] {
             let start = slot_address(index as usize);
-            visit(start..start + SLOT_SIZE);
+            // Each kind's size a constant, for a visitor that loops over the bytes.
+            match (index as usize) < SLOT_COUNT {
+                true => visit(start..start + SLOT_SIZE),
+                false => visit(start..start + DETOUR_SIZE),
+            }
         }
     }
     written.count = 0;
@@ -184,7 +322,8 @@ pub fn take_written(mut visit: impl FnMut(core::ops::Range<usize>)) {
 /// `address` must be a slot returned by [`allocate`] and not yet freed, and no
 /// task may be executing in it.
 pub unsafe fn write(address: usize, code: &[u8]) {
-    assert!(code.len() <= SLOT_SIZE);
+    let (index, _, range) = locate(address);
+    assert!(code.len() <= range.end - address);
     // SAFETY: the slot is ours (caller's contract) and lies in the writable
     // slot region.
     unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), address as *mut u8, code.len()) };
@@ -192,7 +331,7 @@ pub unsafe fn write(address: usize, code: &[u8]) {
     let mut written = WRITTEN.lock();
     if written.count < WRITTEN_MAX {
         let count = written.count;
-        written.slots[count] = slot_index(address) as u16;
+        written.slots[count] = index as u16;
     }
     written.count = written.count.saturating_add(1);
 }

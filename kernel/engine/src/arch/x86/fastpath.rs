@@ -88,7 +88,7 @@ pub unsafe extern "C" fn int3_fast() {
         "test esi, esi",
         "jz 7f",
         // ...on an idle CPU (the call clobbers EAX, ECX, EDX only).
-        lane::idle_block_or!("eax", "7f", "probe_engine_query_int3_fast"),
+        lane::take_idle_block_or!("eax", "7f", "probe_engine_query_int3_fast"),
         // Taken: the block runs the probe; handlers see the probed address.
         lane::run_probe!("eax", "ebx", "edi"),
         "mov ebx, eax",
@@ -117,7 +117,7 @@ pub unsafe extern "C" fn int3_fast() {
         "test esi, esi",
         "jz 7f",
         // ...on an idle CPU.
-        lane::idle_block_or!("eax", "7f", "probe_engine_query_int3_step"),
+        lane::take_idle_block_or!("eax", "7f", "probe_engine_query_int3_step"),
         // Taken: the block runs the probe; its pre-handler, if any, runs.
         lane::run_probe!("eax", "ebx", "esi"),
         "mov ebx, eax",
@@ -175,7 +175,6 @@ pub unsafe extern "C" fn int3_fast() {
         current_cpu = sym __probe_engine_lane_current_cpu,
         state_bytes = sym crate::control::STATE_BYTES,
         idle = const cpu::IDLE,
-        handlers = const cpu::HANDLERS,
         handlers_site = const cpu::HANDLERS_SITE,
         handlers_running = const cpu::HANDLERS_RUNNING,
         probe_entry = const crate::probe::layout::ENTRY,
@@ -301,17 +300,18 @@ pub fn lane_handler_frame(address: usize) -> Option<usize> {
         static probe_engine_fast_pre_return_site: u8;
         static probe_engine_fast_step_pre_return_site: u8;
         static probe_engine_fast_step_post_return_site: u8;
-        static probe_engine_fast_optprobe_return_site: u8;
         static kretprobe_fast_return_site: u8;
     }
     // The `#BP` and `#DB` lanes run under the host's call (its return
-    // address sits on the frame); the detour and trampoline lanes do not.
+    // address sits on the frame); the detours and the trampoline lane do not.
     let sites = [
         (&raw const probe_engine_fast_pre_return_site, 4),
         (&raw const probe_engine_fast_step_pre_return_site, 4),
         (&raw const probe_engine_fast_step_post_return_site, 4),
-        (&raw const probe_engine_fast_optprobe_return_site, 0),
         (&raw const kretprobe_fast_return_site, 0),
     ];
+    if super::optprobe::is_detour_return_site(address) {
+        return Some(0);
+    }
     sites.iter().find(|(site, _)| *site as usize == address).map(|&(_, offset)| offset)
 }

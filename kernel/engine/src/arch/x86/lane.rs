@@ -23,13 +23,17 @@ macro_rules! query {
     };
 }
 
-/// This CPU's control block, checked idle: asks for the CPU (a [`query!`]
-/// at `$label`), leaves register `$block` at the block's state byte
-/// (`control::layout::STATE`, loaded from `control::STATE_BYTES`) and
-/// jumps to `$busy` (a local label, such as "7f") unless it reads idle.
-/// Clobbers EAX, ECX and EDX. The template's operands must include
-/// `current_cpu`, `state_bytes` and `idle`.
-macro_rules! idle_block_or {
+/// This CPU's control block, taken if idle: asks for the CPU (a
+/// [`query!`] at `$label`), leaves register `$block` at the block's state
+/// byte (`control::layout::STATE`, loaded from `control::STATE_BYTES`) and
+/// sets the byte's bit 0 with `bts`, jumping to `$busy` (a local label,
+/// such as "7f") if it was set. Every tag but idle's is odd (see
+/// `control::State`), so an idle block becomes `Handlers` and a busy one
+/// is left as it was. The lane must then fill in `Handlers` with
+/// [`run_probe!`] before anything can look at the block. Clobbers EAX, ECX
+/// and EDX. The template's operands must include `current_cpu` and
+/// `state_bytes`.
+macro_rules! take_idle_block_or {
     ($block:literal, $busy:literal, $label:literal) => {
         concat!(
             $crate::arch::imp::lane::query!("current_cpu", $label),
@@ -37,26 +41,24 @@ macro_rules! idle_block_or {
             "mov ",
             $block,
             ", [{state_bytes} + eax * 4]\n",
-            "cmp byte ptr [",
+            "bts dword ptr [",
             $block,
-            "], {idle}\n",
-            "jne ",
+            "], 0\n",
+            "jc ",
             $busy
         )
     };
 }
 
-/// Makes the idle block at `$block` (a register) run the probe named by
-/// `$probe` (a register) for the site named by `$site` (a register, or 0
-/// for a kretprobe's return): `State::Handlers`, as
-/// `ControlBlock::begin_hit` and `begin_return_handlers` set it. Operands:
-/// `handlers`, `handlers_site`, `handlers_running`.
+/// Makes the block at `$block` (a register), just taken by
+/// [`take_idle_block_or!`], run the probe named by `$probe` (a register)
+/// for the site named by `$site` (a register, or 0 for a kretprobe's
+/// return): `State::Handlers`, as `ControlBlock::begin_hit` and
+/// `begin_return_handlers` set it. Operands: `handlers_site`,
+/// `handlers_running`.
 macro_rules! run_probe {
     ($block:literal, $site:literal, $probe:literal) => {
         concat!(
-            "mov byte ptr [",
-            $block,
-            "], {handlers}\n",
             "mov dword ptr [",
             $block,
             " + {handlers_site}], ",
@@ -89,7 +91,7 @@ macro_rules! restore_own_frame {
     };
 }
 
-pub(crate) use {idle_block_or, query, restore_own_frame, run_probe};
+pub(crate) use {query, restore_own_frame, run_probe, take_idle_block_or};
 
 /// Every [`query!`] in the lanes: its label, and whether it asks for the
 /// CPU (else the task).

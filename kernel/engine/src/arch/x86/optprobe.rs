@@ -1,131 +1,279 @@
 //! Jump-optimized probes: the detour a probe's `jmp` leads to.
 //!
-//! An optimized probe's first five bytes are `jmp rel32` to a detour in an
-//! instruction slot (Linux's `optprobe_template`, `arch/x86/kernel/kprobes/
-//! opt.c`). The detour builds the same [`PtRegs`] frame a breakpoint trap
-//! would, names its site, and enters the shared [`optprobe_entry`], which
-//! runs the hit with interrupts off and leaves with `iretd` to the EIP the
-//! hit chose, normally the detour's relocated copy of the displaced
-//! instructions, which ends in a jump back after them. The frame is the
-//! engine's own, so the fast lane restores it itself; a hit whose handler
-//! moved ESP, and every hit of the generic dispatcher, leave through the
-//! host's trap exit (`probe_engine_trap_return`), which moves the frame to
-//! end at the new ESP.
+//! An optimized probe's first five bytes are `jmp rel32` to its detour, a
+//! detour slot (`slots::Kind::Detour`) holding a copy of
+//! [`detour_template`] with this probe's addresses written in, then the
+//! relocated displaced instructions and a jump back: Linux's
+//! `optprobe_template` (`arch/x86/kernel/kprobes/opt.c`), copied and
+//! patched the same way. The detour builds the same [`PtRegs`] frame a
+//! breakpoint trap would (vector 3, error code 0), takes this CPU's control
+//! block if it is idle, calls its probe's entry routine with the frame,
+//! and unless the handler redirected or moved ESP, restores the frame and
+//! returns with `iretd` into its copy. No exception is taken, and nothing
+//! is looked up: the detour knows its site, its copy and where its probe
+//! is kept.
 //!
 //! ```text
-//!   detour + 0:  pushfd                  EFLAGS as the probed code had them
-//!                cli                     (after pushfd: the frame keeps IF)
-//!                push cs                 CS
-//!                push <probe address>    EIP
-//!                push <detour address>   error code  } the dispatcher reads them, then
-//!                push <site address>     vector      } makes them a breakpoint's (0, 3)
-//!                jmp optprobe_entry
-//!   detour + 23: the displaced instructions, relocated, then jmp back
+//!   pushfd; cli; push cs; push <probe address>; push 0; push 3; pushad
+//!   add [esp + esp], 20          the probed code's ESP
+//!   cld
+//!   mov ebx, <this CPU's block>  (a lane query, see `lane`)
+//!   bts [ebx], 0; jc busy        taken if idle (see `control::State`)
+//!   mov edx, [<record>]          the probe to run (`registry::detour_probe`)
+//!   mov [ebx + site], <site>; mov [ebx + running], edx
+//!   mov ecx, esp; call [edx + entry]
+//!   test al, al; jnz redirected
+//!   mov [esp + eip], <copy>
+//!   mov byte [ebx], idle
+//!   ESP moved? jne probe_engine_trap_return
+//!   popad; add esp, 8; iretd
+//! busy:
+//!   call optprobe_busy
+//!   <copy>: the displaced instructions, relocated; jmp back
 //! ```
 //!
-//! The frame names the detour as well as the site: interrupts are still
-//! on at the detour's first instruction, so a CPU can stop there while the
-//! site is unoptimized (and even reused); the dispatcher then runs this
-//! detour's copy, which is kept as long as anyone may resume inside it.
-//!
-//! No trap is taken: an optimized hit costs a jump, the frame, the
-//! handlers and an `iretd`, where a breakpoint costs two exceptions.
+//! The record (one word per detour slot) names the site's fast probe while
+//! the detour is its site's and the site has one; otherwise [`GONE`],
+//! whose entry routine gives the block back and sends the hit to the
+//! generic dispatcher (`optimize::optimized_dispatch`), as a busy block
+//! does. That covers a site with several probes or a disabled one, and a
+//! detour its site dropped while a CPU had stopped at its first
+//! instruction (interrupts are still on there): the dispatcher then runs
+//! this detour's copy, which is kept as long as anyone may resume inside
+//! it. The detour's own exit restores the frame; a handler that redirected
+//! or moved ESP, and every hit of the dispatcher, leave through the host's
+//! trap exit (`probe_engine_trap_return`), which moves the frame to end at
+//! the new ESP.
 use super::lane;
 use super::regs::PtRegs;
 use crate::control::layout as cpu;
-use crate::registry::layout as site;
-use crate::slots::SLOT_SIZE;
+use crate::probe::Kprobe;
+use crate::slots::DETOUR_SIZE;
 use probe_engine_core::optimize::{Displaced, JUMP_LEN, MAX_DISPLACED_COPY};
 
 /// The vector handlers see in an optimized hit's frame: a breakpoint's, as
 /// the same probe hit through its `int3` would show.
 pub const OPTIMIZED_HIT_VECTOR: u32 = 3;
 
-/// Where the relocated copy starts inside a detour.
-pub const DETOUR_COPY_OFFSET: usize = 23;
-const _: () = assert!(DETOUR_COPY_OFFSET + MAX_DISPLACED_COPY <= SLOT_SIZE);
+/// Where the relocated copy starts inside a detour: after the template.
+pub const DETOUR_COPY_OFFSET: usize = DETOUR_SIZE - MAX_DISPLACED_COPY;
 
-/// The frame builder every detour jumps to, with the top of the frame
-/// (EFLAGS, CS, EIP, detour, site) pushed by the detour: the fast lane
-/// (`fastpath`) for the common hit, else the generic dispatcher
-/// (`optimize::optimized_dispatch`).
-///
-/// The lane takes the hit when the detour is still its site's, the site's
-/// `fast` probe is set and this CPU's control block is idle: it makes the
-/// frame a breakpoint's (vector 3, error code 0), runs the probe exactly as
-/// the dispatcher would (the control block running it), and resumes in
-/// this detour's copy unless the handler redirected. The frame changes
-/// only once the lane has taken the hit. It leaves by restoring the frame
-/// and `iretd`, unless a handler moved ESP: then through the host's trap
-/// exit, which honours that.
+/// The code of every detour, never run where it is: [`detour_image`]
+/// copies it into a detour slot and writes in the probe's addresses, at
+/// the fields its labels name (each label ends the field it names, or the
+/// instruction whose `rel32` it follows). Its lane query is rewritten
+/// along with the lanes' (`lane::inline_queries`) before any detour is
+/// made.
 ///
 /// # Safety
-/// Never called: only reached by a detour's `jmp`, with the detour's
-/// five pushes on the probed code's stack and interrupts off.
+/// Never called.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
-pub unsafe extern "C" fn optprobe_entry() {
+pub unsafe extern "C" fn detour_template() {
     core::arch::naked_asm!(
+        "pushfd",
+        "cli", // after pushfd: the frame keeps IF
+        ".byte 0x0e", // push cs, 32-bit
+        ".byte 0x68", // push imm32: EIP, the probe's address
+        ".long 0",
+        ".global probe_engine_detour_address",
+        "probe_engine_detour_address:",
+        ".byte 0x6a, 0", // push 0: the error code
+        ".byte 0x6a, {breakpoint}", // push 3: the vector
         "pushad",
-        "lea ecx, [esp + {size}]",
-        "mov [esp + {esp}], ecx",
+        "add dword ptr [esp + {esp}], {above}", // ESP as it was before the pushes
         "cld",
-        // An idle CPU: its block in EBX, which the entry routine keeps.
-        lane::idle_block_or!("ebx", "8f", "probe_engine_query_optprobe"),
-        // The site (the address the engine wrote into this detour), whether
-        // this detour is still its own, and the site's fast probe.
-        "mov ecx, [esp + {vector}]",
-        "mov eax, [esp + {error}]",
-        "cmp eax, [ecx + {site_detour}]",
-        "jne 8f",
-        "mov edx, [ecx + {site_fast}]",
-        "test edx, edx",
-        "jz 8f",
-        "lea esi, [eax + {copy_offset}]",
-        // Taken: the block runs the probe, the frame reads as a breakpoint's.
-        lane::run_probe!("ebx", "ecx", "edx"),
-        "mov dword ptr [esp + {vector}], {breakpoint}",
-        "mov dword ptr [esp + {error}], 0",
+        // This CPU's block, taken if idle (in EBX, which the entry keeps).
+        lane::take_idle_block_or!("ebx", "3f", "probe_engine_query_optprobe"),
+        ".byte 0x8b, 0x15", // mov edx, [record]
+        ".long 0",
+        ".global probe_engine_detour_record",
+        "probe_engine_detour_record:",
+        ".byte 0xc7, 0x43, {handlers_site}", // mov dword ptr [ebx + site], imm32
+        ".long 0",
+        ".global probe_engine_detour_site",
+        "probe_engine_detour_site:",
+        "mov [ebx + {handlers_running}], edx",
         "mov ecx, esp", // fastcall: the frame, and EDX the probe
         "call dword ptr [edx + {probe_entry}]",
-        ".global probe_engine_fast_optprobe_return_site",
-        "probe_engine_fast_optprobe_return_site:",
+        ".global probe_engine_detour_return",
+        "probe_engine_detour_return:",
         "test al, al",
-        "jnz 2f",
-        "mov [esp + {eip}], esi",
-        "2:",
+        ".byte 0x0f, 0x85", // jnz rel32: redirected
+        ".long {redirected} - (. + 4)",
+        ".global probe_engine_detour_redirected",
+        "probe_engine_detour_redirected:",
+        ".byte 0xc7, 0x44, 0x24, {eip}", // mov dword ptr [esp + eip], imm32
+        ".long 0",
+        ".global probe_engine_detour_copy",
+        "probe_engine_detour_copy:",
         "mov byte ptr [ebx], {idle}",
-        lane::restore_own_frame!(),
-        // Every other hit: the generic dispatcher.
-        "8:",
-        "push esp",
+        "lea ecx, [esp + {size}]",
+        "cmp [esp + {esp}], ecx",
+        ".byte 0x0f, 0x85", // jne rel32: a handler moved ESP
+        ".long probe_engine_trap_return - (. + 4)",
+        ".global probe_engine_detour_moved",
+        "probe_engine_detour_moved:",
+        "popad",
+        "add esp, 8", // vector, error code
+        "iretd",
+        "3:",
+        ".byte 0xe8", // call rel32: the block is busy
+        ".long {busy} - (. + 4)",
+        ".global probe_engine_detour_busy",
+        "probe_engine_detour_busy:",
+        ".global probe_engine_detour_end",
+        "probe_engine_detour_end:",
+        breakpoint = const OPTIMIZED_HIT_VECTOR,
+        esp = const core::mem::offset_of!(PtRegs, esp),
+        above = const super::regs::FRAME_SIZE - core::mem::offset_of!(PtRegs, vector),
+        current_cpu = sym crate::host::__probe_engine_lane_current_cpu,
+        state_bytes = sym crate::control::STATE_BYTES,
+        handlers_site = const cpu::HANDLERS_SITE,
+        handlers_running = const cpu::HANDLERS_RUNNING,
+        probe_entry = const crate::probe::layout::ENTRY,
+        redirected = sym optprobe_redirected,
+        eip = const core::mem::offset_of!(PtRegs, eip),
+        idle = const cpu::IDLE,
+        size = const super::regs::FRAME_SIZE,
+        busy = sym optprobe_busy,
+    );
+}
+
+/// The template's fields and `rel32`s, as offsets of the labels that end
+/// them (see [`detour_template`]).
+struct Template {
+    base: usize,
+    address: usize,
+    record: usize,
+    site: usize,
+    query: usize,
+    redirected: usize,
+    copy: usize,
+    moved: usize,
+    busy: usize,
+    end: usize,
+}
+
+fn template() -> Template {
+    unsafe extern "C" {
+        static probe_engine_detour_address: u8;
+        static probe_engine_detour_record: u8;
+        static probe_engine_detour_site: u8;
+        static probe_engine_query_optprobe: u8;
+        static probe_engine_detour_redirected: u8;
+        static probe_engine_detour_copy: u8;
+        static probe_engine_detour_moved: u8;
+        static probe_engine_detour_busy: u8;
+        static probe_engine_detour_end: u8;
+    }
+    let base = detour_template as *const () as usize;
+    let at = |label: *const u8| label as usize - base;
+    Template {
+        base,
+        address: at(&raw const probe_engine_detour_address),
+        record: at(&raw const probe_engine_detour_record),
+        site: at(&raw const probe_engine_detour_site),
+        query: at(&raw const probe_engine_query_optprobe),
+        redirected: at(&raw const probe_engine_detour_redirected),
+        copy: at(&raw const probe_engine_detour_copy),
+        moved: at(&raw const probe_engine_detour_moved),
+        busy: at(&raw const probe_engine_detour_busy),
+        end: at(&raw const probe_engine_detour_end),
+    }
+}
+
+/// Where a detour's call of its probe's entry routine returns, from the
+/// detour's start (for the unwinder and [`optprobe_gone`]).
+pub fn return_offset() -> usize {
+    unsafe extern "C" {
+        static probe_engine_detour_return: u8;
+    }
+    &raw const probe_engine_detour_return as usize - detour_template as *const () as usize
+}
+
+/// Whether `address` is where a detour's call of its probe's entry routine
+/// returns (the frame is at the caller's stack pointer).
+pub fn is_detour_return_site(address: usize) -> bool {
+    let detours = crate::slots::detour_region();
+    detours.contains(&address) && (address - detours.start) % DETOUR_SIZE == return_offset()
+}
+
+/// The record of a detour whose site dropped it, or whose site has no
+/// single fast probe: its entry routine ([`optprobe_gone`]) sends the hit
+/// to the generic dispatcher. Never registered.
+pub(crate) static GONE: Kprobe = Kprobe::new().with_entry(optprobe_gone);
+
+/// [`GONE`]'s entry routine, called by a detour as any probe's (the frame
+/// in ECX, the block taken in EBX): gives the block back, drops its own
+/// return address (which names the detour) and goes to the dispatcher.
+///
+/// # Safety
+/// Only a detour calls it, as above.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+unsafe extern "fastcall" fn optprobe_gone(_: &mut PtRegs, _: &'static Kprobe) -> bool {
+    core::arch::naked_asm!(
+        "mov byte ptr [ebx], {idle}",
+        "pop eax",
+        "jmp {slow}",
+        idle = const cpu::IDLE,
+        slow = sym optprobe_slow,
+    );
+}
+
+/// Where a detour goes when this CPU's block is busy, by a `call` whose
+/// return address names the detour.
+///
+/// # Safety
+/// Only a detour calls it, with its frame above the return address.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+unsafe extern "C" fn optprobe_busy() {
+    core::arch::naked_asm!("pop eax", "jmp {slow}", slow = sym optprobe_slow);
+}
+
+/// The generic dispatcher for a detour's hit: EAX an address inside the
+/// detour (detour slots are [`DETOUR_SIZE`]-aligned), the frame at ESP,
+/// interrupts off. Leaves through the host's trap exit.
+///
+/// # Safety
+/// Only from [`optprobe_gone`] and [`optprobe_busy`], as above.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+unsafe extern "C" fn optprobe_slow() {
+    core::arch::naked_asm!(
+        "and eax, {align}",
+        "push eax", // the detour
+        "lea eax, [esp + 4]",
+        "push eax", // the frame
         "call {dispatch}",
         ".global optprobe_dispatch_return_site",
         "optprobe_dispatch_return_site:",
-        "add esp, 4",
+        "add esp, 8",
         "jmp probe_engine_trap_return", // the host's trap exit (see `Host`)
-        size = const super::regs::FRAME_SIZE,
-        esp = const core::mem::offset_of!(PtRegs, esp),
-        vector = const core::mem::offset_of!(PtRegs, vector),
-        error = const core::mem::offset_of!(PtRegs, error_code),
-        eip = const core::mem::offset_of!(PtRegs, eip),
-        site_detour = const site::DETOUR_SLOT,
-        site_fast = const site::FAST,
-        copy_offset = const DETOUR_COPY_OFFSET,
-        current_cpu = sym crate::host::__probe_engine_lane_current_cpu,
-        state_bytes = sym crate::control::STATE_BYTES,
-        idle = const cpu::IDLE,
-        handlers = const cpu::HANDLERS,
-        handlers_site = const cpu::HANDLERS_SITE,
-        handlers_running = const cpu::HANDLERS_RUNNING,
-        breakpoint = const OPTIMIZED_HIT_VECTOR,
-        probe_entry = const crate::probe::layout::ENTRY,
+        align = const !(DETOUR_SIZE - 1),
         dispatch = sym crate::optimize::optimized_dispatch,
     );
 }
 
-/// The return address of [`optprobe_entry`]'s call to the dispatcher: the
-/// unwinder continues through the frame below it.
+/// A detour whose handler redirected: the block given back, then the
+/// host's trap exit, which honours a moved ESP.
+///
+/// # Safety
+/// Only a detour jumps here, with its frame at ESP and its block in EBX.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+unsafe extern "C" fn optprobe_redirected() {
+    core::arch::naked_asm!(
+        "mov byte ptr [ebx], {idle}",
+        "jmp probe_engine_trap_return",
+        idle = const cpu::IDLE,
+    );
+}
+
+/// The return address of the dispatcher's call in [`optprobe_slow`]: the
+/// unwinder continues through the frame, its first argument.
 pub fn dispatch_return_site() -> usize {
     unsafe extern "C" {
         static optprobe_dispatch_return_site: u8;
@@ -133,38 +281,39 @@ pub fn dispatch_return_site() -> usize {
     &raw const optprobe_dispatch_return_site as usize
 }
 
-/// The site address and detour address an optimized hit's frame carries,
-/// taken out of it (the frame then reads as a breakpoint's).
-#[unsafe(link_section = ".kprobes.text")]
-#[inline(always)]
-pub fn take_site_and_detour(regs: &mut PtRegs) -> (usize, usize) {
-    let taken = (regs.vector as usize, regs.error_code as usize);
-    regs.vector = OPTIMIZED_HIT_VECTOR;
-    regs.error_code = 0;
-    taken
-}
-
-/// The detour for the probe at `displaced.address`, whose site is at
-/// `site_address`, to be placed at `base`.
-pub fn detour_image(site_address: usize, displaced: &Displaced, base: usize) -> [u8; SLOT_SIZE] {
-    let mut image = [0xcc; SLOT_SIZE];
-    let entry = optprobe_entry as *const () as usize;
-    let mut code = [0u8; DETOUR_COPY_OFFSET];
-    code[0] = 0x9c; // pushfd
-    code[1] = 0xfa; // cli
-    code[2] = 0x0e; // push cs
-    code[3] = 0x68; // push imm32
-    code[4..8].copy_from_slice(&(displaced.address as u32).to_le_bytes());
-    code[8] = 0x68; // push imm32
-    code[9..13].copy_from_slice(&(base as u32).to_le_bytes());
-    code[13] = 0x68; // push imm32
-    code[14..18].copy_from_slice(&(site_address as u32).to_le_bytes());
-    code[18..23].copy_from_slice(&jump(base + 18, entry));
-    image[..DETOUR_COPY_OFFSET].copy_from_slice(&code);
+/// The detour for the probe at `displaced.address`, of the site at
+/// `site_address`, whose record (see [`GONE`]) is at `record`, to be
+/// placed at `base`.
+pub fn detour_image(site_address: usize, record: usize, displaced: &Displaced, base: usize) -> [u8; DETOUR_SIZE] {
+    let t = template();
+    assert!(t.end <= DETOUR_COPY_OFFSET, "the detour template outgrew its room");
+    let mut image = [0xcc; DETOUR_SIZE];
+    // SAFETY: the template is `t.end` bytes of the engine's text.
+    image[..t.end].copy_from_slice(unsafe { core::slice::from_raw_parts(t.base as *const u8, t.end) });
+    let mut put = |end: usize, value: usize| image[end - 4..end].copy_from_slice(&(value as u32).to_le_bytes());
+    put(t.address, displaced.address);
+    put(t.record, record);
+    put(t.site, site_address);
+    put(t.copy, base + DETOUR_COPY_OFFSET);
+    // `rel32`s keep their targets: each moved by the template's distance.
+    let moved = t.base.wrapping_sub(base);
+    let mut relocate = |end: usize| {
+        let old = u32::from_le_bytes(image[end - 4..end].try_into().unwrap());
+        image[end - 4..end].copy_from_slice(&old.wrapping_add(moved as u32).to_le_bytes());
+    };
+    relocate(t.redirected);
+    relocate(t.moved);
+    relocate(t.busy);
+    // The lane query: still a call (`ds call rel32`), or a GS load.
+    // SAFETY: the template's query is six bytes of its text.
+    if unsafe { *((t.base + t.query + 1) as *const u8) } == 0xe8 {
+        relocate(t.query + 6);
+    }
     let (copy, len) = displaced.relocated(base + DETOUR_COPY_OFFSET);
     image[DETOUR_COPY_OFFSET..DETOUR_COPY_OFFSET + len].copy_from_slice(&copy[..len]);
     image
 }
+
 
 /// `jmp rel32` placed at `at`, to `target`.
 pub fn jump(at: usize, target: usize) -> [u8; JUMP_LEN] {

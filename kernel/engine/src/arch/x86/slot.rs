@@ -93,7 +93,7 @@ pub fn prepare(
     slot_in_use: impl Fn(Range<usize>) -> bool,
 ) -> Result<ArchSite, PrepareError> {
     let insn = insn.map_err(PrepareError::Refused)?;
-    let slot = slots::allocate(slot_in_use).ok_or(PrepareError::NoSlot)?;
+    let slot = slots::allocate(slots::Kind::Instruction, slot_in_use).ok_or(PrepareError::NoSlot)?;
     let boosted = relocate(&insn, address, slot + BOOST_OFFSET);
     let mut image = [0xcc; SLOT_SIZE];
     image[..insn.length].copy_from_slice(&insn.bytes[..insn.length]);

@@ -116,7 +116,7 @@ pub fn text_poke_bp(
             "its out-of-line copy would need a single-step fix-up (indirect call, loop/jecxz, cli/sti/popf)",
         ));
     }
-    let slot = slots::allocate(&slot_in_use).ok_or(TextPokeError::NoSlot)?;
+    let slot = slots::allocate(slots::Kind::Instruction, &slot_in_use).ok_or(TextPokeError::NoSlot)?;
     let copy = relocate(&insn, address, slot);
     // SAFETY: the slot was just allocated to us; nothing executes it yet.
     unsafe { slots::write(slot, &copy.bytes[..copy.len]) };

@@ -89,7 +89,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "mov esi, [esi + {owner}]",
         "test esi, esi",
         "jz 8f",
-        lane::idle_block_or!("eax", "8f", "probe_engine_query_trampoline_cpu"),
+        lane::take_idle_block_or!("eax", "8f", "probe_engine_query_trampoline_cpu"),
         // Taken: the block runs the kretprobe (begin_return_handlers, run).
         lane::run_probe!("eax", "0", "esi"), // (a Kretprobe starts with its entry probe)
         // Handlers see the real return address.
@@ -143,7 +143,6 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         current_cpu = sym crate::host::__probe_engine_lane_current_cpu,
         state_bytes = sym crate::control::STATE_BYTES,
         idle = const cpu::IDLE,
-        handlers = const cpu::HANDLERS,
         handlers_site = const cpu::HANDLERS_SITE,
         handlers_running = const cpu::HANDLERS_RUNNING,
         handler = const kretprobe::HANDLER,
