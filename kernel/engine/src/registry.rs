@@ -423,10 +423,16 @@ pub(crate) fn original_byte(address: usize) -> u8 {
     if let Some((_, detour)) = optimize::jump_covering(address) {
         return detour.displaced.original_byte(address).expect("a jump covers only bytes it displaced");
     }
+    // SAFETY: callers pass addresses inside kernel text, which is mapped.
+    let byte = unsafe { core::ptr::read_volatile(address as *const u8) };
+    // Only a breakpoint hides an original byte here: any other byte is one
+    // (most bytes registration reads, so most need no lookup).
+    if byte != arch::BREAKPOINT_INSTRUCTION {
+        return byte;
+    }
     match lookup(address) {
         Some(site) if site.armed.load(Ordering::Acquire) => site.arch().original_first_byte(),
-        // SAFETY: callers pass addresses inside kernel text, which is mapped.
-        _ => unsafe { core::ptr::read_volatile(address as *const u8) },
+        _ => byte,
     }
 }
 
