@@ -42,6 +42,7 @@ use core::hint::black_box;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use probe_kernel::arch::x86::paging;
 use probe_kernel::kprobes::*;
+use probe_kernel::memory::slots::DETOUR_COUNT;
 use probe_kernel::symbols::{self, Symbol};
 use probe_kernel::testing::{
     Fnv, entry_argument, function_bytes, instruction_boundaries, kernel_functions, leak, load, name_of, reset,
@@ -647,6 +648,108 @@ fn a_post_handler_fault_handler_or_jprobe_at_the_address_falls_back_to_int3() {
     falls_back_while("fault handler", register(&WITH_FAULT), unregister(&WITH_FAULT), &WITH_FAULT);
     let add = || register_jprobe(&JPROBE).unwrap();
     falls_back_while("jprobe", add, || unregister_jprobe(&JPROBE).unwrap(), &JPROBE.kp);
+}
+
+static SECOND: Kprobe = Kprobe::new().symbol("opt_target", 0).pre_handler(count_other);
+
+/// A second plain probe at an optimized address keeps the jump: each
+/// detour hit then goes through the generic dispatcher (the detour's record
+/// says no single probe), which runs both; when the first goes, the
+/// second runs alone from the detour, and never the first's handler.
+#[test_case]
+fn several_probes_share_a_detour_and_the_one_left_runs_alone() {
+    optimization(true);
+    let address = address_of(opt_target);
+    let original = text_bytes(address, 9);
+    reset(&[&HITS, &OTHER_HITS]);
+    register_kprobe(&BASE).unwrap();
+    register_kprobe(&SECOND).unwrap();
+    assert_optimized(&BASE, address, "two probes");
+    assert_optimized(&SECOND, address, "two probes");
+    call_checked(opt_target, three_a_plus_one, CALLS);
+    assert_eq!((load(&HITS), load(&OTHER_HITS)), (CALLS as usize, CALLS as usize), "both probes");
+    unregister_kprobe(&BASE).unwrap();
+    assert_optimized(&SECOND, address, "the second alone");
+    call_checked(opt_target, three_a_plus_one, CALLS);
+    assert_eq!((load(&HITS), load(&OTHER_HITS)), (CALLS as usize, 2 * CALLS as usize), "the second alone");
+    assert_eq!((BASE.nmissed(), SECOND.nmissed()), (0, 0));
+    unregister_kprobe(&SECOND).unwrap();
+    assert_eq!(text_bytes(address, 9), original);
+}
+
+/// Functions of five-byte instructions, more in all than there are detour
+/// slots: a probe on each instruction displaces exactly that instruction.
+/// (Many small functions rather than one: the optimizer reads a probe's
+/// whole function for each probe it considers.)
+macro_rules! many_functions {
+    ($($name:ident)*) => {
+        $(
+            #[unsafe(naked)]
+            #[unsafe(no_mangle)]
+            extern "C" fn $name() {
+                naked_asm!(".rept {n}", "mov eax, 0x12345678", ".endr", "ret", n = const PER_FUNCTION);
+            }
+        )*
+        const MANY_NAMES: [&str; FUNCTIONS] = [$(stringify!($name)),*];
+        static MANY_FUNCTIONS: [extern "C" fn(); FUNCTIONS] = [$($name),*];
+    };
+}
+const FUNCTIONS: usize = 64;
+const PER_FUNCTION: usize = DETOUR_COUNT / FUNCTIONS + 2;
+const MANY: usize = FUNCTIONS * PER_FUNCTION;
+many_functions!(opt_many_00 opt_many_01 opt_many_02 opt_many_03 opt_many_04 opt_many_05 opt_many_06 opt_many_07 opt_many_08 opt_many_09 opt_many_10 opt_many_11 opt_many_12 opt_many_13 opt_many_14 opt_many_15 opt_many_16 opt_many_17 opt_many_18 opt_many_19 opt_many_20 opt_many_21 opt_many_22 opt_many_23 opt_many_24 opt_many_25 opt_many_26 opt_many_27 opt_many_28 opt_many_29 opt_many_30 opt_many_31 opt_many_32 opt_many_33 opt_many_34 opt_many_35 opt_many_36 opt_many_37 opt_many_38 opt_many_39 opt_many_40 opt_many_41 opt_many_42 opt_many_43 opt_many_44 opt_many_45 opt_many_46 opt_many_47 opt_many_48 opt_many_49 opt_many_50 opt_many_51 opt_many_52 opt_many_53 opt_many_54 opt_many_55 opt_many_56 opt_many_57 opt_many_58 opt_many_59 opt_many_60 opt_many_61 opt_many_62 opt_many_63);
+
+static MANY_HITS: [AtomicUsize; MANY] = [const { AtomicUsize::new(0) }; MANY];
+
+fn count_many(_: &Kprobe, regs: &mut PtRegs) -> PreAction {
+    let eip = regs.eip as usize;
+    let (f, start) = MANY_FUNCTIONS
+        .iter()
+        .map(|&f| f as *const () as usize)
+        .enumerate()
+        .find(|&(_, start)| (start..start + 5 * PER_FUNCTION).contains(&eip))
+        .expect("a hit in one of the functions");
+    MANY_HITS[f * PER_FUNCTION + (eip - start) / 5].fetch_add(1, SeqCst);
+    PreAction::Continue
+}
+
+static MANY_PROBES: [Kprobe; MANY] = {
+    let mut probes = [const { Kprobe::new() }; MANY];
+    let mut i = 0;
+    while i < MANY {
+        let name = MANY_NAMES[i / PER_FUNCTION];
+        probes[i] = Kprobe::new().symbol(name, (i % PER_FUNCTION) * 5).pre_handler(count_many);
+        i += 1;
+    }
+    probes
+};
+
+/// At most `DETOUR_COUNT` probes are jump-optimized at once: the rest stay
+/// on their breakpoints, and every probe hits exactly once per call
+/// either way. Unregistered, every detour slot is free again.
+#[test_case]
+fn probes_beyond_the_detour_slots_stay_on_breakpoints_and_all_hit() {
+    optimization(true);
+    assert!(MANY > DETOUR_COUNT);
+    assert_eq!(text_byte(opt_many_00 as *const () as usize), 0xb8, "made of `mov eax, imm32`");
+    let slots_before = probe_kernel::memory::slots::in_use_count();
+    let probes: Vec<&'static Kprobe> = MANY_PROBES.iter().collect();
+    register_kprobes(&probes).unwrap();
+    let optimized = probes.iter().filter(|p| is_optimized(p)).count();
+    assert_eq!(optimized, DETOUR_COUNT, "optimized probes");
+    for hits in &MANY_HITS {
+        hits.store(0, SeqCst);
+    }
+    for _ in 0..3 {
+        for function in &MANY_FUNCTIONS {
+            black_box(function)();
+        }
+    }
+    let wrong: Vec<usize> = (0..MANY).filter(|&i| load(&MANY_HITS[i]) != 3).collect();
+    assert!(wrong.is_empty(), "{} probes did not hit exactly 3 times, the first number {}", wrong.len(), wrong[0]);
+    assert_eq!(probes.iter().map(|p| p.nmissed()).sum::<usize>(), 0);
+    unregister_kprobes(&probes);
+    assert_eq!(probe_kernel::memory::slots::in_use_count(), slots_before, "slots back");
 }
 
 static SHORT: Kprobe = Kprobe::new().symbol("opt_short_tail", 0).pre_handler(count_other);
