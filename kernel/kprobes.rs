@@ -97,6 +97,7 @@ impl Host for KernelHost {
     fn timestamp() -> u64 {
         crate::arch::cpu::rdtsc()
     }
+    const TIMESTAMP_IS_RDTSC: bool = true;
 
     fn never_probe(name: &str) -> bool {
         // Boot code, run before the engine exists.

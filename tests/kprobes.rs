@@ -172,6 +172,13 @@ fn every_lane_query_is_a_gs_load_on_this_host() {
     assert_eq!(inlined_queries(), 7);
 }
 
+#[test_case]
+fn the_kretprobe_entry_stamps_with_rdtsc_on_this_host() {
+    // The kernel's timestamp is the time-stamp counter, and says so: the
+    // kretprobe entry lane reads it in place of calling the host.
+    assert_eq!(inlined_timestamps(), 1);
+}
+
 // ------------------------------------------------ handlers given as closures
 
 // A handler may be a closure that captures nothing, as well as a function:

@@ -153,6 +153,9 @@ fn reset() {
 fn lanes_ask_this_host_by_calls() {
     // This host made no GS promise: its lanes keep calling it.
     assert_eq!(inlined_queries(), 0);
+    // Nor did it say its timestamp is the counter (though it is): the
+    // kretprobe entry keeps calling it.
+    assert_eq!(inlined_timestamps(), 0);
 }
 
 #[test_case]

@@ -135,6 +135,14 @@ pub trait Host {
     /// from assembly too (the kretprobe entry lane), as
     /// [`current_cpu`](Host::current_cpu).
     fn timestamp() -> u64;
+    /// Whether [`timestamp`](Host::timestamp) is the x86 time-stamp counter
+    /// itself, as `rdtsc` reads it. Then [`init`](crate::init), while its
+    /// CPU is the only one online, makes the assembly lanes' calls of it
+    /// the instruction (`rdtsc` and a 3-byte no-op, the call's five bytes):
+    /// the kretprobe entry's stamp then costs 2 instructions instead of 6.
+    /// A host that says so must mean it: its entries are stamped with the
+    /// counter, not with its `timestamp`.
+    const TIMESTAMP_IS_RDTSC: bool = false;
     /// Host code outside `engine_text` that must never be probed (code that
     /// runs before the engine exists, or that the engine's copies call),
     /// by name.
@@ -270,6 +278,10 @@ macro_rules! host {
                 <$host>::timestamp()
             }
             #[unsafe(no_mangle)]
+            fn __probe_engine_host_timestamp_is_rdtsc() -> bool {
+                <$host>::TIMESTAMP_IS_RDTSC
+            }
+            #[unsafe(no_mangle)]
             fn __probe_engine_host_never_probe(name: &str) -> bool {
                 <$host>::never_probe(name)
             }
@@ -304,6 +316,7 @@ unsafe extern "Rust" {
     fn __probe_engine_host_symbol_by_name(name: &str) -> Option<Symbol>;
     fn __probe_engine_host_symbol_at(address: usize) -> Option<Symbol>;
     fn __probe_engine_host_for_each_symbol(visit: &mut dyn FnMut(Symbol));
+    fn __probe_engine_host_timestamp_is_rdtsc() -> bool;
     fn __probe_engine_host_never_probe(name: &str) -> bool;
     fn __probe_engine_host_per_cpu_gs() -> Option<PerCpuGs>;
 }
@@ -403,6 +416,10 @@ pub(crate) fn for_each_symbol(visit: &mut dyn FnMut(Symbol)) {
 pub(crate) fn timestamp() -> u64 {
     // SAFETY: see the comment above.
     unsafe { __probe_engine_host_timestamp() }
+}
+pub(crate) fn timestamp_is_rdtsc() -> bool {
+    // SAFETY: see the comment above.
+    unsafe { __probe_engine_host_timestamp_is_rdtsc() }
 }
 pub(crate) fn never_probe(name: &str) -> bool {
     // SAFETY: see the comment above.

@@ -107,7 +107,7 @@ pub mod trap {
     };
 }
 
-pub use arch::imp::lane::inlined_queries;
+pub use arch::imp::lane::{inlined_queries, inlined_timestamps};
 pub use arch::imp::{CallingConvention, FRAME_SIZE, PtRegs, TrapOutcome, regs_get_kernel_argument};
 pub use blacklist::functions as blacklisted_functions;
 pub use control::{in_probe_context, trap_path_active};
@@ -134,13 +134,16 @@ pub use registry::{
 /// pay for them (and the heap in use stays flat from boot on). Call it
 /// before starting other CPUs: on a `per_cpu_gs` host (see
 /// [`host!`](crate::host)) it then also makes the fast lanes' queries of
-/// the CPU and task single GS loads ([`inlined_queries`]).
+/// the CPU and task single GS loads ([`inlined_queries`]), and on a host
+/// whose timestamp is the time-stamp counter (`Host::TIMESTAMP_IS_RDTSC`)
+/// their timestamp calls `rdtsc` ([`inlined_timestamps`]).
 pub fn init() {
     probe_engine_core::decode::warm_up();
     slots::check_memory();
     blacklist::init();
     check_lane_queries();
     arch::imp::lane::inline_queries();
+    arch::imp::lane::inline_timestamps();
 }
 
 /// The fast lanes' way of asking for the current CPU and task (the

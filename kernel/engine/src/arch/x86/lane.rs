@@ -23,6 +23,16 @@ macro_rules! query {
     };
 }
 
+/// A call of the host's timestamp (template operand `timestamp`): the
+/// stamp in EDX:EAX, ECX clobbered. The call is `call rel32`, five bytes,
+/// at the global label `$label`, which `timestamp_sites` lists, so that
+/// [`inline_timestamps`] can rewrite it as `rdtsc` and a 3-byte no-op.
+macro_rules! timestamp {
+    ($label:literal) => {
+        concat!(".global ", $label, "\n", $label, ":\n", "call {timestamp}")
+    };
+}
+
 /// This CPU's control block, taken if idle: asks for the CPU (a
 /// [`query!`] at `$label`), leaves register `$block` at the block's state
 /// byte (`control::layout::STATE`, loaded from `control::STATE_BYTES`) and
@@ -91,7 +101,7 @@ macro_rules! restore_own_frame {
     };
 }
 
-pub(crate) use {query, restore_own_frame, run_probe, take_idle_block_or};
+pub(crate) use {query, restore_own_frame, run_probe, take_idle_block_or, timestamp};
 
 /// Every [`query!`] in the lanes: its label, and whether it asks for the
 /// CPU (else the task).
@@ -160,4 +170,49 @@ pub(crate) fn inline_queries() {
 /// one CPU online; none otherwise).
 pub fn inlined_queries() -> usize {
     if INLINED.load(core::sync::atomic::Ordering::Relaxed) { query_sites().len() } else { 0 }
+}
+
+/// Every [`timestamp!`] in the lanes.
+fn timestamp_sites() -> [usize; 1] {
+    unsafe extern "C" {
+        static probe_engine_timestamp_kretprobe_entry: u8;
+    }
+    [&raw const probe_engine_timestamp_kretprobe_entry as usize]
+}
+
+/// Whether [`inline_timestamps`] made every lane timestamp an `rdtsc`.
+static INLINED_TIMESTAMPS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Rewrites every lane call of the host's timestamp as `rdtsc` when the
+/// host says its timestamp is the counter (`Host::TIMESTAMP_IS_RDTSC`),
+/// and only while this CPU is the only one running, as
+/// [`inline_queries`]. From [`init`](crate::init) only.
+pub(crate) fn inline_timestamps() {
+    if !host::timestamp_is_rdtsc() || host::online_cpus() != 1 {
+        return;
+    }
+    let timestamp = host::__probe_engine_host_timestamp as *const () as usize;
+    for site in timestamp_sites() {
+        // SAFETY: `site` is a label the lanes define in front of a
+        // timestamp call, five bytes of `.kprobes.text`.
+        let current = unsafe { core::ptr::read(site as *const [u8; 5]) };
+        let mut call = [0xe8, 0, 0, 0, 0];
+        call[1..].copy_from_slice(&(timestamp.wrapping_sub(site + 5) as u32).to_le_bytes());
+        assert_eq!(current, call, "lane timestamp at {site:#x} is not the call `timestamp!` emits");
+        // rdtsc (EDX:EAX, as the call returns them; it clobbers less), then
+        // `nop dword ptr [eax]`.
+        let rdtsc = [0x0f, 0x31, 0x0f, 0x1f, 0x00];
+        // SAFETY: as in `inline_queries`: one whole instruction of the
+        // engine's own lane code becomes two of the same length and effect
+        // on what the lane uses, while no CPU can be executing them.
+        unsafe { host::text_poke(site, &rdtsc) }.expect("the engine's text is kernel text");
+    }
+    INLINED_TIMESTAMPS.store(true, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many of the lanes' timestamp calls are `rdtsc` (all of them on a
+/// host whose timestamp is the counter and whose engine was initialized
+/// with one CPU online; none otherwise).
+pub fn inlined_timestamps() -> usize {
+    if INLINED_TIMESTAMPS.load(core::sync::atomic::Ordering::Relaxed) { timestamp_sites().len() } else { 0 }
 }

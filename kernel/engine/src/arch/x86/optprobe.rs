@@ -314,7 +314,6 @@ pub fn detour_image(site_address: usize, record: usize, displaced: &Displaced, b
     image
 }
 
-
 /// `jmp rel32` placed at `at`, to `target`.
 pub fn jump(at: usize, target: usize) -> [u8; JUMP_LEN] {
     let mut bytes = [0xe9, 0, 0, 0, 0];

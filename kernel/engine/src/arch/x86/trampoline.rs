@@ -210,7 +210,7 @@ pub unsafe extern "fastcall" fn kretprobe_entry(regs: &mut PtRegs, probe: &'stat
         "mov [ebp + {next}], edx",
         "mov dword ptr [ecx], offset {trampoline}",
         "mov [{active} + eax * 4], ebp",
-        "call {timestamp}", // EDX:EAX, ECX clobbered
+        lane::timestamp!("probe_engine_timestamp_kretprobe_entry"), // EDX:EAX, ECX clobbered
         "mov [ebp + {time}], eax",
         "mov [ebp + {time} + 4], edx",
         "xor eax, eax",
