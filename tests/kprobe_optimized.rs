@@ -916,6 +916,124 @@ struct Traces {
 
 static TRACES: spin::Mutex<Option<Traces>> = spin::Mutex::new(None);
 
+/// `opt_depth(n)` returns `n` after calling itself `n` levels deep; its
+/// first two instructions (6 bytes) are what its entry's jump displaces.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+extern "C" fn opt_depth(n: u32) -> u32 {
+    naked_asm!(
+        "mov eax, [esp + 4]",
+        "test eax, eax",
+        "jz 2f",
+        "dec eax",
+        "push eax",
+        "call {me}",
+        "add esp, 4",
+        "inc eax",
+        "2:",
+        "ret",
+        me = sym opt_depth,
+    );
+}
+
+static DEPTH_RETURNS: AtomicUsize = AtomicUsize::new(0);
+static DEPTH_ENTRIES: AtomicUsize = AtomicUsize::new(0);
+
+fn count_depth_return(_: &mut KretprobeInstance, regs: &mut PtRegs) {
+    DEPTH_RETURNS.fetch_add(1, SeqCst);
+    // `opt_depth` returns its argument, which the nested calls count down:
+    // the outermost returns the most. Nothing to check but that it is small.
+    if regs_return_value(regs) > 64 {
+        WRONG.fetch_add(1, SeqCst);
+    }
+}
+
+fn count_depth_entry(_: &mut KretprobeInstance, _: &mut PtRegs) -> EntryAction {
+    DEPTH_ENTRIES.fetch_add(1, SeqCst);
+    EntryAction::Report
+}
+
+fn call_depth_from_handler(_: &Kprobe, _: &mut PtRegs) -> PreAction {
+    HITS.fetch_add(1, SeqCst);
+    if opt_depth(black_box(0)) != 0 {
+        WRONG.fetch_add(1, SeqCst);
+    }
+    PreAction::Continue
+}
+
+/// A kretprobe with no entry handler: its optimized entry is the lean
+/// detour, which builds no frame.
+static DEEP: Kretprobe = Kretprobe::new().symbol("opt_depth").handler(count_depth_return).maxactive(4);
+/// The same address, with an entry handler: the full detour's kind.
+static DEEP_WITH_ENTRY: Kretprobe =
+    Kretprobe::new().symbol("opt_depth").entry_handler(count_depth_entry).handler(count_depth_return).maxactive(4);
+static DEPTH_KPROBE: Kprobe = Kprobe::new().symbol("opt_depth", 0).pre_handler(count_hit);
+static CALLS_DEPTH: Kprobe = Kprobe::new().symbol("opt_target", 0).pre_handler(call_depth_from_handler);
+
+/// What one round of calls of `opt_depth` gave: returns reported, calls
+/// not reported (`nmissed`: for want of an instance, or a busy CPU), and
+/// of those the busy CPU's (the entry probe's own `nmissed`).
+fn depth_round(kretprobe: &Kretprobe) -> (usize, usize, usize) {
+    reset(&[&DEPTH_RETURNS, &HITS]);
+    let (missed, busy) = (kretprobe.nmissed(), kretprobe.kp.nmissed());
+    // Eleven nested calls: the outer four take the four instances.
+    assert_eq!(opt_depth(black_box(10)), 10);
+    // A hundred single calls: one instance each, given back.
+    for _ in 0..100 {
+        assert_eq!(opt_depth(black_box(0)), 0);
+    }
+    // From a handler (this CPU busy): a miss each, never reported.
+    register_kprobe(&CALLS_DEPTH).unwrap();
+    assert_eq!(opt_target(black_box(1)), 4);
+    assert_eq!(opt_target(black_box(1)), 4);
+    unregister_kprobe(&CALLS_DEPTH).unwrap();
+    assert_eq!(load(&HITS), 2, "the calling probe hit");
+    (load(&DEPTH_RETURNS), kretprobe.nmissed() - missed, kretprobe.kp.nmissed() - busy)
+}
+
+/// A kretprobe with no entry handler takes the lean detour when optimized
+/// (the bench's `kretprobe_optimized`): its every entry, miss and return
+/// must count as through its breakpoint. It also shares its address with
+/// other probes, each time by way of the dispatcher, and falls back there
+/// for a kretprobe with an entry handler left alone in it.
+#[test_case]
+fn a_lean_kretprobe_detour_counts_returns_and_misses_as_its_breakpoint_does() {
+    reset(&[&WRONG]);
+    let address = address_of(opt_depth);
+    let original = text_bytes(address, 6);
+    let mut rounds = Vec::new();
+    for optimized in [false, true] {
+        optimization(optimized);
+        register_kretprobe(&DEEP).unwrap();
+        assert_eq!(is_optimized(&DEEP.kp), optimized, "optimized: {optimized}");
+        rounds.push(depth_round(&DEEP));
+        unregister_kretprobe(&DEEP).unwrap();
+        assert_eq!(text_bytes(address, 6), original);
+    }
+    // 4 + 100 returns; 7 nested entries found no instance and 2 a busy CPU.
+    assert_eq!(rounds, [(104, 9, 2), (104, 9, 2)], "(returns, missed, busy): int3, then optimized");
+    // Shared with a plain probe: both run, every time.
+    optimization(true);
+    register_kretprobe(&DEEP).unwrap();
+    register_kprobe(&DEPTH_KPROBE).unwrap();
+    assert_optimized(&DEPTH_KPROBE, address, "shared");
+    reset(&[&DEPTH_RETURNS, &HITS]);
+    assert_eq!(opt_depth(black_box(2)), 2);
+    assert_eq!((load(&DEPTH_RETURNS), load(&HITS)), (3, 3), "shared: returns, kprobe hits");
+    unregister_kprobe(&DEPTH_KPROBE).unwrap();
+    assert_eq!(depth_round(&DEEP), (104, 9, 2), "alone again");
+    // A kretprobe with an entry handler left alone in the lean detour.
+    register_kretprobe(&DEEP_WITH_ENTRY).unwrap();
+    unregister_kretprobe(&DEEP).unwrap();
+    assert_optimized(&DEEP_WITH_ENTRY.kp, address, "with an entry handler");
+    reset(&[&DEPTH_ENTRIES]);
+    assert_eq!(depth_round(&DEEP_WITH_ENTRY), (104, 9, 2), "with an entry handler");
+    assert_eq!(load(&DEPTH_ENTRIES), 104, "its entry handler ran for every instance taken");
+    unregister_kretprobe(&DEEP_WITH_ENTRY).unwrap();
+    assert_eq!(text_bytes(address, 6), original);
+    assert_eq!(load(&WRONG), 0);
+}
+
 fn save_traces(_: &Kprobe, regs: &mut PtRegs) -> PreAction {
     let mut traces = Traces { from_regs: [0; 8], from_regs_len: 0, walked: [0; 32], walked_len: 0 };
     traces.from_regs_len = unwind::stack_trace_save_regs(regs, &mut traces.from_regs);

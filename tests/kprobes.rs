@@ -166,17 +166,18 @@ fn one_probe_sees_eip_argument_and_result() {
 #[test_case]
 fn every_lane_query_is_a_gs_load_on_this_host() {
     // The kernel's host promises its CPU and task at GS offsets, and the
-    // engine was initialized before the other CPUs started: all seven
+    // engine was initialized before the other CPUs started: all nine
     // queries (two #BP lanes, #DB, the optimized detour, the trampoline's
-    // CPU and task, the kretprobe entry's task) were rewritten.
-    assert_eq!(inlined_queries(), 7);
+    // CPU and task, the kretprobe entry's task, the lean kretprobe entry's
+    // CPU and task) were rewritten.
+    assert_eq!(inlined_queries(), 9);
 }
 
 #[test_case]
 fn the_kretprobe_entry_stamps_with_rdtsc_on_this_host() {
-    // The kernel's timestamp is the time-stamp counter, and says so: the
-    // kretprobe entry lane reads it in place of calling the host.
-    assert_eq!(inlined_timestamps(), 1);
+    // The kernel's timestamp is the time-stamp counter, and says so: both
+    // kretprobe entry lanes read it in place of calling the host.
+    assert_eq!(inlined_timestamps(), 2);
 }
 
 // ------------------------------------------------ handlers given as closures

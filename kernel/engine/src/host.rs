@@ -67,9 +67,10 @@ pub trait Host {
     /// The section holding the engine's and the host's trap path
     /// (`.kprobes.text`): never probed, and the roots of the blacklist.
     fn engine_text() -> Range<usize>;
-    /// Executable, writable memory for instruction slots, at least
-    /// [`SLOT_COUNT`](crate::slots::SLOT_COUNT) × [`SLOT_SIZE`](crate::slots::SLOT_SIZE)
-    /// bytes, used by nothing else.
+    /// Executable, writable memory for instruction and detour slots, at
+    /// least [`SLOT_MEMORY_SIZE`](crate::slots::SLOT_MEMORY_SIZE) bytes,
+    /// aligned to [`DETOUR_SIZE`](crate::slots::DETOUR_SIZE), used by
+    /// nothing else.
     fn slot_memory() -> Range<usize>;
     /// The running task's id, below [`MAX_TASKS`](crate::MAX_TASKS); callable
     /// from trap context. The kretprobe lanes call it from assembly, as

@@ -201,9 +201,17 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
         return;
     }
     let Some(slot) = registry::allocate_detour_slot() else { return };
-    let image = optprobe::detour_image(site as *const Site as usize, registry::detour_record(slot), &displaced, slot);
+    // A lone kretprobe with no entry handler gets the lean detour, which
+    // builds no frame for its entry.
+    let kind = match site.lone() {
+        Some(probe) if registry::lean_eligible(probe) => optprobe::DetourKind::LeanKretprobe,
+        _ => optprobe::DetourKind::Full,
+    };
+    let site_address = site as *const Site as usize;
+    let (image, entry) = optprobe::detour_image(kind, site_address, registry::detour_record(slot), &displaced, slot);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
     unsafe { crate::slots::write(slot, &image) };
+    registry::set_detour_kind(slot, kind);
     registry::publish_detour(registry, site, Some(Detour { slot, displaced }));
     text_poke_sync();
     // Every breakpoint hit from now on resumes in the detour's copy, and no
@@ -226,7 +234,7 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
         crate::host::yield_now();
         text_poke_sync();
     }
-    let jump = optprobe::jump(address, slot);
+    let jump = optprobe::jump(address, slot + entry);
     // SAFETY: the tail of the range, behind the armed breakpoint: no CPU
     // executes it (checked above, and only the breakpoint leads in).
     unsafe { crate::host::text_poke(address + 1, &jump[1..]) }.expect("probe address left kernel text");

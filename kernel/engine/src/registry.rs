@@ -613,6 +613,25 @@ static DETOUR_PROBES: [AtomicPtr<Kprobe>; crate::slots::DETOUR_COUNT] =
 static DETOUR_SITES: [AtomicPtr<Site>; crate::slots::DETOUR_COUNT] =
     [const { AtomicPtr::new(ptr::null_mut()) }; crate::slots::DETOUR_COUNT];
 
+/// Per detour slot, whether its detour is a lean kretprobe one
+/// (`optprobe::DetourKind::LeanKretprobe`): its record may name only a
+/// kretprobe with no entry handler (see [`replan`]).
+static DETOUR_LEAN: [AtomicBool; crate::slots::DETOUR_COUNT] =
+    [const { AtomicBool::new(false) }; crate::slots::DETOUR_COUNT];
+
+/// Says which template the detour at `slot` was made from, before it is
+/// published.
+pub(crate) fn set_detour_kind(slot: usize, kind: optprobe::DetourKind) {
+    DETOUR_LEAN[detour_number(slot)].store(kind == optprobe::DetourKind::LeanKretprobe, Ordering::Release);
+}
+
+/// Whether a lean kretprobe detour can run `probe`'s entry: a kretprobe's
+/// entry probe whose entry routine is the assembly one (no entry handler).
+pub(crate) fn lean_eligible(probe: &Kprobe) -> bool {
+    probe.kind == ProbeKind::Kretprobe
+        && core::ptr::fn_addr_eq(probe.entry, arch::trampoline::kretprobe_entry as crate::probe::EntryLane)
+}
+
 /// The number of the detour slot at `slot` in [`DETOUR_PROBES`].
 #[unsafe(link_section = ".kprobes.text")]
 #[inline(always)]
@@ -704,7 +723,12 @@ fn replan(site: &Site) {
     };
     site.fast.store(fast, Ordering::Release);
     if detour != 0 {
-        set_detour_probe(detour, if fast.is_null() { &optprobe::GONE } else { fast });
+        // SAFETY: `fast` is null or a linked `&'static Kprobe` (above).
+        let runnable = match unsafe { fast.as_ref() } {
+            Some(probe) => !DETOUR_LEAN[detour_number(detour)].load(Ordering::Acquire) || lean_eligible(probe),
+            None => false,
+        };
+        set_detour_probe(detour, if runnable { fast } else { &optprobe::GONE });
     }
     let step_lane = match lone_probe {
         Some(probe) if resume == 0 && probe.kind == ProbeKind::Plain && site.arch().step.is_simple() => {
@@ -1198,14 +1222,17 @@ static SITE_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes of static memory the engine keeps for its probe sites, all
 /// `MAX_SITES` of them: the site table, its index, the free-site stack,
-/// the slot-to-site map, and the instruction slots with their pool (the
-/// slot memory the host provides included). The probes themselves (each
-/// `Kprobe`) are the caller's.
+/// the slot-to-site map, the detours' records, and the instruction and
+/// detour slots with their pools (the slot memory the host provides
+/// included). The probes themselves (each `Kprobe`) are the caller's.
 pub fn static_memory_bytes() -> usize {
     core::mem::size_of_val(&SITE_TABLE)
         + core::mem::size_of_val(&INDEX)
         + core::mem::size_of::<FreeSites>()
         + core::mem::size_of_val(&SLOT_SITE)
+        + core::mem::size_of_val(&DETOUR_PROBES)
+        + core::mem::size_of_val(&DETOUR_SITES)
+        + core::mem::size_of_val(&DETOUR_LEAN)
         + crate::slots::static_memory_bytes()
 }
 

@@ -1,8 +1,10 @@
-//! Instruction slots: small pieces of executable memory for probed
-//! instructions run out of line.
+//! Instruction slots, small pieces of executable memory for probed
+//! instructions run out of line, and detour slots for jump-optimized
+//! probes' detours.
 //!
-//! A fixed pool in memory the host provides (`Host::slot_memory`, writable
-//! and executable), handed out at registration. A freed slot is not reused
+//! Two fixed pools in one region of memory the host provides
+//! (`Host::slot_memory`, writable and executable), handed out at
+//! registration; a slot's address says its kind. A freed slot is not reused
 //! while any task or CPU could still be executing in it (a boosted slot runs
 //! with interrupts on, so a task can be preempted inside one, and another
 //! CPU can be running it): a slot is freed only after a sync of every CPU

@@ -124,6 +124,8 @@ query_sites! {
     probe_engine_query_trampoline_task: false,
     probe_engine_query_trampoline_cpu: true,
     probe_engine_query_kretprobe_entry: false,
+    probe_engine_query_kretprobe_lean_cpu: true,
+    probe_engine_query_kretprobe_lean_task: false,
 }
 
 /// Whether [`inline_queries`] made every lane query a GS load.
@@ -173,11 +175,15 @@ pub fn inlined_queries() -> usize {
 }
 
 /// Every [`timestamp!`] in the lanes.
-fn timestamp_sites() -> [usize; 1] {
+fn timestamp_sites() -> [usize; 2] {
     unsafe extern "C" {
         static probe_engine_timestamp_kretprobe_entry: u8;
+        static probe_engine_timestamp_kretprobe_lean: u8;
     }
-    [&raw const probe_engine_timestamp_kretprobe_entry as usize]
+    [
+        &raw const probe_engine_timestamp_kretprobe_entry as usize,
+        &raw const probe_engine_timestamp_kretprobe_lean as usize,
+    ]
 }
 
 /// Whether [`inline_timestamps`] made every lane timestamp an `rdtsc`.

@@ -140,6 +140,74 @@ pub unsafe extern "C" fn detour_template() {
     );
 }
 
+/// The code of a lean kretprobe detour, for a site whose one probe is a
+/// kretprobe with no entry handler: [`detour_image`] places its slow path
+/// at the detour's start and its entry so that it ends where the copy
+/// begins, and writes in the probe's address and the record's.
+///
+/// ```text
+///   detour + 0:  popad                      the slow path: the full frame,
+///                push cs; push <address>    as the other detour builds it,
+///                push 0; push 3; pushad     then the dispatcher
+///                add [esp + esp], 20; cld
+///                call optprobe_busy
+///   entry:       pushfd; cli; pushad
+///                mov esi, [<record>]
+///                call kretprobe_entry_lean  (back to detour + 0 if it
+///                popad; popfd                cannot take the entry)
+///   copy:        the displaced instructions, relocated; jmp back
+/// ```
+///
+/// No `PtRegs` is built and no control block taken on the common entry:
+/// see `trampoline::kretprobe_entry_lean`. Its slow path gives every other
+/// entry what the other detour gives it.
+///
+/// # Safety
+/// Never called.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn kretprobe_detour_template() {
+    core::arch::naked_asm!(
+        "popad",
+        ".byte 0x0e", // push cs, 32-bit
+        ".byte 0x68", // push imm32: EIP, the probe's address
+        ".long 0",
+        ".global probe_engine_lean_address",
+        "probe_engine_lean_address:",
+        ".byte 0x6a, 0", // push 0: the error code
+        ".byte 0x6a, {breakpoint}", // push 3: the vector
+        "pushad",
+        "add dword ptr [esp + {esp}], {above}",
+        "cld",
+        ".byte 0xe8", // call rel32: the dispatcher
+        ".long {busy} - (. + 4)",
+        ".global probe_engine_lean_busy",
+        "probe_engine_lean_busy:",
+        ".global probe_engine_lean_entry",
+        "probe_engine_lean_entry:",
+        "pushfd",
+        "cli",
+        "pushad",
+        ".byte 0x8b, 0x35", // mov esi, [record]
+        ".long 0",
+        ".global probe_engine_lean_record",
+        "probe_engine_lean_record:",
+        ".byte 0xe8", // call rel32: the entry's work
+        ".long {entry} - (. + 4)",
+        ".global probe_engine_lean_call",
+        "probe_engine_lean_call:",
+        "popad",
+        "popfd",
+        ".global probe_engine_lean_end",
+        "probe_engine_lean_end:",
+        breakpoint = const OPTIMIZED_HIT_VECTOR,
+        esp = const core::mem::offset_of!(PtRegs, esp),
+        above = const super::regs::FRAME_SIZE - core::mem::offset_of!(PtRegs, vector),
+        busy = sym optprobe_busy,
+        entry = sym super::trampoline::kretprobe_entry_lean,
+    );
+}
+
 /// The template's fields and `rel32`s, as offsets of the labels that end
 /// them (see [`detour_template`]).
 struct Template {
@@ -281,37 +349,126 @@ pub fn dispatch_return_site() -> usize {
     &raw const optprobe_dispatch_return_site as usize
 }
 
-/// The detour for the probe at `displaced.address`, of the site at
-/// `site_address`, whose record (see [`GONE`]) is at `record`, to be
-/// placed at `base`.
-pub fn detour_image(site_address: usize, record: usize, displaced: &Displaced, base: usize) -> [u8; DETOUR_SIZE] {
-    let t = template();
-    assert!(t.end <= DETOUR_COPY_OFFSET, "the detour template outgrew its room");
-    let mut image = [0xcc; DETOUR_SIZE];
-    // SAFETY: the template is `t.end` bytes of the engine's text.
-    image[..t.end].copy_from_slice(unsafe { core::slice::from_raw_parts(t.base as *const u8, t.end) });
-    let mut put = |end: usize, value: usize| image[end - 4..end].copy_from_slice(&(value as u32).to_le_bytes());
-    put(t.address, displaced.address);
-    put(t.record, record);
-    put(t.site, site_address);
-    put(t.copy, base + DETOUR_COPY_OFFSET);
-    // `rel32`s keep their targets: each moved by the template's distance.
-    let moved = t.base.wrapping_sub(base);
-    let mut relocate = |end: usize| {
-        let old = u32::from_le_bytes(image[end - 4..end].try_into().unwrap());
-        image[end - 4..end].copy_from_slice(&old.wrapping_add(moved as u32).to_le_bytes());
-    };
-    relocate(t.redirected);
-    relocate(t.moved);
-    relocate(t.busy);
-    // The lane query: still a call (`ds call rel32`), or a GS load.
-    // SAFETY: the template's query is six bytes of its text.
-    if unsafe { *((t.base + t.query + 1) as *const u8) } == 0xe8 {
-        relocate(t.query + 6);
+/// Which template a detour is made from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DetourKind {
+    /// [`detour_template`]: any probe.
+    Full,
+    /// [`kretprobe_detour_template`]: a kretprobe with no entry handler.
+    LeanKretprobe,
+}
+
+/// A detour being made in a buffer: the template parts copied to where
+/// they go in the slot at `base`, and the fields written in.
+struct Image {
+    bytes: [u8; DETOUR_SIZE],
+    base: usize,
+}
+
+impl Image {
+    /// Copies the template bytes `from..to` (addresses) to `at` in the image.
+    fn place(&mut self, from: usize, to: usize, at: usize) {
+        // SAFETY: `from..to` is part of a template, the engine's text.
+        let part = unsafe { core::slice::from_raw_parts(from as *const u8, to - from) };
+        self.bytes[at..at + part.len()].copy_from_slice(part);
     }
+
+    /// Writes `value` in the four bytes before `end` (an image offset).
+    fn put(&mut self, end: usize, value: usize) {
+        self.bytes[end - 4..end].copy_from_slice(&(value as u32).to_le_bytes());
+    }
+
+    /// Moves the `rel32` that ends at `end` (an image offset), copied from
+    /// the template where it ended at `template_end` (an address), so it
+    /// keeps its target.
+    fn relocate(&mut self, end: usize, template_end: usize) {
+        let old = u32::from_le_bytes(self.bytes[end - 4..end].try_into().unwrap());
+        let moved = template_end.wrapping_sub(self.base + end);
+        self.put(end, old.wrapping_add(moved as u32) as usize);
+    }
+}
+
+/// The detour of `kind` for the probe at `displaced.address`, of the site
+/// at `site_address`, whose record (see [`GONE`]) is at `record`, to be
+/// placed at `base`; and the offset in it where the probe's jump goes.
+pub fn detour_image(
+    kind: DetourKind,
+    site_address: usize,
+    record: usize,
+    displaced: &Displaced,
+    base: usize,
+) -> ([u8; DETOUR_SIZE], usize) {
+    let mut image = Image { bytes: [0xcc; DETOUR_SIZE], base };
+    let entry = match kind {
+        DetourKind::Full => {
+            let t = template();
+            assert!(t.end <= DETOUR_COPY_OFFSET, "the detour template outgrew its room");
+            image.place(t.base, t.base + t.end, 0);
+            image.put(t.address, displaced.address);
+            image.put(t.record, record);
+            image.put(t.site, site_address);
+            image.put(t.copy, base + DETOUR_COPY_OFFSET);
+            for end in [t.redirected, t.moved, t.busy] {
+                image.relocate(end, t.base + end);
+            }
+            // The lane query: still a call (`ds call rel32`), or a GS load.
+            // SAFETY: the template's query is six bytes of its text.
+            if unsafe { *((t.base + t.query + 1) as *const u8) } == 0xe8 {
+                image.relocate(t.query + 6, t.base + t.query + 6);
+            }
+            0
+        }
+        DetourKind::LeanKretprobe => {
+            let t = lean_template();
+            let entry = DETOUR_COPY_OFFSET - (t.end - t.entry);
+            assert!(t.entry <= entry, "the lean detour template outgrew its room");
+            image.place(t.base, t.base + t.entry, 0);
+            image.put(t.address, displaced.address);
+            image.relocate(t.busy, t.base + t.busy);
+            image.place(t.base + t.entry, t.base + t.end, entry);
+            // The entry part moved from `t.entry` to `entry`.
+            let at = |offset: usize| offset - t.entry + entry;
+            image.put(at(t.record), record);
+            image.relocate(at(t.call), t.base + t.call);
+            entry
+        }
+    };
     let (copy, len) = displaced.relocated(base + DETOUR_COPY_OFFSET);
-    image[DETOUR_COPY_OFFSET..DETOUR_COPY_OFFSET + len].copy_from_slice(&copy[..len]);
-    image
+    image.bytes[DETOUR_COPY_OFFSET..DETOUR_COPY_OFFSET + len].copy_from_slice(&copy[..len]);
+    (image.bytes, entry)
+}
+
+/// [`kretprobe_detour_template`]'s labels, as offsets from its start.
+struct LeanTemplate {
+    base: usize,
+    address: usize,
+    busy: usize,
+    entry: usize,
+    record: usize,
+    call: usize,
+    end: usize,
+}
+
+fn lean_template() -> LeanTemplate {
+    unsafe extern "C" {
+        static probe_engine_lean_address: u8;
+        static probe_engine_lean_busy: u8;
+        static probe_engine_lean_entry: u8;
+        static probe_engine_lean_record: u8;
+        static probe_engine_lean_call: u8;
+        static probe_engine_lean_end: u8;
+    }
+    let base = kretprobe_detour_template as *const () as usize;
+    let at = |label: *const u8| label as usize - base;
+    LeanTemplate {
+        base,
+        address: at(&raw const probe_engine_lean_address),
+        busy: at(&raw const probe_engine_lean_busy),
+        entry: at(&raw const probe_engine_lean_entry),
+        record: at(&raw const probe_engine_lean_record),
+        call: at(&raw const probe_engine_lean_call),
+        end: at(&raw const probe_engine_lean_end),
+    }
 }
 
 /// `jmp rel32` placed at `at`, to `target`.

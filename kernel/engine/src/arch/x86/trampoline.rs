@@ -63,8 +63,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "push 0",
         "push -1", // KRETPROBE_VECTOR
         "pushad",
-        "lea ecx, [esp + {size}]",
-        "mov [esp + {esp}], ecx",
+        "add dword ptr [esp + {esp}], {above}", // ESP as it was before the pushes
         "cld",
         // The task's newest instance, for the slot the `ret` popped...
         lane::query!("current_task", "probe_engine_query_trampoline_task"),
@@ -84,14 +83,15 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "cmp ecx, [edx + {slot}]",
         "je 8f",
         "2:",
-        // ...of a registered kretprobe, on a CPU handling no probe.
-        "mov esi, [ebx + {pool}]",
-        "mov esi, [esi + {owner}]",
-        "test esi, esi",
-        "jz 8f",
-        lane::take_idle_block_or!("eax", "8f", "probe_engine_query_trampoline_cpu"),
+        // ...on a CPU handling no probe (its block taken, in ESI), of a
+        // registered kretprobe (else the block is given back).
+        lane::take_idle_block_or!("esi", "8f", "probe_engine_query_trampoline_cpu"),
+        "mov eax, [ebx + {pool}]",
+        "mov eax, [eax + {owner}]",
+        "test eax, eax",
+        "jz 7f",
         // Taken: the block runs the kretprobe (begin_return_handlers, run).
-        lane::run_probe!("eax", "0", "esi"), // (a Kretprobe starts with its entry probe)
+        lane::run_probe!("esi", "0", "eax"), // (a Kretprobe starts with its entry probe)
         // Handlers see the real return address.
         "mov ecx, [ebx + {ret}]",
         "mov [esp + {eip}], ecx",
@@ -100,7 +100,6 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         // from anywhere in the lane up to here resolves the trampoline's
         // slot (`resolve_trampoline_trap`); with the block busy, nothing
         // links another instance to this task meanwhile.
-        "xchg esi, eax", // ESI the block, EAX the kretprobe
         "mov eax, [eax + {handler}]",
         "test eax, eax",
         "jz 3f",
@@ -121,6 +120,8 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "lock bts dword ptr [ebx], eax",
         lane::restore_own_frame!(),
         // Every other return: the generic dispatcher.
+        "7:",
+        "mov byte ptr [esi], {idle}",
         "8:",
         "push esp", // the frame's address (push stores ESP as it was)
         "call {dispatch}",
@@ -129,6 +130,7 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
         "add esp, 4",
         "jmp probe_engine_trap_return",
         size = const FRAME_SIZE,
+        above = const FRAME_SIZE - offset_of!(PtRegs, vector),
         esp = const offset_of!(PtRegs, esp),
         eip = const offset_of!(PtRegs, eip),
         current_task = sym crate::host::__probe_engine_lane_current_task,
@@ -242,6 +244,99 @@ pub unsafe extern "fastcall" fn kretprobe_entry(regs: &mut PtRegs, probe: &'stat
         active = sym crate::kretprobe::ACTIVE,
         next = const instance::INSTANCE_NEXT,
         rust_entry = sym crate::handler::call_kretprobe_entry,
+    );
+}
+
+/// The entry work of a lean kretprobe detour (see `optprobe`'s
+/// `kretprobe_detour_template`): called by the detour with only EFLAGS
+/// (interrupts off) and `pushad` on the probed function's stack, its
+/// record's probe in ESI. All registers are the detour's to clobber (its
+/// `popad` restores them); DF is clear, as at any function's entry.
+///
+/// It does what [`kretprobe_entry`] does, for the same common case, on a
+/// CPU handling no probe: no control block is taken, because nothing it
+/// runs can hit a probe (interrupts are off and everything it calls is
+/// blacklisted), and no `PtRegs` is built, because no handler sees one.
+/// Anything else (a busy CPU, a record that is `GONE`, an unknown task, a
+/// return address already the trampoline's, an empty first word of the
+/// free set) changes nothing and goes back to the detour's start, its slow
+/// path, which builds the frame and sends the hit to the dispatcher.
+///
+/// The probe in the record is a registered kretprobe's entry probe while
+/// it is there: unregistration replaces it with `GONE` before retiring the
+/// pool, and syncs every CPU in between, which waits for this one (its
+/// interrupts are off).
+///
+/// # Safety
+/// Only a lean detour calls it, as above.
+#[unsafe(naked)]
+#[unsafe(link_section = ".kprobes.text")]
+pub unsafe extern "C" fn kretprobe_entry_lean() {
+    core::arch::naked_asm!(
+        lane::query!("current_cpu", "probe_engine_query_kretprobe_lean_cpu"),
+        "mov ebx, [{state_bytes} + eax * 4]",
+        "cmp byte ptr [ebx], {idle}",
+        "jne 9f",
+        "cmp esi, offset {gone}",
+        "je 9f",
+        "mov ebp, [esi + {kp_owner}]", // the Kretprobe of the entry probe
+        "mov ebp, [ebp + {rp_pool}]",
+        lane::query!("current_task", "probe_engine_query_kretprobe_lean_task"),
+        "cmp eax, {tasks}",
+        "jae 9f",
+        // The slot (ESP at the function's first instruction), above this
+        // call's return address, the pushad and EFLAGS.
+        "lea ecx, [esp + 40]",
+        "cmp dword ptr [ecx], offset {trampoline}",
+        "je 9f",
+        // An instance from the first word of the free set (FreeSet::take).
+        "mov edx, [ebp + {words}]",
+        "2:",
+        "bsf edi, dword ptr [edx]", // ZF: the word is empty
+        "jz 9f",
+        "lock btr dword ptr [edx], edi",
+        "jnc 2b", // another CPU took it first: look again
+        "imul edi, edi, {instance_size}",
+        "add edi, [ebp + {instances}]",
+        "mov [edi + {task}], eax",
+        "mov [edi + {slot}], ecx",
+        "mov edx, [ecx]",
+        "mov [edi + {ret}], edx",
+        // Linked first on the task's list, the slot sending the return to
+        // the trampoline (as `kretprobe_entry`).
+        "mov edx, [{active} + eax * 4]",
+        "mov [edi + {next}], edx",
+        "mov dword ptr [ecx], offset {trampoline}",
+        "mov [{active} + eax * 4], edi",
+        lane::timestamp!("probe_engine_timestamp_kretprobe_lean"), // EDX:EAX, ECX clobbered
+        "mov [edi + {time}], eax",
+        "mov [edi + {time} + 4], edx",
+        "ret",
+        // Anything else: the detour's slow path, at its start.
+        "9:",
+        "pop eax",
+        "and eax, {align}",
+        "jmp eax",
+        current_cpu = sym crate::host::__probe_engine_lane_current_cpu,
+        state_bytes = sym crate::control::STATE_BYTES,
+        idle = const cpu::IDLE,
+        gone = sym super::optprobe::GONE,
+        kp_owner = const crate::probe::layout::OWNER,
+        rp_pool = const kretprobe::POOL,
+        current_task = sym crate::host::__probe_engine_lane_current_task,
+        tasks = const kretprobe::TASKS,
+        trampoline = sym kretprobe_trampoline,
+        words = const instance::POOL_WORDS,
+        instance_size = const instance::INSTANCE_SIZE,
+        instances = const instance::POOL_INSTANCES,
+        task = const instance::INSTANCE_TASK,
+        slot = const instance::INSTANCE_STACK_SLOT,
+        ret = const instance::INSTANCE_RETURN_ADDRESS,
+        active = sym crate::kretprobe::ACTIVE,
+        next = const instance::INSTANCE_NEXT,
+        timestamp = sym crate::host::__probe_engine_host_timestamp,
+        time = const instance::INSTANCE_ENTRY_TIME,
+        align = const !(crate::slots::DETOUR_SIZE - 1),
     );
 }
 
