@@ -697,6 +697,7 @@ macro_rules! many_functions {
 const FUNCTIONS: usize = 64;
 const PER_FUNCTION: usize = DETOUR_COUNT / FUNCTIONS + 2;
 const MANY: usize = FUNCTIONS * PER_FUNCTION;
+const _: () = assert!(MANY > DETOUR_COUNT);
 many_functions!(opt_many_00 opt_many_01 opt_many_02 opt_many_03 opt_many_04 opt_many_05 opt_many_06 opt_many_07 opt_many_08 opt_many_09 opt_many_10 opt_many_11 opt_many_12 opt_many_13 opt_many_14 opt_many_15 opt_many_16 opt_many_17 opt_many_18 opt_many_19 opt_many_20 opt_many_21 opt_many_22 opt_many_23 opt_many_24 opt_many_25 opt_many_26 opt_many_27 opt_many_28 opt_many_29 opt_many_30 opt_many_31 opt_many_32 opt_many_33 opt_many_34 opt_many_35 opt_many_36 opt_many_37 opt_many_38 opt_many_39 opt_many_40 opt_many_41 opt_many_42 opt_many_43 opt_many_44 opt_many_45 opt_many_46 opt_many_47 opt_many_48 opt_many_49 opt_many_50 opt_many_51 opt_many_52 opt_many_53 opt_many_54 opt_many_55 opt_many_56 opt_many_57 opt_many_58 opt_many_59 opt_many_60 opt_many_61 opt_many_62 opt_many_63);
 
 static MANY_HITS: [AtomicUsize; MANY] = [const { AtomicUsize::new(0) }; MANY];
@@ -730,7 +731,6 @@ static MANY_PROBES: [Kprobe; MANY] = {
 #[test_case]
 fn probes_beyond_the_detour_slots_stay_on_breakpoints_and_all_hit() {
     optimization(true);
-    assert!(MANY > DETOUR_COUNT);
     assert_eq!(text_byte(opt_many_00 as *const () as usize), 0xb8, "made of `mov eax, imm32`");
     let slots_before = probe_kernel::memory::slots::in_use_count();
     let probes: Vec<&'static Kprobe> = MANY_PROBES.iter().collect();

@@ -229,7 +229,10 @@ pub(crate) fn check_memory() {
     assert!(memory.len() >= SLOT_MEMORY_SIZE, "the host's slot memory holds fewer than {SLOT_MEMORY_SIZE} bytes");
     // A detour finds its own start from an address inside it by rounding
     // down (`arch::x86::optprobe`).
-    assert!(detour_region().start % DETOUR_SIZE == 0, "the host's slot memory is not {DETOUR_SIZE}-byte aligned");
+    assert!(
+        detour_region().start.is_multiple_of(DETOUR_SIZE),
+        "the host's slot memory is not {DETOUR_SIZE}-byte aligned"
+    );
 }
 
 /// Takes a free slot of `kind`, first collecting garbage slots that

@@ -44,6 +44,10 @@
 //! or moved ESP, and every hit of the dispatcher, leave through the host's
 //! trap exit (`probe_engine_trap_return`), which moves the frame to end at
 //! the new ESP.
+//!
+//! A site whose one probe is a kretprobe with no entry handler gets a
+//! detour from a second template, [`kretprobe_detour_template`], which
+//! builds no frame at all on the common entry (see there).
 use super::lane;
 use super::regs::PtRegs;
 use crate::control::layout as cpu;
@@ -208,56 +212,61 @@ pub unsafe extern "C" fn kretprobe_detour_template() {
     );
 }
 
-/// The template's fields and `rel32`s, as offsets of the labels that end
-/// them (see [`detour_template`]).
-struct Template {
-    base: usize,
-    address: usize,
-    record: usize,
-    site: usize,
-    query: usize,
-    redirected: usize,
-    copy: usize,
-    moved: usize,
-    busy: usize,
-    end: usize,
+/// Declares `$name`, a template's labels as offsets from its start (each
+/// label ends the field or `rel32` it names), with `$name::get()` reading
+/// them from the linked template.
+macro_rules! template_labels {
+    ($(#[$doc:meta])* $name:ident of $template:ident { $($field:ident: $label:ident),* $(,)? }) => {
+        $(#[$doc])*
+        struct $name {
+            base: usize,
+            $($field: usize),*
+        }
+
+        impl $name {
+            fn get() -> Self {
+                unsafe extern "C" {
+                    $(static $label: u8;)*
+                }
+                let base = $template as *const () as usize;
+                $name { base, $($field: &raw const $label as usize - base),* }
+            }
+        }
+    };
 }
 
-fn template() -> Template {
-    unsafe extern "C" {
-        static probe_engine_detour_address: u8;
-        static probe_engine_detour_record: u8;
-        static probe_engine_detour_site: u8;
-        static probe_engine_query_optprobe: u8;
-        static probe_engine_detour_redirected: u8;
-        static probe_engine_detour_copy: u8;
-        static probe_engine_detour_moved: u8;
-        static probe_engine_detour_busy: u8;
-        static probe_engine_detour_end: u8;
+template_labels! {
+    /// [`detour_template`]'s labels.
+    Template of detour_template {
+        address: probe_engine_detour_address,
+        record: probe_engine_detour_record,
+        site: probe_engine_detour_site,
+        query: probe_engine_query_optprobe,
+        call_return: probe_engine_detour_return,
+        redirected: probe_engine_detour_redirected,
+        copy: probe_engine_detour_copy,
+        moved: probe_engine_detour_moved,
+        busy: probe_engine_detour_busy,
+        end: probe_engine_detour_end,
     }
-    let base = detour_template as *const () as usize;
-    let at = |label: *const u8| label as usize - base;
-    Template {
-        base,
-        address: at(&raw const probe_engine_detour_address),
-        record: at(&raw const probe_engine_detour_record),
-        site: at(&raw const probe_engine_detour_site),
-        query: at(&raw const probe_engine_query_optprobe),
-        redirected: at(&raw const probe_engine_detour_redirected),
-        copy: at(&raw const probe_engine_detour_copy),
-        moved: at(&raw const probe_engine_detour_moved),
-        busy: at(&raw const probe_engine_detour_busy),
-        end: at(&raw const probe_engine_detour_end),
+}
+
+template_labels! {
+    /// [`kretprobe_detour_template`]'s labels.
+    LeanTemplate of kretprobe_detour_template {
+        address: probe_engine_lean_address,
+        busy: probe_engine_lean_busy,
+        entry: probe_engine_lean_entry,
+        record: probe_engine_lean_record,
+        call: probe_engine_lean_call,
+        end: probe_engine_lean_end,
     }
 }
 
 /// Where a detour's call of its probe's entry routine returns, from the
-/// detour's start (for the unwinder and [`optprobe_gone`]).
-pub fn return_offset() -> usize {
-    unsafe extern "C" {
-        static probe_engine_detour_return: u8;
-    }
-    &raw const probe_engine_detour_return as usize - detour_template as *const () as usize
+/// detour's start (for the unwinder).
+fn return_offset() -> usize {
+    Template::get().call_return
 }
 
 /// Whether `address` is where a detour's call of its probe's entry routine
@@ -401,7 +410,7 @@ pub fn detour_image(
     let mut image = Image { bytes: [0xcc; DETOUR_SIZE], base };
     let entry = match kind {
         DetourKind::Full => {
-            let t = template();
+            let t = Template::get();
             assert!(t.end <= DETOUR_COPY_OFFSET, "the detour template outgrew its room");
             image.place(t.base, t.base + t.end, 0);
             image.put(t.address, displaced.address);
@@ -419,7 +428,7 @@ pub fn detour_image(
             0
         }
         DetourKind::LeanKretprobe => {
-            let t = lean_template();
+            let t = LeanTemplate::get();
             let entry = DETOUR_COPY_OFFSET - (t.end - t.entry);
             assert!(t.entry <= entry, "the lean detour template outgrew its room");
             image.place(t.base, t.base + t.entry, 0);
@@ -436,39 +445,6 @@ pub fn detour_image(
     let (copy, len) = displaced.relocated(base + DETOUR_COPY_OFFSET);
     image.bytes[DETOUR_COPY_OFFSET..DETOUR_COPY_OFFSET + len].copy_from_slice(&copy[..len]);
     (image.bytes, entry)
-}
-
-/// [`kretprobe_detour_template`]'s labels, as offsets from its start.
-struct LeanTemplate {
-    base: usize,
-    address: usize,
-    busy: usize,
-    entry: usize,
-    record: usize,
-    call: usize,
-    end: usize,
-}
-
-fn lean_template() -> LeanTemplate {
-    unsafe extern "C" {
-        static probe_engine_lean_address: u8;
-        static probe_engine_lean_busy: u8;
-        static probe_engine_lean_entry: u8;
-        static probe_engine_lean_record: u8;
-        static probe_engine_lean_call: u8;
-        static probe_engine_lean_end: u8;
-    }
-    let base = kretprobe_detour_template as *const () as usize;
-    let at = |label: *const u8| label as usize - base;
-    LeanTemplate {
-        base,
-        address: at(&raw const probe_engine_lean_address),
-        busy: at(&raw const probe_engine_lean_busy),
-        entry: at(&raw const probe_engine_lean_entry),
-        record: at(&raw const probe_engine_lean_record),
-        call: at(&raw const probe_engine_lean_call),
-        end: at(&raw const probe_engine_lean_end),
-    }
 }
 
 /// `jmp rel32` placed at `at`, to `target`.
