@@ -365,11 +365,13 @@ pub fn run() -> Vec<Row> {
         "  Linux 6.1 figures (i386, same QEMU and -icount): int3 kprobe 839-879, jump-optimized kprobe 350, kretprobe 677"
     );
     println!(
-        "memory: {} probe sites, {} instruction slots of {} bytes, {} bytes of engine tables per probed address, \
-         kretprobe instance {} bytes + data, Kprobe {} bytes",
+        "memory: {} probe sites, {} instruction slots of {} bytes, {} detour slots of {} bytes, {} bytes of engine \
+         tables per probed address, kretprobe instance {} bytes + data, Kprobe {} bytes",
         MAX_SITES,
         crate::memory::slots::SLOT_COUNT,
         crate::memory::slots::SLOT_SIZE,
+        crate::memory::slots::DETOUR_COUNT,
+        crate::memory::slots::DETOUR_SIZE,
         crate::kprobes::static_memory_bytes() / MAX_SITES,
         core::mem::size_of::<KretprobeInstance>(),
         core::mem::size_of::<Kprobe>()

@@ -3,7 +3,9 @@
 //! The engine manages its slots (`probe_engine::slots`); the kernel provides
 //! the memory: a static, page-aligned region in `.kprobe_slots`, which the
 //! linker script places in a writable, executable section of the image.
-pub use probe_engine::slots::{DETOUR_COUNT, SLOT_COUNT, SLOT_MEMORY_SIZE, SLOT_SIZE, in_use_count, region};
+pub use probe_engine::slots::{
+    DETOUR_COUNT, DETOUR_SIZE, SLOT_COUNT, SLOT_MEMORY_SIZE, SLOT_SIZE, in_use_count, region,
+};
 
 #[repr(C, align(4096))]
 struct SlotMemory([u8; SLOT_MEMORY_SIZE]);
