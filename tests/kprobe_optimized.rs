@@ -86,6 +86,7 @@ macro_rules! three_a_plus_one {
 three_a_plus_one!(opt_target, "opt_target_second");
 three_a_plus_one!(opt_ret_target, "opt_ret_target_second");
 three_a_plus_one!(opt_smp_target, "opt_smp_target_second");
+three_a_plus_one!(opt_smp_ret_target, "opt_smp_ret_target_second");
 
 /// What the `three_a_plus_one!` targets compute.
 fn three_a_plus_one(a: u32) -> u32 {
@@ -1498,6 +1499,90 @@ fn three_cpus_call_an_optimized_probe_while_cpu0_unoptimizes_and_reoptimizes_it(
         &not_reoptimized[..not_reoptimized.len().min(12)]
     );
     unregister_kprobe(&SMP_PRE).unwrap();
+}
+
+static SMP_RETURNS: AtomicUsize = AtomicUsize::new(0);
+static SMP_SHARED_HITS: AtomicUsize = AtomicUsize::new(0);
+
+fn smp_return(_: &mut KretprobeInstance, regs: &mut PtRegs) {
+    SMP_RETURNS.fetch_add(1, SeqCst);
+    // Every caller passes `cpu << 24 | calls`, so 3a+1 never wraps to 0.
+    if regs_return_value(regs) == 0 {
+        SMP_WRONG.fetch_add(1, SeqCst);
+    }
+}
+
+fn smp_shared(_: &Kprobe, _: &mut PtRegs) -> PreAction {
+    SMP_SHARED_HITS.fetch_add(1, SeqCst);
+    PreAction::Continue
+}
+
+/// A kretprobe with no entry handler (its optimized entry the lean detour),
+/// registered the whole time, with instances enough for three callers.
+static SMP_RET: Kretprobe = Kretprobe::new().symbol("opt_smp_ret_target").handler(smp_return).maxactive(16);
+/// Registered and unregistered by CPU 0: the address shared, still optimized.
+static SMP_SHARED: Kprobe = Kprobe::new().symbol("opt_smp_ret_target", 0).pre_handler(smp_shared);
+
+/// CPUs 1-3: calls of the kretprobed function until CPU 0 is done.
+fn smp_ret_caller(cpu: usize) -> usize {
+    SMP_STARTED.fetch_add(1, SeqCst);
+    let mut calls = 0;
+    while !SMP_STOP.load(SeqCst) {
+        let x = (cpu << 24 | calls) as u32;
+        if opt_smp_ret_target(x) != three_a_plus_one(x) {
+            SMP_WRONG.fetch_add(1, SeqCst);
+        }
+        calls += 1;
+    }
+    calls
+}
+
+/// The lean kretprobe detour under cross-modification: while CPUs 1-3 call
+/// the function, CPU 0 switches optimization off and on (the detour
+/// removed and a new one installed) and shares the address with a plain
+/// probe and takes it away (the detour's record switching to `GONE` and
+/// back). Every call's return is reported, none is missed.
+#[test_case]
+fn three_cpus_return_through_a_lean_kretprobe_while_cpu0_changes_its_detour() {
+    let online = probe_kernel::arch::x86::smp::online_cpus();
+    if online < SMP_CPUS {
+        println!("(needs {SMP_CPUS} CPUs, {online} online: skipped; runs in the -smp 4 pass) ");
+        return;
+    }
+    optimization(true);
+    reset(&[&SMP_RETURNS, &SMP_SHARED_HITS, &SMP_WRONG, &SMP_STARTED]);
+    SMP_STOP.store(false, SeqCst);
+    register_kretprobe(&SMP_RET).unwrap();
+    assert_optimized(&SMP_RET.kp, address_of(opt_smp_ret_target), "smp kretprobe");
+    let ids: Vec<usize> =
+        (1..SMP_CPUS).map(|c| task::spawn_on(c, "caller", smp_ret_caller, c).expect("spawn")).collect();
+    while load(&SMP_STARTED) < SMP_CPUS - 1 {
+        task::yield_now();
+    }
+    let mut not_optimized = Vec::new();
+    for cycle in 0..SMP_CYCLES {
+        if cycle % 2 == 0 {
+            optimization(false);
+            optimization(true);
+        } else {
+            register_kprobe(&SMP_SHARED).unwrap();
+            unregister_kprobe(&SMP_SHARED).unwrap();
+        }
+        if !is_optimized(&SMP_RET.kp) {
+            not_optimized.push(cycle);
+        }
+    }
+    SMP_STOP.store(true, SeqCst);
+    let calls: Vec<usize> = ids.into_iter().map(task::join).collect();
+    let total: usize = calls.iter().sum();
+    let (returns, missed) = (load(&SMP_RETURNS), SMP_RET.nmissed());
+    println!();
+    println!("  {SMP_CYCLES} cycles on CPU 0; calls {calls:?}: {returns} returns reported, {missed} missed");
+    assert_eq!(load(&SMP_WRONG), 0, "a call or a return value went wrong");
+    assert_eq!((returns, missed), (total, 0), "(returns, missed) for {total} calls");
+    assert!(calls.iter().all(|&c| c >= SMP_MIN_CALLS), "a caller made fewer than {SMP_MIN_CALLS} calls");
+    assert!(not_optimized.is_empty(), "cycles {not_optimized:?} left the kretprobe unoptimized");
+    unregister_kretprobe(&SMP_RET).unwrap();
 }
 
 /// Pushes two words, then (at `opt_esp_target_probe`, a 5-byte `mov`: an
