@@ -12,10 +12,14 @@
 //! probe disabled) in both directions. A handler must not be able to tell
 //! the two paths apart: it sees the same registers as at a breakpoint,
 //! redirects, counts nested hits as misses, and kretprobe entries work the
-//! same. A differential over real image functions checks that optimizing
-//! every optimizable instruction boundary changes neither what the code
-//! computes nor any probe's hit count; on four CPUs, callers on CPUs 1-3
-//! must see every hit while CPU 0 forces optimize/unoptimize cycles.
+//! same; a kretprobe with no entry handler takes a lean detour that builds
+//! no frame, and must count every return and every miss as its breakpoint
+//! does. Several probes may share a detour; past the detour slots, probes
+//! stay on breakpoints. A differential over real image functions checks
+//! that optimizing every optimizable instruction boundary changes neither
+//! what the code computes nor any probe's hit count; on four CPUs, callers
+//! on CPUs 1-3 must see every hit and every return while CPU 0 forces
+//! optimize/unoptimize cycles.
 //!
 //! Every check is an exact count, value or byte. Each test sets the
 //! optimization switch itself and leaves it on (its default, as in Linux),
