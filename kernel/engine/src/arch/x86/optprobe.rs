@@ -33,7 +33,7 @@
 //! ```
 //!
 //! The record (one word per detour slot) names the site's fast probe while
-//! the detour is its site's and the site has one; otherwise [`GONE`],
+//! the detour is its site's and the site has one; otherwise `GONE`,
 //! whose entry routine gives the block back and sends the hit to the
 //! generic dispatcher (`optimize::optimized_dispatch`), as a busy block
 //! does. That covers a site with several probes or a disabled one, and a
@@ -349,7 +349,7 @@ unsafe extern "C" fn optprobe_redirected() {
     );
 }
 
-/// The return address of the dispatcher's call in [`optprobe_slow`]: the
+/// The return address of the dispatcher's call in `optprobe_slow`: the
 /// unwinder continues through the frame, its first argument.
 pub fn dispatch_return_site() -> usize {
     unsafe extern "C" {
@@ -398,7 +398,7 @@ impl Image {
 }
 
 /// The detour of `kind` for the probe at `displaced.address`, of the site
-/// at `site_address`, whose record (see [`GONE`]) is at `record`, to be
+/// at `site_address`, whose record (see `GONE`) is at `record`, to be
 /// placed at `base`; and the offset in it where the probe's jump goes.
 pub fn detour_image(
     kind: DetourKind,
