@@ -655,6 +655,50 @@ fn a_post_handler_fault_handler_or_jprobe_at_the_address_falls_back_to_int3() {
     falls_back_while("jprobe", add, || unregister_jprobe(&JPROBE).unwrap(), &JPROBE.kp);
 }
 
+/// `a * 3 + 1` in two 4-byte instructions and `ret`, then two spare bytes
+/// no call reaches, which the test below rewrites behind the engine.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+extern "C" fn opt_rewritten(a: u32) -> u32 {
+    naked_asm!("mov eax, [esp + 4]", "lea eax, [eax + eax*2 + 1]", "ret", "nop", "nop");
+}
+
+static REWRITTEN: Kprobe = Kprobe::new().symbol("opt_rewritten", 0).pre_handler(count_hit);
+
+/// The host rewrites a function's text without telling the engine (as a
+/// module loaded where another was would): the optimizer's cached walk of
+/// the function is stale, and the next registration must see the new
+/// bytes, not place a jump on the old facts. Here the spare bytes become a
+/// `jmp` into the range a jump at the entry would displace.
+#[test_case]
+fn text_rewritten_behind_the_engine_is_seen_by_the_next_registration() {
+    optimization(true);
+    let address = address_of(opt_rewritten);
+    let spare = address + 9;
+    let original = text_bytes(address, 8);
+    assert_eq!(text_bytes(spare, 2), [0x90, 0x90], "the spare bytes");
+    assert_eq!(can_optimize(address as *const ()), Ok(8));
+    register_kprobe(&REWRITTEN).unwrap();
+    assert_optimized(&REWRITTEN, address, "before the rewrite");
+    unregister_kprobe(&REWRITTEN).unwrap();
+    // jmp rel8 from spare + 2 to address + 2: inside the 8 displaced bytes.
+    let jump = [0xeb, (address + 2).wrapping_sub(spare + 2) as u8];
+    // SAFETY: two bytes of a function no call reaches (after its `ret`),
+    // and no probe is there.
+    unsafe { probe_kernel::arch::x86::patch::text_poke(spare, &jump) }.unwrap();
+    reset(&[&HITS]);
+    register_kprobe(&REWRITTEN).unwrap();
+    assert_int3(&REWRITTEN, address, &original, "after the rewrite");
+    assert_eq!(opt_rewritten(black_box(4)), 13);
+    assert_eq!(load(&HITS), 1);
+    unregister_kprobe(&REWRITTEN).unwrap();
+    let refused = Err(OptimizeRefusal::JumpIntoRange { from: spare });
+    assert_eq!(can_optimize(address as *const ()), refused, "can_optimize after the rewrite");
+    // SAFETY: as above; the original bytes back.
+    unsafe { probe_kernel::arch::x86::patch::text_poke(spare, &[0x90, 0x90]) }.unwrap();
+    assert_eq!(can_optimize(address as *const ()), Ok(8), "restored");
+}
+
 static SECOND: Kprobe = Kprobe::new().symbol("opt_target", 0).pre_handler(count_other);
 
 /// A second plain probe at an optimized address keeps the jump: each
@@ -682,40 +726,21 @@ fn several_probes_share_a_detour_and_the_one_left_runs_alone() {
     assert_eq!(text_bytes(address, 9), original);
 }
 
-/// Functions of five-byte instructions, more in all than there are detour
-/// slots: a probe on each instruction displaces exactly that instruction.
-/// (Many small functions rather than one: the optimizer reads a probe's
-/// whole function for each probe it considers.)
-macro_rules! many_functions {
-    ($($name:ident)*) => {
-        $(
-            #[unsafe(naked)]
-            #[unsafe(no_mangle)]
-            extern "C" fn $name() {
-                naked_asm!(".rept {n}", "mov eax, 0x12345678", ".endr", "ret", n = const PER_FUNCTION);
-            }
-        )*
-        const MANY_NAMES: [&str; FUNCTIONS] = [$(stringify!($name)),*];
-        static MANY_FUNCTIONS: [extern "C" fn(); FUNCTIONS] = [$($name),*];
-    };
+/// Five-byte instructions, more than there are detour slots: a probe on
+/// each displaces exactly its own instruction. (One function: the
+/// optimizer checks a function's bytes once per registration, not once per
+/// probe, so thousands of probes in one function register in a second.)
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+extern "C" fn opt_many() {
+    naked_asm!(".rept {n}", "mov eax, 0x12345678", ".endr", "ret", n = const MANY);
 }
-const FUNCTIONS: usize = 64;
-const PER_FUNCTION: usize = DETOUR_COUNT / FUNCTIONS + 2;
-const MANY: usize = FUNCTIONS * PER_FUNCTION;
-const _: () = assert!(MANY > DETOUR_COUNT);
-many_functions!(opt_many_00 opt_many_01 opt_many_02 opt_many_03 opt_many_04 opt_many_05 opt_many_06 opt_many_07 opt_many_08 opt_many_09 opt_many_10 opt_many_11 opt_many_12 opt_many_13 opt_many_14 opt_many_15 opt_many_16 opt_many_17 opt_many_18 opt_many_19 opt_many_20 opt_many_21 opt_many_22 opt_many_23 opt_many_24 opt_many_25 opt_many_26 opt_many_27 opt_many_28 opt_many_29 opt_many_30 opt_many_31 opt_many_32 opt_many_33 opt_many_34 opt_many_35 opt_many_36 opt_many_37 opt_many_38 opt_many_39 opt_many_40 opt_many_41 opt_many_42 opt_many_43 opt_many_44 opt_many_45 opt_many_46 opt_many_47 opt_many_48 opt_many_49 opt_many_50 opt_many_51 opt_many_52 opt_many_53 opt_many_54 opt_many_55 opt_many_56 opt_many_57 opt_many_58 opt_many_59 opt_many_60 opt_many_61 opt_many_62 opt_many_63);
+const MANY: usize = DETOUR_COUNT + 128;
 
 static MANY_HITS: [AtomicUsize; MANY] = [const { AtomicUsize::new(0) }; MANY];
 
 fn count_many(_: &Kprobe, regs: &mut PtRegs) -> PreAction {
-    let eip = regs.eip as usize;
-    let (f, start) = MANY_FUNCTIONS
-        .iter()
-        .map(|&f| f as *const () as usize)
-        .enumerate()
-        .find(|&(_, start)| (start..start + 5 * PER_FUNCTION).contains(&eip))
-        .expect("a hit in one of the functions");
-    MANY_HITS[f * PER_FUNCTION + (eip - start) / 5].fetch_add(1, SeqCst);
+    MANY_HITS[(regs.eip as usize - opt_many as *const () as usize) / 5].fetch_add(1, SeqCst);
     PreAction::Continue
 }
 
@@ -723,8 +748,7 @@ static MANY_PROBES: [Kprobe; MANY] = {
     let mut probes = [const { Kprobe::new() }; MANY];
     let mut i = 0;
     while i < MANY {
-        let name = MANY_NAMES[i / PER_FUNCTION];
-        probes[i] = Kprobe::new().symbol(name, (i % PER_FUNCTION) * 5).pre_handler(count_many);
+        probes[i] = Kprobe::new().symbol("opt_many", i * 5).pre_handler(count_many);
         i += 1;
     }
     probes
@@ -736,7 +760,7 @@ static MANY_PROBES: [Kprobe; MANY] = {
 #[test_case]
 fn probes_beyond_the_detour_slots_stay_on_breakpoints_and_all_hit() {
     optimization(true);
-    assert_eq!(text_byte(opt_many_00 as *const () as usize), 0xb8, "made of `mov eax, imm32`");
+    assert_eq!(text_byte(opt_many as *const () as usize), 0xb8, "made of `mov eax, imm32`");
     let slots_before = probe_kernel::memory::slots::in_use_count();
     let probes: Vec<&'static Kprobe> = MANY_PROBES.iter().collect();
     register_kprobes(&probes).unwrap();
@@ -746,9 +770,7 @@ fn probes_beyond_the_detour_slots_stay_on_breakpoints_and_all_hit() {
         hits.store(0, SeqCst);
     }
     for _ in 0..3 {
-        for function in &MANY_FUNCTIONS {
-            black_box(function)();
-        }
+        black_box(opt_many as extern "C" fn())();
     }
     let wrong: Vec<usize> = (0..MANY).filter(|&i| load(&MANY_HITS[i]) != 3).collect();
     assert!(wrong.is_empty(), "{} probes did not hit exactly 3 times, the first number {}", wrong.len(), wrong[0]);

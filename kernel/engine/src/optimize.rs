@@ -109,7 +109,7 @@ pub fn can_optimize(address: *const ()) -> Result<usize, OptimizeRefusal> {
     let probe = crate::Kprobe::new().address(address);
     let (address, function) = registry::resolve(&probe).map_err(OptimizeRefusal::NotProbeable)?;
     registry::can_probe(address as *const ()).map_err(OptimizeRefusal::NotProbeable)?;
-    Ok(registry::analyze(address, function)?.length)
+    Ok(registry::analyze(address, function, None)?.length)
 }
 
 /// Whether probes are jump-optimized where they can be.
@@ -193,7 +193,7 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
     if (address + 1..address + JUMP_LEN).any(|byte| registry::lookup(byte).is_some()) {
         return;
     }
-    let Ok(displaced) = registry::analyze(address, site.function()) else { return };
+    let Ok(displaced) = registry::analyze(address, site.function(), Some(registry)) else { return };
     // No other probe may lie inside the range, and it may not overlap
     // another site's jump.
     let inside = address + 1..address + displaced.length;

@@ -411,6 +411,7 @@ pub(crate) fn lock() -> Result<Guard, KprobeError> {
     }
     loop {
         if let Some(lock) = REGISTRY.try_lock() {
+            LOCK_HOLDS.fetch_add(1, Ordering::Relaxed); // (wraps: only equality is asked)
             return Ok(Guard { _lock: lock });
         }
         crate::host::yield_now();
@@ -486,13 +487,24 @@ pub(crate) fn resolve(probe: &Kprobe) -> Result<(usize, Range<usize>), KprobeErr
 /// path.
 struct StartsCache {
     entries: [InstructionStarts<STARTS_WORDS>; STARTS_CACHED],
+    /// The registration-lock hold ([`LOCK_HOLDS`]) in which each entry was
+    /// last found to match its function's bytes (see [`analyze`]).
+    confirmed: [Option<usize>; STARTS_CACHED],
     /// The entry to replace next (round robin).
     next: usize,
 }
 const STARTS_CACHED: usize = 4;
 const STARTS_WORDS: usize = 2048;
-static STARTS_CACHE: spin::Mutex<StartsCache> =
-    spin::Mutex::new(StartsCache { entries: [const { InstructionStarts::empty() }; STARTS_CACHED], next: 0 });
+static STARTS_CACHE: spin::Mutex<StartsCache> = spin::Mutex::new(StartsCache {
+    entries: [const { InstructionStarts::empty() }; STARTS_CACHED],
+    confirmed: [None; STARTS_CACHED],
+    next: 0,
+});
+
+/// Counts the times the registration lock was taken: a number for each
+/// hold, so that what was checked of the text during one need not be
+/// checked again in it.
+static LOCK_HOLDS: AtomicUsize = AtomicUsize::new(0);
 
 /// Instructions registration decoded lately, by address, each with the
 /// function it was decoded in: a probe registered at an address again (or
@@ -520,6 +532,7 @@ pub(crate) fn forget_decoded_text() {
     DECODED_CACHE.lock().entries = [None; DECODED_CACHED];
     let mut starts = STARTS_CACHE.lock();
     starts.entries = [const { InstructionStarts::empty() }; STARTS_CACHED];
+    starts.confirmed = [None; STARTS_CACHED];
 }
 
 /// The instruction at `address` in `function`, from its original bytes.
@@ -549,6 +562,7 @@ fn decode_uncached(address: usize, function: Range<usize>) -> Result<Insn, Refus
         Some(index) => index,
         None => {
             let victim = cache.next;
+            cache.confirmed[victim] = None;
             if !cache.entries[victim].walk(function.clone(), original_byte) {
                 return probe_engine_core::decode::decode_in_function(address, function, original_byte);
             }
@@ -560,19 +574,38 @@ fn decode_uncached(address: usize, function: Range<usize>) -> Result<Insn, Refus
 }
 
 /// The optimizer's verdict on the code at `address` in `function`, over
-/// its original bytes, with the instruction starts of the cache.
-pub(crate) fn analyze(address: usize, function: Range<usize>) -> Result<Displaced, OptimizeRefusal> {
+/// its original bytes, with the instruction starts of the cache. With the
+/// registration lock held (`registry`), a walk found to match the bytes is
+/// not checked again during the same hold.
+pub(crate) fn analyze(
+    address: usize,
+    function: Range<usize>,
+    registry: Option<&Guard>,
+) -> Result<Displaced, OptimizeRefusal> {
     decode(address, function.clone()).map_err(|_| OptimizeRefusal::Undecodable { at: address })?;
-    let cache = STARTS_CACHE.lock();
+    let mut cache = STARTS_CACHE.lock();
+    let cache = &mut *cache;
     // The walk's facts (branch targets, indirect jumps) hold only for the
     // bytes it walked: a host may have rewritten the function since (only
     // `text_poke_bp`'s changes empty the cache). A jump placed on stale
     // facts could be a crash, so they are checked here, at the cost of
-    // reading the function's bytes once.
-    let walk = cache
-        .entries
-        .iter()
-        .find(|entry| entry.function() == function && entry.checksum() == Some(function_checksum(&function)));
+    // reading the function's bytes once per hold of the registration lock:
+    // within one, nothing but the engine changes kernel text (and what it
+    // changes, `original_byte` undoes), so one check serves every probe a
+    // batch puts in the function, where a check per probe made optimizing
+    // n probes of one function cost n times its length.
+    let hold = registry.map(|_| LOCK_HOLDS.load(Ordering::Relaxed));
+    let walk = cache.entries.iter().zip(cache.confirmed.iter_mut()).find_map(|(entry, confirmed)| {
+        if entry.function() != function {
+            return None;
+        }
+        if hold.is_some() && *confirmed == hold {
+            return Some(entry);
+        }
+        let matches = entry.checksum() == Some(function_checksum(&function));
+        *confirmed = if matches { hold } else { None };
+        matches.then_some(entry)
+    });
     probe_engine_core::optimize::analyze(address, function, walk.map(Facts), original_byte)
 }
 
