@@ -211,8 +211,7 @@ pub(crate) fn reconsider(registry: &Guard, site: &'static Site) {
     let (image, entry) = optprobe::detour_image(kind, site_address, registry::detour_record(slot), &displaced, slot);
     // SAFETY: the slot was just allocated to us; nobody executes it yet.
     unsafe { crate::slots::write(slot, &image) };
-    registry::set_detour_kind(slot, kind);
-    registry::publish_detour(registry, site, Some(Detour { slot, displaced }));
+    registry::publish_detour(registry, site, Some((Detour { slot, displaced }, kind)));
     text_poke_sync();
     // Every breakpoint hit from now on resumes in the detour's copy, and no
     // jump leads into the range, so nothing new can get inside it. A task
@@ -324,7 +323,7 @@ pub(crate) extern "C" fn optimized_dispatch(regs: &mut PtRegs, detour: usize) {
     // slow path is the engine's own trap entry.
     let mut cx = unsafe { TrapContext::enter() };
     let cx = &mut cx;
-    let site = registry::detour_site(detour);
+    let site = registry::detour_site(detour).expect("a detour runs only once published");
     let copy = copy_entry(detour);
     // This CPU may have jumped in before the site was unoptimized (it
     // stopped at the detour's first instruction, interrupts still on); the

@@ -310,7 +310,7 @@ fn give_back_site_number(number: usize) {
 
 /// Site number + 1 of the site whose instruction slot each slot is, 0 for
 /// none: the fault path finds a boosted copy's site in O(1).
-static SLOT_SITE: [AtomicU16; crate::slots::TOTAL_SLOTS] = [const { AtomicU16::new(0) }; crate::slots::TOTAL_SLOTS];
+static SLOT_SITE: [AtomicU16; crate::slots::SLOT_COUNT] = [const { AtomicU16::new(0) }; crate::slots::SLOT_COUNT];
 
 /// The number of `site` in the table.
 #[unsafe(link_section = ".kprobes.text")]
@@ -354,7 +354,7 @@ pub(crate) fn site_of_boost_entry(ip: usize) -> Option<&'static Site> {
     if !crate::slots::region().contains(&ip) {
         return None; // most faults are nowhere near a slot
     }
-    let number = SLOT_SITE[crate::slots::slot_index(ip)].load(Ordering::Acquire).checked_sub(1)?;
+    let number = SLOT_SITE.get(crate::slots::slot_index(ip))?.load(Ordering::Acquire).checked_sub(1)?;
     let site = &SITES[number as usize];
     (site.address() != 0 && site.arch().boost_entry() == ip).then_some(site)
 }
@@ -364,13 +364,11 @@ pub(crate) fn site_of_boost_entry(ip: usize) -> Option<&'static Site> {
 /// (the fault path only: O(1), no lock).
 #[unsafe(link_section = ".kprobes.text")]
 pub(crate) fn site_of_detour_copy(ip: usize) -> Option<(&'static Site, usize)> {
-    if !crate::slots::region().contains(&ip) {
+    if !crate::slots::detour_region().contains(&ip) {
         return None;
     }
-    let index = crate::slots::slot_index(ip);
-    let slot = crate::slots::slot_address(index);
-    let number = SLOT_SITE[index].load(Ordering::Acquire).checked_sub(1)?;
-    let site = &SITES[number as usize];
+    let slot = crate::slots::slot_address(crate::slots::slot_index(ip));
+    let site = detour_site(slot)?;
     if site.detour_slot.load(Ordering::Acquire) != slot {
         return None;
     }
@@ -634,28 +632,36 @@ pub(crate) fn each_site(mut f: impl FnMut(&'static Site)) {
     }
 }
 
-/// Per detour slot (`slots::Kind::Detour`), the record its detour reads
-/// on every hit: the site's fast probe while the detour is its site's and
-/// the site has one (see [`replan`]), else `optprobe::GONE`, which sends
-/// the hit to the generic dispatcher. Never null once a detour was made.
-static DETOUR_PROBES: [AtomicPtr<Kprobe>; crate::slots::DETOUR_COUNT] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; crate::slots::DETOUR_COUNT];
-/// Per detour slot, the site its detour was made for. It stays after the
-/// site drops the detour, for a CPU that resumes in it
-/// (`optimize::optimized_dispatch`), until the slot is reused.
-static DETOUR_SITES: [AtomicPtr<Site>; crate::slots::DETOUR_COUNT] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; crate::slots::DETOUR_COUNT];
+/// What the engine keeps for each detour slot (`slots::Kind::Detour`).
+struct DetourRecord {
+    /// What its detour reads on every hit: the site's fast probe while the
+    /// detour is its site's and the site has one (see [`replan`]), else
+    /// `optprobe::GONE`, which sends the hit to the generic dispatcher.
+    /// Never null once a detour was made.
+    probe: AtomicPtr<Kprobe>,
+    /// The site the detour was made for. It stays after the site drops the
+    /// detour, for a CPU that resumes in it (`optimize::optimized_dispatch`)
+    /// and for the fault path, until the slot is reused.
+    site: AtomicPtr<Site>,
+    /// Whether it is a lean kretprobe detour
+    /// (`optprobe::DetourKind::LeanKretprobe`): `probe` may then name only a
+    /// kretprobe with no entry handler.
+    lean: AtomicBool,
+}
 
-/// Per detour slot, whether its detour is a lean kretprobe one
-/// (`optprobe::DetourKind::LeanKretprobe`): its record may name only a
-/// kretprobe with no entry handler (see [`replan`]).
-static DETOUR_LEAN: [AtomicBool; crate::slots::DETOUR_COUNT] =
-    [const { AtomicBool::new(false) }; crate::slots::DETOUR_COUNT];
+static DETOUR_RECORDS: [DetourRecord; crate::slots::DETOUR_COUNT] = [const {
+    DetourRecord {
+        probe: AtomicPtr::new(ptr::null_mut()),
+        site: AtomicPtr::new(ptr::null_mut()),
+        lean: AtomicBool::new(false),
+    }
+}; crate::slots::DETOUR_COUNT];
 
-/// Says which template the detour at `slot` was made from, before it is
-/// published.
-pub(crate) fn set_detour_kind(slot: usize, kind: optprobe::DetourKind) {
-    DETOUR_LEAN[detour_number(slot)].store(kind == optprobe::DetourKind::LeanKretprobe, Ordering::Release);
+/// The record of the detour at `slot`.
+#[unsafe(link_section = ".kprobes.text")]
+#[inline(always)]
+fn detour_record_of(slot: usize) -> &'static DetourRecord {
+    &DETOUR_RECORDS[crate::slots::detour_index(slot)]
 }
 
 /// Whether a lean kretprobe detour can run `probe`'s entry: a kretprobe's
@@ -665,45 +671,39 @@ pub(crate) fn lean_eligible(probe: &Kprobe) -> bool {
         && core::ptr::fn_addr_eq(probe.entry, arch::trampoline::kretprobe_entry as crate::probe::EntryLane)
 }
 
-/// The number of the detour slot at `slot` in [`DETOUR_PROBES`].
-#[unsafe(link_section = ".kprobes.text")]
-#[inline(always)]
-fn detour_number(slot: usize) -> usize {
-    crate::slots::slot_index(slot) - crate::slots::SLOT_COUNT
-}
-
-/// The address of the record the detour at `slot` reads (see
-/// [`DETOUR_PROBES`]), to be written into the detour.
+/// The address of the word the detour at `slot` reads its probe from (see
+/// [`DetourRecord::probe`]), to be written into the detour.
 pub(crate) fn detour_record(slot: usize) -> usize {
-    &DETOUR_PROBES[detour_number(slot)] as *const AtomicPtr<Kprobe> as usize
+    &detour_record_of(slot).probe as *const AtomicPtr<Kprobe> as usize
 }
 
-/// The site the detour at `slot` was made for (trap path: O(1), no lock).
+/// The site the detour at `slot` was made for, if it was ever published
+/// (trap path: O(1), no lock).
 #[unsafe(link_section = ".kprobes.text")]
-pub(crate) fn detour_site(slot: usize) -> &'static Site {
-    let site = DETOUR_SITES[detour_number(slot)].load(Ordering::Acquire);
-    // SAFETY: set to a `SITES` entry before the detour's site could jump
-    // to it (`publish_detour`), and only ever replaced by another.
-    unsafe { &*site }
+pub(crate) fn detour_site(slot: usize) -> Option<&'static Site> {
+    // SAFETY: null, or set to a `SITES` entry before the detour's site
+    // could jump to it (`publish_detour`), and only ever replaced by another.
+    unsafe { detour_record_of(slot).site.load(Ordering::Acquire).as_ref() }
 }
 
-/// Sets the record of the detour at `slot` (see [`DETOUR_PROBES`]).
+/// Sets the probe of the detour at `slot` (see [`DetourRecord::probe`]).
 fn set_detour_probe(slot: usize, probe: *const Kprobe) {
-    DETOUR_PROBES[detour_number(slot)].store(probe.cast_mut(), Ordering::Release);
+    detour_record_of(slot).probe.store(probe.cast_mut(), Ordering::Release);
 }
 
 /// Publishes (or with `None`, unpublishes) `site`'s detour. Unpublishing
 /// leaves the displaced instructions readable for traps still on their
 /// way; the caller syncs every CPU before the slot is reused or a new
 /// detour published.
-pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<Detour>) {
+pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<(Detour, optprobe::DetourKind)>) {
     match detour {
-        Some(detour) => {
+        Some((detour, kind)) => {
             // SAFETY: `detour_slot` is 0 and every CPU was synced since it
             // became 0 (see `Sync`): no one reads `displaced`.
             unsafe { *site.displaced.get() = Some(detour.displaced) };
-            SLOT_SITE[crate::slots::slot_index(detour.slot)].store(site_number(site) as u16 + 1, Ordering::Release);
-            DETOUR_SITES[detour_number(detour.slot)].store(ptr::from_ref(site).cast_mut(), Ordering::Release);
+            let record = detour_record_of(detour.slot);
+            record.site.store(ptr::from_ref(site).cast_mut(), Ordering::Release);
+            record.lean.store(kind == optprobe::DetourKind::LeanKretprobe, Ordering::Release);
             set_detour_probe(detour.slot, &optprobe::GONE); // until `replan` below
             if site.detour_slot.swap(detour.slot, Ordering::AcqRel) == 0 {
                 DETOURS.fetch_add(1, Ordering::Relaxed);
@@ -711,7 +711,6 @@ pub(crate) fn publish_detour(_registry: &Guard, site: &Site, detour: Option<Deto
         }
         None => {
             if let Some(old) = site.detour() {
-                SLOT_SITE[crate::slots::slot_index(old.slot)].store(0, Ordering::Release);
                 set_detour_probe(old.slot, &optprobe::GONE);
                 DETOURS.fetch_sub(1, Ordering::Relaxed);
             }
@@ -758,7 +757,7 @@ fn replan(site: &Site) {
     if detour != 0 {
         // SAFETY: `fast` is null or a linked `&'static Kprobe` (above).
         let runnable = match unsafe { fast.as_ref() } {
-            Some(probe) => !DETOUR_LEAN[detour_number(detour)].load(Ordering::Acquire) || lean_eligible(probe),
+            Some(probe) => !detour_record_of(detour).lean.load(Ordering::Acquire) || lean_eligible(probe),
             None => false,
         };
         set_detour_probe(detour, if runnable { fast } else { &optprobe::GONE });
@@ -1263,9 +1262,7 @@ pub fn static_memory_bytes() -> usize {
         + core::mem::size_of_val(&INDEX)
         + core::mem::size_of::<FreeSites>()
         + core::mem::size_of_val(&SLOT_SITE)
-        + core::mem::size_of_val(&DETOUR_PROBES)
-        + core::mem::size_of_val(&DETOUR_SITES)
-        + core::mem::size_of_val(&DETOUR_LEAN)
+        + core::mem::size_of_val(&DETOUR_RECORDS)
         + crate::slots::static_memory_bytes()
 }
 

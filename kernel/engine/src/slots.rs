@@ -78,9 +78,6 @@ impl Kind {
     }
 }
 
-/// Slot numbers across both kinds.
-pub const TOTAL_SLOTS: usize = SLOT_COUNT + DETOUR_COUNT;
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     Free,
@@ -118,7 +115,8 @@ impl<const N: usize> Pool<N> {
         self.free_len += 1;
     }
 
-    /// See [`allocate`]: `address` gives the slot within the kind's address.
+    /// See [`allocate`]: `range` gives the bytes of the slot numbered
+    /// within the kind.
     fn allocate(
         &mut self,
         in_use: impl Fn(core::ops::Range<usize>) -> bool,
@@ -175,19 +173,20 @@ pub fn slot_address(index: usize) -> usize {
     base() + kind.offset() + (index - kind.first()) * kind.size()
 }
 
-/// The number of the slot `address` lies in (across both kinds), and its
-/// kind. `address` must lie in [`region`].
-pub fn slot_of(address: usize) -> (usize, Kind) {
-    let (index, kind, _) = locate(address);
-    (index, kind)
-}
-
-/// The number of the slot at `address` (see [`slot_of`]).
+/// The number of the slot `address` lies in (across both kinds).
+/// `address` must lie in [`region`].
 pub fn slot_index(address: usize) -> usize {
     locate(address).0
 }
 
-/// [`slot_of`], and the slot's bytes: one question to the host.
+/// The number among the detour slots of the one `address` lies in.
+/// `address` must lie in [`detour_region`].
+#[inline(always)]
+pub fn detour_index(address: usize) -> usize {
+    (address - detour_region().start) / DETOUR_SIZE
+}
+
+/// The number of the slot `address` lies in, its kind, and its bytes.
 fn locate(address: usize) -> (usize, Kind, core::ops::Range<usize>) {
     // Written out per kind, so each division is by a constant.
     fn within(region: usize, offset: usize, kind: Kind) -> (usize, Kind, core::ops::Range<usize>) {
@@ -278,11 +277,6 @@ pub fn free(address: usize, in_use: impl Fn(core::ops::Range<usize>) -> bool) {
 /// Instruction slots free right now (garbage not counted).
 pub fn free_count() -> usize {
     POOL.lock().free_len
-}
-
-/// Detour slots free right now (garbage not counted).
-pub fn free_detours() -> usize {
-    DETOURS.lock().free_len
 }
 
 /// Bytes of static memory behind the slots: the slot memory the host

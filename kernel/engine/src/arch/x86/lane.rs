@@ -148,23 +148,38 @@ pub(crate) fn inline_queries() {
         } else {
             (host::__probe_engine_lane_current_task as *const () as usize, offsets.task)
         };
-        // SAFETY: `site` is a label the lanes define in front of a query,
-        // six bytes of `.kprobes.text`.
-        let current = unsafe { core::ptr::read(site as *const [u8; 6]) };
-        let mut call = [0x3e, 0xe8, 0, 0, 0, 0];
-        call[2..].copy_from_slice(&(query.wrapping_sub(site + 6) as u32).to_le_bytes());
-        assert_eq!(current, call, "lane query at {site:#x} is not the call `query!` emits");
         let mut load = [0x65, 0xa1, 0, 0, 0, 0]; // mov eax, gs:[moffs32]
         load[2..].copy_from_slice(&(offset as u32).to_le_bytes());
-        // SAFETY: one whole instruction of the engine's own lane code is
-        // replaced by another of the same length and effect on what the
-        // lane uses (EAX; the load clobbers less than the call), while this
-        // is the only CPU online and it is not running a lane (it is in
-        // `init`): no CPU can be executing the bytes as they change. This
-        // is the one write `Host::text_poke` allows outside probe sites.
-        unsafe { host::text_poke(site, &load) }.expect("the engine's text is kernel text");
+        // SAFETY: a query site (`query!`): `ds call` of the query, and the
+        // load has its effect on what the lane uses (EAX; it clobbers less).
+        unsafe { replace_call(site, 1, query, load) };
     }
     INLINED.store(true, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Replaces the lane call at `site` (`prefixes` bytes of prefixes, then
+/// `call rel32` to `callee`, `N` bytes in all, which it checks) with
+/// `with`. From [`init`](crate::init) only, this CPU the only one online.
+///
+/// # Safety
+/// `site` must be a label the lanes define in front of such a call, in
+/// `.kprobes.text`, and `with` must be whole instructions with the call's
+/// effect on everything the lane uses after it.
+unsafe fn replace_call<const N: usize>(site: usize, prefixes: usize, callee: usize, with: [u8; N]) {
+    // SAFETY: `site` starts `N` bytes of the engine's text (the caller's
+    // contract).
+    let current = unsafe { core::ptr::read(site as *const [u8; N]) };
+    let mut call = [0x3e; N]; // (the prefix the lanes use: `ds`)
+    call[prefixes] = 0xe8;
+    call[prefixes + 1..].copy_from_slice(&(callee.wrapping_sub(site + N) as u32).to_le_bytes());
+    assert_eq!(current, call, "lane call at {site:#x} is not the one the lanes emit");
+    // SAFETY: one whole instruction of the engine's own lane code is
+    // replaced by others of the same length and effect (the caller's
+    // contract), while this is the only CPU online and it is not running a
+    // lane (it is in `init`): no CPU can be executing the bytes as they
+    // change. This is the one write `Host::text_poke` allows outside probe
+    // sites.
+    unsafe { host::text_poke(site, &with) }.expect("the engine's text is kernel text");
 }
 
 /// How many of the lanes' host queries are GS loads rather than calls
@@ -199,19 +214,10 @@ pub(crate) fn inline_timestamps() {
     }
     let timestamp = host::__probe_engine_host_timestamp as *const () as usize;
     for site in timestamp_sites() {
-        // SAFETY: `site` is a label the lanes define in front of a
-        // timestamp call, five bytes of `.kprobes.text`.
-        let current = unsafe { core::ptr::read(site as *const [u8; 5]) };
-        let mut call = [0xe8, 0, 0, 0, 0];
-        call[1..].copy_from_slice(&(timestamp.wrapping_sub(site + 5) as u32).to_le_bytes());
-        assert_eq!(current, call, "lane timestamp at {site:#x} is not the call `timestamp!` emits");
-        // rdtsc (EDX:EAX, as the call returns them; it clobbers less), then
-        // `nop dword ptr [eax]`.
-        let rdtsc = [0x0f, 0x31, 0x0f, 0x1f, 0x00];
-        // SAFETY: as in `inline_queries`: one whole instruction of the
-        // engine's own lane code becomes two of the same length and effect
-        // on what the lane uses, while no CPU can be executing them.
-        unsafe { host::text_poke(site, &rdtsc) }.expect("the engine's text is kernel text");
+        // SAFETY: a timestamp site (`timestamp!`): `call` of the timestamp,
+        // and `rdtsc` leaves the stamp in EDX:EAX as the call does (and
+        // clobbers less); then `nop dword ptr [eax]`.
+        unsafe { replace_call(site, 0, timestamp, [0x0f, 0x31, 0x0f, 0x1f, 0x00]) };
     }
     INLINED_TIMESTAMPS.store(true, core::sync::atomic::Ordering::Relaxed);
 }

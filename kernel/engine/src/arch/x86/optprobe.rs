@@ -19,7 +19,7 @@
 //!   cld
 //!   mov ebx, <this CPU's block>  (a lane query, see `lane`)
 //!   bts [ebx], 0; jc busy        taken if idle (see `control::State`)
-//!   mov edx, [<record>]          the probe to run (`registry::detour_probe`)
+//!   mov edx, [<record>]          the probe to run (`registry::DETOUR_RECORDS`)
 //!   mov [ebx + site], <site>; mov [ebx + running], edx
 //!   mov ecx, esp; call [edx + entry]
 //!   test al, al; jnz redirected
@@ -28,7 +28,7 @@
 //!   ESP moved? jne probe_engine_trap_return
 //!   popad; add esp, 8; iretd
 //! busy:
-//!   call optprobe_busy
+//!   call optprobe_slow
 //!   <copy>: the displaced instructions, relocated; jmp back
 //! ```
 //!
@@ -62,6 +62,31 @@ pub const OPTIMIZED_HIT_VECTOR: u32 = 3;
 /// Where the relocated copy starts inside a detour: after the template.
 pub const DETOUR_COPY_OFFSET: usize = DETOUR_SIZE - MAX_DISPLACED_COPY;
 
+/// The rest of a breakpoint's frame, above the EFLAGS a template has just
+/// pushed (interrupts then off): CS, EIP (the probe's address, an `imm32`
+/// field ending at the global label `$address`), the error code 0 and the
+/// vector 3, `pushad` with ESP made the probed code's, and DF clear.
+/// Operands: `breakpoint`, `esp`, `above`.
+macro_rules! breakpoint_frame {
+    ($address:literal) => {
+        concat!(
+            ".byte 0x0e\n", // push cs, 32-bit
+            ".byte 0x68\n", // push imm32
+            ".long 0\n",
+            ".global ",
+            $address,
+            "\n",
+            $address,
+            ":\n",
+            ".byte 0x6a, 0\n",            // push 0
+            ".byte 0x6a, {breakpoint}\n", // push 3
+            "pushad\n",
+            "add dword ptr [esp + {esp}], {above}\n", // ESP as it was before the pushes
+            "cld"
+        )
+    };
+}
+
 /// The code of every detour, never run where it is: [`detour_image`]
 /// copies it into a detour slot and writes in the probe's addresses, at
 /// the fields its labels name (each label ends the field it names, or the
@@ -77,16 +102,7 @@ pub unsafe extern "C" fn detour_template() {
     core::arch::naked_asm!(
         "pushfd",
         "cli", // after pushfd: the frame keeps IF
-        ".byte 0x0e", // push cs, 32-bit
-        ".byte 0x68", // push imm32: EIP, the probe's address
-        ".long 0",
-        ".global probe_engine_detour_address",
-        "probe_engine_detour_address:",
-        ".byte 0x6a, 0", // push 0: the error code
-        ".byte 0x6a, {breakpoint}", // push 3: the vector
-        "pushad",
-        "add dword ptr [esp + {esp}], {above}", // ESP as it was before the pushes
-        "cld",
+        breakpoint_frame!("probe_engine_detour_address"),
         // This CPU's block, taken if idle (in EBX, which the entry keeps).
         lane::take_idle_block_or!("ebx", "3f", "probe_engine_query_optprobe"),
         ".byte 0x8b, 0x15", // mov edx, [record]
@@ -123,7 +139,7 @@ pub unsafe extern "C" fn detour_template() {
         "iretd",
         "3:",
         ".byte 0xe8", // call rel32: the block is busy
-        ".long {busy} - (. + 4)",
+        ".long {slow} - (. + 4)",
         ".global probe_engine_detour_busy",
         "probe_engine_detour_busy:",
         ".global probe_engine_detour_end",
@@ -140,7 +156,7 @@ pub unsafe extern "C" fn detour_template() {
         eip = const core::mem::offset_of!(PtRegs, eip),
         idle = const cpu::IDLE,
         size = const super::regs::FRAME_SIZE,
-        busy = sym optprobe_busy,
+        slow = sym optprobe_slow,
     );
 }
 
@@ -154,7 +170,7 @@ pub unsafe extern "C" fn detour_template() {
 ///                push cs; push <address>    as the other detour builds it,
 ///                push 0; push 3; pushad     then the dispatcher
 ///                add [esp + esp], 20; cld
-///                call optprobe_busy
+///                call optprobe_slow
 ///   entry:       pushfd; cli; pushad
 ///                mov esi, [<record>]
 ///                call kretprobe_entry_lean  (back to detour + 0 if it
@@ -173,18 +189,9 @@ pub unsafe extern "C" fn detour_template() {
 pub unsafe extern "C" fn kretprobe_detour_template() {
     core::arch::naked_asm!(
         "popad",
-        ".byte 0x0e", // push cs, 32-bit
-        ".byte 0x68", // push imm32: EIP, the probe's address
-        ".long 0",
-        ".global probe_engine_lean_address",
-        "probe_engine_lean_address:",
-        ".byte 0x6a, 0", // push 0: the error code
-        ".byte 0x6a, {breakpoint}", // push 3: the vector
-        "pushad",
-        "add dword ptr [esp + {esp}], {above}",
-        "cld",
+        breakpoint_frame!("probe_engine_lean_address"),
         ".byte 0xe8", // call rel32: the dispatcher
-        ".long {busy} - (. + 4)",
+        ".long {slow} - (. + 4)",
         ".global probe_engine_lean_busy",
         "probe_engine_lean_busy:",
         ".global probe_engine_lean_entry",
@@ -207,7 +214,7 @@ pub unsafe extern "C" fn kretprobe_detour_template() {
         breakpoint = const OPTIMIZED_HIT_VECTOR,
         esp = const core::mem::offset_of!(PtRegs, esp),
         above = const super::regs::FRAME_SIZE - core::mem::offset_of!(PtRegs, vector),
-        busy = sym optprobe_busy,
+        slow = sym optprobe_slow,
         entry = sym super::trampoline::kretprobe_entry_lean,
     );
 }
@@ -282,8 +289,8 @@ pub fn is_detour_return_site(address: usize) -> bool {
 pub(crate) static GONE: Kprobe = Kprobe::new().with_entry(optprobe_gone);
 
 /// [`GONE`]'s entry routine, called by a detour as any probe's (the frame
-/// in ECX, the block taken in EBX): gives the block back, drops its own
-/// return address (which names the detour) and goes to the dispatcher.
+/// in ECX, the block taken in EBX, the return address naming the detour):
+/// gives the block back and goes to the dispatcher.
 ///
 /// # Safety
 /// Only a detour calls it, as above.
@@ -292,34 +299,25 @@ pub(crate) static GONE: Kprobe = Kprobe::new().with_entry(optprobe_gone);
 unsafe extern "fastcall" fn optprobe_gone(_: &mut PtRegs, _: &'static Kprobe) -> bool {
     core::arch::naked_asm!(
         "mov byte ptr [ebx], {idle}",
-        "pop eax",
         "jmp {slow}",
         idle = const cpu::IDLE,
         slow = sym optprobe_slow,
     );
 }
 
-/// Where a detour goes when this CPU's block is busy, by a `call` whose
-/// return address names the detour.
+/// The generic dispatcher for a detour's hit: called by the detour (its
+/// CPU's block busy) or jumped to by [`optprobe_gone`], with the return
+/// address, inside the detour, above the frame and interrupts off (detour
+/// slots are [`DETOUR_SIZE`]-aligned, so it names the detour). Leaves
+/// through the host's trap exit.
 ///
 /// # Safety
-/// Only a detour calls it, with its frame above the return address.
-#[unsafe(naked)]
-#[unsafe(link_section = ".kprobes.text")]
-unsafe extern "C" fn optprobe_busy() {
-    core::arch::naked_asm!("pop eax", "jmp {slow}", slow = sym optprobe_slow);
-}
-
-/// The generic dispatcher for a detour's hit: EAX an address inside the
-/// detour (detour slots are [`DETOUR_SIZE`]-aligned), the frame at ESP,
-/// interrupts off. Leaves through the host's trap exit.
-///
-/// # Safety
-/// Only from [`optprobe_gone`] and [`optprobe_busy`], as above.
+/// Only as above.
 #[unsafe(naked)]
 #[unsafe(link_section = ".kprobes.text")]
 unsafe extern "C" fn optprobe_slow() {
     core::arch::naked_asm!(
+        "pop eax",
         "and eax, {align}",
         "push eax", // the detour
         "lea eax, [esp + 4]",

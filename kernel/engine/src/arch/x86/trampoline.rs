@@ -153,6 +153,83 @@ pub unsafe extern "C" fn kretprobe_trampoline() {
 }
 const _: () = assert!(KRETPROBE_VECTOR == -1i32 as u32);
 
+/// The kretprobe entries' take of an instance from the first word of its
+/// pool's free set (`FreeSet::take`): the pool in register `$pool`, the
+/// instance's address left in register `$instance`; to `$fail` (a local
+/// label) with nothing taken if the word is empty. Clobbers EDX. Operands:
+/// `words`, `instance_size`, `instances`.
+macro_rules! take_instance {
+    ($pool:literal, $instance:literal, $fail:literal) => {
+        concat!(
+            "mov edx, [",
+            $pool,
+            " + {words}]\n",
+            "2:\n",
+            "bsf ",
+            $instance,
+            ", dword ptr [edx]\n", // ZF: the word is empty
+            "jz ",
+            $fail,
+            "\n",
+            "lock btr dword ptr [edx], ",
+            $instance,
+            "\n",
+            "jnc 2b\n", // another CPU took it first: look again
+            "imul ",
+            $instance,
+            ", ",
+            $instance,
+            ", {instance_size}\n",
+            "add ",
+            $instance,
+            ", [",
+            $pool,
+            " + {instances}]"
+        )
+    };
+}
+
+/// The kretprobe entries' filling of the instance in register `$instance`
+/// (`kretprobe::on_entry`'s): the task (EAX), the slot (ECX, ESP at the
+/// function's first instruction) and the real return address in it; then
+/// linked first on the task's list, the slot sending the return to the
+/// trampoline, and stamped (a [`lane::timestamp!`] at `$label`; nothing
+/// reads the entry time before the return, on this CPU with interrupts
+/// off). Clobbers EAX, ECX, EDX. Operands: `task`, `slot`, `ret`,
+/// `active`, `next`, `trampoline`, `timestamp`, `time`.
+macro_rules! fill_and_link {
+    ($instance:literal, $label:literal) => {
+        concat!(
+            "mov [",
+            $instance,
+            " + {task}], eax\n",
+            "mov [",
+            $instance,
+            " + {slot}], ecx\n",
+            "mov edx, [ecx]\n",
+            "mov [",
+            $instance,
+            " + {ret}], edx\n",
+            "mov edx, [{active} + eax * 4]\n",
+            "mov [",
+            $instance,
+            " + {next}], edx\n",
+            "mov dword ptr [ecx], offset {trampoline}\n",
+            "mov [{active} + eax * 4], ",
+            $instance,
+            "\n",
+            lane::timestamp!($label),
+            "\n", // EDX:EAX, ECX clobbered
+            "mov [",
+            $instance,
+            " + {time}], eax\n",
+            "mov [",
+            $instance,
+            " + {time} + 4], edx"
+        )
+    };
+}
+
 /// A kretprobe's entry as the fast lanes call it (`Kprobe::entry`):
 /// `fastcall`, the entry's frame in ECX and the kretprobe's entry probe in
 /// EDX; returns false (an entry never redirects).
@@ -190,31 +267,10 @@ pub unsafe extern "fastcall" fn kretprobe_entry(regs: &mut PtRegs, probe: &'stat
         lane::query!("current_task", "probe_engine_query_kretprobe_entry"), // clobbers EAX, ECX, EDX only
         "cmp eax, {tasks}",
         "jae 8f",
-        // An instance from the first word of the free set (FreeSet::take).
-        "mov edx, [ebp + {words}]",
-        "2:",
-        "bsf ecx, dword ptr [edx]", // ZF: the word is empty
-        "jz 8f",
-        "lock btr dword ptr [edx], ecx",
-        "jnc 2b", // another CPU took it first: look again
-        "imul ecx, ecx, {instance_size}",
-        "add ecx, [ebp + {instances}]",
+        take_instance!("ebp", "ecx", "8f"),
         "mov ebp, ecx", // this entry's alone until given back
-        "mov [ebp + {task}], eax",
         "mov ecx, [edi + {esp}]",
-        "mov [ebp + {slot}], ecx",
-        "mov edx, [ecx]",
-        "mov [ebp + {ret}], edx",
-        // Linked first on the task's list once the slot sends the return
-        // to the trampoline (as on_entry; nothing reads the entry time
-        // before the return, on this CPU with interrupts off).
-        "mov edx, [{active} + eax * 4]",
-        "mov [ebp + {next}], edx",
-        "mov dword ptr [ecx], offset {trampoline}",
-        "mov [{active} + eax * 4], ebp",
-        lane::timestamp!("probe_engine_timestamp_kretprobe_entry"), // EDX:EAX, ECX clobbered
-        "mov [ebp + {time}], eax",
-        "mov [ebp + {time} + 4], edx",
+        fill_and_link!("ebp", "probe_engine_timestamp_kretprobe_entry"),
         "xor eax, eax",
         "ret",
         // Everything else: the Rust entry, with the same arguments. (After
@@ -289,28 +345,8 @@ pub unsafe extern "C" fn kretprobe_entry_lean() {
         "lea ecx, [esp + 40]",
         "cmp dword ptr [ecx], offset {trampoline}",
         "je 9f",
-        // An instance from the first word of the free set (FreeSet::take).
-        "mov edx, [ebp + {words}]",
-        "2:",
-        "bsf edi, dword ptr [edx]", // ZF: the word is empty
-        "jz 9f",
-        "lock btr dword ptr [edx], edi",
-        "jnc 2b", // another CPU took it first: look again
-        "imul edi, edi, {instance_size}",
-        "add edi, [ebp + {instances}]",
-        "mov [edi + {task}], eax",
-        "mov [edi + {slot}], ecx",
-        "mov edx, [ecx]",
-        "mov [edi + {ret}], edx",
-        // Linked first on the task's list, the slot sending the return to
-        // the trampoline (as `kretprobe_entry`).
-        "mov edx, [{active} + eax * 4]",
-        "mov [edi + {next}], edx",
-        "mov dword ptr [ecx], offset {trampoline}",
-        "mov [{active} + eax * 4], edi",
-        lane::timestamp!("probe_engine_timestamp_kretprobe_lean"), // EDX:EAX, ECX clobbered
-        "mov [edi + {time}], eax",
-        "mov [edi + {time} + 4], edx",
+        take_instance!("ebp", "edi", "9f"),
+        fill_and_link!("edi", "probe_engine_timestamp_kretprobe_lean"),
         "ret",
         // Anything else: the detour's slow path, at its start.
         "9:",
