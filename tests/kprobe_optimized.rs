@@ -1448,19 +1448,33 @@ static SMP_POSTED: Kprobe = Kprobe::new().symbol("opt_smp_target", 0).post_handl
 /// Registered and unregistered by CPU 0: it lies inside SMP_PRE's range.
 static SMP_IN_RANGE: Kprobe = Kprobe::new().symbol("opt_smp_target", 4).pre_handler(smp_in_range);
 
-/// CPUs 1-3: calls until CPU 0 is done; returns how many calls it made
-/// (wrong results go to SMP_WRONG).
-fn smp_caller(cpu: usize) -> usize {
+/// CPU `cpu` (1-3): calls `target` until CPU 0 is done; returns how many
+/// calls it made (wrong results go to SMP_WRONG).
+fn calls_of(target: extern "C" fn(u32) -> u32, cpu: usize) -> usize {
     SMP_STARTED.fetch_add(1, SeqCst);
     let mut calls = 0;
     while !SMP_STOP.load(SeqCst) {
         let x = (cpu << 24 | calls) as u32;
-        if opt_smp_target(x) != three_a_plus_one(x) {
+        if target(x) != three_a_plus_one(x) {
             SMP_WRONG.fetch_add(1, SeqCst);
         }
         calls += 1;
     }
     calls
+}
+
+/// Runs `caller` on CPUs 1-3 while this CPU (0) runs `churn`, and returns
+/// how many calls each made.
+fn while_cpus_call(caller: fn(usize) -> usize, churn: impl FnOnce()) -> Vec<usize> {
+    reset(&[&SMP_STARTED]);
+    SMP_STOP.store(false, SeqCst);
+    let ids: Vec<usize> = (1..SMP_CPUS).map(|c| task::spawn_on(c, "caller", caller, c).expect("spawn")).collect();
+    while load(&SMP_STARTED) < SMP_CPUS - 1 {
+        task::yield_now();
+    }
+    churn();
+    SMP_STOP.store(true, SeqCst);
+    ids.into_iter().map(task::join).collect()
 }
 
 /// One optimize/unoptimize cycle of CPU 0, of the kind `cycle % 3` picks;
@@ -1494,19 +1508,16 @@ fn three_cpus_call_an_optimized_probe_while_cpu0_unoptimizes_and_reoptimizes_it(
         return;
     }
     optimization(true);
-    reset(&[&SMP_HITS, &SMP_POST_HITS, &SMP_IN_RANGE_HITS, &SMP_WRONG, &SMP_STARTED]);
-    SMP_STOP.store(false, SeqCst);
+    reset(&[&SMP_HITS, &SMP_POST_HITS, &SMP_IN_RANGE_HITS, &SMP_WRONG]);
     register_kprobe(&SMP_PRE).unwrap();
     assert_optimized(&SMP_PRE, address_of(opt_smp_target), "smp");
-    let ids: Vec<usize> = (1..SMP_CPUS).map(|c| task::spawn_on(c, "caller", smp_caller, c).expect("spawn")).collect();
-    while load(&SMP_STARTED) < SMP_CPUS - 1 {
-        task::yield_now();
-    }
     // Optimization is synchronous: after each cycle the probe is optimized
     // again, whatever the callers are doing (checked last, after the counts).
-    let not_reoptimized: Vec<usize> = (0..SMP_CYCLES).filter(|&cycle| !churn_cycle(cycle)).collect();
-    SMP_STOP.store(true, SeqCst);
-    let calls: Vec<usize> = ids.into_iter().map(task::join).collect();
+    let mut not_reoptimized = Vec::new();
+    let calls = while_cpus_call(
+        |cpu| calls_of(opt_smp_target, cpu),
+        || not_reoptimized = (0..SMP_CYCLES).filter(|&cycle| !churn_cycle(cycle)).collect(),
+    );
     let total: usize = calls.iter().sum();
     let (hits, missed, posts) = (load(&SMP_HITS), SMP_PRE.nmissed(), load(&SMP_POST_HITS));
     let in_range = load(&SMP_IN_RANGE_HITS);
@@ -1549,20 +1560,6 @@ static SMP_RET: Kretprobe = Kretprobe::new().symbol("opt_smp_ret_target").handle
 /// Registered and unregistered by CPU 0: the address shared, still optimized.
 static SMP_SHARED: Kprobe = Kprobe::new().symbol("opt_smp_ret_target", 0).pre_handler(smp_shared);
 
-/// CPUs 1-3: calls of the kretprobed function until CPU 0 is done.
-fn smp_ret_caller(cpu: usize) -> usize {
-    SMP_STARTED.fetch_add(1, SeqCst);
-    let mut calls = 0;
-    while !SMP_STOP.load(SeqCst) {
-        let x = (cpu << 24 | calls) as u32;
-        if opt_smp_ret_target(x) != three_a_plus_one(x) {
-            SMP_WRONG.fetch_add(1, SeqCst);
-        }
-        calls += 1;
-    }
-    calls
-}
-
 /// The lean kretprobe detour under cross-modification: while CPUs 1-3 call
 /// the function, CPU 0 switches optimization off and on (the detour
 /// removed and a new one installed) and shares the address with a plain
@@ -1576,30 +1573,27 @@ fn three_cpus_return_through_a_lean_kretprobe_while_cpu0_changes_its_detour() {
         return;
     }
     optimization(true);
-    reset(&[&SMP_RETURNS, &SMP_SHARED_HITS, &SMP_WRONG, &SMP_STARTED]);
-    SMP_STOP.store(false, SeqCst);
+    reset(&[&SMP_RETURNS, &SMP_SHARED_HITS, &SMP_WRONG]);
     register_kretprobe(&SMP_RET).unwrap();
     assert_optimized(&SMP_RET.kp, address_of(opt_smp_ret_target), "smp kretprobe");
-    let ids: Vec<usize> =
-        (1..SMP_CPUS).map(|c| task::spawn_on(c, "caller", smp_ret_caller, c).expect("spawn")).collect();
-    while load(&SMP_STARTED) < SMP_CPUS - 1 {
-        task::yield_now();
-    }
     let mut not_optimized = Vec::new();
-    for cycle in 0..SMP_CYCLES {
-        if cycle % 2 == 0 {
-            optimization(false);
-            optimization(true);
-        } else {
-            register_kprobe(&SMP_SHARED).unwrap();
-            unregister_kprobe(&SMP_SHARED).unwrap();
-        }
-        if !is_optimized(&SMP_RET.kp) {
-            not_optimized.push(cycle);
-        }
-    }
-    SMP_STOP.store(true, SeqCst);
-    let calls: Vec<usize> = ids.into_iter().map(task::join).collect();
+    let calls = while_cpus_call(
+        |cpu| calls_of(opt_smp_ret_target, cpu),
+        || {
+            for cycle in 0..SMP_CYCLES {
+                if cycle % 2 == 0 {
+                    optimization(false);
+                    optimization(true);
+                } else {
+                    register_kprobe(&SMP_SHARED).unwrap();
+                    unregister_kprobe(&SMP_SHARED).unwrap();
+                }
+                if !is_optimized(&SMP_RET.kp) {
+                    not_optimized.push(cycle);
+                }
+            }
+        },
+    );
     let total: usize = calls.iter().sum();
     let (returns, missed) = (load(&SMP_RETURNS), SMP_RET.nmissed());
     println!();
